@@ -1,0 +1,49 @@
+"""batchnb: Azure ML batch endpoints, run locally and from the notebook.
+
+``import batchnb`` stays light: heavy modules (pandas, pyarrow, joblib) load when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    BatchnbError,
+    ConflictError,
+    InvalidNameError,
+    InvalidStateError,
+    JobFailedError,
+    MissingDependencyError,
+    NotFoundError,
+    UsageError,
+    ValidationError,
+    WorkspaceError,
+)
+
+if TYPE_CHECKING:
+    from .client import BatchClient
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BatchClient",
+    "BatchnbError",
+    "ConflictError",
+    "InvalidNameError",
+    "InvalidStateError",
+    "JobFailedError",
+    "MissingDependencyError",
+    "NotFoundError",
+    "UsageError",
+    "ValidationError",
+    "WorkspaceError",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BatchClient":
+        from .client import BatchClient
+
+        return BatchClient
+    raise AttributeError(f"module 'batchnb' has no attribute {name!r}")

@@ -1,0 +1,33 @@
+"""The interface every execution target implements."""
+
+from __future__ import annotations
+
+import abc
+from concurrent.futures import Executor
+
+
+class ComputeTarget(abc.ABC):
+    """A pool of worker processes for one job.
+
+    Class attributes state what the engine may rely on (joblib's backends do the same).
+    """
+
+    #: Worker processes can be killed one by one (a hung ``run()`` is ended with SIGKILL).
+    supports_kill_worker: bool = False
+
+    @abc.abstractmethod
+    def executor(self, n_workers: int, env: dict[str, str]) -> Executor:
+        """Return a working executor with ``n_workers`` processes; a new one after a crash."""
+
+    @abc.abstractmethod
+    def shutdown(self, kill: bool) -> None:
+        """Stop the workers; with ``kill``, at once (cancel, abort)."""
+
+    @staticmethod
+    def is_broken_pool_error(exc: BaseException) -> bool:
+        """True if ``exc`` means the pool lost a worker (every in-flight task is lost with it)."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        # joblib bundles its own loky whose TerminatedWorkerError is not the standalone loky's
+        # class: both subclass BrokenProcessPool, so test for that.
+        return isinstance(exc, BrokenProcessPool)

@@ -1,0 +1,595 @@
+"""``jobs``: invoke a deployment, and show, list, stream, wait for, cancel, resume, rerun and download jobs.
+
+``invoke`` validates everything it can (deployment, input, overrides, output location) before any
+work starts, records the job as ``Queued`` and starts its supervisor process; it returns at once.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ..entities import Entity
+from ..errors import ConflictError, InvalidStateError, JobFailedError, NotFoundError, ValidationError
+from ..schemas import ModelDeploymentSettings, check_name, validate_spec
+from ..specfile import apply_set, is_asset_ref, is_url, parse_datastore_uri, parse_set, resolve_local
+from . import output, planner, state
+
+if TYPE_CHECKING:
+    from ..client import BatchClient
+
+# Settings a single invocation may change (Azure: "Which settings can be overridden?"), by the names
+# they are given in --set and params_override, mapped to their place in the deployment settings.
+OVERRIDABLE = {
+    "mini_batch_size": "mini_batch_size",
+    "error_threshold": "error_threshold",
+    "output_file_name": "output_file_name",
+    "retry_settings.max_retries": "retry_settings.max_retries",
+    "retry_settings.timeout": "retry_settings.timeout",
+    "max_retries": "retry_settings.max_retries",
+    "timeout": "retry_settings.timeout",
+    "mini_batch_mode": "mini_batch_mode",
+    "recursive": "recursive",
+}
+INSTANCE_COUNT_KEYS = ("instance_count", "compute.instance_count", "resources.instance_count")
+OUTPUT_PATH_KEYS = ("output_dataset.path", "output_path")
+
+
+class Job(Entity):
+    """A batch job. ``wait()`` and ``refresh()`` talk to the workspace it came from."""
+
+    kind = "job"
+
+    def _ops(self) -> JobOperations:
+        ops: JobOperations | None = getattr(self, "_operations", None)
+        if ops is None:
+            raise InvalidStateError("this Job record is detached from its workspace")
+        return ops
+
+    def refresh(self) -> Job:
+        """Re-read the job from the store (in place) and return it."""
+        fresh = self._ops().get(self["name"])
+        self.clear()
+        self.update(fresh)
+        return self
+
+    def wait(self, timeout: float | None = None, raise_on_failure: bool = False) -> Job:
+        """Block until the job ends; return it refreshed."""
+        final = self._ops().wait(self["name"], timeout=timeout, raise_on_failure=raise_on_failure)
+        self.clear()
+        self.update(final)
+        return self
+
+
+def _who() -> str:
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except Exception:  # getuser fails in some containers
+        return f"unknown@{socket.gethostname()}"
+
+
+class JobOperations:
+    """The job engine's API, shared by the CLI, magics, REST handlers and widgets."""
+
+    def __init__(self, client: BatchClient) -> None:
+        self._client = client
+        self._ws = client.workspace
+        self._store = client.store
+
+    # -- invoke ---------------------------------------------------------------------------------
+
+    def invoke(
+        self,
+        endpoint_name: str,
+        deployment_name: str | None = None,
+        *,
+        input: str | dict[str, Any] | None = None,
+        input_type: str | None = None,
+        inputs: dict[str, Any] | None = None,
+        outputs: dict[str, Any] | None = None,
+        output_path: str | None = None,
+        job_name: str | None = None,
+        mini_batch_size: int | str | None = None,
+        instance_count: int | None = None,
+        set_values: list[str] | None = None,
+        params_override: list[dict[str, Any]] | None = None,
+        experiment_name: str | None = None,
+        dry_run: bool = False,
+        invoked_by: str | None = None,
+        base_dir: Path | None = None,
+    ) -> Entity:
+        """Start a job on an endpoint (its default deployment unless one is named) and return it at once.
+
+        Args:
+            endpoint_name: The endpoint.
+            deployment_name: A deployment of it; default: the endpoint's default deployment.
+            input: A local path, ``azureml:<data>@latest``, ``azureml://datastores/<ds>/paths/<p>``, an
+                fsspec URL, or a mapping ``{type, path}``.
+            input_type: ``uri_folder`` or ``uri_file``; inferred from a local path when omitted.
+            inputs: Named inputs (from ``--file inputs.yml``); a model deployment takes exactly one.
+            outputs: Named outputs; ``score`` sets the output location.
+            output_path: The output folder (``--output-path``).
+            job_name: The job's name; default: generated.
+            mini_batch_size: Per-job override.
+            instance_count: Per-job override.
+            set_values: az-style ``--set`` overrides (``error_threshold=5``, ``retry_settings.timeout=60``).
+            params_override: azure-ai-ml's form of the same overrides: a list of one-key dicts.
+            experiment_name: Recorded with the job (defaults to the endpoint name, as on Azure).
+            dry_run: Score only the first mini-batch, in this process, and return its result.
+            invoked_by: Who invokes (the REST API passes the Jupyter identity).
+            base_dir: Where relative paths resolve (the inputs file's folder).
+
+        Returns:
+            The :class:`Job` (status ``Queued``), or for a dry run the result record.
+        """
+        endpoint = self._client.batch_endpoints.get(endpoint_name)
+        deployment_name = deployment_name or endpoint["defaults"].get("deployment_name")
+        if not deployment_name:
+            raise NotFoundError(
+                f"No valid deployments to route to: endpoint {endpoint_name} has no default deployment; "
+                "name one with --deployment-name or set defaults.deployment_name"
+            )
+        deployment = self._client.batch_deployments.get(deployment_name, endpoint_name)
+        if deployment["type"] != "model":
+            raise ValidationError(
+                f"deployment {deployment_name} is a pipeline deployment; running pipeline "
+                "deployments is not implemented yet",
+                field="deployment_name",
+            )
+        resolved = deployment["resolved"]
+        if not resolved.get("code_dir"):
+            raise ValidationError(
+                f"deployment {deployment_name} has no scoring script; running MLflow models "
+                "without one is not implemented yet",
+                field="code_configuration",
+            )
+
+        overrides = parse_set(set_values)
+        for item in params_override or []:
+            overrides.extend(item.items())
+        settings = self._effective_settings(deployment, overrides, mini_batch_size)
+        instances = instance_count or int(deployment["resources"].get("instance_count", 1))
+        for key, value in overrides:
+            if key in INSTANCE_COUNT_KEYS:
+                instances = int(value)
+            elif key in OUTPUT_PATH_KEYS:
+                output_path = str(value)
+        if instances < 1:
+            raise ValidationError(f"instance_count must be at least 1 (got {instances})", field="instance_count")
+
+        inp = self._resolve_input(input, input_type, inputs, base_dir)
+        name = check_name("job", job_name) if job_name else f"batchjob-{uuid.uuid4().hex[:12]}"
+        out_dir, out_file = self._resolve_output(name, output_path, outputs, settings, base_dir)
+        workers = instances * settings["max_concurrency_per_instance"]
+
+        spec = {
+            "endpoint": endpoint_name,
+            "deployment": deployment_name,
+            "deployment_revision": deployment["revision"],
+            "model": resolved.get("model"),
+            "model_dir": resolved.get("model_dir"),
+            "code_dir": resolved["code_dir"],
+            "scoring_script": resolved["scoring_script"],
+            "compute": resolved.get("compute", "local"),
+            "settings": settings,
+            "instance_count": instances,
+            "workers": workers,
+            "input": inp,
+            "output": {"dir": out_dir, "file_name": out_file, "path": _join(out_dir, out_file)},
+            "experiment_name": experiment_name or endpoint_name,
+        }
+        if dry_run:
+            return self._dry_run(spec)
+
+        job_dir = self._ws.job_dir(name)
+        spec["job_dir"] = str(job_dir)
+        now = time.time()
+        with self._store.write() as tx:
+            if tx.execute("SELECT 1 FROM jobs WHERE name = ?", (name,)).fetchone():
+                raise ConflictError(f"a job named {name} already exists")
+            tx.execute(
+                "INSERT INTO jobs (name, kind, endpoint, deployment, status, spec, invoked_by, created_at, "
+                "heartbeat_at) VALUES (?, 'batch', ?, ?, ?, ?, ?, ?, ?)",
+                (name, endpoint_name, deployment_name, state.QUEUED, json.dumps(spec), invoked_by or _who(), now, now),
+            )
+        (job_dir / "logs" / "sys").mkdir(parents=True, exist_ok=True)
+        self._spawn(name)
+        return self.get(name)
+
+    def _effective_settings(
+        self, deployment: dict[str, Any], overrides: list[tuple[str, Any]], mini_batch_size: int | str | None
+    ) -> dict[str, Any]:
+        base = dict(deployment.get("settings") or {})
+        changes: list[tuple[str, Any]] = []
+        for key, value in overrides:
+            short = key.removeprefix("settings.")
+            if short in OVERRIDABLE:
+                changes.append((OVERRIDABLE[short], value))
+            elif short not in INSTANCE_COUNT_KEYS and short not in OUTPUT_PATH_KEYS:
+                allowed = ", ".join(sorted({*OVERRIDABLE, "instance_count", "output_dataset.path"}))
+                raise ValidationError(
+                    f"--set {key}: this setting cannot be changed per job; per-job settings are {allowed}", field=key
+                )
+        if mini_batch_size is not None:
+            changes.append(("mini_batch_size", mini_batch_size))
+        merged = apply_set(base, changes)
+        merged.pop("instance_count", None)
+        return validate_spec(ModelDeploymentSettings, merged, "job settings").model_dump(mode="json")  # type: ignore[no-any-return]
+
+    def _resolve_input(
+        self,
+        given: str | dict[str, Any] | None,
+        input_type: str | None,
+        inputs: dict[str, Any] | None,
+        base_dir: Path | None,
+    ) -> dict[str, Any]:
+        if given is None and inputs:
+            if len(inputs) != 1:
+                raise ValidationError(
+                    f"a model deployment takes exactly one input; got {len(inputs)}: {', '.join(inputs)}",
+                    field="inputs",
+                )
+            given = next(iter(inputs.values()))
+        if given is None:
+            raise ValidationError(
+                "an input is required: pass --input <path | azureml:data@latest | URI>", field="input"
+            )
+        if isinstance(given, dict):
+            input_type = input_type or given.get("type")
+            path = given.get("path")
+            if not path:
+                raise ValidationError("input: 'path' is missing", field="input")
+        else:
+            path = str(given)
+        if input_type not in (None, "uri_folder", "uri_file"):
+            raise ValidationError(
+                f"input type {input_type!r} is not supported; use uri_folder or uri_file", field="input_type"
+            )
+        original = path
+        if is_asset_ref(path):
+            asset = self._client.data.resolve(path)
+            path, input_type = asset["path"], input_type or asset["type"]
+        if parse_datastore_uri(path) is not None:
+            path = self._client.datastores.resolve_uri(path)
+        if not is_url(path):
+            local = resolve_local(path.removeprefix("file://"), base_dir)
+            if not local.exists():
+                raise ValidationError(f"input {original!r} does not exist (resolved to {local})", field="input")
+            inferred = "uri_file" if local.is_file() else "uri_folder"
+            if input_type and input_type != inferred:
+                raise ValidationError(
+                    f"input {original!r} is a {'file' if local.is_file() else 'folder'}, "
+                    f"but the input type is {input_type}",
+                    field="input_type",
+                )
+            path, input_type = str(local), inferred
+        return {"given": original, "path": path, "type": input_type or "uri_folder"}
+
+    def _resolve_output(
+        self,
+        name: str,
+        output_path: str | None,
+        outputs: dict[str, Any] | None,
+        settings: dict[str, Any],
+        base_dir: Path | None,
+    ) -> tuple[str, str]:
+        file_name = settings["output_file_name"]
+        if outputs:
+            unknown = set(outputs) - {"score"}
+            if unknown:
+                raise ValidationError(
+                    f"a model deployment has one output, 'score'; got {', '.join(sorted(unknown))}", field="outputs"
+                )
+            score = outputs["score"]
+            target = score.get("path") if isinstance(score, dict) else score
+            if target:
+                if isinstance(score, dict) and score.get("type") == "uri_file" and Path(str(target)).suffix:
+                    output_path, file_name = str(Path(str(target)).parent), Path(str(target)).name
+                    settings["output_file_name"] = file_name
+                else:
+                    output_path = str(target)
+        if output_path:
+            resolved = self._client.datastores.resolve_uri(output_path)
+            out_dir = resolved if is_url(resolved) else str(resolve_local(resolved, base_dir))
+        else:
+            # Azure's default: the default datastore, in a folder named by the job.
+            out_dir = str(self._ws.default_datastore_root / "azureml" / name / "score")
+        if settings["output_action"] == "append_row":
+            target = _join(out_dir, file_name)
+            if _exists(target):
+                raise ConflictError(
+                    f"the output file {target} already exists; batch jobs never overwrite an "
+                    "output: choose another --output-path or output_file_name"
+                )
+        return out_dir, file_name
+
+    def _spawn(self, name: str) -> None:
+        import psutil
+
+        job_dir = self._ws.job_dir(name)
+        log = open(job_dir / "logs" / "sys" / "supervisor.txt", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "batchnb.engine.supervisor", "--workspace", str(self._ws.root), "--job", name],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=job_dir,
+                start_new_session=True,  # outlives the kernel or terminal that started it
+                close_fds=True,
+            )
+        except OSError as exc:
+            with self._store.write() as tx:
+                tx.execute(
+                    "UPDATE jobs SET status = ?, error = ?, ended_at = ? WHERE name = ?",
+                    (state.FAILED, f"could not start the job's supervisor: {exc}", time.time(), name),
+                )
+            raise
+        finally:
+            log.close()
+        # Reap the child when it ends, so a long-lived kernel collects no zombies.
+        threading.Thread(target=proc.wait, name=f"batchnb-reap-{name}", daemon=True).start()
+        try:
+            started = psutil.Process(proc.pid).create_time()
+        except psutil.Error:
+            started = None
+        with self._store.write() as tx:
+            tx.execute(
+                "UPDATE jobs SET supervisor_pid = COALESCE(supervisor_pid, ?), "
+                "supervisor_started = COALESCE(supervisor_started, ?) WHERE name = ?",
+                (proc.pid, started, name),
+            )
+
+    def _dry_run(self, spec: dict[str, Any]) -> Entity:
+        from .worker import dry_run
+
+        settings = spec["settings"]
+        files = planner.list_input_files(spec["input"]["path"], spec["input"]["type"], settings["recursive"])
+        if settings["mini_batch_mode"] == "tabular":
+            first = next(planner.plan_tabular_minibatches(files[:1], settings["mini_batch_size"]))
+        else:
+            first = next(planner.plan_file_minibatches(files, int(settings["mini_batch_size"])))
+        scratch = Path(tempfile.mkdtemp(prefix="batchnb-dry-run-"))
+        context = {
+            "job": "dry-run",
+            "job_dir": str(scratch),
+            "code_dir": spec["code_dir"],
+            "scoring_script": spec["scoring_script"],
+            "model_dir": spec["model_dir"],
+            "output_dir": str(scratch / "score"),
+            "environment_variables": settings["environment_variables"],
+            "logging_level": settings["logging_level"],
+            "mode": settings["mini_batch_mode"],
+        }
+        record = dry_run(context, first, planner.minibatch_items(first))
+        shutil.rmtree(scratch, ignore_errors=True)
+        return Entity(
+            {
+                "dry_run": True,
+                "endpoint": spec["endpoint"],
+                "deployment": spec["deployment"],
+                "files_in_input": len(files),
+                **record,
+            }
+        )
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _row(self, name: str) -> Any:
+        with self._store.read() as db:
+            row = db.execute("SELECT * FROM jobs WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"job {name} does not exist in this workspace")
+        return row
+
+    def _entity(self, row: Any) -> Job:
+        status = state.check_interrupted(self._store, row)
+        if status != row["status"]:
+            row = self._row(row["name"])
+        spec = json.loads(row["spec"])
+        with self._store.read() as db:
+            progress = state.progress(db, row["name"])
+        now = time.time()
+        started, ended = row["started_at"], row["ended_at"]
+        elapsed = ((ended or now) - started) if started else 0.0
+        mb = progress["mini_batches"]
+        finished = mb["done"] + mb["failed"]
+        progress["rows_per_second"] = round(progress["rows_written"] / elapsed, 2) if elapsed > 0 else 0.0
+        progress["elapsed_s"] = round(elapsed, 3)
+        progress["eta_s"] = (
+            round(elapsed * (mb["total"] - finished) / finished, 1)
+            if row["status"] in (state.RUNNING,) and finished
+            else None
+        )
+        job = Job(
+            {
+                "name": row["name"],
+                "type": row["kind"],
+                "status": row["status"],
+                "endpoint_name": row["endpoint"],
+                "deployment_name": row["deployment"],
+                "experiment_name": spec.get("experiment_name"),
+                "invoked_by": row["invoked_by"],
+                "created_at": row["created_at"],
+                "started_at": started,
+                "ended_at": ended,
+                "error": row["error"],
+                "inputs": {"input_data": {"type": spec["input"]["type"], "path": spec["input"]["given"]}},
+                "outputs": {"score": {"path": spec["output"]["dir"], "file_name": spec["output"]["file_name"]}},
+                "settings": spec["settings"],
+                "instance_count": spec["instance_count"],
+                "workers": spec["workers"],
+                "progress": progress,
+                "job_dir": spec["job_dir"],
+                "logs_dir": str(Path(spec["job_dir"]) / "logs"),
+            }
+        )
+        object.__setattr__(job, "_operations", self)
+        return job
+
+    def get(self, name: str) -> Job:
+        """Return one job with its live counters."""
+        return self._entity(self._row(name))
+
+    def list(
+        self,
+        endpoint_name: str | None = None,
+        deployment_name: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> list[Job]:
+        """Jobs, newest first, optionally for one endpoint or deployment, or in one status."""
+        sql, params = "SELECT * FROM jobs WHERE 1 = 1", []
+        if endpoint_name:
+            sql, params = sql + " AND endpoint = ?", [*params, endpoint_name]
+        if deployment_name:
+            sql, params = sql + " AND deployment = ?", [*params, deployment_name]
+        sql += " ORDER BY created_at DESC"
+        with self._store.read() as db:
+            rows = db.execute(sql, params).fetchall()
+        jobs = [self._entity(r) for r in rows]
+        if status:
+            jobs = [j for j in jobs if j["status"] == status]
+        return jobs[:limit] if limit else jobs
+
+    def wait(self, name: str, timeout: float | None = None, raise_on_failure: bool = False, poll: float = 0.2) -> Job:
+        """Block until the job is Completed, Failed, Canceled or Interrupted; return it."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get(name)
+            if job["status"] in state.TERMINAL or job["status"] == state.INTERRUPTED:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {name} is still {job['status']} after {timeout} s")
+            time.sleep(poll)
+        if raise_on_failure and job["status"] != state.COMPLETED:
+            raise JobFailedError(f"job {name} ended {job['status']}: {job['error'] or 'see its logs'}")
+        return job
+
+    def stream(self, name: str, out: TextIO | None = None, poll: float = 0.5) -> Job:
+        """Print the job's events as they happen until it ends (``az ml job stream``); return it."""
+        out = out or sys.stdout
+        log = Path(self.get(name)["logs_dir"]) / "sys" / "master_role.txt"
+        offset = 0
+        while True:
+            job = self.get(name)
+            if log.exists():
+                with open(log, encoding="utf-8") as fh:
+                    fh.seek(offset)
+                    chunk = fh.read()
+                    offset = fh.tell()
+                if chunk:
+                    out.write(chunk)
+                    out.flush()
+            if job["status"] in state.TERMINAL or job["status"] == state.INTERRUPTED:
+                return job
+            time.sleep(poll)
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def cancel(self, name: str) -> Job:
+        """Request cancellation: dispatch stops, workers stop, committed outputs stay; ends Canceled."""
+        job = self.get(name)
+        if job["status"] in state.TERMINAL:
+            raise InvalidStateError(f"job {name} already ended {job['status']}")
+        with self._store.write() as tx:
+            if job["status"] == state.INTERRUPTED:
+                tx.execute(
+                    "UPDATE jobs SET status = ?, ended_at = ?, cancel_requested = 1 WHERE name = ?",
+                    (state.CANCELED, time.time(), name),
+                )
+            else:
+                tx.execute(
+                    "UPDATE jobs SET status = ?, cancel_requested = 1 WHERE name = ? AND status NOT IN "
+                    "('Completed', 'Failed', 'Canceled')",
+                    (state.CANCEL_REQUESTED, name),
+                )
+        return self.get(name)
+
+    begin_cancel = cancel
+
+    def resume(self, name: str) -> Job:
+        """Finish an Interrupted (or Canceled) job with a new supervisor; committed mini-batches are kept."""
+        job = self.get(name)
+        if job["status"] not in (state.INTERRUPTED, state.CANCELED):
+            raise InvalidStateError(
+                f"job {name} is {job['status']}; only Interrupted or Canceled jobs can be "
+                "resumed (use rerun-failed for failed mini-batches of a finished job)"
+            )
+        self._requeue(name, reset_failed=False)
+        return self.get(name)
+
+    def rerun_failed(self, name: str) -> Job:
+        """Run again only the failed (and never-run) mini-batches of a finished job, then rebuild its output."""
+        job = self.get(name)
+        if job["status"] not in (state.COMPLETED, state.FAILED):
+            raise InvalidStateError(f"job {name} is {job['status']}; rerun-failed applies to Completed or Failed jobs")
+        mb = job["progress"]["mini_batches"]
+        if mb["failed"] == 0 and mb["pending"] == 0 and mb["total"] > 0:
+            raise InvalidStateError(f"job {name} has no failed mini-batches to rerun")
+        self._requeue(name, reset_failed=True)
+        return self.get(name)
+
+    def _requeue(self, name: str, reset_failed: bool) -> None:
+        row = self._row(name)
+        if state.supervisor_alive(row["supervisor_pid"], row["supervisor_started"]):
+            raise InvalidStateError(f"job {name}'s supervisor (pid {row['supervisor_pid']}) is still running")
+        now = time.time()
+        with self._store.write() as tx:
+            if reset_failed:
+                tx.execute(
+                    "UPDATE minibatches SET status = 'pending', attempts = 0, succeeded = 0, failed = 0, "
+                    "rows = 0, error = NULL WHERE job = ? AND status = 'failed'",
+                    (name,),
+                )
+            tx.execute(
+                "UPDATE jobs SET status = ?, cancel_requested = 0, supervisor_pid = NULL, "
+                "supervisor_started = NULL, heartbeat_at = ?, ended_at = NULL, error = NULL WHERE name = ?",
+                (state.QUEUED, now, name),
+            )
+        self._spawn(name)
+
+    def download(self, name: str, download_path: str | Path = ".", output_name: str = "score") -> Path:
+        """Copy a job's output into ``<download_path>/named-outputs/<output_name>/``, as ``az ml job download``."""
+        job = self.get(name)
+        if output_name != "score":
+            raise ValidationError(f"job {name} has one output, 'score' (got {output_name!r})", field="output_name")
+        if job["status"] != state.COMPLETED:
+            raise InvalidStateError(f"job {name} is {job['status']}; its output is complete only once Completed")
+        source = job["outputs"]["score"]["path"]
+        target = Path(download_path).expanduser().resolve() / "named-outputs" / output_name
+        target.mkdir(parents=True, exist_ok=True)
+        if is_url(source):
+            import fsspec
+
+            fs, root = fsspec.core.url_to_fs(source)
+            fs.get(root.rstrip("/") + "/", str(target), recursive=True)
+        else:
+            shutil.copytree(source, target, dirs_exist_ok=True)
+        return target
+
+
+def _join(folder: str, name: str) -> str:
+    return folder.rstrip("/") + "/" + name if is_url(folder) else str(Path(folder) / name)
+
+
+def _exists(path: str) -> bool:
+    if is_url(path):
+        import fsspec
+
+        fs, p = fsspec.core.url_to_fs(path)
+        return bool(fs.exists(p))
+    return Path(path).exists()
+
+
+__all__ = ["Job", "JobOperations", "output"]

@@ -1,0 +1,186 @@
+"""Output writers: one part file per mini-batch, merged in input order into the job's output.
+
+Formats (``append_row``), following Azure's PRS writer:
+
+* a DataFrame result: one line per row, values separated by spaces, no header, no index, fields
+  containing a space quoted (``to_csv(sep=" ")``);
+* a list result: ``str(item)`` on its own line;
+* an output file name ending in ``.parquet``: Parquet, with the DataFrame's column names kept (a list
+  of dicts becomes columns; any other list a ``prediction`` column).
+
+Every file is written under a temporary name in its final folder and renamed into place, so a
+reader never sees half a file and a crash leaves nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..specfile import is_url
+
+
+def part_format(output_file_name: str) -> str:
+    """``parquet`` for ``*.parquet`` outputs, else ``text``."""
+    return "parquet" if output_file_name.lower().endswith((".parquet", ".pqt")) else "text"
+
+
+def part_path(parts_dir: Path, idx: int, fmt: str) -> Path:
+    """Where mini-batch ``idx``'s part lives. Named by index, so a retry replaces, never duplicates."""
+    return parts_dir / f"mb-{idx:07d}.{'parquet' if fmt == 'parquet' else 'txt'}"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _to_text(result: Any) -> bytes:
+    import pandas as pd
+
+    if isinstance(result, pd.DataFrame):
+        return result.to_csv(sep=" ", header=False, index=False, lineterminator="\n").encode("utf-8")
+    return "".join(f"{item}\n" for item in result).encode("utf-8")
+
+
+def _to_frame(result: Any) -> Any:
+    import pandas as pd
+
+    if isinstance(result, pd.DataFrame):
+        return result
+    items = list(result)
+    if items and all(isinstance(i, dict) for i in items):
+        return pd.DataFrame.from_records(items)
+    return pd.DataFrame({"prediction": items})
+
+
+def write_part(parts_dir: Path, idx: int, result: Any, fmt: str) -> int:
+    """Commit mini-batch ``idx``'s result as a part file. Returns the number of rows written."""
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    final = part_path(parts_dir, idx, fmt)
+    if fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        frame = _to_frame(result)
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buf)
+        atomic_write_bytes(final, buf.getvalue())
+        return len(frame)
+    atomic_write_bytes(final, _to_text(result))
+    return len(result)
+
+
+def preview(result: Any, limit: int = 10) -> str:
+    """The first ``limit`` rows of a result as they would be written, for dry runs."""
+    import pandas as pd
+
+    head = result.head(limit) if isinstance(result, pd.DataFrame) else list(result)[:limit]
+    return _to_text(head).decode("utf-8")
+
+
+def merge_parts(parts: Iterable[Path], destination: str, fmt: str) -> int:
+    """Concatenate part files, in the given order, into ``destination`` atomically.
+
+    Returns the number of bytes (text) or rows (Parquet) written. ``destination`` may be an fsspec
+    URL, in which case the merged file is built locally and uploaded.
+    """
+    parts = list(parts)
+    if is_url(destination):
+        import fsspec
+
+        local = Path(os.environ.get("TMPDIR", "/tmp")) / f"batchnb-{uuid.uuid4().hex}"
+        try:
+            count = merge_parts(parts, str(local), fmt)
+            fs, path = fsspec.core.url_to_fs(destination)
+            fs.put_file(str(local), path)
+        finally:
+            local.unlink(missing_ok=True)
+        return count
+    dest = Path(destination)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        count = _merge_parquet(parts, tmp) if fmt == "parquet" else _merge_text(parts, tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return count
+
+
+def _merge_text(parts: list[Path], tmp: Path) -> int:
+    written = 0
+    with open(tmp, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+            written += part.stat().st_size
+        out.flush()
+        os.fsync(out.fileno())
+    return written
+
+
+def _merge_parquet(parts: list[Path], tmp: Path) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not parts:
+        pq.write_table(pa.table({}), tmp)
+        return 0
+    # Parts may differ slightly (an all-null column in one mini-batch): write them under one schema.
+    schema = pa.unify_schemas([pq.read_schema(p) for p in parts], promote_options="permissive")
+    rows = 0
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for part in parts:
+            table = pq.read_table(part)
+            for name in schema.names:
+                if name not in table.column_names:
+                    table = table.append_column(name, pa.nulls(len(table), schema.field(name).type))
+            writer.write_table(table.select(schema.names).cast(schema))
+            rows += len(table)
+    return rows
+
+
+def read_tabular_chunks(chunks: list[dict[str, Any]]) -> Any:
+    """Read tabular chunk descriptors (``{path, row_groups}``) into one pandas DataFrame."""
+    import pandas as pd
+
+    frames = []
+    for chunk in chunks:
+        path = chunk["path"]
+        if path.lower().endswith(".csv"):
+            frames.append(pd.read_csv(path))
+        else:
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            groups = chunk["row_groups"]
+            table = pf.read_row_groups(groups) if groups is not None else pf.read()
+            frames.append(table.to_pandas())
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def localize(item: str, cache_dir: Path) -> str:
+    """Return a local path for an input file; files behind an fsspec URL are downloaded first."""
+    if not is_url(item):
+        return item
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(item)
+    local = cache_dir / uuid.uuid5(uuid.NAMESPACE_URL, item).hex / Path(path).name
+    if not local.exists():
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.tmp")
+        fs.get_file(path, str(tmp))
+        os.replace(tmp, local)
+    return str(local)

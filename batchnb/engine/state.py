@@ -1,0 +1,115 @@
+"""Job states, liveness and progress, read from the store by every process alike.
+
+Statuses are Azure's (``Queued``, ``Preparing``, ``Running``, ``Finalizing``, ``Completed``,
+``Failed``, ``CancelRequested``, ``Canceled``) plus ``Interrupted``: the job's supervisor process
+died (its heartbeat went stale, or its pid is gone). An interrupted job keeps every committed
+mini-batch, and ``job resume`` finishes it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+from ..store import Store
+
+QUEUED = "Queued"
+PREPARING = "Preparing"
+RUNNING = "Running"
+FINALIZING = "Finalizing"
+COMPLETED = "Completed"
+FAILED = "Failed"
+CANCEL_REQUESTED = "CancelRequested"
+CANCELED = "Canceled"
+INTERRUPTED = "Interrupted"
+
+TERMINAL = frozenset({COMPLETED, FAILED, CANCELED})
+ACTIVE = frozenset({QUEUED, PREPARING, RUNNING, FINALIZING, CANCEL_REQUESTED})
+ALL = (QUEUED, PREPARING, RUNNING, FINALIZING, COMPLETED, FAILED, CANCEL_REQUESTED, CANCELED, INTERRUPTED)
+
+HEARTBEAT_INTERVAL_S = 1.0
+# A heartbeat older than this means the supervisor is gone (the issue's bound is 10 s).
+STALE_AFTER_S = 6.0
+# A Queued job whose supervisor never reported within this time was never started.
+START_GRACE_S = 60.0
+
+
+def supervisor_alive(pid: int | None, started: float | None) -> bool | None:
+    """True/False if the supervisor process is known to be running / gone; None if unknown."""
+    if not pid:
+        return None
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if started is not None and abs(proc.create_time() - started) > 1.0:
+            return False  # the pid was reused by another process
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return None
+
+
+def check_interrupted(store: Store, row: sqlite3.Row) -> str:
+    """Return the job's effective status, recording ``Interrupted`` if its supervisor is gone."""
+    status: str = row["status"]
+    if status not in ACTIVE:
+        return status
+    now = time.time()
+    alive = supervisor_alive(row["supervisor_pid"], row["supervisor_started"])
+    heartbeat = row["heartbeat_at"]
+    if heartbeat is None:
+        gone = alive is False or (alive is None and now - row["created_at"] > START_GRACE_S)
+    else:
+        gone = alive is False or now - heartbeat > STALE_AFTER_S
+    if not gone:
+        return status
+    new_status = CANCELED if row["cancel_requested"] else INTERRUPTED
+    with store.write() as tx:
+        # Only if nothing moved since we looked: a live supervisor may have just written.
+        changed = tx.execute(
+            "UPDATE jobs SET status = ?, ended_at = COALESCE(ended_at, ?), "
+            "error = COALESCE(error, ?) WHERE name = ? AND status = ? AND heartbeat_at IS ?",
+            (
+                new_status,
+                now if new_status == CANCELED else None,
+                None
+                if new_status == CANCELED
+                else "the job's supervisor process stopped (heartbeat lost); "
+                f"run `batchnb job resume -n {row['name']}` to finish it",
+                row["name"],
+                status,
+                heartbeat,
+            ),
+        ).rowcount
+    return new_status if changed else status
+
+
+def progress(db: sqlite3.Connection, job: str) -> dict[str, Any]:
+    """Live counters of one job, aggregated from its mini-batch rows."""
+    r = db.execute(
+        "SELECT COUNT(*) AS total, "
+        "COALESCE(SUM(status = 'done'), 0) AS done, COALESCE(SUM(status = 'failed'), 0) AS failed, "
+        "COALESCE(SUM(status = 'running'), 0) AS running, "
+        "COALESCE(SUM(status IN ('pending', 'running') AND attempts > 0), 0) AS retrying, "
+        "COALESCE(SUM(n_items), 0) AS items, COALESCE(SUM(succeeded), 0) AS succeeded, "
+        "COALESCE(SUM(CASE WHEN status IN ('done', 'failed') THEN failed ELSE 0 END), 0) AS items_failed, "
+        "COALESCE(SUM(rows), 0) AS rows, COALESCE(SUM(duration), 0) AS worker_seconds "
+        "FROM minibatches WHERE job = ?",
+        (job,),
+    ).fetchone()
+    return {
+        "mini_batches": {
+            "total": r["total"],
+            "done": r["done"],
+            "failed": r["failed"],
+            "running": r["running"],
+            "retrying": r["retrying"],
+            "pending": r["total"] - r["done"] - r["failed"] - r["running"],
+        },
+        "items": {"total": r["items"], "succeeded": r["succeeded"], "failed": r["items_failed"]},
+        "rows_written": r["rows"],
+        "worker_seconds": round(r["worker_seconds"], 3),
+    }

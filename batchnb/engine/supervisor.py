@@ -1,0 +1,540 @@
+"""The job supervisor: one process per running job, started by ``invoke`` and ``resume``.
+
+It runs apart from the caller so the job outlives the kernel or the CLI that started it. It
+receives only the workspace path and the job name and reads everything else from the store.
+Lifecycle::
+
+    Queued ──claim──▶ Preparing (plan mini-batches, once) ──▶ Running ──▶ Finalizing ──▶ Completed
+                                                             │            (merge parts)
+                                                             ├─ init() raised / error threshold exceeded /
+                                                             │  nothing succeeded ─▶ Failed
+                                                             └─ cancel requested ─▶ Canceled
+
+A heartbeat thread stamps the job every second; if this process dies, readers see the stale
+heartbeat and show ``Interrupted``, and ``resume`` starts a new supervisor that skips every
+committed mini-batch. Store writes from the dispatch loop are batched into one transaction every
+``FLUSH_INTERVAL_S``: a crash between a worker's commit of its part and that flush only means the
+mini-batch is scored again, and its part (named by index) is replaced, never duplicated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..compute import get_target
+from ..store import Store
+from . import output, planner, state
+from .logs import JobLogs
+from .worker import score_minibatch
+
+FLUSH_INTERVAL_S = 0.2
+PROGRESS_INTERVAL_S = 1.0
+# How long past its timeout a run() may stay stuck in C code before its worker is killed.
+KILL_GRACE_S = 5.0
+NO_SUCCESS_MESSAGE = (
+    "No succeeded mini batch item returned from run(). Please check 'response: run()' in "
+    "https://aka.ms/batch-inference-documentation"
+)
+
+
+@dataclass
+class Task:
+    """One mini-batch as the dispatcher sees it."""
+
+    idx: int
+    items: list[Any]
+    n_items: int
+    attempts: int  # attempts already counted
+    duration: float = 0.0
+
+
+class Supervisor:
+    """Runs one job from its store record to a final status."""
+
+    def __init__(self, workspace_root: Path, job_name: str) -> None:
+        self.store = Store(workspace_root / "batchnb.db")
+        self.name = job_name
+        with self.store.read() as db:
+            row = db.execute("SELECT spec FROM jobs WHERE name = ?", (job_name,)).fetchone()
+        if row is None:
+            raise SystemExit(f"job {job_name} not found in {workspace_root}")
+        self.spec: dict[str, Any] = json.loads(row["spec"])
+        self.settings: dict[str, Any] = self.spec["settings"]
+        self.job_dir = Path(self.spec["job_dir"])
+        self.logs = JobLogs(self.job_dir)
+        self.cancel = threading.Event()
+        self._stop = threading.Event()
+        self._updates: list[tuple[str, tuple[Any, ...]]] = []
+        self._last_flush = 0.0
+        self._last_progress = 0.0
+
+    # -- store helpers --------------------------------------------------------------------------
+
+    def _queue(self, sql: str, params: tuple[Any, ...]) -> None:
+        self._updates.append((sql, params))
+
+    def _flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self._updates or (not force and now - self._last_flush < FLUSH_INTERVAL_S):
+            return
+        updates, self._updates = self._updates, []
+        with self.store.write() as tx:
+            for sql, params in updates:
+                tx.execute(sql, params)
+        self._last_flush = now
+
+    def _set_status(self, status: str, error: str | None = None, ended: bool = False) -> None:
+        self._flush(force=True)
+        now = time.time()
+        with self.store.write() as tx:
+            tx.execute(
+                "UPDATE jobs SET status = ?, error = ?, ended_at = CASE WHEN ? THEN ? ELSE ended_at END, "
+                "heartbeat_at = ? WHERE name = ?",
+                (status, error, ended, now, now, self.name),
+            )
+        self.logs.event(f"status {status}" + (f": {error.splitlines()[0]}" if error else ""))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def claim(self) -> bool:
+        """Take the job if it is Queued; record this process as its supervisor."""
+        import psutil
+
+        me = psutil.Process()
+        now = time.time()
+        with self.store.write() as tx:
+            row = tx.execute("SELECT status, cancel_requested FROM jobs WHERE name = ?", (self.name,)).fetchone()
+            if row["status"] != state.QUEUED:
+                return False
+            if row["cancel_requested"]:
+                tx.execute("UPDATE jobs SET status = ?, ended_at = ? WHERE name = ?", (state.CANCELED, now, self.name))
+                return False
+            tx.execute(
+                "UPDATE jobs SET status = ?, supervisor_pid = ?, supervisor_started = ?, heartbeat_at = ?, "
+                "started_at = COALESCE(started_at, ?), ended_at = NULL, error = NULL WHERE name = ?",
+                (state.PREPARING, me.pid, me.create_time(), now, now, self.name),
+            )
+        self.logs.event(f"supervisor pid {me.pid} claimed job {self.name}")
+        return True
+
+    def _heartbeat(self) -> None:
+        store = Store(self.store.path)  # its own connection: sqlite connections stay in their thread
+        while not self._stop.wait(state.HEARTBEAT_INTERVAL_S):
+            try:
+                with store.write() as tx:
+                    tx.execute("UPDATE jobs SET heartbeat_at = ? WHERE name = ?", (time.time(), self.name))
+                    requested = tx.execute("SELECT cancel_requested FROM jobs WHERE name = ?", (self.name,)).fetchone()[
+                        0
+                    ]
+                if requested:
+                    self.cancel.set()
+            except Exception as exc:  # keep beating: a transient store error must not look like death
+                print(f"heartbeat error: {exc}", file=sys.stderr, flush=True)
+        store.close()
+
+    def run(self) -> str:
+        """Run the job to a final status and return it."""
+        if not self.claim():
+            return "not-claimed"
+        beat = threading.Thread(target=self._heartbeat, name="batchnb-heartbeat", daemon=True)
+        beat.start()
+        target = get_target({"type": "local", "name": self.spec.get("compute", "local")})
+        try:
+            self._plan()
+            self._set_status(state.RUNNING)
+            outcome, reason = self._dispatch(target)
+            return self._finish(outcome, reason)
+        except BaseException as exc:
+            target.shutdown(kill=True)
+            text = traceback.format_exc()
+            self.logs.event(f"supervisor error:\n{text}")
+            if isinstance(exc, SystemExit | KeyboardInterrupt):
+                # Stopped from outside (SIGTERM, Ctrl-C): resumable, like a lost supervisor.
+                self._reset_running()
+                self._set_status(
+                    state.INTERRUPTED,
+                    f"the supervisor was stopped; run `batchnb job resume -n {self.name}` to finish the job",
+                )
+                return state.INTERRUPTED
+            self._set_status(state.FAILED, f"batchnb system error: {exc}\n{text}", ended=True)
+            self.logs.result(f"Failed: batchnb system error: {exc}\nSee logs/sys/master_role.txt\n")
+            return state.FAILED
+        finally:
+            self._stop.set()
+            beat.join(timeout=5)
+
+    def _plan(self) -> None:
+        with self.store.read() as db:
+            planned = db.execute("SELECT planned FROM jobs WHERE name = ?", (self.name,)).fetchone()[0]
+        if planned:
+            self._reset_running()
+            self.logs.event("resuming: mini-batches already planned; committed ones are kept")
+            return
+        inp = self.spec["input"]
+        files = planner.list_input_files(inp["path"], inp["type"], recursive=self.settings.get("recursive", False))
+        size = self.settings["mini_batch_size"]
+        batches = (
+            planner.plan_tabular_minibatches(files, size)
+            if self.settings["mini_batch_mode"] == "tabular"
+            else planner.plan_file_minibatches(files, int(size))
+        )
+        rows = [(self.name, i, json.dumps(mb), planner.minibatch_items(mb)) for i, mb in enumerate(batches)]
+        with self.store.write() as tx:
+            tx.executemany(
+                "INSERT INTO minibatches (job, idx, items, n_items, status) VALUES (?, ?, ?, ?, 'pending')", rows
+            )
+            tx.execute("UPDATE jobs SET planned = 1 WHERE name = ?", (self.name,))
+        self.logs.event(f"planned {len(rows)} mini-batch(es) over {len(files)} file(s)")
+
+    def _reset_running(self) -> None:
+        # Mini-batches that were in flight when a supervisor stopped were never committed.
+        self._flush(force=True)
+        with self.store.write() as tx:
+            tx.execute("UPDATE minibatches SET status = 'pending' WHERE job = ? AND status = 'running'", (self.name,))
+
+    # -- dispatch -------------------------------------------------------------------------------
+
+    def _context(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "job": self.name,
+            "job_dir": str(self.job_dir),
+            "code_dir": self.spec["code_dir"],
+            "scoring_script": self.spec["scoring_script"],
+            "model_dir": self.spec.get("model_dir"),
+            "output_dir": self.spec["output"]["dir"],
+            "environment_variables": s.get("environment_variables", {}),
+            "logging_level": s.get("logging_level", "info"),
+            "timeout": s["retry_settings"]["timeout"],
+            "max_attempts": s["retry_settings"]["max_retries"],
+            "mode": s["mini_batch_mode"],
+            "output_action": s["output_action"],
+            "part_format": output.part_format(s["output_file_name"]),
+        }
+
+    def _worker_env(self, n_workers: int) -> dict[str, str]:
+        # Each worker gets its share of the cores for BLAS/OpenMP pools, so N workers do not
+        # start N × cores threads and thrash.
+        threads = str(max(1, (os.cpu_count() or 1) // n_workers))
+        return {
+            var: threads
+            for var in (
+                "OMP_NUM_THREADS",
+                "OPENBLAS_NUM_THREADS",
+                "MKL_NUM_THREADS",
+                "VECLIB_MAXIMUM_THREADS",
+                "NUMEXPR_NUM_THREADS",
+            )
+        }
+
+    def _dispatch(self, target: Any) -> tuple[str, str | None]:
+        """Score every pending mini-batch. Returns (``done`` | ``canceled`` | ``failed``, reason)."""
+        context = self._context()
+        n_workers = int(self.spec["workers"])
+        env = self._worker_env(n_workers)
+        max_attempts = context["max_attempts"]
+        threshold = int(self.settings["error_threshold"])
+        with self.store.read() as db:
+            rows = db.execute(
+                "SELECT idx, items, n_items, attempts, duration FROM minibatches "
+                "WHERE job = ? AND status = 'pending' ORDER BY idx",
+                (self.name,),
+            ).fetchall()
+            failed_items = state.progress(db, self.name)["items"]["failed"]
+        queue = collections.deque(
+            Task(r["idx"], json.loads(r["items"]), r["n_items"], r["attempts"], r["duration"]) for r in rows
+        )
+        inflight: dict[Future[Any], Task] = {}
+        suspects: set[int] = set()  # in flight when a worker died: run alone next time
+        killed: set[int] = set()  # their worker was killed by us for exceeding the timeout
+        isolating: int | None = None
+        executor = target.executor(n_workers, env)
+        self.logs.event(f"dispatching {len(queue)} mini-batch(es) to {n_workers} worker process(es)")
+
+        while queue or inflight:
+            if self.cancel.is_set():
+                self._abandon(inflight, target)
+                return "canceled", None
+            while queue and len(inflight) < 2 * n_workers and isolating is None:
+                if queue[0].idx in suspects:
+                    if inflight:
+                        break  # a suspect runs alone, so a second crash proves it guilty
+                    isolating = queue[0].idx
+                task = queue.popleft()
+                fut = executor.submit(score_minibatch, context, task.idx, task.attempts + 1, task.items, task.n_items)
+                inflight[fut] = task
+                self._queue(
+                    "UPDATE minibatches SET status = 'running' WHERE job = ? AND idx = ?", (self.name, task.idx)
+                )
+            done, _ = wait(list(inflight), timeout=0.25, return_when=FIRST_COMPLETED)
+            crashed = False
+            for fut in done:
+                task = inflight.pop(fut)
+                try:
+                    result = fut.result()
+                except BaseException as exc:
+                    if target.is_broken_pool_error(exc):
+                        crashed = True
+                        inflight[fut] = task  # handled with the others below
+                        continue
+                    result = {
+                        "idx": task.idx,
+                        "attempt": task.attempts + 1,
+                        "status": "retry",
+                        "duration": 0.0,
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "worker": None,
+                    }
+                reason = self._record(task, result, queue, max_attempts)
+                if task.idx == isolating:
+                    isolating = None
+                if reason == "init_failed":
+                    self._abandon(inflight, target)
+                    return (
+                        "failed",
+                        f"init() of the scoring script failed in {result.get('worker')}:\n{result.get('error')}",
+                    )
+                failed_items += self._failed_items_of(task, result, max_attempts)
+                if threshold != -1 and failed_items > threshold:
+                    self._abandon(inflight, target)
+                    return "failed", (
+                        f"the error threshold was exceeded: {failed_items} item(s) failed, more than "
+                        f"error_threshold {threshold}; see logs/user/error.txt"
+                    )
+            if crashed:
+                failed_items += self._handle_crash(inflight, queue, suspects, killed, isolating, max_attempts)
+                isolating = None
+                inflight.clear()
+                executor = target.executor(n_workers, env)
+                if threshold != -1 and failed_items > threshold:
+                    return "failed", (
+                        f"the error threshold was exceeded: {failed_items} item(s) failed, more than "
+                        f"error_threshold {threshold}; see logs/user/error.txt"
+                    )
+            self._watchdog(inflight, context["timeout"], killed)
+            self._flush()
+            self._write_progress()
+        target.shutdown(kill=False)
+        return "done", None
+
+    def _failed_items_of(self, task: Task, result: dict[str, Any], max_attempts: int) -> int:
+        if result["status"] == "ok":
+            return int(result.get("failed", 0))
+        return task.n_items if task.attempts >= max_attempts else 0
+
+    def _record(self, task: Task, result: dict[str, Any], queue: collections.deque[Task], max_attempts: int) -> str:
+        """Apply one worker result to the task and the store. Returns the result's status."""
+        status = result["status"]
+        attempt = task.attempts + 1
+        task.duration += float(result.get("duration") or 0.0)
+        worker = result.get("worker")
+        if status == "init_failed":
+            self.logs.user_error(f"init() failed in {worker}; see logs/user/stderr/{worker}.stderr.txt")
+            return status
+        task.attempts = attempt
+        record = {
+            "mini_batch": task.idx,
+            "attempt": attempt,
+            "items": task.n_items,
+            "status": status,
+            "succeeded": result.get("succeeded", 0),
+            "failed": result.get("failed", 0),
+            "rows": result.get("rows", 0),
+            "duration_s": round(float(result.get("duration") or 0), 4),
+            "worker": worker,
+        }
+        self.logs.minibatch(record)
+        if status == "ok":
+            self._queue(
+                "UPDATE minibatches SET status = 'done', attempts = ?, succeeded = ?, failed = ?, rows = ?, "
+                "worker = ?, started_at = ?, ended_at = ?, duration = ?, error = ? WHERE job = ? AND idx = ?",
+                (
+                    attempt,
+                    result["succeeded"],
+                    result["failed"],
+                    result["rows"],
+                    worker,
+                    result.get("started_at"),
+                    time.time(),
+                    task.duration,
+                    result.get("error"),
+                    self.name,
+                    task.idx,
+                ),
+            )
+            if result["failed"]:
+                self.logs.user_error(
+                    f"mini-batch {task.idx}: {result['error']} on the last attempt; "
+                    f"{result['failed']} item(s) counted as failed"
+                )
+            return status
+        where = f" (traceback: logs/user/error/{worker}.txt)" if worker else ""
+        self.logs.user_error(
+            f"mini-batch {task.idx} attempt {attempt}/{max_attempts} failed in {worker}: {result.get('error')}{where}"
+        )
+        if attempt < max_attempts:
+            queue.append(task)  # re-queued at the back, as PRS re-queues with a dequeue count
+            self._queue(
+                "UPDATE minibatches SET status = 'pending', attempts = ?, duration = ?, error = ? "
+                "WHERE job = ? AND idx = ?",
+                (attempt, task.duration, result.get("error"), self.name, task.idx),
+            )
+        else:
+            self._queue(
+                "UPDATE minibatches SET status = 'failed', attempts = ?, succeeded = 0, failed = n_items, "
+                "rows = 0, worker = ?, ended_at = ?, duration = ?, error = ? WHERE job = ? AND idx = ?",
+                (attempt, worker, time.time(), task.duration, result.get("error"), self.name, task.idx),
+            )
+        return status
+
+    def _handle_crash(
+        self,
+        inflight: dict[Future[Any], Task],
+        queue: collections.deque[Task],
+        suspects: set[int],
+        killed: set[int],
+        isolating: int | None,
+        max_attempts: int,
+    ) -> int:
+        """A worker died and took every in-flight mini-batch with it. Only a mini-batch whose worker we
+        killed (timeout), or one that was running alone, is charged an attempt; the rest are re-queued
+        free, and marked suspects so they next run alone. Returns items that became failed."""
+        tasks = sorted(inflight.values(), key=lambda t: t.idx)
+        names = ", ".join(str(t.idx) for t in tasks)
+        self.logs.event(f"a worker process died; mini-batch(es) in flight: {names}; restarting the pool")
+        newly_failed = 0
+        for task in reversed(tasks):
+            guilty = task.idx in killed or task.idx == isolating
+            if not guilty:
+                suspects.add(task.idx)
+                queue.appendleft(task)
+                continue
+            why = (
+                f"run() exceeded the timeout of {self.settings['retry_settings']['timeout']} s and its worker "
+                "was killed"
+                if task.idx in killed
+                else "the worker process died while scoring this mini-batch"
+            )
+            killed.discard(task.idx)
+            suspects.discard(task.idx)
+            result = {"status": "retry", "error": why, "duration": 0.0, "worker": None}
+            self._record(task, result, queue, max_attempts)
+            newly_failed += self._failed_items_of(task, result, max_attempts)
+        return newly_failed
+
+    def _watchdog(self, inflight: dict[Future[Any], Task], timeout: float, killed: set[int]) -> None:
+        """Kill a worker whose run() ignored the in-process timeout (stuck in C code)."""
+        now = time.time()
+        for task in inflight.values():
+            marker = self.job_dir / "running" / str(task.idx)
+            try:
+                pid_text, started_text = marker.read_text().split()
+            except (OSError, ValueError):
+                continue
+            if task.idx not in killed and now - float(started_text) > timeout + KILL_GRACE_S:
+                killed.add(task.idx)
+                self.logs.event(
+                    f"mini-batch {task.idx} exceeded its timeout by {KILL_GRACE_S:g} s; killing worker pid {pid_text}"
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid_text), signal.SIGKILL)
+
+    def _abandon(self, inflight: dict[Future[Any], Task], target: Any) -> None:
+        for fut in inflight:
+            fut.cancel()
+        target.shutdown(kill=True)
+        self._reset_running()
+
+    # -- the end --------------------------------------------------------------------------------
+
+    def _write_progress(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_INTERVAL_S:
+            return
+        self._last_progress = now
+        with self.store.read() as db:
+            p = state.progress(db, self.name)
+        mb, items = p["mini_batches"], p["items"]
+        self.logs.progress(
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n"
+            f"Total mini-batches: {mb['total']}\nProcessed: {mb['done'] + mb['failed']}\n"
+            f"Succeeded: {mb['done']}\nFailed: {mb['failed']}\nIn progress: {mb['running']}\n"
+            f"Retrying: {mb['retrying']}\nItems succeeded: {items['succeeded']}\nItems failed: {items['failed']}\n"
+            f"Rows written: {p['rows_written']}\n"
+        )
+
+    def _finish(self, outcome: str, reason: str | None) -> str:
+        self._flush(force=True)
+        self._write_progress(force=True)
+        if outcome == "canceled":
+            self._set_status(state.CANCELED, "canceled by request; committed mini-batches are kept", ended=True)
+            self.logs.result("Canceled. Committed mini-batches are kept in parts/.\n")
+            return state.CANCELED
+        if outcome == "failed":
+            self._set_status(state.FAILED, reason, ended=True)
+            self.logs.result(f"Failed: {reason}\n")
+            return state.FAILED
+        with self.store.read() as db:
+            p = state.progress(db, self.name)
+        if p["items"]["succeeded"] == 0:
+            self._set_status(state.FAILED, NO_SUCCESS_MESSAGE, ended=True)
+            self.logs.result(f"Failed: {NO_SUCCESS_MESSAGE}\nSee logs/user/error.txt\n")
+            return state.FAILED
+        self._set_status(state.FINALIZING)
+        if self.settings["output_action"] == "append_row":
+            fmt = output.part_format(self.settings["output_file_name"])
+            with self.store.read() as db:
+                done = [
+                    r["idx"]
+                    for r in db.execute(
+                        "SELECT idx FROM minibatches WHERE job = ? AND status = 'done' AND rows > 0 ORDER BY idx",
+                        (self.name,),
+                    )
+                ]
+            parts = [output.part_path(self.job_dir / "parts", idx, fmt) for idx in done]
+            written = output.merge_parts(parts, self.spec["output"]["path"], fmt)
+            self.logs.event(
+                f"merged {len(parts)} part(s) into {self.spec['output']['path']} ({written} "
+                f"{'rows' if fmt == 'parquet' else 'bytes'})"
+            )
+        mb, items = p["mini_batches"], p["items"]
+        appended = self.settings["output_action"] == "append_row"
+        self._set_status(state.COMPLETED, ended=True)
+        self.logs.result(
+            f"Completed: {mb['done']} of {mb['total']} mini-batch(es) succeeded, {mb['failed']} failed; "
+            f"{items['succeeded']} item(s) succeeded, {items['failed']} failed.\n"
+            f"Output: {self.spec['output']['path' if appended else 'dir']}\n"
+        )
+        return state.COMPLETED
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m batchnb.engine.supervisor --workspace W --job J``."""
+    parser = argparse.ArgumentParser(prog="batchnb-supervisor")
+    parser.add_argument("--workspace", required=True)
+    parser.add_argument("--job", required=True)
+    args = parser.parse_args(argv)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise SystemExit(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    status = Supervisor(Path(args.workspace), args.job).run()
+    return 0 if status in (state.COMPLETED, "not-claimed") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

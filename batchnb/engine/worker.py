@@ -1,0 +1,282 @@
+"""The worker side: what runs inside each pool process.
+
+A worker process loads the scoring script once (``init()``), then scores mini-batches
+(``run(mini_batch)``) and writes each accepted result as a part file, atomically. It receives only
+small records (paths, indices, settings) and returns a small record; it never touches the store.
+Nothing here imports IPython, tornado or ipywidgets.
+
+The environment seen by the script is Azure's: ``AZUREML_MODEL_DIR`` (the model sits in a
+sub-folder named after the registered file or folder), ``AZUREML_BI_OUTPUT_PATH``, the deployment's
+``environment_variables``, ``--logging_level`` on ``sys.argv``, and an
+``azureml_user.parallel_run.EntryScript`` shim.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+import types
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from . import output
+
+RUN_RETURN_MESSAGE = (
+    "The run() method in the entry script should return a list or a pandas DataFrame. The length of returned "
+    "result is considered as succeeded number of items. For --output_action=append_row, the returned result is "
+    "what to write into the result file. The actual type of output is {kind}."
+)
+
+
+class MiniBatchTimeout(Exception):
+    """Raised inside ``run()`` when it exceeds ``retry_settings.timeout``."""
+
+
+class _ProcessState:
+    """What one worker process keeps between mini-batches: the loaded script, or why init failed."""
+
+    def __init__(self) -> None:
+        self.key: tuple[str, ...] | None = None
+        self.module: types.ModuleType | None = None
+        self.init_error: str | None = None
+
+
+_STATE = _ProcessState()
+
+
+def process_name() -> str:
+    """The worker's name in logs: ``process<pid>``."""
+    return f"process{os.getpid()}"
+
+
+def _install_entry_script_shim(context: dict[str, Any]) -> None:
+    """Provide ``from azureml_user.parallel_run import EntryScript`` unless the real one is installed."""
+    if "azureml_user.parallel_run" in sys.modules:
+        return
+    log_dir = Path(context["job_dir"]) / "logs" / "user" / "entry_script_log"
+    out_dir = context["output_dir"]
+
+    class EntryScript:
+        """Local stand-in for Azure's ``azureml_user.parallel_run.EntryScript``."""
+
+        def __init__(self) -> None:
+            self.agent_name = process_name()
+            self.log_dir = str(log_dir)
+            self.working_dir = os.getcwd()
+            self.output_dir = os.environ.get("AZUREML_BI_OUTPUT_PATH", out_dir)
+            Path(self.output_dir).mkdir(parents=True, exist_ok=True)
+            self.logger = logging.getLogger(f"azureml_user.{self.agent_name}")
+            if not self.logger.handlers:
+                log_dir.mkdir(parents=True, exist_ok=True)
+                handler = logging.FileHandler(log_dir / f"{self.agent_name}.log.txt")
+                handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+                self.logger.addHandler(handler)
+
+    package = types.ModuleType("azureml_user")
+    package.__path__ = []
+    module = types.ModuleType("azureml_user.parallel_run")
+    module.EntryScript = EntryScript  # type: ignore[attr-defined]
+    package.parallel_run = module  # type: ignore[attr-defined]
+    sys.modules.setdefault("azureml_user", package)
+    sys.modules["azureml_user.parallel_run"] = module
+
+
+def _redirect_stdio(job_dir: str) -> None:
+    # At the file-descriptor level, so C extensions and subprocesses write there too.
+    logs = Path(job_dir) / "logs" / "user"
+    for stream, sub, fd in ((sys.stdout, "stdout", 1), (sys.stderr, "stderr", 2)):
+        folder = logs / sub
+        folder.mkdir(parents=True, exist_ok=True)
+        target = os.open(folder / f"{process_name()}.{sub}.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        stream.flush()
+        os.dup2(target, fd)
+        os.close(target)
+
+
+def _set_environment(context: dict[str, Any]) -> None:
+    os.environ["AZUREML_MODEL_DIR"] = context["model_dir"] or ""
+    os.environ["AZUREML_BI_OUTPUT_PATH"] = context["output_dir"]
+    os.environ["AZUREML_BI_JOB_NAME"] = context["job"]
+    os.environ.update(context["environment_variables"])
+    level = context["logging_level"]
+    script = str(Path(context["code_dir"]) / context["scoring_script"])
+    sys.argv = [script, "--logging_level", level.upper()]
+
+
+def _load_script(context: dict[str, Any], module_name: str) -> types.ModuleType:
+    code_dir = context["code_dir"]
+    if code_dir not in sys.path:
+        sys.path.insert(0, code_dir)  # sibling modules of the scoring script are importable
+    script = Path(code_dir) / context["scoring_script"]
+    spec = importlib.util.spec_from_file_location(module_name, script)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load scoring script {script}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    for name in ("init", "run"):
+        if not callable(getattr(module, name, None)):
+            raise AttributeError(f"scoring script {script.name} does not define {name}()")
+    return module
+
+
+def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
+    """Load the script and call ``init()`` once per process (per job). Returns None if init failed."""
+    key = (context["job"], context["code_dir"], context["scoring_script"], context["model_dir"] or "")
+    if _STATE.key == key:
+        return _STATE.module
+    _STATE.key, _STATE.module, _STATE.init_error = key, None, None
+    _redirect_stdio(context["job_dir"])
+    _set_environment(context)
+    _install_entry_script_shim(context)
+    logging.basicConfig(stream=sys.stdout, level=context["logging_level"].upper(), force=True)
+    try:
+        module = _load_script(context, Path(context["scoring_script"]).stem)
+        module.init()
+    except BaseException:
+        _STATE.init_error = traceback.format_exc()
+        print(_STATE.init_error, file=sys.stderr, flush=True)
+        return None
+    _STATE.module = module
+    return module
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Any:
+    """Raise :class:`MiniBatchTimeout` in this thread after ``seconds`` (main thread only; elsewhere
+    the supervisor's watchdog kills the process instead)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise MiniBatchTimeout(f"run() did not return within the timeout of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _mini_batch_input(context: dict[str, Any], items: list[Any]) -> Any:
+    if context["mode"] == "tabular":
+        return output.read_tabular_chunks(items)
+    return [output.localize(item, Path(context["job_dir"]) / "inputs") for item in items]
+
+
+def _normalize_result(result: Any) -> Any:
+    """Return ``result`` as a list or DataFrame, or raise TypeError with PRS's message."""
+    import pandas as pd
+
+    if isinstance(result, pd.DataFrame | list | tuple):
+        return result
+    if hasattr(result, "__array__") and hasattr(result, "__len__"):
+        return list(result)
+    if isinstance(result, types.GeneratorType | map | filter):
+        return list(result)
+    raise TypeError(RUN_RETURN_MESSAGE.format(kind=type(result).__name__))
+
+
+def _log_error(context: dict[str, Any], idx: int, attempt: int, items: list[Any], text: str) -> None:
+    folder = Path(context["job_dir"]) / "logs" / "user" / "error"
+    folder.mkdir(parents=True, exist_ok=True)
+    shown = items if len(items) <= 20 else [*items[:20], f"... {len(items) - 20} more"]
+    with open(folder / f"{process_name()}.txt", "a", encoding="utf-8") as fh:
+        fh.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} mini-batch {idx} attempt {attempt}\n")
+        fh.write(f"items: {shown}\n{text}\n")
+
+
+def score_minibatch(context: dict[str, Any], idx: int, attempt: int, items: list[Any], n_items: int) -> dict[str, Any]:
+    """Score one mini-batch in this worker process and commit its part file.
+
+    Returns a small record: ``status`` is ``ok`` (part committed, or nothing to write), ``retry``
+    (the attempt failed), or ``init_failed``; with counts, timing and the error text.
+    """
+    started = time.time()
+    base = {"idx": idx, "attempt": attempt, "worker": process_name(), "pid": os.getpid(), "started_at": started}
+    module = _ensure_initialized(context)
+    if module is None:
+        return {**base, "status": "init_failed", "error": _STATE.init_error, "duration": time.time() - started}
+    marker = Path(context["job_dir"]) / "running" / f"{idx}"
+    marker.parent.mkdir(exist_ok=True)
+    marker.write_text(f"{os.getpid()} {started}")
+    try:
+        mini_batch = _mini_batch_input(context, items)
+        with _time_limit(context["timeout"]):
+            result = module.run(mini_batch)
+            result = _normalize_result(result)
+        n_results = len(result)
+        last_attempt = attempt >= context["max_attempts"]
+        if n_results < n_items and not last_attempt:
+            raise ValueError(f"run() returned {n_results} result(s) for {n_items} item(s)")
+        rows = 0
+        if context["output_action"] == "append_row" and n_results:
+            rows = output.write_part(Path(context["job_dir"]) / "parts", idx, result, context["part_format"])
+        succeeded = min(n_results, n_items)
+        return {
+            **base,
+            "status": "ok",
+            "succeeded": succeeded,
+            "failed": n_items - succeeded,
+            "rows": rows,
+            "duration": time.time() - started,
+            "error": None if succeeded == n_items else f"run() returned {n_results} result(s) for {n_items} item(s)",
+        }
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        text = traceback.format_exc()
+        _log_error(context, idx, attempt, items, text)
+        summary = f"{type(exc).__name__}: {exc}".strip()
+        return {
+            **base,
+            "status": "retry",
+            "error": summary,
+            "traceback": text,
+            "timeout": isinstance(exc, MiniBatchTimeout),
+            "duration": time.time() - started,
+        }
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def dry_run(context: dict[str, Any], items: list[Any], n_items: int) -> dict[str, Any]:
+    """Run ``init()`` and ``run()`` on one mini-batch in the calling process; restore the environment.
+
+    Used by ``invoke --dry-run``: no pool, no part files, the result or the traceback at once.
+    """
+    saved_env, saved_argv, saved_path = dict(os.environ), list(sys.argv), list(sys.path)
+    started = time.time()
+    module_name = f"_batchnb_dry_run_{os.getpid()}_{int(started * 1000)}"
+    record: dict[str, Any] = {"items": items, "n_items": n_items}
+    try:
+        _set_environment(context)
+        _install_entry_script_shim(context)
+        stage = "init"
+        try:
+            module = _load_script(context, module_name)
+            module.init()
+            stage = "run"
+            result = _normalize_result(module.run(_mini_batch_input(context, items)))
+        except Exception:  # the user's code: show its traceback
+            record.update(status="failed", stage=stage, error=traceback.format_exc())
+            return record
+        record.update(status="ok", n_results=len(result), preview=output.preview(result))
+        return record
+    finally:
+        record["duration"] = time.time() - started
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv[:] = saved_argv
+        sys.path[:] = saved_path
+        sys.modules.pop(module_name, None)

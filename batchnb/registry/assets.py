@@ -1,0 +1,222 @@
+"""Versioned, immutable assets: models, data assets, environments and components.
+
+Every asset version is a row in ``assets``; once written it never changes. ``name@latest`` is the
+most recently created version. Models are copied into the workspace, so editing the source folder
+later never changes a deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import entities
+from ..errors import ConflictError, NotFoundError, ValidationError
+from ..schemas import DataSpec, EnvironmentSpec, ModelSpec, check_name, validate_spec
+from ..specfile import AssetRef, is_url, parse_asset_ref, parse_datastore_uri, resolve_local
+from ..store import Store
+from ..workspace import Workspace
+
+_ENTITY: dict[str, type[entities.Entity]] = {
+    "model": entities.Model,
+    "data": entities.Data,
+    "environment": entities.Environment,
+    "component": entities.Component,
+}
+
+
+def _next_version(tx: sqlite3.Connection, kind: str, name: str) -> str:
+    rows = tx.execute("SELECT version FROM assets WHERE kind = ? AND name = ?", (kind, name)).fetchall()
+    numeric = [int(r["version"]) for r in rows if r["version"].isdigit()]
+    return str(max(numeric, default=0) + 1)
+
+
+class AssetOperations:
+    """Create, get and list the versions of one kind of asset."""
+
+    kind = "asset"
+
+    def __init__(self, workspace: Workspace, store: Store) -> None:
+        self._ws = workspace
+        self._store = store
+
+    # -- shared machinery ----------------------------------------------------------------------
+
+    def _insert(self, spec: dict[str, Any], prepare: Any = None) -> entities.Entity:
+        """Insert a new version inside one transaction. ``prepare(tx, version)`` may move files into
+        place; it runs inside the transaction so a conflict leaves nothing behind."""
+        name = spec["name"]
+        with self._store.write() as tx:
+            version = spec.get("version")
+            if version is None:
+                version = _next_version(tx, self.kind, name)
+            else:
+                version = str(version)
+                check_name("version", version)
+                exists = tx.execute(
+                    "SELECT 1 FROM assets WHERE kind = ? AND name = ? AND version = ?", (self.kind, name, version)
+                ).fetchone()
+                if exists:
+                    raise ConflictError(
+                        f"{self.kind} {name} version {version} already exists; asset versions are immutable, "
+                        "so register a new version instead"
+                    )
+            spec = {**spec, "version": version}
+            seq = tx.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM assets WHERE kind = ? AND name = ?", (self.kind, name)
+            ).fetchone()[0]
+            if prepare is not None:
+                spec = prepare(spec, version)
+            spec["created_at"] = time.time()
+            tx.execute(
+                "INSERT INTO assets (kind, name, version, seq, spec, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (self.kind, name, version, seq, json.dumps(spec), spec["created_at"]),
+            )
+        return self._entity(spec)
+
+    def _entity(self, spec: dict[str, Any]) -> entities.Entity:
+        return _ENTITY[self.kind]({**spec, "id": f"azureml:{spec['name']}:{spec['version']}"})
+
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> entities.Entity:
+        """Return one version; with neither ``version`` nor ``label``, the latest."""
+        with self._store.read() as db:
+            if version is not None:
+                row = db.execute(
+                    "SELECT spec FROM assets WHERE kind = ? AND name = ? AND version = ?",
+                    (self.kind, name, str(version)),
+                ).fetchone()
+            else:
+                if label not in (None, "latest"):
+                    raise ValidationError(f"{self.kind} label {label!r} is not known; only @latest is supported")
+                row = db.execute(
+                    "SELECT spec FROM assets WHERE kind = ? AND name = ? ORDER BY seq DESC LIMIT 1",
+                    (self.kind, name),
+                ).fetchone()
+        if row is None:
+            what = f"{self.kind} {name}" + (f" version {version}" if version is not None else "")
+            raise NotFoundError(f"{what} is not registered in this workspace")
+        return self._entity(json.loads(row["spec"]))
+
+    def resolve(self, ref: str | AssetRef) -> entities.Entity:
+        """Resolve ``azureml:name:version``, ``name@latest`` and the other reference forms."""
+        parsed = parse_asset_ref(ref) if isinstance(ref, str) else ref
+        return self.get(parsed.name, version=parsed.version, label=parsed.label)
+
+    def list(self, name: str | None = None) -> list[entities.Entity]:
+        """All versions of ``name`` (newest first), or the latest version of every name."""
+        with self._store.read() as db:
+            if name is not None:
+                rows = db.execute(
+                    "SELECT spec FROM assets WHERE kind = ? AND name = ? ORDER BY seq DESC", (self.kind, name)
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT spec FROM assets a WHERE kind = ? AND seq = "
+                    "(SELECT MAX(seq) FROM assets b WHERE b.kind = a.kind AND b.name = a.name) ORDER BY name",
+                    (self.kind,),
+                ).fetchall()
+        return [self._entity(json.loads(r["spec"])) for r in rows]
+
+
+class ModelOperations(AssetOperations):
+    """Models: a file or folder copied into ``artifacts/models/<name>/<version>/<basename>``."""
+
+    kind = "model"
+
+    def create_or_update(self, spec: ModelSpec | dict[str, Any], base_dir: Path | None = None) -> entities.Entity:
+        """Register a new model version from a local file or folder.
+
+        Args:
+            spec: The model YAML as a mapping or a :class:`ModelSpec`.
+            base_dir: Where a relative ``path`` resolves (the YAML file's folder).
+        """
+        model = spec if isinstance(spec, ModelSpec) else validate_spec(ModelSpec, spec, "model")
+        if is_url(model.path) or model.path.startswith(("runs:/", "models:/")):
+            raise ValidationError(
+                f"model path {model.path!r}: only local files and folders can be registered here "
+                "(MLflow runs:/ and models:/ URIs arrive with MLflow support)",
+                field="path",
+            )
+        source = resolve_local(model.path, base_dir)
+        if not source.exists():
+            raise ValidationError(f"model path {model.path!r} does not exist (resolved to {source})", field="path")
+        if model.type == "mlflow_model" and not (source.is_dir() and (source / "MLmodel").is_file()):
+            raise ValidationError(
+                f"model path {model.path!r} is not an MLflow model: an mlflow_model must be a folder "
+                f"with an MLmodel file, and {source} has none",
+                field="path",
+            )
+        # Copy outside the transaction (it may be large); move into place inside it.
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self._ws.models_dir))
+        try:
+            target = staging / source.name
+            if source.is_dir():
+                shutil.copytree(source, target, symlinks=False)
+            else:
+                shutil.copy2(source, target)
+
+            def place(record: dict[str, Any], version: str) -> dict[str, Any]:
+                final = self._ws.models_dir / model.name / version
+                final.parent.mkdir(parents=True, exist_ok=True)
+                if final.exists():  # left by a crash between rename and commit: the row never landed
+                    shutil.rmtree(final)
+                staging.rename(final)
+                return {**record, "path": str(final / source.name), "model_dir": str(final), "source_path": str(source)}
+
+            return self._insert(model.model_dump(mode="json", exclude_none=True), prepare=place)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+
+class DataOperations(AssetOperations):
+    """Data assets: pointers to a local path, a datastore path or an fsspec URL. Nothing is copied."""
+
+    kind = "data"
+
+    def create_or_update(self, spec: DataSpec | dict[str, Any], base_dir: Path | None = None) -> entities.Entity:
+        """Register a new data asset version. Local paths must exist and match the type."""
+        data = spec if isinstance(spec, DataSpec) else validate_spec(DataSpec, spec, "data")
+        path = data.path
+        if parse_datastore_uri(path) is None and not is_url(path):
+            local = resolve_local(path.removeprefix("file://"), base_dir)
+            if not local.exists():
+                raise ValidationError(f"data path {path!r} does not exist (resolved to {local})", field="path")
+            if data.type == "uri_folder" and not local.is_dir():
+                raise ValidationError(f"data path {path!r} is a file, but type is uri_folder", field="type")
+            if data.type == "uri_file" and not local.is_file():
+                raise ValidationError(f"data path {path!r} is a folder, but type is uri_file", field="type")
+            path = str(local)
+        return self._insert({**data.model_dump(mode="json", exclude_none=True), "path": path})
+
+
+class EnvironmentOperations(AssetOperations):
+    """Environments: recorded as given (the conda file's content is kept), never built."""
+
+    kind = "environment"
+
+    def create_or_update(self, spec: EnvironmentSpec | dict[str, Any], base_dir: Path | None = None) -> entities.Entity:
+        """Record a new environment version."""
+        env = spec if isinstance(spec, EnvironmentSpec) else validate_spec(EnvironmentSpec, spec, "environment")
+        record = env.model_dump(mode="json", exclude_none=True)
+        if isinstance(env.conda_file, str):
+            conda = resolve_local(env.conda_file, base_dir)
+            if not conda.is_file():
+                raise ValidationError(
+                    f"conda_file {env.conda_file!r} does not exist (resolved to {conda})", field="conda_file"
+                )
+            import yaml
+
+            record["conda_file"] = yaml.safe_load(conda.read_text(encoding="utf-8"))
+        return self._insert(record)
+
+
+class ComponentOperations(AssetOperations):
+    """Components (command and pipeline): stored as validated mappings; run by the pipeline runner."""
+
+    kind = "component"

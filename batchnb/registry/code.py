@@ -1,0 +1,94 @@
+"""Snapshots of scoring-script folders, content-addressed so identical code is stored once."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+from ..errors import ValidationError
+
+_SKIP_DIRS = {"__pycache__", ".git", ".ipynb_checkpoints", ".venv", "node_modules"}
+
+
+def _files(folder: Path) -> list[Path]:
+    out = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part in _SKIP_DIRS for part in rel.parts) or not path.is_file():
+            continue
+        out.append(path)
+    return out
+
+
+def check_scoring_script(script: Path) -> None:
+    """Refuse a scoring script that does not parse or lacks ``init()`` and ``run()`` at module level.
+
+    Raises:
+        ValidationError: naming the file and line, as Azure's script validation would.
+    """
+    try:
+        tree = ast.parse(script.read_text(encoding="utf-8"), filename=str(script))
+    except SyntaxError as exc:
+        raise ValidationError(
+            f"scoring script {script.name} has a syntax error at line {exc.lineno}: {exc.msg} "
+            "(use --skip-script-validation to register it anyway)",
+            field="code_configuration.scoring_script",
+        ) from None
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    missing = [name for name in ("init", "run") if name not in defined]
+    if missing:
+        raise ValidationError(
+            f"scoring script {script.name} does not define {' and '.join(m + '()' for m in missing)} at module level",
+            field="code_configuration.scoring_script",
+        )
+
+
+def snapshot_code(code_dir: Path, scoring_script: str, store_root: Path, *, validate: bool = True) -> Path:
+    """Copy ``code_dir`` into ``store_root/<sha256>`` (once per distinct content) and return that folder.
+
+    Args:
+        code_dir: The deployment's ``code_configuration.code`` folder, already resolved.
+        scoring_script: The script's path relative to ``code_dir``.
+        store_root: The workspace's ``artifacts/code`` folder.
+        validate: Check that the script parses and defines ``init`` and ``run``.
+    """
+    if not code_dir.is_dir():
+        raise ValidationError(f"code folder {code_dir} does not exist", field="code_configuration.code")
+    script = (code_dir / scoring_script).resolve()
+    if not script.is_relative_to(code_dir.resolve()):
+        raise ValidationError(
+            f"scoring script {scoring_script!r} is outside the code folder {code_dir}",
+            field="code_configuration.scoring_script",
+        )
+    if not script.is_file():
+        raise ValidationError(
+            f"scoring script {scoring_script!r} is not a file in {code_dir}", field="code_configuration.scoring_script"
+        )
+    if validate:
+        check_scoring_script(script)
+    digest = hashlib.sha256()
+    files = _files(code_dir)
+    for path in files:
+        digest.update(str(path.relative_to(code_dir)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    target = store_root / digest.hexdigest()[:32]
+    if target.is_dir():
+        return target
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=store_root))
+    try:
+        for path in files:
+            dest = staging / path.relative_to(code_dir)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not target.is_dir():  # another process placed the same snapshot first: fine
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target

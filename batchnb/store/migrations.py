@@ -1,0 +1,85 @@
+"""Schema migrations. Append only: never edit a migration that has shipped.
+
+``PRAGMA user_version`` holds the number of migrations applied. Specs are JSON text, so the
+pydantic models in :mod:`batchnb.schemas` can grow fields without a migration.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: registry, endpoints, deployments, jobs and their mini-batches
+    """
+    CREATE TABLE assets (
+        kind TEXT NOT NULL,               -- model | data | environment | component
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        seq INTEGER NOT NULL,             -- creation order within (kind, name): decides @latest
+        spec TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (kind, name, version)
+    );
+    CREATE TABLE datastores (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE computes (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE endpoints (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE deployments (
+        endpoint TEXT NOT NULL REFERENCES endpoints(name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        spec TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (endpoint, name)
+    );
+    CREATE TABLE jobs (
+        name TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,               -- batch (model deployment) | pipeline
+        endpoint TEXT,                    -- no foreign key: jobs outlive their endpoint
+        deployment TEXT,
+        status TEXT NOT NULL,
+        spec TEXT NOT NULL,               -- everything the supervisor needs, resolved at invoke time
+        error TEXT,
+        invoked_by TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        heartbeat_at REAL,
+        supervisor_pid INTEGER,
+        supervisor_started REAL,          -- the pid's create time: pids are reused
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        planned INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_by_endpoint ON jobs(endpoint, deployment, created_at);
+    CREATE TABLE minibatches (
+        job TEXT NOT NULL REFERENCES jobs(name) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        items TEXT NOT NULL,              -- JSON list: file paths, or {path,row_groups,rows} chunks
+        n_items INTEGER NOT NULL,
+        status TEXT NOT NULL,             -- pending | running | done | failed
+        attempts INTEGER NOT NULL DEFAULT 0,
+        succeeded INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        rows INTEGER NOT NULL DEFAULT 0,
+        worker TEXT,
+        started_at REAL,
+        ended_at REAL,
+        duration REAL NOT NULL DEFAULT 0,
+        error TEXT,
+        PRIMARY KEY (job, idx)
+    );
+    CREATE INDEX minibatches_by_status ON minibatches(job, status);
+    """,
+]
