@@ -1,0 +1,76 @@
+"""Shared fixtures: a fresh workspace per test, and helpers to deploy a scoring script written inline."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from batchnb import BatchClient
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BatchClient:
+    """A BatchClient on a new workspace under tmp_path; BATCHNB_WORKSPACE points there too."""
+    ws = tmp_path / "ws"
+    monkeypatch.setenv("BATCHNB_WORKSPACE", str(ws))
+    return BatchClient(ws)
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    """A tiny custom model: a folder 'model' with weights.json ({"w": 3})."""
+    folder = tmp_path / "src" / "model"
+    folder.mkdir(parents=True)
+    (folder / "weights.json").write_text(json.dumps({"w": 3}))
+    return folder
+
+
+@pytest.fixture
+def csv_inputs(tmp_path: Path) -> Callable[[int], Path]:
+    """make(n) -> a folder of n CSV files f000.csv.. each with columns x,y and one row x=i."""
+
+    def make(n: int, name: str = "data") -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(n):
+            (folder / f"f{i:03d}.csv").write_text(f"x,y\n{i},{2 * i}\n")
+        return folder
+
+    return make
+
+
+@pytest.fixture
+def deploy(client: BatchClient, model_dir: Path, tmp_path: Path) -> Callable[..., dict]:
+    """deploy(script_source, endpoint="ep-test", name="blue", **settings) -> the deployment record.
+
+    Writes the scoring script to its own code folder, registers the model (once), creates the
+    endpoint if needed and the deployment with the given settings.
+    """
+    counter = {"n": 0}
+
+    def make(script: str, endpoint: str = "ep-test", name: str = "blue", set_default: bool = False,
+             **settings: object) -> dict:
+        counter["n"] += 1
+        code = tmp_path / f"code{counter['n']}"
+        code.mkdir()
+        (code / "score.py").write_text(textwrap.dedent(script))
+        try:
+            client.models.get("tiny")
+        except Exception:
+            client.models.create_or_update({"name": "tiny", "path": str(model_dir)})
+        try:
+            client.batch_endpoints.get(endpoint)
+        except Exception:
+            client.batch_endpoints.create_or_update({"name": endpoint})
+        return client.batch_deployments.create_or_update(
+            {"name": name, "endpoint_name": endpoint, "model": "azureml:tiny@latest",
+             "code_configuration": {"code": str(code), "scoring_script": "score.py"},
+             "settings": settings},
+            set_default=set_default,
+        )
+
+    return make
