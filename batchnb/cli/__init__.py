@@ -1,0 +1,318 @@
+"""``batchnb``: the command line, mirroring ``az ml`` so Azure's scripts run with ``batchnb`` in its place.
+
+Built on argparse, which, like az, accepts any unambiguous prefix of a long flag (Azure's own
+scripts write ``--endpoint`` for ``--endpoint-name``). The global flags ``--query``, ``-o``,
+``--debug`` and ``--workspace`` work before or after the command. A user mistake prints one
+``ERROR:`` line and exits non-zero (the code comes from the error class); ``--debug`` adds the
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import BatchnbError, UsageError
+from . import commands as cmd
+from .render import FORMATS, render
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so errors are printed one way."""
+
+    def error(self, message: str) -> Any:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--workspace", "-w", default=default, help="workspace folder (see `batchnb workspace show`)")
+    parser.add_argument("--query", default=default, help="JMESPath query applied to the result")
+    parser.add_argument(
+        "--output",
+        "-o",
+        default=argparse.SUPPRESS if suppress else "json",
+        choices=FORMATS,
+        help="output format (default: json)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS if suppress else False, help="show tracebacks"
+    )
+
+
+Arg = tuple[tuple[str, ...], dict[str, Any]]
+
+
+def _a(*flags: str, **kwargs: Any) -> Arg:
+    return flags, kwargs
+
+
+NAME = _a("--name", "-n")
+NAME_REQ = _a("--name", "-n", required=True)
+FILE = _a("--file", "-f", help="Azure ML YAML file")
+SET = _a("--set", nargs="+", action="extend", metavar="KEY=VALUE", help="set a field: --set a.b=c")
+DESC = _a("--description", "-d")
+VERSION = _a("--version", "-v")
+ENDPOINT = _a("--endpoint-name", "-e", required=True)
+YES = _a("--yes", "-y", action="store_true", help="do not ask for confirmation")
+NO_WAIT = _a("--no-wait", action="store_true", help="accepted for az compatibility; operations are immediate")
+
+Command = tuple[Callable[..., Any], list[Arg], str]
+
+GROUPS: dict[str, tuple[tuple[str, ...], str, dict[str, Command]]] = {
+    "model": (
+        (),
+        "register and show models",
+        {
+            "create": (
+                cmd.model_create,
+                [NAME, VERSION, _a("--path", "-p"), _a("--type", "-t"), FILE, SET, DESC, _a("--tags", nargs="+")],
+                "register a model version from a file or folder",
+            ),
+            "show": (cmd.asset_show("models"), [NAME_REQ, VERSION, _a("--label", "-l")], "show a model version"),
+            "list": (cmd.asset_list("models"), [NAME], "list models (or the versions of one)"),
+        },
+    ),
+    "data": (
+        (),
+        "register and show data assets",
+        {
+            "create": (
+                cmd.data_create,
+                [NAME, VERSION, _a("--path", "-p"), _a("--type", "-t"), FILE, SET, DESC],
+                "register a data asset version",
+            ),
+            "show": (cmd.asset_show("data"), [NAME_REQ, VERSION, _a("--label", "-l")], "show a data asset version"),
+            "list": (cmd.asset_list("data"), [NAME], "list data assets"),
+        },
+    ),
+    "environment": (
+        (),
+        "record environments",
+        {
+            "create": (
+                cmd.environment_create,
+                [NAME, VERSION, _a("--image", "-i"), _a("--conda-file", "-c"), FILE, SET, DESC],
+                "record an environment version",
+            ),
+            "show": (cmd.asset_show("environments"), [NAME_REQ, VERSION, _a("--label", "-l")], "show an environment"),
+            "list": (cmd.asset_list("environments"), [NAME], "list environments"),
+        },
+    ),
+    "datastore": (
+        (),
+        "named data roots",
+        {
+            "create": (
+                cmd.datastore_create,
+                [NAME, _a("--path", "-p"), _a("--type", "-t"), FILE, SET, DESC],
+                "create a datastore over a folder or an fsspec URL",
+            ),
+            "show": (cmd.datastore_show, [NAME_REQ], "show a datastore"),
+            "list": (cmd.datastore_list, [], "list datastores"),
+        },
+    ),
+    "compute": (
+        (),
+        "compute targets",
+        {
+            "create": (
+                cmd.compute_create,
+                [
+                    NAME,
+                    _a("--type", "-t"),
+                    _a("--min-instances", type=int),
+                    _a("--max-instances", type=int),
+                    _a("--size"),
+                    _a("--idle-time-before-scale-down", type=int),
+                    FILE,
+                    SET,
+                    DESC,
+                    NO_WAIT,
+                ],
+                "create a compute (local and amlcompute run on this machine)",
+            ),
+            "show": (cmd.compute_show, [NAME_REQ], "show a compute"),
+            "list": (cmd.compute_list, [], "list computes"),
+            "delete": (cmd.compute_delete, [NAME_REQ, YES, NO_WAIT], "delete a compute"),
+        },
+    ),
+    "batch-endpoint": (
+        ("endpoint",),
+        "batch endpoints",
+        {
+            "create": (cmd.endpoint_create, [NAME, FILE, SET, DESC, NO_WAIT], "create a batch endpoint"),
+            "show": (cmd.endpoint_show, [NAME_REQ], "show an endpoint"),
+            "list": (cmd.endpoint_list, [], "list endpoints"),
+            "update": (
+                cmd.endpoint_update,
+                [NAME, FILE, SET, NO_WAIT],
+                "update an endpoint, e.g. --set defaults.deployment_name=D",
+            ),
+            "delete": (cmd.endpoint_delete, [NAME_REQ, YES, NO_WAIT], "delete an endpoint and its deployments"),
+            "invoke": (
+                cmd.endpoint_invoke,
+                [
+                    NAME_REQ,
+                    _a("--deployment-name", "-d"),
+                    _a("--input", "-i"),
+                    _a("--input-type", choices=("uri_folder", "uri_file")),
+                    _a("--file", "-f", help="inputs YAML"),
+                    _a("--mini-batch-size", type=int),
+                    _a("--instance-count", type=int),
+                    SET,
+                    _a("--output-path"),
+                    _a("--job-name"),
+                    _a("--experiment-name"),
+                    _a(
+                        "--dry-run",
+                        action="store_true",
+                        help="score the first mini-batch here, now, and show the result",
+                    ),
+                    _a("--stream", action="store_true", help="follow the job until it ends"),
+                ],
+                "start a batch job (returns at once)",
+            ),
+            "list-jobs": (cmd.endpoint_list_jobs, [NAME_REQ], "list an endpoint's jobs"),
+        },
+    ),
+    "batch-deployment": (
+        ("deployment",),
+        "deployments of batch endpoints",
+        {
+            "create": (
+                cmd.deployment_create,
+                [
+                    NAME,
+                    _a("--endpoint-name", "-e"),
+                    FILE,
+                    SET,
+                    DESC,
+                    _a("--set-default", action="store_true"),
+                    _a("--skip-script-validation", action="store_true"),
+                    NO_WAIT,
+                ],
+                "create a deployment from Azure's deployment YAML",
+            ),
+            "show": (cmd.deployment_show, [NAME_REQ, ENDPOINT], "show a deployment"),
+            "list": (cmd.deployment_list, [ENDPOINT], "list an endpoint's deployments"),
+            "update": (cmd.deployment_update, [NAME, ENDPOINT, FILE, SET, NO_WAIT], "update a deployment"),
+            "delete": (cmd.deployment_delete, [NAME_REQ, ENDPOINT, YES, NO_WAIT], "delete a deployment"),
+            "list-jobs": (cmd.deployment_list_jobs, [NAME_REQ, ENDPOINT], "list a deployment's jobs"),
+        },
+    ),
+    "job": (
+        (),
+        "batch jobs",
+        {
+            "show": (cmd.job_show, [NAME_REQ], "show a job and its progress"),
+            "list": (
+                cmd.job_list,
+                [
+                    _a("--endpoint-name", "-e"),
+                    _a("--deployment-name", "-d"),
+                    _a("--status"),
+                    _a("--max-results", "-r", type=int),
+                    _a("--parent-job-name", "-p"),
+                ],
+                "list jobs",
+            ),
+            "stream": (cmd.job_stream, [NAME_REQ], "follow a job's progress and logs until it ends"),
+            "wait": (cmd.job_wait, [NAME_REQ, _a("--timeout", type=float)], "wait for a job; non-zero if it failed"),
+            "cancel": (cmd.job_cancel, [NAME_REQ], "cancel a job; committed outputs are kept"),
+            "resume": (cmd.job_resume, [NAME_REQ], "finish an Interrupted or Canceled job"),
+            "rerun-failed": (cmd.job_rerun_failed, [NAME_REQ], "rerun only the failed mini-batches of a job"),
+            "download": (
+                cmd.job_download,
+                [NAME_REQ, _a("--output-name", default="score"), _a("--download-path", "-p", default=".")],
+                "download a job's output to <path>/named-outputs/<name>/",
+            ),
+        },
+    ),
+    "workspace": (
+        (),
+        "the workspace",
+        {
+            "show": (cmd.workspace_show, [], "show which workspace is used and why"),
+            "init": (
+                None,
+                [_a("path", nargs="?", default=".")],  # type: ignore[dict-item]
+                "create a .batchnb workspace in a folder (default: here)",
+            ),
+        },
+    ),
+    "demo": ((), "register the bundled sample and run a job on it", {}),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree."""
+    parser = _Parser(prog="batchnb", description="Azure ML batch endpoints, locally. Mirrors `az ml`.")
+    _globals(parser, suppress=False)
+    groups = parser.add_subparsers(dest="group", metavar="<group>", parser_class=_Parser)
+    for group, (aliases, help_text, cmds) in GROUPS.items():
+        gp = groups.add_parser(group, aliases=list(aliases), help=help_text)
+        gp.set_defaults(group=group)
+        if not cmds:
+            _globals(gp, suppress=True)
+            gp.set_defaults(handler=cmd.demo)
+            continue
+        sub = gp.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
+        for name, (handler, args, cmd_help) in cmds.items():
+            cp = sub.add_parser(name, help=cmd_help, description=cmd_help)
+            for flags, kwargs in args:
+                cp.add_argument(*flags, **kwargs)
+            _globals(cp, suppress=True)
+            cp.set_defaults(handler=handler, command=name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    debug = "--debug" in argv
+    try:
+        args = parser.parse_args(argv)
+        handler = getattr(args, "handler", None)
+        if args.group is None:
+            parser.print_help()
+            return 0
+        if handler is None and getattr(args, "command", None) != "init":
+            raise UsageError(f"batchnb {args.group}: choose a command (see batchnb {args.group} --help)")
+        from ..client import BatchClient
+
+        if args.group == "workspace" and args.command == "init":
+            from pathlib import Path
+
+            client = BatchClient(args.workspace or Path(args.path) / ".batchnb")
+            result: Any = cmd.workspace_show(client, args)
+        else:
+            client = BatchClient(args.workspace)
+            result = handler(client, args)
+        render(result, args.output, args.query, sys.stdout)
+        status = result.get("status") if isinstance(result, dict) else None
+        if args.group == "batch-endpoint" and getattr(args, "stream", False) and status != "Completed":
+            return 6
+        return 0
+    except BatchnbError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"ERROR: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ERROR: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug of ours: one line unless --debug
+        if debug:
+            traceback.print_exc()
+        print(
+            f"ERROR: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr
+        )
+        return 1
+
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,321 @@
+"""The CLI's commands: each parses nothing and decides nothing, it maps flags onto one API call.
+
+Create commands follow ``az ml``: read ``--file`` if given, let ``--name`` and the other flags win
+over it, then apply ``--set key=value``; relative paths in the file resolve against its folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..client import BatchClient
+from ..errors import UsageError
+from ..specfile import apply_set, load_yaml, parse_set
+
+
+def _spec_from(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[dict[str, Any], Path | None]:
+    """The YAML from ``--file`` (if any), overlaid with the flags that were given, then ``--set``."""
+    data: dict[str, Any] = {}
+    base_dir: Path | None = None
+    if getattr(args, "file", None):
+        data, base_dir = load_yaml(args.file)
+    for key, value in flags.items():
+        if value is not None:
+            data[key] = value
+    return apply_set(data, parse_set(getattr(args, "set", None))), base_dir
+
+
+def _require(value: Any, flag: str) -> Any:
+    if value in (None, ""):
+        raise UsageError(f"the following argument is required: {flag}")
+    return value
+
+
+def _confirm(args: argparse.Namespace, what: str) -> None:
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"deleting {what} needs confirmation: pass --yes")
+    answer = input(f"Are you sure you want to delete {what}? (y/n): ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise UsageError("not deleted")
+
+
+def _tags(values: list[str] | None) -> dict[str, str] | None:
+    if not values:
+        return None
+    out = {}
+    for item in values:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+# --- assets ----------------------------------------------------------------------------------------
+
+
+def model_create(c: BatchClient, a: argparse.Namespace) -> Any:
+    spec, base = _spec_from(
+        a,
+        {
+            "name": a.name,
+            "version": a.version,
+            "path": a.path,
+            "type": a.type,
+            "description": a.description,
+            "tags": _tags(a.tags),
+        },
+    )
+    return c.models.create_or_update(spec, base_dir=base)
+
+
+def asset_show(ops_name: str) -> Any:
+    def show(c: BatchClient, a: argparse.Namespace) -> Any:
+        ops = getattr(c, ops_name)
+        return ops.get(a.name, version=a.version, label=getattr(a, "label", None))
+
+    return show
+
+
+def asset_list(ops_name: str) -> Any:
+    def list_(c: BatchClient, a: argparse.Namespace) -> Any:
+        return getattr(c, ops_name).list(name=a.name)
+
+    return list_
+
+
+def data_create(c: BatchClient, a: argparse.Namespace) -> Any:
+    spec, base = _spec_from(
+        a, {"name": a.name, "version": a.version, "path": a.path, "type": a.type, "description": a.description}
+    )
+    return c.data.create_or_update(spec, base_dir=base)
+
+
+def environment_create(c: BatchClient, a: argparse.Namespace) -> Any:
+    spec, base = _spec_from(
+        a,
+        {
+            "name": a.name,
+            "version": a.version,
+            "image": a.image,
+            "conda_file": a.conda_file,
+            "description": a.description,
+        },
+    )
+    return c.environments.create_or_update(spec, base_dir=base)
+
+
+def datastore_create(c: BatchClient, a: argparse.Namespace) -> Any:
+    spec, base = _spec_from(a, {"name": a.name, "path": a.path, "type": a.type, "description": a.description})
+    return c.datastores.create_or_update(spec, base_dir=base)
+
+
+def datastore_show(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.datastores.get(a.name)
+
+
+def datastore_list(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.datastores.list()
+
+
+def compute_create(c: BatchClient, a: argparse.Namespace) -> Any:
+    spec, _ = _spec_from(
+        a,
+        {
+            "name": a.name,
+            "type": a.type,
+            "min_instances": a.min_instances,
+            "max_instances": a.max_instances,
+            "size": a.size,
+            "idle_time_before_scale_down": a.idle_time_before_scale_down,
+            "description": a.description,
+        },
+    )
+    return c.computes.create_or_update(spec)
+
+
+def compute_show(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.computes.get(a.name)
+
+
+def compute_list(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.computes.list()
+
+
+def compute_delete(c: BatchClient, a: argparse.Namespace) -> Any:
+    _confirm(a, f"compute {a.name}")
+    c.computes.delete(a.name)
+    return None
+
+
+# --- endpoints and deployments ---------------------------------------------------------------------
+
+
+def endpoint_create(c: BatchClient, a: argparse.Namespace) -> Any:
+    spec, _ = _spec_from(a, {"name": a.name, "description": a.description})
+    _require(spec.get("name"), "-n/--name (or name: in --file)")
+    return c.batch_endpoints.create_or_update(spec)
+
+
+def endpoint_show(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.batch_endpoints.get(a.name)
+
+
+def endpoint_list(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.batch_endpoints.list()
+
+
+def endpoint_update(c: BatchClient, a: argparse.Namespace) -> Any:
+    if a.file:
+        spec, _ = _spec_from(a, {"name": a.name})
+        return c.batch_endpoints.create_or_update(spec)
+    return c.batch_endpoints.update(_require(a.name, "-n/--name"), a.set)
+
+
+def endpoint_delete(c: BatchClient, a: argparse.Namespace) -> Any:
+    _confirm(a, f"batch endpoint {a.name} and its deployments")
+    c.batch_endpoints.delete(a.name)
+    return None
+
+
+def endpoint_invoke(c: BatchClient, a: argparse.Namespace) -> Any:
+    inputs = outputs = None
+    base_dir = None
+    if a.file:
+        data, base_dir = load_yaml(a.file)
+        inputs, outputs = data.get("inputs"), data.get("outputs")
+    job = c.batch_endpoints.invoke(
+        a.name,
+        deployment_name=a.deployment_name,
+        input=a.input,
+        input_type=a.input_type,
+        inputs=inputs,
+        outputs=outputs,
+        output_path=a.output_path,
+        job_name=a.job_name,
+        mini_batch_size=a.mini_batch_size,
+        instance_count=a.instance_count,
+        set_values=a.set,
+        experiment_name=a.experiment_name,
+        dry_run=a.dry_run,
+        base_dir=base_dir,
+    )
+    if a.dry_run:
+        return job
+    if a.stream:
+        return c.jobs.stream(job["name"], out=sys.stderr)
+    return job
+
+
+def endpoint_list_jobs(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.batch_endpoints.list_jobs(a.name)
+
+
+def deployment_create(c: BatchClient, a: argparse.Namespace) -> Any:
+    spec, base = _spec_from(a, {"name": a.name, "description": a.description})
+    return c.batch_deployments.create_or_update(
+        spec,
+        endpoint_name=a.endpoint_name,
+        base_dir=base,
+        set_default=a.set_default,
+        skip_script_validation=a.skip_script_validation,
+        source=a.file or "deployment",
+    )
+
+
+def deployment_show(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.batch_deployments.get(a.name, a.endpoint_name)
+
+
+def deployment_list(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.batch_deployments.list(a.endpoint_name)
+
+
+def deployment_update(c: BatchClient, a: argparse.Namespace) -> Any:
+    if a.file:
+        return deployment_create(
+            c,
+            argparse.Namespace(
+                **{**vars(a), "set_default": False, "skip_script_validation": False, "description": None}
+            ),
+        )
+    return c.batch_deployments.update(_require(a.name, "-n/--name"), a.endpoint_name, a.set)
+
+
+def deployment_delete(c: BatchClient, a: argparse.Namespace) -> Any:
+    _confirm(a, f"deployment {a.name} of endpoint {a.endpoint_name}")
+    c.batch_deployments.delete(a.name, a.endpoint_name)
+    return None
+
+
+def deployment_list_jobs(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.batch_deployments.list_jobs(a.endpoint_name, a.name)
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+
+
+def job_show(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.jobs.get(a.name)
+
+
+def job_list(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.jobs.list(
+        endpoint_name=a.endpoint_name, deployment_name=a.deployment_name, status=a.status, limit=a.max_results
+    )
+
+
+def job_stream(c: BatchClient, a: argparse.Namespace) -> Any:
+    from .progress import stream_with_progress
+
+    return stream_with_progress(c, a.name)
+
+
+def job_wait(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.jobs.wait(a.name, timeout=a.timeout, raise_on_failure=True)
+
+
+def job_cancel(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.jobs.cancel(a.name)
+
+
+def job_resume(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.jobs.resume(a.name)
+
+
+def job_rerun_failed(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.jobs.rerun_failed(a.name)
+
+
+def job_download(c: BatchClient, a: argparse.Namespace) -> Any:
+    target = c.jobs.download(a.name, download_path=a.download_path, output_name=a.output_name)
+    return {
+        "name": a.name,
+        "output_name": a.output_name,
+        "path": str(target),
+        "files": sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()),
+    }
+
+
+# --- workspace -------------------------------------------------------------------------------------
+
+
+def workspace_show(c: BatchClient, a: argparse.Namespace) -> Any:
+    from ..workspace import ENV_VAR
+
+    return {
+        "path": str(c.workspace.root),
+        "database": str(c.workspace.db_path),
+        "default_datastore": str(c.workspace.default_datastore_root),
+        "rule": f"--workspace, else ${ENV_VAR}, else the nearest .batchnb/ above the current folder, "
+        "else the per-user default",
+    }
+
+
+def demo(c: BatchClient, a: argparse.Namespace) -> Any:
+    from ..samples import run_demo
+
+    return run_demo(c, out=sys.stderr)
