@@ -18,7 +18,11 @@ def init():
     path = glob.glob(os.path.join(os.environ["AZUREML_MODEL_DIR"], "*", "model.json"))[0]
     with open(path) as fh:
         model = json.load(fh)
-    args, _ = argparse.ArgumentParser().parse_known_args()
+    # Azure passes driver flags such as --logging_level: parse_known_args ignores what it does not know.
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--logging_level", default="INFO")
+    args, _ = parser.parse_known_args()
+    logging.getLogger().setLevel(args.logging_level)
     logging.info("model loaded from %s", path)
 
 
@@ -26,7 +30,7 @@ def run(mini_batch):
     results = []
     for file_path in mini_batch:
         data = pd.read_csv(file_path)
-        score = sum(c * data[f] for c, f in zip(model["coef"], model["features"])) + model["intercept"]
+        score = sum(c * data[f] for c, f in zip(model["coef"], model["features"], strict=True)) + model["intercept"]
         probability = 1 / (1 + score.map(lambda z: math.exp(-z)))
         for row, p in enumerate(probability):
             results.append(
