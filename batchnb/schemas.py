@@ -53,22 +53,32 @@ _NAME_RULES: dict[str, tuple[re.Pattern[str], str]] = {
 }
 
 
+def _name_message(kind: str, value: object) -> str:
+    article = "an" if kind[0] in "aeiou" else "a"
+    return f"invalid {kind} name {value!r}: {article} {kind} name must be {_NAME_RULES[kind][1]}"
+
+
+class _NameRuleError(ValueError):
+    """A name that breaks its rule, inside a pydantic model: :func:`validate_spec` turns it into
+    :class:`InvalidNameError`."""
+
+
 def check_name(kind: str, value: str) -> str:
     """Return ``value`` if it is a valid ``kind`` name, else raise :class:`InvalidNameError` stating the rule.
 
     The rules are Azure's; they also guarantee that a name can never escape a folder.
     """
-    pattern, rule = _NAME_RULES[kind]
+    pattern, _ = _NAME_RULES[kind]
     if not isinstance(value, str) or not pattern.match(value):
-        raise InvalidNameError(f"invalid {kind} name {value!r}: a {kind} name must be {rule}", field="name")
+        raise InvalidNameError(_name_message(kind, value), field="name")
     return value
 
 
 def _name_validator(kind: str) -> Any:
     def check(value: str) -> str:
-        pattern, rule = _NAME_RULES[kind]
+        pattern, _ = _NAME_RULES[kind]
         if not pattern.match(value):
-            raise ValueError(f"invalid {kind} name {value!r}: a {kind} name must be {rule}")
+            raise _NameRuleError(_name_message(kind, value))
         return value
 
     return pydantic.AfterValidator(check)
@@ -405,7 +415,10 @@ def validate_spec(model: type[BaseModel], data: Any, source: str) -> Any:
             elif "input" in err and err["type"] not in ("model_type", "dict_type") and repr(err["input"]) not in msg:
                 msg = f"{msg} (got {err['input']!r})"
             lines.append(f"{where}: {msg}")
-        raise ValidationError(f"{source}: " + "; ".join(lines), field=first_field) from None
+        errors = exc.errors()
+        names_only = all(isinstance(e.get("ctx", {}).get("error"), _NameRuleError) for e in errors)
+        error_class = InvalidNameError if names_only else ValidationError
+        raise error_class(f"{source}: " + "; ".join(lines), field=first_field) from None
 
 
 def parse_deployment(data: Any, source: str) -> DeploymentSpec:
