@@ -62,6 +62,13 @@ class BatchEndpointOperations:
             default = endpoint.defaults.deployment_name
             if default is not None:
                 self._require_deployment(tx, endpoint.name, default)
+            elif "deployment_name" not in endpoint.defaults.model_fields_set:
+                # A spec that does not mention the default (an endpoint.yml applied again to change the
+                # description) keeps it: otherwise the endpoint could no longer be invoked.
+                row = tx.execute("SELECT spec FROM endpoints WHERE name = ?", (endpoint.name,)).fetchone()
+                kept = json.loads(row["spec"]).get("defaults", {}).get("deployment_name") if row else None
+                if kept:
+                    record["defaults"] = {**record.get("defaults", {}), "deployment_name": kept}
             tx.execute(
                 "INSERT INTO endpoints (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
@@ -205,39 +212,16 @@ class BatchDeploymentOperations:
         self, dep: ModelBatchDeploymentSpec, base_dir: Path | None, skip_validation: bool, source: str
     ) -> dict[str, Any]:
         client = self._client
-        if isinstance(dep.model, InlineModel):
-            inline = dep.model
-            model = client.models.create_or_update(
-                {
-                    **inline.model_dump(mode="json", exclude_none=True),
-                    "name": inline.name or f"{dep.endpoint_name}-{dep.name}-model",
-                },
-                base_dir=base_dir,
-            )
-        else:
+        # Every check runs before an inline model is registered, so a refused deployment registers nothing.
+        inline = dep.model if isinstance(dep.model, InlineModel) else None
+        model = None
+        if inline is None:
             try:
-                model = client.models.resolve(dep.model)
+                model = client.models.resolve(str(dep.model))
             except NotFoundError as exc:
                 raise NotFoundError(f"{source}: model: {exc.message}") from None
-        resolved: dict[str, Any] = {
-            "model": f"{model['name']}:{model['version']}",
-            "model_type": model["type"],
-            "model_dir": model["model_dir"],
-        }
-        if dep.code_configuration is not None:
-            code_dir = resolve_local(dep.code_configuration.code, base_dir)
-            snap = snapshot_code(
-                code_dir, dep.code_configuration.scoring_script, client.workspace.code_dir, validate=not skip_validation
-            )
-            resolved.update(
-                code_dir=str(snap), scoring_script=dep.code_configuration.scoring_script, code_source=str(code_dir)
-            )
-        elif model["type"] != "mlflow_model":
-            raise ValidationError(
-                f"{source}: code_configuration is required for a {model['type']} model "
-                "(only mlflow_model deployments can run without a scoring script)",
-                field="code_configuration",
-            )
+        model_type = inline.type if inline is not None else model["type"]  # type: ignore[index]
+        resolved: dict[str, Any] = {}
         if isinstance(dep.environment, str) and dep.environment.startswith("azureml:"):
             try:
                 env = client.environments.resolve(dep.environment)
@@ -249,6 +233,32 @@ class BatchDeploymentOperations:
         except NotFoundError as exc:
             raise NotFoundError(f"{source}: compute: {exc.message}") from None
         resolved["compute"] = compute["name"]
+        if dep.code_configuration is not None:
+            code_dir = resolve_local(dep.code_configuration.code, base_dir)
+            snap = snapshot_code(
+                code_dir, dep.code_configuration.scoring_script, client.workspace.code_dir, validate=not skip_validation
+            )
+            resolved.update(
+                code_dir=str(snap), scoring_script=dep.code_configuration.scoring_script, code_source=str(code_dir)
+            )
+        elif model_type != "mlflow_model":
+            raise ValidationError(
+                f"{source}: code_configuration is required for a {model_type} model "
+                "(only mlflow_model deployments can run without a scoring script)",
+                field="code_configuration",
+            )
+        if model is None:
+            assert inline is not None
+            model = client.models.create_or_update(
+                {
+                    **inline.model_dump(mode="json", exclude_none=True),
+                    "name": inline.name or f"{dep.endpoint_name}-{dep.name}-model",
+                },
+                base_dir=base_dir,
+            )
+        resolved.update(
+            model=f"{model['name']}:{model['version']}", model_type=model["type"], model_dir=model["model_dir"]
+        )
         return resolved
 
     def _resolve_pipeline_deployment(self, dep: Any, base_dir: Path | None) -> dict[str, Any]:
