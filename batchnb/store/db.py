@@ -45,12 +45,12 @@ class Store:
         if conn is None:
             try:
                 conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            except sqlite3.Error as exc:
+                conn.row_factory = sqlite3.Row
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL: a crash loses no committed txn
+            except sqlite3.Error as exc:  # e.g. "file is not a database"
                 raise WorkspaceError(f"cannot open the workspace database {self.path}: {exc}") from exc
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL: a crash loses no committed txn
             self._local.conn = conn
         return conn
 
