@@ -75,6 +75,8 @@ def render(result: Any, output: str, query: str | None, out: TextIO) -> None:
         for row in _rows(data):
             if isinstance(row, dict):
                 out.write("\t".join(_scalar(v) for v in row.values() if not isinstance(v, dict | list)) + "\n")
+            elif isinstance(row, list):  # --query "[].[name, version]": one tab-separated line per item
+                out.write("\t".join(_scalar(v) for v in row) + "\n")
             else:
                 out.write(_scalar(row) + "\n")
     else:
