@@ -8,6 +8,7 @@ its jobs.
 
 from __future__ import annotations
 
+import builtins  # the operations have a method named list, which shadows the type
 import json
 import sqlite3
 import time
@@ -30,6 +31,7 @@ from .specfile import apply_set, parse_set, resolve_local
 
 if TYPE_CHECKING:
     from .client import BatchClient
+    from .engine.jobs import Job
 
 
 def _endpoint_entity(row: sqlite3.Row, deployments: list[str]) -> entities.BatchEndpoint:
@@ -108,7 +110,7 @@ class BatchEndpointOperations:
                 deps.setdefault(r["endpoint"], []).append(r["name"])
         return [_endpoint_entity(r, deps.get(r["name"], [])) for r in rows]
 
-    def update(self, name: str, set_values: list[str] | None = None) -> entities.BatchEndpoint:
+    def update(self, name: str, set_values: builtins.list[str] | None = None) -> entities.BatchEndpoint:
         """Apply az-style ``--set key=value`` changes, e.g. ``defaults.deployment_name=blue``."""
         current = {
             k: v
@@ -136,7 +138,7 @@ class BatchEndpointOperations:
         """Start a job on the endpoint; see :meth:`batchnb.engine.jobs.JobOperations.invoke`."""
         return self._client.jobs.invoke(endpoint_name, deployment_name=deployment_name, **kwargs)
 
-    def list_jobs(self, endpoint_name: str) -> list[entities.Entity]:
+    def list_jobs(self, endpoint_name: str) -> builtins.list[Job]:
         """The endpoint's jobs, newest first (jobs survive the endpoint's deletion)."""
         return self._client.jobs.list(endpoint_name=endpoint_name)
 
@@ -313,7 +315,9 @@ class BatchDeploymentOperations:
             ).fetchall()
         return [self._entity(r) for r in rows]
 
-    def update(self, name: str, endpoint_name: str, set_values: list[str] | None = None) -> entities.BatchDeployment:
+    def update(
+        self, name: str, endpoint_name: str, set_values: builtins.list[str] | None = None
+    ) -> entities.BatchDeployment:
         """Apply az-style ``--set`` changes to a deployment, creating a new revision."""
         current = self.get(name, endpoint_name)
         base = {
@@ -362,6 +366,6 @@ class BatchDeploymentOperations:
 
     begin_delete = delete
 
-    def list_jobs(self, endpoint_name: str, name: str) -> list[entities.Entity]:
+    def list_jobs(self, endpoint_name: str, name: str) -> builtins.list[Job]:
         """The deployment's jobs, newest first."""
         return self._client.jobs.list(endpoint_name=endpoint_name, deployment_name=name)

@@ -146,9 +146,10 @@ def parse_size(text: str) -> int:
 
 class RetrySettings(_Spec):
     """``settings.retry_settings``. ``max_retries`` is the total number of attempts per mini-batch,
-    as PRS's ``run_max_try``; ``timeout`` bounds one ``run()`` call, in seconds."""
+    as PRS's ``run_max_try`` (0 is accepted, as Azure accepts it, and means a single attempt);
+    ``timeout`` bounds one ``run()`` call, in seconds."""
 
-    max_retries: int = Field(default=3, ge=1)
+    max_retries: int = Field(default=3, ge=0)
     timeout: int = Field(default=30, ge=1)
 
     @field_validator("timeout", mode="before")
@@ -319,6 +320,8 @@ LEGACY_SETTINGS_KEYS = (
     "error_threshold",
     "logging_level",
     "environment_variables",
+    "mini_batch_mode",
+    "recursive",
 )
 
 

@@ -274,3 +274,9 @@ def test_compute_rules(client: BatchClient) -> None:
     with pytest.raises(ValidationError, match="type"):
         client.computes.create_or_update({"name": "k8s", "type": "kubernetes"})
     assert [c.name for c in client.computes.list()] == ["local"]
+
+
+def test_data_asset_on_an_unknown_datastore_is_refused_at_registration(client: BatchClient) -> None:
+    with pytest.raises(NotFoundError, match="datastore nostore does not exist"):
+        client.data.create_or_update({"name": "d", "path": "azureml://datastores/nostore/paths/x"})
+    assert client.data.list() == []

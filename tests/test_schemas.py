@@ -401,3 +401,19 @@ def test_datastore_uris() -> None:
     assert parse_datastore_uri("azureml:heart@latest") is None
     assert is_asset_ref("azureml:heart@latest")
     assert not is_asset_ref("azureml://datastores/ds/paths/x")
+
+
+def test_legacy_form_also_takes_batchnbs_own_settings_at_the_root() -> None:
+    spec = parse_deployment(
+        {**MINIMAL, "mini_batch_mode": "tabular", "recursive": True, "mini_batch_size": "64MB"}, "d.yml"
+    )
+    assert spec.settings.mini_batch_mode == "tabular"
+    assert spec.settings.recursive is True
+    assert spec.settings.mini_batch_size == "64MB"
+
+
+def test_max_retries_zero_is_accepted_as_azure_accepts_it() -> None:
+    spec = parse_deployment({**MINIMAL, "type": "model", "settings": {"retry_settings": {"max_retries": 0}}}, "d.yml")
+    assert spec.settings.retry_settings.max_retries == 0
+    with pytest.raises(ValidationError, match="retry_settings.max_retries"):
+        parse_deployment({**MINIMAL, "type": "model", "settings": {"retry_settings": {"max_retries": -1}}}, "d.yml")

@@ -292,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             result: Any = cmd.workspace_show(client, args)
         else:
             client = BatchClient(args.workspace)
+            assert handler is not None  # checked above
             result = handler(client, args)
         render(result, args.output, args.query, sys.stdout)
         status = result.get("status") if isinstance(result, dict) else None

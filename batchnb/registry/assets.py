@@ -20,7 +20,7 @@ from ..errors import ConflictError, NotFoundError, ValidationError
 from ..schemas import DataSpec, EnvironmentSpec, ModelSpec, check_name, validate_spec
 from ..specfile import AssetRef, is_url, parse_asset_ref, parse_datastore_uri, resolve_local
 from ..store import Store
-from ..workspace import Workspace
+from ..workspace import DEFAULT_DATASTORE, Workspace
 
 _ENTITY: dict[str, type[entities.Entity]] = {
     "model": entities.Model,
@@ -183,7 +183,14 @@ class DataOperations(AssetOperations):
         """Register a new data asset version. Local paths must exist and match the type."""
         data = spec if isinstance(spec, DataSpec) else validate_spec(DataSpec, spec, "data")
         path = data.path
-        if parse_datastore_uri(path) is None and not is_url(path):
+        datastore = parse_datastore_uri(path)
+        if datastore is not None and datastore[0] != DEFAULT_DATASTORE:
+            with self._store.read() as db:
+                if db.execute("SELECT 1 FROM datastores WHERE name = ?", (datastore[0],)).fetchone() is None:
+                    raise NotFoundError(
+                        f"data path {path!r}: datastore {datastore[0]} does not exist in this workspace"
+                    )
+        if datastore is None and not is_url(path):
             local = resolve_local(path.removeprefix("file://"), base_dir)
             if not local.exists():
                 raise ValidationError(f"data path {path!r} does not exist (resolved to {local})", field="path")
