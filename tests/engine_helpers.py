@@ -1,0 +1,96 @@
+"""Helpers for the engine tests: polling with a deadline, reading outputs and the store, and
+process control (every process a test starts is gone when the test ends)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def output_file(job: dict[str, Any]) -> Path:
+    """The job's append_row output: ``outputs.score.path / file_name``."""
+    score = job["outputs"]["score"]
+    return Path(score["path"]) / score["file_name"]
+
+
+def lines(path: str | os.PathLike[str]) -> list[str]:
+    """The lines of a text file, or [] if it does not exist yet."""
+    p = Path(path)
+    return p.read_text(encoding="utf-8").splitlines() if p.exists() else []
+
+
+def csv_rows(n: int, skip: tuple[int, ...] = ()) -> list[str]:
+    """The output lines an echo script gives for ``csv_inputs(n)``: ``"i 2i"``, in input order."""
+    return [f"{i} {2 * i}" for i in range(n) if i not in skip]
+
+
+def supervisor_pid(client: Any, name: str) -> int | None:
+    """The job's supervisor pid as recorded in the store."""
+    with client.store.read() as db:
+        row = db.execute("SELECT supervisor_pid FROM jobs WHERE name = ?", (name,)).fetchone()
+    return None if row is None else row[0]
+
+
+def minibatches(client: Any, name: str) -> list[dict[str, Any]]:
+    """The job's mini-batch rows, by index."""
+    with client.store.read() as db:
+        rows = db.execute(
+            "SELECT idx, items, n_items, status, attempts, succeeded, failed, rows, error "
+            "FROM minibatches WHERE job = ? ORDER BY idx",
+            (name,),
+        ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def job_count(client: Any) -> int:
+    with client.store.read() as db:
+        return int(db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+
+
+def kill_and_reap(procs: list[psutil.Process], timeout: float = 10.0) -> None:
+    """SIGKILL these processes (by pid) and wait until they are gone."""
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(signal.SIGKILL)
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    assert not alive, f"processes still alive after SIGKILL: {[p.pid for p in alive]}"
+
+
+@contextlib.contextmanager
+def reaping(grace: float = 10.0) -> Iterator[None]:
+    """Around a test: afterwards, give the processes it started (supervisors, loky workers) ``grace``
+    seconds to exit, then SIGKILL whatever is left, so no test leaks a process into the next."""
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    try:
+        yield
+    finally:
+        started = [p for p in me.children(recursive=True) if p.pid not in before]
+        # Grandchildren first, while the parent link still names them.
+        for proc in list(started):
+            with contextlib.suppress(psutil.Error):
+                started.extend(c for c in proc.children(recursive=True) if c not in started)
+        _, alive = psutil.wait_procs(started, timeout=grace)
+        if alive:
+            kill_and_reap(alive)
