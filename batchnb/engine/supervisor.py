@@ -59,6 +59,7 @@ class Task:
     n_items: int
     attempts: int  # attempts already counted
     duration: float = 0.0
+    submitted_at: float = 0.0  # when the current attempt was handed to the pool
 
 
 class Supervisor:
@@ -274,6 +275,7 @@ class Supervisor:
                         break  # a suspect runs alone, so a second crash proves it guilty
                     isolating = queue[0].idx
                 task = queue.popleft()
+                task.submitted_at = time.time()
                 fut = executor.submit(score_minibatch, context, task.idx, task.attempts + 1, task.items, task.n_items)
                 inflight[fut] = task
                 self._queue(
@@ -444,6 +446,8 @@ class Supervisor:
                 pid_text, started_text = marker.read_text().split()
             except (OSError, ValueError):
                 continue
+            if float(started_text) < task.submitted_at:
+                continue  # left by an earlier attempt whose worker died: not this attempt's worker
             if task.idx not in killed and now - float(started_text) > timeout + KILL_GRACE_S:
                 killed.add(task.idx)
                 self.logs.event(
