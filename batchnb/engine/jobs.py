@@ -43,6 +43,8 @@ OVERRIDABLE = {
 }
 INSTANCE_COUNT_KEYS = ("instance_count", "compute.instance_count", "resources.instance_count")
 OUTPUT_PATH_KEYS = ("output_dataset.path", "output_path")
+# How long resume / rerun-failed wait for the supervisor of a just-finished job to exit.
+SUPERVISOR_EXIT_WAIT_S = 10.0
 
 
 class Job(Entity):
@@ -542,7 +544,14 @@ class JobOperations:
 
     def _requeue(self, name: str, reset_failed: bool) -> None:
         row = self._row(name)
-        if state.supervisor_alive(row["supervisor_pid"], row["supervisor_started"]):
+        alive = state.supervisor_alive(row["supervisor_pid"], row["supervisor_started"])
+        if alive and row["status"] in state.TERMINAL:
+            # It recorded the final status and is exiting (``wait()`` returns at that write): a moment.
+            deadline = time.monotonic() + SUPERVISOR_EXIT_WAIT_S
+            while alive and time.monotonic() < deadline:
+                time.sleep(0.05)
+                alive = state.supervisor_alive(row["supervisor_pid"], row["supervisor_started"])
+        if alive:
             raise InvalidStateError(f"job {name}'s supervisor (pid {row['supervisor_pid']}) is still running")
         now = time.time()
         with self._store.write() as tx:
