@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from concurrent.futures import Executor
 
 from .base import ComputeTarget
 
 # Workers outlive short idle gaps so init() (the model load) runs once per worker per job.
 _IDLE_WORKER_TIMEOUT_S = 600
+# How often a worker checks that the process that started the pool is still alive.
+_PARENT_CHECK_INTERVAL_S = 1.0
+
+
+def _exit_with_parent() -> None:
+    """Runs first in every worker: end the worker when the process that started the pool dies.
+
+    After a supervisor is killed (SIGKILL, OOM killer), loky's idle workers would otherwise wait for
+    work for the whole idle timeout holding the model in memory, and a busy one would keep scoring
+    beside the supervisor of the resumed job.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_CHECK_INTERVAL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="batchnb-parent-watch", daemon=True).start()
 
 
 class LocalPool(ComputeTarget):
@@ -23,7 +45,11 @@ class LocalPool(ComputeTarget):
         from joblib.externals.loky import get_reusable_executor
 
         self._executor = get_reusable_executor(
-            max_workers=n_workers, timeout=_IDLE_WORKER_TIMEOUT_S, env=env, reuse=True
+            max_workers=n_workers,
+            timeout=_IDLE_WORKER_TIMEOUT_S,
+            env=env,
+            reuse=True,
+            initializer=_exit_with_parent,
         )
         return self._executor
 
