@@ -336,3 +336,15 @@ def test_tabular_csv_rows_are_counted_as_pandas_reads_them(client, deploy, tmp_p
     assert job["status"] == "Completed", job["error"]
     assert lines(output_file(job)) == ["1", "2"]
     assert job["progress"]["items"] == {"total": 2, "succeeded": 2, "failed": 0}
+
+
+def test_max_retries_zero_means_a_single_attempt(client, deploy, csv_inputs):
+    deploy(CORRUPT, mini_batch_size=2, retry_settings={"max_retries": 0, "timeout": 30})
+    folder = _with_corrupt_file(csv_inputs, 4, bad=1)
+    job = client.batch_endpoints.invoke("ep-test", input=str(folder)).wait(timeout=120)
+
+    assert job["status"] == "Completed", job["error"]
+    assert [(mb["status"], mb["attempts"]) for mb in minibatches(client, job["name"])] == [("failed", 1), ("done", 1)]
+    assert lines(output_file(job)) == csv_rows(4, skip=(0, 1))
+    errors = (Path(job["logs_dir"]) / "user" / "error.txt").read_text()
+    assert "mini-batch 0 attempt 1/1 failed" in errors

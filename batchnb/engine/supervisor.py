@@ -220,7 +220,7 @@ class Supervisor:
             "environment_variables": s.get("environment_variables", {}),
             "logging_level": s.get("logging_level", "info"),
             "timeout": s["retry_settings"]["timeout"],
-            "max_attempts": s["retry_settings"]["max_retries"],
+            "max_attempts": max(1, s["retry_settings"]["max_retries"]),  # 0 means a single attempt
             "mode": s["mini_batch_mode"],
             "output_action": s["output_action"],
             "part_format": output.part_format(s["output_file_name"]),
