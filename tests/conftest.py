@@ -52,8 +52,9 @@ def deploy(client: BatchClient, model_dir: Path, tmp_path: Path) -> Callable[...
     """
     counter = {"n": 0}
 
-    def make(script: str, endpoint: str = "ep-test", name: str = "blue", set_default: bool = False,
-             **settings: object) -> dict:
+    def make(
+        script: str, endpoint: str = "ep-test", name: str = "blue", set_default: bool = False, **settings: object
+    ) -> dict:
         counter["n"] += 1
         code = tmp_path / f"code{counter['n']}"
         code.mkdir()
@@ -67,9 +68,13 @@ def deploy(client: BatchClient, model_dir: Path, tmp_path: Path) -> Callable[...
         except Exception:
             client.batch_endpoints.create_or_update({"name": endpoint})
         return client.batch_deployments.create_or_update(
-            {"name": name, "endpoint_name": endpoint, "model": "azureml:tiny@latest",
-             "code_configuration": {"code": str(code), "scoring_script": "score.py"},
-             "settings": settings},
+            {
+                "name": name,
+                "endpoint_name": endpoint,
+                "model": "azureml:tiny@latest",
+                "code_configuration": {"code": str(code), "scoring_script": "score.py"},
+                "settings": settings,
+            },
             set_default=set_default,
         )
 

@@ -307,11 +307,6 @@ def test_init_failure_fails_the_job_quickly_with_its_traceback(client, deploy, c
     assert "init() of the scoring script failed" in (Path(job["logs_dir"]) / "job_result.txt").read_text()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: the tabular planner counts a CSV's rows by its newlines, so a quoted field "
-    "spanning lines or a blank line counts rows that pandas never reads (planner._count_csv_rows)",
-)
 @pytest.mark.parametrize(
     "text",
     ['id,text\n1,"two\nlines"\n2,plain\n', "id,text\n1,a\n2,b\n\n"],
@@ -348,3 +343,63 @@ def test_max_retries_zero_means_a_single_attempt(client, deploy, csv_inputs):
     assert lines(output_file(job)) == csv_rows(4, skip=(0, 1))
     errors = (Path(job["logs_dir"]) / "user" / "error.txt").read_text()
     assert "mini-batch 0 attempt 1/1 failed" in errors
+
+
+def test_a_timeout_cannot_be_swallowed_by_except_exception(client, deploy, csv_inputs):
+    deploy(
+        """
+        import time
+        def init():
+            pass
+        def run(mini_batch):
+            try:
+                time.sleep(60)
+            except Exception:
+                time.sleep(60)
+            return mini_batch
+        """,
+        mini_batch_size=1,
+        retry_settings={"max_retries": 1, "timeout": 2},
+    )
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(1))).wait(timeout=60)
+    assert job["status"] == "Failed"
+    assert (
+        minibatches(client, job["name"])[0]["error"]
+        == "MiniBatchTimeout: run() did not return within the timeout of 2 s"
+    )
+    # Stopped by the in-process timer, not by the watchdog killing the worker.
+    assert "killing worker" not in (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text()
+
+
+def test_a_failing_init_is_logged_with_its_traceback_in_user_error(client, deploy, csv_inputs):
+    deploy(
+        """
+        def init():
+            raise RuntimeError("no weights here")
+        def run(mini_batch):
+            return mini_batch
+        """
+    )
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2))).wait(timeout=60)
+    assert job["status"] == "Failed"
+    traces = _user_tracebacks(job)
+    assert "init()" in traces
+    assert "RuntimeError: no weights here" in traces
+
+
+def test_an_empty_input_folder_fails_the_job_with_a_plain_message(client, deploy, tmp_path):
+    deploy(
+        """
+        def init():
+            pass
+        def run(mini_batch):
+            return mini_batch
+        """
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "nested").mkdir()
+    job = client.batch_endpoints.invoke("ep-test", input=str(empty)).wait(timeout=60)
+    assert job["status"] == "Failed"
+    assert job["error"].startswith(f"input folder {str(empty)!r} contains no files")
+    assert "system error" not in job["error"]

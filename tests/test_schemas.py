@@ -415,5 +415,5 @@ def test_legacy_form_also_takes_batchnbs_own_settings_at_the_root() -> None:
 def test_max_retries_zero_is_accepted_as_azure_accepts_it() -> None:
     spec = parse_deployment({**MINIMAL, "type": "model", "settings": {"retry_settings": {"max_retries": 0}}}, "d.yml")
     assert spec.settings.retry_settings.max_retries == 0
-    with pytest.raises(ValidationError, match="retry_settings.max_retries"):
+    with pytest.raises(ValidationError, match=r"retry_settings\.max_retries"):
         parse_deployment({**MINIMAL, "type": "model", "settings": {"retry_settings": {"max_retries": -1}}}, "d.yml")

@@ -29,8 +29,12 @@ ACTIVE = frozenset({QUEUED, PREPARING, RUNNING, FINALIZING, CANCEL_REQUESTED})
 ALL = (QUEUED, PREPARING, RUNNING, FINALIZING, COMPLETED, FAILED, CANCEL_REQUESTED, CANCELED, INTERRUPTED)
 
 HEARTBEAT_INTERVAL_S = 1.0
-# A heartbeat older than this means the supervisor is gone (the bound is 10 s).
+# A heartbeat older than this means the supervisor is gone (the bound is 10 s), when its
+# process cannot be checked (another host) ...
 STALE_AFTER_S = 6.0
+# ... but a supervisor whose process is alive is only given up on after a long silence (hung, or
+# stopped): a loaded machine must not turn a slow job into an Interrupted one.
+HUNG_AFTER_S = 120.0
 # A Queued job whose supervisor never reported within this time was never started.
 START_GRACE_S = 60.0
 
@@ -60,10 +64,14 @@ def check_interrupted(store: Store, row: sqlite3.Row) -> str:
     now = time.time()
     alive = supervisor_alive(row["supervisor_pid"], row["supervisor_started"])
     heartbeat = row["heartbeat_at"]
-    if heartbeat is None:
-        gone = alive is False or (alive is None and now - row["created_at"] > START_GRACE_S)
+    if alive is False:
+        gone = True
+    elif alive is True:
+        gone = heartbeat is not None and now - heartbeat > HUNG_AFTER_S
+    elif heartbeat is None:
+        gone = now - row["created_at"] > START_GRACE_S
     else:
-        gone = alive is False or now - heartbeat > STALE_AFTER_S
+        gone = now - heartbeat > (START_GRACE_S if status == QUEUED else STALE_AFTER_S)
     if not gone:
         return status
     new_status = CANCELED if row["cancel_requested"] else INTERRUPTED

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compute import get_target
+from ..errors import BatchnbError
 from ..store import Store
 from . import output, planner, state
 from .logs import JobLogs
@@ -101,9 +102,11 @@ class Supervisor:
         self._flush(force=True)
         now = time.time()
         with self.store.write() as tx:
+            # A cancel requested meanwhile must stay visible until the dispatcher acts on it.
+            keep_cancel = "AND status != 'CancelRequested'" if status in (state.PREPARING, state.RUNNING) else ""
             tx.execute(
                 "UPDATE jobs SET status = ?, error = ?, ended_at = CASE WHEN ? THEN ? ELSE ended_at END, "
-                "heartbeat_at = ? WHERE name = ?",
+                f"heartbeat_at = ? WHERE name = ? {keep_cancel}",
                 (status, error, ended, now, now, self.name),
             )
         self.logs.event(f"status {status}" + (f": {error.splitlines()[0]}" if error else ""))
@@ -170,6 +173,10 @@ class Supervisor:
                     f"the supervisor was stopped; run `batchnb job resume -n {self.name}` to finish the job",
                 )
                 return state.INTERRUPTED
+            if isinstance(exc, BatchnbError):  # a problem with the job's input or settings: say it plainly
+                self._set_status(state.FAILED, exc.message, ended=True)
+                self.logs.result(f"Failed: {exc.message}\n")
+                return state.FAILED
             self._set_status(state.FAILED, f"batchnb system error: {exc}\n{text}", ended=True)
             self.logs.result(f"Failed: batchnb system error: {exc}\nSee logs/sys/master_role.txt\n")
             return state.FAILED

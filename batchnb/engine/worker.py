@@ -35,8 +35,11 @@ RUN_RETURN_MESSAGE = (
 )
 
 
-class MiniBatchTimeout(Exception):
-    """Raised inside ``run()`` when it exceeds ``retry_settings.timeout``."""
+class MiniBatchTimeout(BaseException):
+    """Raised inside ``run()`` when it exceeds ``retry_settings.timeout``.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so a scoring script's ``except Exception``
+    cannot swallow it and keep running past its timeout."""
 
 
 class _ProcessState:
@@ -143,6 +146,7 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
     except BaseException:
         _STATE.init_error = traceback.format_exc()
         print(_STATE.init_error, file=sys.stderr, flush=True)
+        _log_error(context, "init()", _STATE.init_error)
         return None
     _STATE.module = module
     return module
@@ -187,13 +191,12 @@ def _normalize_result(result: Any) -> Any:
     raise TypeError(RUN_RETURN_MESSAGE.format(kind=type(result).__name__))
 
 
-def _log_error(context: dict[str, Any], idx: int, attempt: int, items: list[Any], text: str) -> None:
+def _log_error(context: dict[str, Any], where: str, text: str) -> None:
+    """Append a full traceback to ``logs/user/error/<process>.txt``."""
     folder = Path(context["job_dir"]) / "logs" / "user" / "error"
     folder.mkdir(parents=True, exist_ok=True)
-    shown = items if len(items) <= 20 else [*items[:20], f"... {len(items) - 20} more"]
     with open(folder / f"{process_name()}.txt", "a", encoding="utf-8") as fh:
-        fh.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} mini-batch {idx} attempt {attempt}\n")
-        fh.write(f"items: {shown}\n{text}\n")
+        fh.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {where}\n{text}\n")
 
 
 def score_minibatch(context: dict[str, Any], idx: int, attempt: int, items: list[Any], n_items: int) -> dict[str, Any]:
@@ -236,7 +239,8 @@ def score_minibatch(context: dict[str, Any], idx: int, attempt: int, items: list
         if isinstance(exc, KeyboardInterrupt):
             raise
         text = traceback.format_exc()
-        _log_error(context, idx, attempt, items, text)
+        shown = items if len(items) <= 20 else [*items[:20], f"... {len(items) - 20} more"]
+        _log_error(context, f"mini-batch {idx} attempt {attempt}\nitems: {shown}", text)
         summary = f"{type(exc).__name__}: {exc}".strip()
         return {
             **base,
