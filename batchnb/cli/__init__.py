@@ -172,7 +172,8 @@ GROUPS: dict[str, tuple[tuple[str, ...], str, dict[str, Command]]] = {
                         action="store_true",
                         help="score the first mini-batch here, now, and show the result",
                     ),
-                    _a("--stream", action="store_true", help="follow the job until it ends"),
+                    _a("--stream", action="store_true", help="follow the job until it ends, printing its events"),
+                    _a("--wait", action="store_true", help="return when the job has ended"),
                 ],
                 "start a batch job (returns at once)",
             ),
@@ -296,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             result = handler(client, args)
         render(result, args.output, args.query, sys.stdout)
         status = result.get("status") if isinstance(result, dict) else None
-        if args.group == "batch-endpoint" and getattr(args, "stream", False) and status != "Completed":
+        waited = getattr(args, "stream", False) or getattr(args, "wait", False)
+        if args.group == "batch-endpoint" and waited and status != "Completed":
             return 6
         return 0
     except BatchnbError as exc:

@@ -207,6 +207,8 @@ def endpoint_invoke(c: BatchClient, a: argparse.Namespace) -> Any:
         return job
     if a.stream:
         return c.jobs.stream(job["name"], out=sys.stderr)
+    if a.wait:
+        return c.jobs.wait(job["name"])
     return job
 
 

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from .. import display
 from ..entities import Entity
 from ..errors import ConflictError, InvalidStateError, JobFailedError, NotFoundError, ValidationError
 from ..schemas import ModelDeploymentSettings, check_name, validate_spec
@@ -60,17 +61,29 @@ class Job(Entity):
 
     def refresh(self) -> Job:
         """Re-read the job from the store (in place) and return it."""
-        fresh = self._ops().get(self["name"])
-        self.clear()
-        self.update(fresh)
+        self.update(self._ops().get(self["name"]))  # same keys every time: no clear(), no gap
         return self
 
     def wait(self, timeout: float | None = None, raise_on_failure: bool = False) -> Job:
         """Block until the job ends; return it refreshed."""
-        final = self._ops().wait(self["name"], timeout=timeout, raise_on_failure=raise_on_failure)
-        self.clear()
-        self.update(final)
+        self.update(self._ops().wait(self["name"], timeout=timeout, raise_on_failure=raise_on_failure))
         return self
+
+    def timeline(self) -> list[tuple[float, int, int]]:
+        """Progress over time: (seconds since start, mini-batches finished, rows written)."""
+        return self._ops().timeline(self["name"])
+
+    def __repr__(self) -> str:
+        return display.job_text(self)
+
+    def _repr_html_(self) -> str:
+        return display.job_html(self, self.timeline())
+
+    def _ipython_display_(self) -> None:
+        # Live where a widget front end exists, the static summary elsewhere (see batchnb.widgets).
+        from ..widgets import show_job
+
+        show_job(self)
 
 
 def _who() -> str:
@@ -463,6 +476,24 @@ class JobOperations:
         if status:
             jobs = [j for j in jobs if j["status"] == status]
         return jobs[:limit] if limit else jobs
+
+    def timeline(self, name: str) -> list[tuple[float, int, int]]:
+        """(seconds since the job started, mini-batches finished, rows written) at each finish."""
+        row = self._row(name)
+        start = row["started_at"]
+        if start is None:
+            return []
+        with self._store.read() as db:
+            ends = db.execute(
+                "SELECT ended_at, rows FROM minibatches WHERE job = ? AND status IN ('done', 'failed') "
+                "AND ended_at IS NOT NULL ORDER BY ended_at",
+                (name,),
+            ).fetchall()
+        points, done, rows = [(0.0, 0, 0)], 0, 0
+        for r in ends:
+            done, rows = done + 1, rows + r["rows"]
+            points.append((max(0.0, r["ended_at"] - start), done, rows))
+        return points
 
     def wait(self, name: str, timeout: float | None = None, raise_on_failure: bool = False, poll: float = 0.2) -> Job:
         """Block until the job is Completed, Failed, Canceled or Interrupted; return it."""

@@ -1,0 +1,149 @@
+"""Static renderings of entities: HTML for notebooks and reports, plain text elsewhere.
+
+Pure string building, no widget or IPython import: the same HTML serves a notebook output, an
+nbconvert report (it needs no JavaScript) and a terminal's ``repr``. The live widget
+(:mod:`batchnb.widgets`) replaces itself with :func:`job_html` when its job ends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from typing import Any
+
+_STATUS_COLOURS = {
+    "Completed": "#1a7f37",
+    "Failed": "#cf222e",
+    "Canceled": "#6e7781",
+    "Interrupted": "#bf8700",
+    "Running": "#0969da",
+    "Queued": "#6e7781",
+    "Preparing": "#6e7781",
+    "Finalizing": "#0969da",
+    "CancelRequested": "#bf8700",
+}
+
+_STYLE = (
+    "<style>.batchnb-card{font-family:var(--jp-ui-font-family,sans-serif);font-size:13px;max-width:760px}"
+    ".batchnb-card table{border-collapse:collapse;margin:4px 0}"
+    ".batchnb-card td,.batchnb-card th{padding:2px 10px 2px 0;text-align:left;vertical-align:top}"
+    ".batchnb-card th{color:#57606a;font-weight:normal}"
+    ".batchnb-status{font-weight:bold}.batchnb-error{white-space:pre-wrap;color:#cf222e;font-size:12px}</style>"
+)
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    value = float(value)
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, seconds = divmod(int(value), 60)
+    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def status_badge(status: str) -> str:
+    """The job status in its colour."""
+    colour = _STATUS_COLOURS.get(status, "#24292f")
+    return f'<span class="batchnb-status" style="color:{colour}">{html.escape(status)}</span>'
+
+
+def svg_chart(points: list[tuple[float, int, int]], width: int = 360, height: int = 90) -> str:
+    """A small inline SVG: mini-batches finished (line) and rows written per second (bars) over time.
+
+    Args:
+        points: ``(seconds since start, mini-batches finished so far, rows written so far)``, in time order.
+    """
+    if len(points) < 2:
+        return ""
+    t_max = max(p[0] for p in points) or 1.0
+    done_max = max(p[1] for p in points) or 1
+    # Throughput per bucket: rows written in each of up to 30 equal slices of the run.
+    buckets = min(30, len(points))
+    rates = [0.0] * buckets
+    previous_rows = 0
+    for t, _done, rows in points:
+        b = min(buckets - 1, int(t / t_max * buckets))
+        rates[b] += rows - previous_rows
+        previous_rows = rows
+    slice_s = t_max / buckets
+    rates = [r / slice_s for r in rates]
+    rate_max = max(rates) or 1.0
+    bar_w = width / buckets
+    bars = "".join(
+        f'<rect x="{i * bar_w:.1f}" y="{height - r / rate_max * (height - 14):.1f}" width="{bar_w * 0.8:.1f}" '
+        f'height="{r / rate_max * (height - 14):.1f}" fill="#afc8f0"/>'
+        for i, r in enumerate(rates)
+    )
+    line = " ".join(f"{p[0] / t_max * width:.1f},{height - p[1] / done_max * (height - 14):.1f}" for p in points)
+    return (
+        f'<svg class="batchnb-chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="progress and throughput over time">'
+        f'{bars}<polyline points="{line}" fill="none" stroke="#0969da" stroke-width="2"/>'
+        f'<text x="2" y="11" font-size="10" fill="#57606a">mini-batches done (line), rows/s (bars, peak '
+        f"{rate_max:,.0f}) over {_seconds(t_max)}</text></svg>"
+    )
+
+
+def job_html(job: dict[str, Any], timeline: list[tuple[float, int, int]] | None = None) -> str:
+    """A job as an HTML card: status, counters, timing, locations, error, and a chart when finished."""
+    p = job.get("progress") or {}
+    mb, items = p.get("mini_batches", {}), p.get("items", {})
+    rows = [
+        ("Status", status_badge(job["status"])),
+        ("Endpoint", html.escape(f"{job.get('endpoint_name')} / {job.get('deployment_name')}")),
+        (
+            "Mini-batches",
+            f"{mb.get('done', 0)} done, {mb.get('failed', 0)} failed, {mb.get('running', 0)} running, "
+            f"{mb.get('retrying', 0)} retrying, of {mb.get('total', 0)}",
+        ),
+        ("Items", f"{items.get('succeeded', 0):,} succeeded, {items.get('failed', 0):,} failed"),
+        ("Rows written", f"{p.get('rows_written', 0):,} ({p.get('rows_per_second', 0):,.1f} rows/s)"),
+        (
+            "Time",
+            f"started {_when(job.get('started_at'))}, elapsed {_seconds(p.get('elapsed_s'))}"
+            + (f", ETA {_seconds(p.get('eta_s'))}" if p.get("eta_s") is not None else ""),
+        ),
+        ("Worker time", _seconds(p.get("worker_seconds"))),
+        ("Output", html.escape(str((job.get("outputs") or {}).get("score", {}).get("path", "")))),
+        ("Logs", html.escape(str(job.get("logs_dir", "")))),
+    ]
+    body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    error = f'<div class="batchnb-error">{html.escape(job["error"])}</div>' if job.get("error") else ""
+    chart = svg_chart(timeline or [])
+    return (
+        f'{_STYLE}<div class="batchnb-card batchnb-summary" data-job="{html.escape(job["name"])}" '
+        f'data-status="{html.escape(job["status"])}"><b>Job {html.escape(job["name"])}</b>'
+        f"<table>{body}</table>{chart}{error}</div>"
+    )
+
+
+def job_text(job: dict[str, Any]) -> str:
+    """A job as plain text, for terminals and text-only reports."""
+    p = job.get("progress") or {}
+    mb, items = p.get("mini_batches", {}), p.get("items", {})
+    lines = [
+        f"Job {job['name']}: {job['status']}",
+        f"  endpoint      {job.get('endpoint_name')} / {job.get('deployment_name')}",
+        f"  mini-batches  {mb.get('done', 0)} done, {mb.get('failed', 0)} failed of {mb.get('total', 0)}",
+        f"  items         {items.get('succeeded', 0)} succeeded, {items.get('failed', 0)} failed",
+        f"  rows written  {p.get('rows_written', 0)} ({p.get('rows_per_second', 0):.1f} rows/s)",
+        f"  elapsed       {_seconds(p.get('elapsed_s'))}",
+        f"  output        {(job.get('outputs') or {}).get('score', {}).get('path', '')}",
+    ]
+    if job.get("error"):
+        lines.append(f"  error         {job['error'].splitlines()[0]}")
+    return "\n".join(lines)
+
+
+def entity_html(entity: dict[str, Any], title: str) -> str:
+    """Any other entity (endpoint, deployment, model) as a small key/value table."""
+    shown = {k: v for k, v in entity.items() if not isinstance(v, dict | list) and not k.startswith("_")}
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in shown.items())
+    return f'{_STYLE}<div class="batchnb-card"><b>{html.escape(title)}</b><table>{body}</table></div>'

@@ -1,0 +1,8 @@
+"""ipywidgets front ends: the live job display, forms, and the job table.
+
+Imported only in a kernel, on first display; never by workers or by ``import batchnb``.
+"""
+
+from .progress import JobProgress, show_job
+
+__all__ = ["JobProgress", "show_job"]

@@ -1,0 +1,155 @@
+"""The notebook front end: %batch / %%batch driven through a real IPython shell, the live progress
+widget following a real job, and the static renderings."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from batchnb import BatchClient
+
+SCRIPT = """
+import os, time
+def init():
+    pass
+def run(mini_batch):
+    time.sleep(float(os.environ.get("SLEEP", "0")))
+    return [os.path.basename(f) for f in mini_batch]
+"""
+
+
+@pytest.fixture
+def shell(client: BatchClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> InteractiveShell:
+    monkeypatch.chdir(tmp_path)
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "batchnb")
+    yield ip
+    ip.run_line_magic("unload_ext", "batchnb")
+    InteractiveShell.clear_instance()
+
+
+def test_load_ext_registers_line_and_cell_magics(shell: InteractiveShell) -> None:
+    magics = shell.magics_manager.magics
+    assert "batch" in magics["line"]
+    assert "batch" in magics["cell"]
+
+
+def test_line_magic_speaks_the_cli_and_returns_objects(shell: InteractiveShell, model_dir: Path) -> None:
+    shell.user_ns["model_path"] = str(model_dir)
+    model = shell.run_line_magic("batch", "model create -n tiny --path {model_path}")
+    assert model["name"] == "tiny" and model["version"] == "1"
+    assert Path(model["path"], "weights.json").is_file()
+    endpoint = shell.run_line_magic("batch", "batch-endpoint create -n ep-nb")
+    assert endpoint.name == "ep-nb"
+    listed = shell.run_line_magic("batch", "endpoint list")
+    assert [e["name"] for e in listed] == ["ep-nb"]
+    assert shell.run_line_magic("batch", "endpoint show -n ep-nb --query name") == "ep-nb"
+
+
+def test_a_mistake_is_one_usage_error_line(shell: InteractiveShell) -> None:
+    with pytest.raises(UsageError, match=r"^batch endpoint nope does not exist in this workspace$"):
+        shell.run_line_magic("batch", "batch-endpoint show -n nope")
+    with pytest.raises(UsageError, match="required: --name/-n"):
+        shell.run_line_magic("batch", "batch-endpoint show")
+    with pytest.raises(UsageError, match="give a command"):
+        shell.run_line_magic("batch", "")
+
+
+def test_cell_is_the_scoring_script_then_yaml_inputs_invoke(
+    shell: InteractiveShell, client: BatchClient, model_dir: Path, csv_inputs, tmp_path: Path
+) -> None:
+    client.models.create_or_update({"name": "tiny", "path": str(model_dir)})
+    dep = shell.run_cell_magic(
+        "batch",
+        "deploy ep-nb/blue --model azureml:tiny@latest --mini-batch-size 2 --max-concurrency 2 --env SLEEP=0",
+        SCRIPT,
+    )
+    assert dep["is_default"] is True
+    assert dep["settings"]["mini_batch_size"] == 2
+    assert dep["settings"]["environment_variables"] == {"SLEEP": "0"}
+    assert Path(dep["resolved"]["code_dir"], "score.py").read_text() == SCRIPT
+
+    csv_inputs(5, name="nbdata")  # relative to the notebook's folder (tmp_path, the cwd)
+    inputs = textwrap.dedent("""
+        inputs:
+          heart_data:
+            type: uri_folder
+            path: nbdata
+    """)
+    job = shell.run_cell_magic("batch", "batch-endpoint invoke -n ep-nb", inputs)
+    assert job["status"] in ("Queued", "Preparing", "Running")
+    job.wait(timeout=120)
+    assert job.status == "Completed", job.error
+    out = Path(job.outputs["score"]["path"]) / "predictions.csv"
+    assert out.read_text().splitlines() == [f"f{i:03d}.csv" for i in range(5)]
+    assert not list(tmp_path.glob(".batchnb-cell-*"))  # the cell's YAML file is cleaned up
+
+
+def test_cell_yaml_creates_an_endpoint(shell: InteractiveShell) -> None:
+    endpoint = shell.run_cell_magic("batch", "batch-endpoint create", "name: from-cell\ndescription: made in a cell\n")
+    assert endpoint["description"] == "made in a cell"
+    with pytest.raises(UsageError, match="the cell is the --file"):
+        shell.run_cell_magic("batch", "batch-endpoint create -f x.yml", "name: x\n")
+
+
+def test_deploy_cell_with_a_syntax_error_is_one_line(
+    shell: InteractiveShell, client: BatchClient, model_dir: Path
+) -> None:
+    client.models.create_or_update({"name": "tiny", "path": str(model_dir)})
+    with pytest.raises(UsageError, match="syntax error at line 3"):
+        shell.run_cell_magic("batch", "deploy ep-nb/blue --model tiny", "def init():\n    pass\ndef run(:\n")
+    with pytest.raises(UsageError, match="expected ENDPOINT/DEPLOYMENT"):
+        shell.run_cell_magic("batch", "deploy justone --model tiny", SCRIPT)
+
+
+def test_progress_widget_follows_a_running_job_and_ends_with_the_summary(
+    client: BatchClient, deploy, csv_inputs
+) -> None:
+    from batchnb.widgets import JobProgress
+
+    deploy(SCRIPT, mini_batch_size=1, max_concurrency_per_instance=2, environment_variables={"SLEEP": "0.4"})
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(6)))
+    view = JobProgress(job)
+    ended: list[dict] = []
+    seen_values: set[int] = set()
+    thread = view.follow(on_end=ended.append)
+    deadline = time.monotonic() + 120
+    while thread.is_alive() and time.monotonic() < deadline:
+        seen_values.add(view.bar.value)
+        time.sleep(0.05)
+    assert ended and ended[0]["status"] == "Completed"
+    assert view.bar.max == 6 and view.bar.value == 6
+    assert view.bar.bar_style == "success"
+    assert len(seen_values) >= 3  # it moved while the job ran, not only at the end
+    assert "6/6 mini-batches" in view.counters.value
+    assert "Completed" in view.header.value
+    assert view.cancel_button.disabled
+
+
+def test_cancel_button_cancels_the_job(client: BatchClient, deploy, csv_inputs) -> None:
+    from batchnb.widgets import JobProgress
+
+    deploy(SCRIPT, mini_batch_size=1, environment_variables={"SLEEP": "1"})
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(20)))
+    view = JobProgress(job)
+    view.cancel_button.click()
+    assert client.jobs.wait(job["name"], timeout=60)["status"] == "Canceled"
+
+
+def test_finished_job_renders_as_html_with_a_chart_and_as_text(client: BatchClient, deploy, csv_inputs) -> None:
+    deploy(SCRIPT, mini_batch_size=1)
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(4))).wait(timeout=120)
+    html = job._repr_html_()
+    assert 'data-status="Completed"' in html
+    assert "<svg" in html and "rows/s" in html
+    assert "4 done, 0 failed" in html
+    text = repr(job)
+    assert text.startswith(f"Job {job['name']}: Completed")
+    assert "4 succeeded, 0 failed" in text
+    points = job.timeline()
+    assert points[0] == (0.0, 0, 0) and points[-1][1:] == (4, 4)
