@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .. import display
@@ -46,6 +47,12 @@ INSTANCE_COUNT_KEYS = ("instance_count", "compute.instance_count", "resources.in
 OUTPUT_PATH_KEYS = ("output_dataset.path", "output_path")
 # How long resume / rerun-failed wait for the supervisor of a just-finished job to exit.
 SUPERVISOR_EXIT_WAIT_S = 10.0
+
+
+# Called with a job's name when ``wait()`` has seen it end. A front end that shows the job (the
+# live widget) registers here to finish its last update before the caller moves on: otherwise a
+# notebook run headless can end, and its kernel stop, before the display is replaced.
+ON_JOB_END: list[Callable[[str], None]] = []
 
 
 class Job(Entity):
@@ -505,6 +512,8 @@ class JobOperations:
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {name} is still {job['status']} after {timeout} s")
             time.sleep(poll)
+        for hook in list(ON_JOB_END):
+            hook(name)
         if raise_on_failure and job["status"] != state.COMPLETED:
             raise JobFailedError(f"job {name} ended {job['status']}: {job['error'] or 'see its logs'}")
         return job

@@ -17,6 +17,28 @@ from typing import Any
 from .. import display as static
 
 POLL_S = 0.5  # at most two widget updates a second: each one is a comm message
+FINAL_UPDATE_WAIT_S = 5.0
+
+_followers: dict[str, list[threading.Thread]] = {}
+_followers_lock = threading.Lock()
+
+
+def _finish_followers(job_name: str) -> None:
+    """Hook for ``Job.wait()``: let the displays of this job make their final update first."""
+    with _followers_lock:
+        threads = _followers.pop(job_name, [])
+    for thread in threads:
+        thread.join(FINAL_UPDATE_WAIT_S)
+
+
+def _register_hook() -> None:
+    from ..engine.jobs import ON_JOB_END
+
+    if _finish_followers not in ON_JOB_END:
+        ON_JOB_END.append(_finish_followers)
+
+
+_register_hook()
 
 
 def live_frontend_available() -> bool:
@@ -111,6 +133,8 @@ class JobProgress:
                 time.sleep(POLL_S)
 
         thread = threading.Thread(target=loop, name=f"batchnb-follow-{self.job['name']}", daemon=True)
+        with _followers_lock:
+            _followers.setdefault(self.job["name"], []).append(thread)
         thread.start()
         return thread
 
