@@ -25,6 +25,12 @@ class Entity(dict):  # type: ignore[type-arg]
         fields = ", ".join(f"{k}={self[k]!r}" for k in ("name", "version", "status") if k in self)
         return f"{type(self).__name__}({fields})"
 
+    def _repr_html_(self) -> str:
+        from .display import entity_html
+
+        title = " ".join(str(self[k]) for k in ("name", "version") if self.get(k) is not None)
+        return entity_html(self, f"{type(self).__name__} {title}")
+
 
 class Model(Entity):
     """A registered model version."""

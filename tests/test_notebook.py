@@ -4,6 +4,7 @@ widget following a real job, and the static renderings."""
 from __future__ import annotations
 
 import textwrap
+from html import unescape
 import time
 from pathlib import Path
 
@@ -153,3 +154,83 @@ def test_finished_job_renders_as_html_with_a_chart_and_as_text(client: BatchClie
     assert "4 succeeded, 0 failed" in text
     points = job.timeline()
     assert points[0] == (0.0, 0, 0) and points[-1][1:] == (4, 4)
+
+
+# --- forms and the job table ---------------------------------------------------------------------
+
+
+def test_model_form_registers_and_shows_mistakes_inline(client: BatchClient, model_dir: Path) -> None:
+    from batchnb.widgets import ModelForm
+
+    form = ModelForm(client)
+    form.name.value, form.path.value = "form-model", str(model_dir / "missing")
+    form.submit.click()
+    assert "does not exist" in form.message.value and "batchnb-form-error" in form.message.value
+    assert client.models.list() == []
+    form.path.value = str(model_dir)
+    form.submit.click()
+    assert "registered form-model version 1" in form.message.value
+    assert client.models.get("form-model")["version"] == "1"
+
+
+def test_deployment_form_prefills_azures_defaults_and_validates_as_you_type(
+    client: BatchClient, model_dir: Path, tmp_path: Path
+) -> None:
+    from batchnb.widgets import DeploymentForm, EndpointForm
+
+    endpoint_form = EndpointForm(client)
+    endpoint_form.name.value = "x"
+    endpoint_form.submit.click()
+    assert "invalid endpoint name 'x'" in unescape(endpoint_form.message.value)
+    endpoint_form.name.value = "ep-form"
+    endpoint_form.submit.click()
+    assert "created ep-form" in endpoint_form.message.value
+    client.models.create_or_update({"name": "tiny", "path": str(model_dir)})
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text(SCRIPT)
+
+    form = DeploymentForm(client)
+    defaults = (
+        form.mini_batch_size.value,
+        form.max_concurrency.value,
+        form.instance_count.value,
+        form.error_threshold.value,
+        form.max_retries.value,
+        form.timeout.value,
+        form.output_action.value,
+        form.output_file_name.value,
+        form.logging_level.value,
+    )
+    assert defaults == (10, 1, 1, -1, 3, 30, "append_row", "predictions.csv", "info")
+    assert form.endpoint.options == ("ep-form",) and form.model.options == ("tiny:1",)
+    form.name.value = "blue"
+    form.code.value = str(code)
+    form.mini_batch_size.value = 0  # inline validation names the field at once
+    assert "settings.mini_batch_size" in form.message.value
+    form.mini_batch_size.value = 5
+    assert form.message.value == ""
+    form.submit.click()
+    assert "created deployment blue of ep-form (default)" in form.message.value
+    assert client.batch_deployments.get("blue", "ep-form")["settings"]["mini_batch_size"] == 5
+
+
+def test_job_table_lists_jobs_and_follows_them_to_the_end(client: BatchClient, deploy, csv_inputs) -> None:
+    from batchnb.widgets import JobTable
+
+    deploy(SCRIPT, mini_batch_size=1, environment_variables={"SLEEP": "0.3"})
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(4)))
+    table = JobTable(client, poll=0.2)
+    assert job["name"] in table.table.value
+    client.jobs.wait(job["name"], timeout=120)
+    deadline = time.monotonic() + 10
+    while ">Completed<" not in table.table.value and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ">Completed<" in table.table.value and "<td>4/4</td>" in table.table.value
+
+
+def test_entities_render_as_html(client: BatchClient) -> None:
+    endpoint = client.batch_endpoints.create_or_update({"name": "ep-html", "description": "<b>bold</b>"})
+    html = endpoint._repr_html_()
+    assert "BatchEndpoint ep-html" in html
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html  # escaped, never injected
