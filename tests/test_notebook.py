@@ -4,8 +4,8 @@ widget following a real job, and the static renderings."""
 from __future__ import annotations
 
 import textwrap
-from html import unescape
 import time
+from html import unescape
 from pathlib import Path
 
 import pytest
