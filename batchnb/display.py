@@ -26,7 +26,8 @@ _STATUS_COLOURS = {
 _STYLE = (
     "<style>.batchnb-card{font-family:var(--jp-ui-font-family,sans-serif);font-size:13px;max-width:760px}"
     ".batchnb-card table{border-collapse:collapse;margin:4px 0}"
-    ".batchnb-card td,.batchnb-card th{padding:2px 10px 2px 0;text-align:left;vertical-align:top}"
+    # !important: JupyterLab right-aligns the cells of rendered HTML tables.
+    ".batchnb-card td,.batchnb-card th{padding:2px 10px 2px 0;text-align:left!important;vertical-align:top}"
     ".batchnb-card th{color:#57606a;font-weight:normal}"
     ".batchnb-status{font-weight:bold}.batchnb-error{white-space:pre-wrap;color:#cf222e;font-size:12px}</style>"
 )
