@@ -1,0 +1,41 @@
+"""The Jupyter server extension: batchnb's REST API under ``<base_url>batchnb/api/``, thin over :class:`BatchClient`.
+
+Enabled on install (``jupyter-config/server-config/batchnb.json``); ``batchnb._load_jupyter_server_extension``
+imports this package only when the server loads it, so ``import batchnb`` never pulls in tornado.
+
+Routes (each needs an authenticated, authorized Jupyter user; ``GET schema`` lists them all)::
+
+    GET    endpoints                              list                        200
+    POST   endpoints                              create or update a spec     201 (200 if it existed)
+    GET    endpoints/<ep>                          show                        200
+    PATCH  endpoints/<ep>                          {"defaults": {...}} / {"set": [...]}   200
+    DELETE endpoints/<ep>                          delete (jobs are kept)      204
+    GET    endpoints/<ep>/deployments              list                        200
+    POST   endpoints/<ep>/deployments              create (?set_default=true)  201 (200: a new revision)
+    GET    endpoints/<ep>/deployments/<dep>        show                        200
+    DELETE endpoints/<ep>/deployments/<dep>        delete                      204
+    GET    endpoints/<ep>/jobs                     the endpoint's jobs         200
+    POST   endpoints/<ep>/jobs                     invoke (the stable URL)     201 + Location (200 dry run)
+    GET    models | POST models | GET models/<m>   latest versions | register | versions
+    GET    computes
+    GET    jobs?endpoint=&deployment=&status=&limit=
+    GET    jobs/<job>   POST jobs/<job>/cancel|resume|rerun-failed   (409 on a wrong state)
+    GET    jobs/<job>/logs?lines=N   GET jobs/<job>/outputs
+    GET    workspace   GET schema
+
+Configuration: ``c.BatchnbServer.workspace`` (else ``BATCHNB_WORKSPACE``, else the nearest ``.batchnb/``
+at or above the server's ``root_dir``, else the per-user default) and ``c.BatchnbServer.dry_run_timeout``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+API_PREFIX = "batchnb/api"
+
+
+def load_jupyter_server_extension(server_app: Any) -> None:
+    """Register the handlers on the server's web application."""
+    from .extension import setup
+
+    setup(server_app)

@@ -1,0 +1,77 @@
+"""The server-side state: configuration, the workspace the server uses, and its one :class:`BatchClient`."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from traitlets import Float, Unicode
+from traitlets.config import Configurable
+
+from ..workspace import ENV_VAR, MARKER, resolve_workspace_path
+
+if TYPE_CHECKING:
+    from ..client import BatchClient
+
+SETTINGS_KEY = "batchnb"
+
+
+class BatchnbServer(Configurable):
+    """batchnb's settings in a Jupyter server (``c.BatchnbServer.<name>`` in ``jupyter_server_config.py``)."""
+
+    workspace = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help=(
+            "The workspace folder. Default: $BATCHNB_WORKSPACE, else the nearest .batchnb folder at or "
+            "above the server's root_dir, else the per-user default. A relative path is relative to root_dir."
+        ),
+    )
+    dry_run_timeout = Float(
+        300.0,
+        config=True,
+        help="Seconds a dry-run invocation (run in its own process) may take before it is stopped.",
+    )
+
+    def __init__(self, root_dir: str | os.PathLike[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.root_dir = Path(root_dir).expanduser().resolve()
+        self._client: BatchClient | None = None
+        self._lock = threading.Lock()
+
+    def workspace_path(self) -> tuple[Path, str]:
+        """The workspace folder by the workspace rule applied from ``root_dir``, and which rule chose it."""
+        if self.workspace:
+            given = Path(self.workspace).expanduser()
+            return (given if given.is_absolute() else self.root_dir / given).resolve(), "config"
+        if os.environ.get(ENV_VAR):
+            return resolve_workspace_path(None, cwd=self.root_dir), "env"
+        path = resolve_workspace_path(None, cwd=self.root_dir)
+        near = path.name == MARKER and path.parent in (self.root_dir, *self.root_dir.parents)
+        return path, "marker" if near else "default"
+
+    def client(self) -> BatchClient:
+        """The server's client, opened on first use (so a broken workspace fails requests, not the server)."""
+        with self._lock:
+            if self._client is None:
+                from ..client import BatchClient
+
+                self._client = BatchClient(self.workspace_path()[0])
+            return self._client
+
+
+def setup(server_app: Any) -> None:
+    """Create the state, keep it in the web app's settings, and add the routes."""
+    from .handlers import route_table
+
+    state = BatchnbServer(root_dir=server_app.root_dir, parent=server_app)
+    web_app = server_app.web_app
+    web_app.settings[SETTINGS_KEY] = state
+    web_app.add_handlers(".*$", route_table(web_app.settings.get("base_url", "/")))
+    path, source = state.workspace_path()
+    server_app.log.info(
+        "batchnb: REST API at %sbatchnb/api/, workspace %s (%s)", web_app.settings.get("base_url", "/"), path, source
+    )

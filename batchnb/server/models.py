@@ -1,0 +1,464 @@
+"""The wire models of the REST API: request bodies (validated on every request) and responses (documented).
+
+Request bodies are parsed with these models, so an unknown or mistyped key is a 400 that names it.
+Spec bodies (``POST endpoints``, ``POST .../deployments``, ``POST models``) are Azure's YAML as
+JSON and are validated by the core's own models (:mod:`batchnb.schemas`), which this module
+re-exports for the schema.
+
+Responses are the core's records passed through unchanged; the response models here describe them
+for ``GET /batchnb/api/schema`` (from which the sidebar's TypeScript types are generated) and the
+tests check real responses against them. They allow extra keys, so a field added by the core is
+not an error, only undocumented until it is added here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import models_json_schema
+
+from ..schemas import (
+    BatchEndpointSpec,
+    DeploymentName,
+    ModelBatchDeploymentSpec,
+    ModelSpec,
+    PipelineComponentBatchDeploymentSpec,
+)
+
+JobStatus = Literal[
+    "Queued",
+    "Preparing",
+    "Running",
+    "Finalizing",
+    "Completed",
+    "Failed",
+    "CancelRequested",
+    "Canceled",
+    "Interrupted",
+]
+InputType = Literal["uri_folder", "uri_file"]
+
+# --- requests -------------------------------------------------------------------------------------
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EndpointDefaultsPatch(_Request):
+    """``defaults`` in ``PATCH endpoints/<name>``."""
+
+    deployment_name: DeploymentName = Field(description="The deployment that serves invocations naming none.")
+
+
+class EndpointPatch(_Request):
+    """``PATCH endpoints/<name>``: a new default deployment, az-style ``--set`` changes, or both.
+
+    Changing the default never changes the endpoint's invocation URL.
+    """
+
+    defaults: EndpointDefaultsPatch | None = None
+    set: list[str] | None = Field(
+        default=None, description="az-style assignments, e.g. 'description=nightly scoring' or 'tags.team=ml'."
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> EndpointPatch:
+        if self.defaults is None and not self.set:
+            raise ValueError("nothing to change: give 'defaults' and/or 'set'")
+        return self
+
+
+class InputRef(BaseModel):
+    """An input given as ``{type, path}``, as in Azure's ``inputs.yml``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: InputType | None = None
+    path: str
+
+
+class OutputRef(BaseModel):
+    """An output given as ``{type, path}``, as in Azure's ``inputs.yml`` (``outputs.score``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: InputType | None = None
+    path: str | None = None
+
+
+class InvokeRequest(_Request):
+    """``POST endpoints/<name>/jobs``: invoke the endpoint (its default deployment unless one is named).
+
+    Relative paths (``input``, ``output_path``, paths in ``inputs``/``outputs``) resolve against the
+    Jupyter server's root folder.
+    """
+
+    input: str | InputRef | None = Field(
+        default=None,
+        description="A path, azureml:<data>@latest, azureml://datastores/<ds>/paths/<p>, or an fsspec URL.",
+    )
+    input_type: InputType | None = None
+    deployment_name: str | None = Field(default=None, description="Default: the endpoint's default deployment.")
+    inputs: dict[str, str | InputRef] | None = Field(
+        default=None, description="Named inputs (Azure's inputs.yml); a model deployment takes exactly one."
+    )
+    outputs: dict[str, str | OutputRef] | None = Field(
+        default=None, description="Named outputs; 'score' sets the output location."
+    )
+    output_path: str | None = None
+    job_name: str | None = None
+    mini_batch_size: int | str | None = None
+    instance_count: int | None = Field(default=None, ge=1)
+    set: list[str] | None = Field(
+        default=None, description="Per-job overrides, e.g. 'error_threshold=5', 'retry_settings.timeout=60'."
+    )
+    experiment_name: str | None = None
+    dry_run: bool = Field(
+        default=False,
+        description="Score only the first mini-batch, in a separate process, and return its result (no job).",
+    )
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorResponse(_Response):
+    """Every error: ``error`` is the batchnb error class (or the HTTP reason), ``field`` the offending field."""
+
+    error: str
+    message: str
+    field: str | None = None
+
+
+class BatchEndpointDefaults(_Response):
+    deployment_name: str | None = None
+
+
+class BatchEndpoint(_Response):
+    """A batch endpoint. ``scoring_uri`` is its invocation URL (``POST``), stable across default changes."""
+
+    name: str
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    properties: dict[str, Any] = Field(default_factory=dict)
+    auth_mode: str = "aad_token"
+    defaults: BatchEndpointDefaults = Field(default_factory=BatchEndpointDefaults)
+    deployments: list[str]
+    scoring_uri: str
+    provisioning_state: str
+    created_at: float
+    updated_at: float
+
+
+class BatchDeployment(_Response):
+    """A deployment of a batch endpoint (the stored spec plus what was resolved when it was created)."""
+
+    name: str
+    endpoint_name: str
+    type: Literal["model", "pipeline"]
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    model: str | dict[str, Any] | None = None
+    code_configuration: dict[str, Any] | None = None
+    compute: str | None = None
+    resources: dict[str, Any] | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    resolved: dict[str, Any] = Field(default_factory=dict)
+    revision: int
+    is_default: bool
+    provisioning_state: str
+    created_at: float
+    updated_at: float
+
+
+class Model(_Response):
+    """A registered model version (copied into the workspace)."""
+
+    id: str
+    name: str
+    version: str
+    path: str
+    type: str
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    model_dir: str | None = None
+    source_path: str | None = None
+    created_at: float
+
+
+class Compute(_Response):
+    """A compute target (``local`` is built in)."""
+
+    name: str
+    type: str
+    max_workers: int | None = None
+    min_instances: int = 0
+    max_instances: int = 1
+    is_default: bool = False
+
+
+class MiniBatchCounts(_Response):
+    total: int
+    done: int
+    failed: int
+    running: int
+    retrying: int
+    pending: int
+
+
+class ItemCounts(_Response):
+    total: int
+    succeeded: int
+    failed: int
+
+
+class JobProgress(_Response):
+    mini_batches: MiniBatchCounts
+    items: ItemCounts
+    rows_written: int
+    worker_seconds: float
+    rows_per_second: float
+    elapsed_s: float
+    eta_s: float | None = None
+
+
+class JobInput(_Response):
+    type: str
+    path: str
+
+
+class JobOutput(_Response):
+    path: str
+    file_name: str
+
+
+class Job(_Response):
+    """A batch job with its live counters."""
+
+    name: str
+    type: str
+    status: JobStatus
+    endpoint_name: str | None = None
+    deployment_name: str | None = None
+    experiment_name: str | None = None
+    invoked_by: str | None = Field(default=None, description="The Jupyter user name when invoked through REST.")
+    created_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+    inputs: dict[str, JobInput]
+    outputs: dict[str, JobOutput]
+    settings: dict[str, Any]
+    instance_count: int
+    workers: int
+    progress: JobProgress
+    job_dir: str
+    logs_dir: str
+
+
+class DryRunResult(_Response):
+    """``POST endpoints/<name>/jobs`` with ``dry_run: true``: the first mini-batch scored, no job recorded."""
+
+    dry_run: Literal[True]
+    endpoint: str
+    deployment: str
+    files_in_input: int
+    items: list[Any]
+    n_items: int
+    status: Literal["ok", "failed"]
+    stage: str | None = None
+    error: str | None = None
+    n_results: int | None = None
+    preview: str | None = None
+    duration: float
+
+
+class LogTail(_Response):
+    """The last lines of one log file."""
+
+    path: str
+    exists: bool
+    size: int = 0
+    lines: list[str] = Field(default_factory=list)
+    truncated: bool = Field(default=False, description="True when earlier lines were left out.")
+
+
+class JobLogs(_Response):
+    """``GET jobs/<name>/logs?lines=N``: the tails of the job's main log files, by path under ``logs/``."""
+
+    name: str
+    status: JobStatus
+    logs_dir: str
+    lines: int
+    files: dict[str, LogTail]
+
+
+class OutputFile(_Response):
+    name: str = Field(description="The path relative to the output folder ('/'-separated).")
+    size: int
+
+
+class JobOutputs(_Response):
+    """``GET jobs/<name>/outputs``: the files of the job's output folder."""
+
+    name: str
+    status: JobStatus
+    path: str
+    exists: bool
+    files: list[OutputFile]
+    total_size: int
+    truncated: bool = False
+
+
+class WorkspaceInfo(_Response):
+    """``GET workspace``: the workspace the server uses and why."""
+
+    root: str
+    db_path: str
+    source: Literal["config", "env", "marker", "default"]
+    version: str
+
+
+class EndpointList(_Response):
+    endpoints: list[BatchEndpoint]
+
+
+class DeploymentList(_Response):
+    deployments: list[BatchDeployment]
+
+
+class JobList(_Response):
+    jobs: list[Job]
+
+
+class ModelList(_Response):
+    models: list[Model]
+
+
+class ComputeList(_Response):
+    computes: list[Compute]
+
+
+# --- the route table and the schema ---------------------------------------------------------------
+
+# (method, path under /batchnb/api/, request body model, response model, success status, query parameters)
+ROUTES: list[tuple[str, str, str | None, str | None, int, dict[str, str]]] = [
+    ("GET", "endpoints", None, "EndpointList", 200, {}),
+    ("POST", "endpoints", "BatchEndpointSpec", "BatchEndpoint", 201, {}),
+    ("GET", "endpoints/{endpoint}", None, "BatchEndpoint", 200, {}),
+    ("PATCH", "endpoints/{endpoint}", "EndpointPatch", "BatchEndpoint", 200, {}),
+    ("DELETE", "endpoints/{endpoint}", None, None, 204, {}),
+    ("GET", "endpoints/{endpoint}/deployments", None, "DeploymentList", 200, {}),
+    (
+        "POST",
+        "endpoints/{endpoint}/deployments",
+        "ModelBatchDeploymentSpec",
+        "BatchDeployment",
+        201,
+        {
+            "set_default": "true: make it the endpoint's default deployment",
+            "skip_script_validation": "true: do not check that the scoring script parses",
+        },
+    ),
+    ("GET", "endpoints/{endpoint}/deployments/{deployment}", None, "BatchDeployment", 200, {}),
+    ("DELETE", "endpoints/{endpoint}/deployments/{deployment}", None, None, 204, {}),
+    (
+        "GET",
+        "endpoints/{endpoint}/jobs",
+        None,
+        "JobList",
+        200,
+        {"deployment": "only this deployment's jobs", "status": "only jobs in this status", "limit": "at most N"},
+    ),
+    ("POST", "endpoints/{endpoint}/jobs", "InvokeRequest", "Job", 201, {}),
+    ("GET", "models", None, "ModelList", 200, {}),
+    ("POST", "models", "ModelSpec", "Model", 201, {}),
+    ("GET", "models/{model}", None, "ModelList", 200, {}),
+    ("GET", "computes", None, "ComputeList", 200, {}),
+    (
+        "GET",
+        "jobs",
+        None,
+        "JobList",
+        200,
+        {
+            "endpoint": "only this endpoint's jobs",
+            "deployment": "only this deployment's jobs",
+            "status": "only jobs in this status",
+            "limit": "at most N (newest first)",
+        },
+    ),
+    ("GET", "jobs/{job}", None, "Job", 200, {}),
+    ("POST", "jobs/{job}/cancel", None, "Job", 200, {}),
+    ("POST", "jobs/{job}/resume", None, "Job", 200, {}),
+    ("POST", "jobs/{job}/rerun-failed", None, "Job", 200, {}),
+    ("GET", "jobs/{job}/logs", None, "JobLogs", 200, {"lines": "how many last lines of each file (default 100)"}),
+    ("GET", "jobs/{job}/outputs", None, "JobOutputs", 200, {}),
+    ("GET", "workspace", None, "WorkspaceInfo", 200, {}),
+    ("GET", "schema", None, None, 200, {}),
+]
+
+REQUEST_MODELS: list[type[BaseModel]] = [
+    BatchEndpointSpec,
+    EndpointPatch,
+    ModelBatchDeploymentSpec,
+    PipelineComponentBatchDeploymentSpec,
+    ModelSpec,
+    InvokeRequest,
+]
+RESPONSE_MODELS: list[type[BaseModel]] = [
+    ErrorResponse,
+    BatchEndpoint,
+    EndpointList,
+    BatchDeployment,
+    DeploymentList,
+    Model,
+    ModelList,
+    Compute,
+    ComputeList,
+    Job,
+    JobList,
+    DryRunResult,
+    JobLogs,
+    JobOutputs,
+    WorkspaceInfo,
+]
+
+
+def api_schema(version: str) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of every wire model under ``$defs``, plus the route table."""
+    _, top = models_json_schema(
+        [(m, "validation") for m in REQUEST_MODELS] + [(m, "serialization") for m in RESPONSE_MODELS],
+        ref_template="#/$defs/{model}",
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "batchnb REST API",
+        "description": (
+            "Routes are under <base_url>batchnb/api/. Errors are ErrorResponse with the HTTP status of "
+            "the batchnb error (400 bad request, 403 unauthenticated, 404 unknown, 409 conflict or wrong "
+            "state, 500 unexpected). POST endpoints/{endpoint}/deployments also accepts Azure's "
+            "pipeline and legacy deployment forms, and answers 200 for a new revision of an existing one; "
+            "POST endpoints answers 200 when it updates an existing endpoint; an invoke with dry_run "
+            "answers 200 with a DryRunResult."
+        ),
+        "version": version,
+        "routes": [
+            {
+                "method": method,
+                "path": path,
+                "request": request,
+                "response": response,
+                "status": status,
+                "query": query,
+            }
+            for method, path, request, response, status, query in ROUTES
+        ],
+        "$defs": top.get("$defs", {}),
+    }
