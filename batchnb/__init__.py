@@ -55,6 +55,18 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload(ipython)
 
 
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Jupyter server extension: batchnb's REST API (see :mod:`batchnb.server`)."""
+    return [{"module": "batchnb"}]
+
+
+def _load_jupyter_server_extension(server_app: Any) -> None:
+    """Load the REST API. Imported here, not at the top: ``import batchnb`` must not pull in tornado."""
+    from .server import load_jupyter_server_extension
+
+    load_jupyter_server_extension(server_app)
+
+
 def __getattr__(name: str) -> Any:
     if name == "BatchClient":
         from .client import BatchClient
