@@ -1,0 +1,592 @@
+/* eslint-disable */
+/**
+ * GENERATED FILE, DO NOT EDIT. The wire types of batchnb's REST API (/batchnb/api/),
+ * from the pydantic models in batchnb/server/models.py (GET /batchnb/api/schema).
+ * Regenerate with `python scripts/gen_wire_types.py`; tests/test_wire_types.py checks it.
+ */
+
+/**
+ * Every wire model of the API by name (an index; the API never sends this object).
+ */
+export interface WireModels {
+  BatchDeployment?: BatchDeployment;
+  BatchEndpoint?: BatchEndpoint;
+  BatchEndpointDefaults?: BatchEndpointDefaults;
+  BatchEndpointSpec?: BatchEndpointSpec;
+  CodeConfiguration?: CodeConfiguration;
+  Compute?: Compute;
+  ComputeList?: ComputeList;
+  DeploymentList?: DeploymentList;
+  DryRunResult?: DryRunResult;
+  EndpointDefaults?: EndpointDefaults;
+  EndpointDefaultsPatch?: EndpointDefaultsPatch;
+  EndpointList?: EndpointList;
+  EndpointPatch?: EndpointPatch;
+  ErrorResponse?: ErrorResponse;
+  InlineModel?: InlineModel;
+  InputRef?: InputRef;
+  InvokeRequest?: InvokeRequest;
+  ItemCounts?: ItemCounts;
+  Job?: Job;
+  JobInput?: JobInput;
+  JobList?: JobList;
+  JobLogs?: JobLogs;
+  JobOutput?: JobOutput;
+  JobOutputs?: JobOutputs;
+  JobProgress?: JobProgress;
+  LogTail?: LogTail;
+  MiniBatchCounts?: MiniBatchCounts;
+  Model?: Model;
+  ModelBatchDeploymentSpec?: ModelBatchDeploymentSpec;
+  ModelDeploymentSettings?: ModelDeploymentSettings;
+  ModelList?: ModelList;
+  ModelSpec?: ModelSpec;
+  OutputFile?: OutputFile;
+  OutputRef?: OutputRef;
+  PipelineComponentBatchDeploymentSpec?: PipelineComponentBatchDeploymentSpec;
+  PipelineDeploymentSettings?: PipelineDeploymentSettings;
+  Resources?: Resources;
+  RetrySettings?: RetrySettings;
+  WorkspaceInfo?: WorkspaceInfo;
+}
+/**
+ * A deployment of a batch endpoint (the stored spec plus what was resolved when it was created).
+ */
+export interface BatchDeployment {
+  name: string;
+  endpoint_name: string;
+  type: 'model' | 'pipeline';
+  description?: string | null;
+  tags?: {
+    [k: string]: string;
+  };
+  model?:
+    | string
+    | {
+        [k: string]: unknown;
+      }
+    | null;
+  code_configuration?: {
+    [k: string]: unknown;
+  } | null;
+  compute?: string | null;
+  resources?: {
+    [k: string]: unknown;
+  } | null;
+  settings?: {
+    [k: string]: unknown;
+  };
+  resolved?: {
+    [k: string]: unknown;
+  };
+  revision: number;
+  is_default: boolean;
+  provisioning_state: string;
+  created_at: number;
+  updated_at: number;
+  [k: string]: unknown;
+}
+/**
+ * A batch endpoint. ``scoring_uri`` is its invocation URL (``POST``), stable across default changes.
+ */
+export interface BatchEndpoint {
+  name: string;
+  description?: string | null;
+  tags?: {
+    [k: string]: string;
+  };
+  properties?: {
+    [k: string]: unknown;
+  };
+  auth_mode?: string;
+  defaults?: BatchEndpointDefaults;
+  deployments: string[];
+  scoring_uri: string;
+  provisioning_state: string;
+  created_at: number;
+  updated_at: number;
+  [k: string]: unknown;
+}
+export interface BatchEndpointDefaults {
+  deployment_name?: string | null;
+  [k: string]: unknown;
+}
+/**
+ * ``batchEndpoint.schema.json``.
+ */
+export interface BatchEndpointSpec {
+  $schema?: string | null;
+  name: string;
+  description?: string | null;
+  tags?: {
+    [k: string]: string;
+  };
+  properties?: {
+    [k: string]: unknown;
+  };
+  auth_mode?: 'aad_token';
+  defaults?: EndpointDefaults;
+  location?: string | null;
+}
+/**
+ * ``defaults`` of a batch endpoint.
+ */
+export interface EndpointDefaults {
+  $schema?: string | null;
+  deployment_name?: string | null;
+}
+/**
+ * ``code_configuration``: the scoring script folder and file.
+ */
+export interface CodeConfiguration {
+  $schema?: string | null;
+  code: string;
+  scoring_script: string;
+}
+/**
+ * A compute target (``local`` is built in).
+ */
+export interface Compute {
+  name: string;
+  type: string;
+  max_workers?: number | null;
+  min_instances?: number;
+  max_instances?: number;
+  is_default?: boolean;
+  [k: string]: unknown;
+}
+export interface ComputeList {
+  computes: Compute[];
+  [k: string]: unknown;
+}
+export interface DeploymentList {
+  deployments: BatchDeployment[];
+  [k: string]: unknown;
+}
+/**
+ * ``POST endpoints/<name>/jobs`` with ``dry_run: true``: the first mini-batch scored, no job recorded.
+ */
+export interface DryRunResult {
+  dry_run: true;
+  endpoint: string;
+  deployment: string;
+  files_in_input: number;
+  items: unknown[];
+  n_items: number;
+  status: 'ok' | 'failed';
+  stage?: string | null;
+  error?: string | null;
+  n_results?: number | null;
+  preview?: string | null;
+  duration: number;
+  [k: string]: unknown;
+}
+/**
+ * ``defaults`` in ``PATCH endpoints/<name>``.
+ */
+export interface EndpointDefaultsPatch {
+  /**
+   * The deployment that serves invocations naming none.
+   */
+  deployment_name: string;
+}
+export interface EndpointList {
+  endpoints: BatchEndpoint[];
+  [k: string]: unknown;
+}
+/**
+ * ``PATCH endpoints/<name>``: a new default deployment, az-style ``--set`` changes, or both.
+ *
+ * Changing the default never changes the endpoint's invocation URL.
+ */
+export interface EndpointPatch {
+  defaults?: EndpointDefaultsPatch | null;
+  /**
+   * az-style assignments, e.g. 'description=nightly scoring' or 'tags.team=ml'.
+   */
+  set?: string[] | null;
+}
+/**
+ * Every error: ``error`` is the batchnb error class (or the HTTP reason), ``field`` the offending field.
+ */
+export interface ErrorResponse {
+  error: string;
+  message: string;
+  field?: string | null;
+  [k: string]: unknown;
+}
+/**
+ * A model given inline in a deployment: ``{name, path}``, registered on create.
+ */
+export interface InlineModel {
+  $schema?: string | null;
+  name?: string | null;
+  path: string;
+  version?: string | null;
+  type?: 'custom_model' | 'mlflow_model' | 'triton_model';
+  description?: string | null;
+  [k: string]: unknown;
+}
+/**
+ * An input given as ``{type, path}``, as in Azure's ``inputs.yml``.
+ */
+export interface InputRef {
+  type?: ('uri_folder' | 'uri_file') | null;
+  path: string;
+  [k: string]: unknown;
+}
+/**
+ * ``POST endpoints/<name>/jobs``: invoke the endpoint (its default deployment unless one is named).
+ *
+ * Relative paths (``input``, ``output_path``, paths in ``inputs``/``outputs``) resolve against the
+ * Jupyter server's root folder.
+ */
+export interface InvokeRequest {
+  /**
+   * A path, azureml:<data>@latest, azureml://datastores/<ds>/paths/<p>, or an fsspec URL.
+   */
+  input?: string | InputRef | null;
+  input_type?: ('uri_folder' | 'uri_file') | null;
+  /**
+   * Default: the endpoint's default deployment.
+   */
+  deployment_name?: string | null;
+  /**
+   * Named inputs (Azure's inputs.yml); a model deployment takes exactly one.
+   */
+  inputs?: {
+    [k: string]: string | InputRef;
+  } | null;
+  /**
+   * Named outputs; 'score' sets the output location.
+   */
+  outputs?: {
+    [k: string]: string | OutputRef;
+  } | null;
+  output_path?: string | null;
+  job_name?: string | null;
+  mini_batch_size?: number | string | null;
+  instance_count?: number | null;
+  /**
+   * Per-job overrides, e.g. 'error_threshold=5', 'retry_settings.timeout=60'.
+   */
+  set?: string[] | null;
+  experiment_name?: string | null;
+  /**
+   * Score only the first mini-batch, in a separate process, and return its result (no job).
+   */
+  dry_run?: boolean;
+}
+/**
+ * An output given as ``{type, path}``, as in Azure's ``inputs.yml`` (``outputs.score``).
+ */
+export interface OutputRef {
+  type?: ('uri_folder' | 'uri_file') | null;
+  path?: string | null;
+  [k: string]: unknown;
+}
+export interface ItemCounts {
+  total: number;
+  succeeded: number;
+  failed: number;
+  [k: string]: unknown;
+}
+/**
+ * A batch job with its live counters.
+ */
+export interface Job {
+  name: string;
+  type: string;
+  status:
+    | 'Queued'
+    | 'Preparing'
+    | 'Running'
+    | 'Finalizing'
+    | 'Completed'
+    | 'Failed'
+    | 'CancelRequested'
+    | 'Canceled'
+    | 'Interrupted';
+  endpoint_name?: string | null;
+  deployment_name?: string | null;
+  experiment_name?: string | null;
+  /**
+   * The Jupyter user name when invoked through REST.
+   */
+  invoked_by?: string | null;
+  created_at: number;
+  started_at?: number | null;
+  ended_at?: number | null;
+  error?: string | null;
+  inputs: {
+    [k: string]: JobInput;
+  };
+  outputs: {
+    [k: string]: JobOutput;
+  };
+  settings: {
+    [k: string]: unknown;
+  };
+  instance_count: number;
+  workers: number;
+  progress: JobProgress;
+  job_dir: string;
+  logs_dir: string;
+  [k: string]: unknown;
+}
+export interface JobInput {
+  type: string;
+  path: string;
+  [k: string]: unknown;
+}
+export interface JobOutput {
+  path: string;
+  file_name: string;
+  [k: string]: unknown;
+}
+export interface JobProgress {
+  mini_batches: MiniBatchCounts;
+  items: ItemCounts;
+  rows_written: number;
+  worker_seconds: number;
+  rows_per_second: number;
+  elapsed_s: number;
+  eta_s?: number | null;
+  [k: string]: unknown;
+}
+export interface MiniBatchCounts {
+  total: number;
+  done: number;
+  failed: number;
+  running: number;
+  retrying: number;
+  pending: number;
+  [k: string]: unknown;
+}
+export interface JobList {
+  jobs: Job[];
+  [k: string]: unknown;
+}
+/**
+ * ``GET jobs/<name>/logs?lines=N``: the tails of the job's main log files, by path under ``logs/``.
+ */
+export interface JobLogs {
+  name: string;
+  status:
+    | 'Queued'
+    | 'Preparing'
+    | 'Running'
+    | 'Finalizing'
+    | 'Completed'
+    | 'Failed'
+    | 'CancelRequested'
+    | 'Canceled'
+    | 'Interrupted';
+  logs_dir: string;
+  lines: number;
+  files: {
+    [k: string]: LogTail;
+  };
+  [k: string]: unknown;
+}
+/**
+ * The last lines of one log file.
+ */
+export interface LogTail {
+  path: string;
+  exists: boolean;
+  size?: number;
+  lines?: string[];
+  /**
+   * True when earlier lines were left out.
+   */
+  truncated?: boolean;
+  [k: string]: unknown;
+}
+/**
+ * ``GET jobs/<name>/outputs``: the files of the job's output folder.
+ */
+export interface JobOutputs {
+  name: string;
+  status:
+    | 'Queued'
+    | 'Preparing'
+    | 'Running'
+    | 'Finalizing'
+    | 'Completed'
+    | 'Failed'
+    | 'CancelRequested'
+    | 'Canceled'
+    | 'Interrupted';
+  path: string;
+  exists: boolean;
+  files: OutputFile[];
+  total_size: number;
+  truncated?: boolean;
+  [k: string]: unknown;
+}
+export interface OutputFile {
+  /**
+   * The path relative to the output folder ('/'-separated).
+   */
+  name: string;
+  size: number;
+  [k: string]: unknown;
+}
+/**
+ * A registered model version (copied into the workspace).
+ */
+export interface Model {
+  id: string;
+  name: string;
+  version: string;
+  path: string;
+  type: string;
+  description?: string | null;
+  tags?: {
+    [k: string]: string;
+  };
+  model_dir?: string | null;
+  source_path?: string | null;
+  created_at: number;
+  [k: string]: unknown;
+}
+/**
+ * ``modelBatchDeployment.schema.json`` (``type: model``).
+ */
+export interface ModelBatchDeploymentSpec {
+  $schema?: string | null;
+  name: string;
+  endpoint_name?: string | null;
+  type?: 'model';
+  description?: string | null;
+  tags?: {
+    [k: string]: string;
+  };
+  properties?: {
+    [k: string]: unknown;
+  };
+  model: string | InlineModel;
+  code_configuration?: CodeConfiguration | null;
+  environment?:
+    | string
+    | {
+        [k: string]: unknown;
+      }
+    | null;
+  compute?: string | null;
+  resources?: Resources;
+  settings?: ModelDeploymentSettings;
+  job_definition?: {
+    [k: string]: unknown;
+  } | null;
+}
+/**
+ * ``resources``: only ``instance_count`` matters locally.
+ */
+export interface Resources {
+  $schema?: string | null;
+  instance_count?: number;
+  instance_type?: string | null;
+  [k: string]: unknown;
+}
+/**
+ * ``settings`` of a model batch deployment, with Azure's defaults.
+ *
+ * ``mini_batch_mode``, ``recursive`` are batchnb's: ``tabular`` cuts Parquet and CSV inputs into
+ * row chunks (``mini_batch_size`` rows, or a size such as ``64MB`` cut along Parquet row groups)
+ * and passes ``run()`` a pandas DataFrame; ``recursive`` lists input folders recursively.
+ */
+export interface ModelDeploymentSettings {
+  $schema?: string | null;
+  max_concurrency_per_instance?: number;
+  mini_batch_size?: number | string;
+  instance_count?: number | null;
+  output_action?: 'append_row' | 'summary_only';
+  output_file_name?: string;
+  retry_settings?: RetrySettings;
+  error_threshold?: number;
+  logging_level?: 'warning' | 'info' | 'debug';
+  environment_variables?: {
+    [k: string]: string;
+  };
+  mini_batch_mode?: 'file' | 'tabular';
+  recursive?: boolean;
+}
+/**
+ * ``settings.retry_settings``. ``max_retries`` is the total number of attempts per mini-batch,
+ * as PRS's ``run_max_try`` (0 is accepted, as Azure accepts it, and means a single attempt);
+ * ``timeout`` bounds one ``run()`` call, in seconds.
+ */
+export interface RetrySettings {
+  $schema?: string | null;
+  max_retries?: number;
+  timeout?: number;
+}
+export interface ModelList {
+  models: Model[];
+  [k: string]: unknown;
+}
+/**
+ * ``model.schema.json``.
+ */
+export interface ModelSpec {
+  $schema?: string | null;
+  name: string;
+  version?: string | null;
+  path: string;
+  type?: 'custom_model' | 'mlflow_model' | 'triton_model';
+  description?: string | null;
+  tags?: {
+    [k: string]: string;
+  };
+  properties?: {
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+}
+/**
+ * ``pipelineComponentBatchDeployment.schema.json`` (``type: pipeline``). Stored now; run later.
+ */
+export interface PipelineComponentBatchDeploymentSpec {
+  $schema?: string | null;
+  name: string;
+  endpoint_name?: string | null;
+  type?: 'pipeline';
+  description?: string | null;
+  tags?: {
+    [k: string]: string;
+  };
+  properties?: {
+    [k: string]: unknown;
+  };
+  component?:
+    | string
+    | {
+        [k: string]: unknown;
+      }
+    | null;
+  job_definition?: string | null;
+  settings?: PipelineDeploymentSettings;
+}
+/**
+ * ``settings`` of a pipeline component deployment.
+ */
+export interface PipelineDeploymentSettings {
+  $schema?: string | null;
+  default_compute?: string | null;
+  default_datastore?: string | null;
+  continue_on_step_failure?: boolean;
+  force_rerun?: boolean;
+  [k: string]: unknown;
+}
+/**
+ * ``GET workspace``: the workspace the server uses and why.
+ */
+export interface WorkspaceInfo {
+  root: string;
+  db_path: string;
+  source: 'config' | 'env' | 'marker' | 'default';
+  version: string;
+  [k: string]: unknown;
+}
