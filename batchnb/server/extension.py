@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from traitlets import Float, Unicode
+from traitlets import Float, Integer, Unicode
 from traitlets.config import Configurable
 
 from ..workspace import ENV_VAR, MARKER, resolve_workspace_path
@@ -30,6 +31,14 @@ class BatchnbServer(Configurable):
             "above the server's root_dir, else the per-user default. A relative path is relative to root_dir."
         ),
     )
+    threads = Integer(
+        4,
+        config=True,
+        help=(
+            "Worker threads for batchnb's requests. They are batchnb's own, so a workspace database "
+            "locked by another process stalls batchnb's requests only, never the server's other work."
+        ),
+    )
     dry_run_timeout = Float(
         300.0,
         config=True,
@@ -41,6 +50,7 @@ class BatchnbServer(Configurable):
         self.root_dir = Path(root_dir).expanduser().resolve()
         self._client: BatchClient | None = None
         self._lock = threading.Lock()
+        self.executor = ThreadPoolExecutor(max_workers=max(1, self.threads), thread_name_prefix="batchnb")
 
     def workspace_path(self) -> tuple[Path, str]:
         """The workspace folder by the workspace rule applied from ``root_dir``, and which rule chose it."""

@@ -1,6 +1,7 @@
 """The REST handlers. Each verb is authenticated (``@tornado.web.authenticated``) and authorized
-(``@authorized`` on the resource ``batchnb``), parses its request, runs the core call in a worker
-thread (a locked database then blocks that thread, never the server's event loop) and answers JSON.
+(``@authorized`` on the resource ``batchnb``), parses its request, runs the core call in one of
+batchnb's worker threads (a locked database then blocks that thread, never the server's event loop
+nor its default executor) and answers JSON.
 
 One error mapping for every route (:meth:`BatchnbHandler.write_error`): a :class:`BatchnbError` answers
 its ``http_status`` with ``{"error", "message", "field"?}``; a malformed body is a 400 naming the
@@ -54,9 +55,9 @@ class BatchnbHandler(APIHandler):
         return state
 
     async def call(self, fn: Callable[[BatchClient], T]) -> T:
-        """Run ``fn(client)`` in a worker thread."""
+        """Run ``fn(client)`` in one of batchnb's worker threads (the event loop never waits on the store)."""
         state = self.batchnb
-        return await asyncio.to_thread(lambda: fn(state.client()))
+        return await asyncio.get_running_loop().run_in_executor(state.executor, lambda: fn(state.client()))
 
     def api_url(self, *parts: str) -> str:
         """The URL of a route of this API, with the server's base URL."""
