@@ -55,6 +55,11 @@ def unload_ipython_extension(ipython: Any) -> None:
     unload(ipython)
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The JupyterLab sidebar, built from ``labextension/`` into ``batchnb/labextension``."""
+    return [{"src": "labextension", "dest": "batchnb"}]
+
+
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     """The Jupyter server extension: batchnb's REST API (see :mod:`batchnb.server`)."""
     return [{"module": "batchnb"}]
