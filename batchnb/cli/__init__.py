@@ -69,8 +69,22 @@ GROUPS: dict[str, tuple[tuple[str, ...], str, dict[str, Command]]] = {
         {
             "create": (
                 cmd.model_create,
-                [NAME, VERSION, _a("--path", "-p"), _a("--type", "-t"), FILE, SET, DESC, _a("--tags", nargs="+")],
-                "register a model version from a file or folder",
+                [
+                    NAME,
+                    VERSION,
+                    _a("--path", "-p", help="a file or folder, or an MLflow runs:/ or models:/ URI"),
+                    _a("--type", "-t"),
+                    FILE,
+                    SET,
+                    DESC,
+                    _a("--tags", nargs="+"),
+                    _a(
+                        "--trust-types",
+                        action="store_true",
+                        help="trust the types a skops-serialized MLflow model needs (listed when refused)",
+                    ),
+                ],
+                "register a model version from a file or folder, or an MLflow runs:/ or models:/ URI",
             ),
             "show": (cmd.asset_show("models"), [NAME_REQ, VERSION, _a("--label", "-l")], "show a model version"),
             "list": (cmd.asset_list("models"), [NAME], "list models (or the versions of one)"),

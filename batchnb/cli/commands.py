@@ -69,7 +69,7 @@ def model_create(c: BatchClient, a: argparse.Namespace) -> Any:
             "tags": _tags(a.tags),
         },
     )
-    return c.models.create_or_update(spec, base_dir=base)
+    return c.models.create_or_update(spec, base_dir=base, trust_types=getattr(a, "trust_types", False))
 
 
 def asset_show(ops_name: str) -> Any:

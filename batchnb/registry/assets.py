@@ -21,6 +21,7 @@ from ..schemas import DataSpec, EnvironmentSpec, ModelSpec, check_name, validate
 from ..specfile import AssetRef, is_url, parse_asset_ref, parse_datastore_uri, resolve_local
 from ..store import Store
 from ..workspace import DEFAULT_DATASTORE, Workspace
+from .mlflow_models import download_mlflow_model, is_mlflow_uri, prepare_mlflow_copy
 
 _ENTITY: dict[str, type[entities.Entity]] = {
     "model": entities.Model,
@@ -128,37 +129,66 @@ class ModelOperations(AssetOperations):
 
     kind = "model"
 
-    def create_or_update(self, spec: ModelSpec | dict[str, Any], base_dir: Path | None = None) -> entities.Entity:
-        """Register a new model version from a local file or folder.
+    def create_or_update(
+        self, spec: ModelSpec | dict[str, Any], base_dir: Path | None = None, *, trust_types: bool = False
+    ) -> entities.Entity:
+        """Register a new model version from a local file or folder, or an MLflow URI.
 
         Args:
-            spec: The model YAML as a mapping or a :class:`ModelSpec`.
+            spec: The model YAML as a mapping or a :class:`ModelSpec`. ``path`` is a local file or
+                folder, or ``runs:/<run>/<path>``, ``models:/<name>/<version>`` or
+                ``models:/<name>@<alias>``, resolved against the configured MLflow tracking URI
+                (``MLFLOW_TRACKING_URI`` or ``mlflow.set_tracking_uri``); a URI implies
+                ``type: mlflow_model``.
             base_dir: Where a relative ``path`` resolves (the YAML file's folder).
+            trust_types: Trust the types a skops-serialized model needs (``--trust-types``); see
+                :mod:`batchnb.registry.mlflow_models`.
+
+        Either way the model is copied into the workspace (an MLflow URI is pinned: the version keeps
+        working if the run or registry entry goes away). An ``mlflow_model`` is checked (pyfunc
+        flavor, skops trust) on that copy before the version is recorded: a refusal records nothing.
         """
         model = spec if isinstance(spec, ModelSpec) else validate_spec(ModelSpec, spec, "model")
-        if is_url(model.path) or model.path.startswith(("runs:/", "models:/")):
+        uri = is_mlflow_uri(model.path)
+        if uri:
+            if "type" in model.model_fields_set and model.type != "mlflow_model":
+                raise ValidationError(
+                    f"model path {model.path!r} is an MLflow URI, which registers an mlflow_model; "
+                    f"type {model.type} does not fit it",
+                    field="type",
+                )
+            model = model.model_copy(update={"type": "mlflow_model"})
+        elif is_url(model.path):
             raise ValidationError(
-                f"model path {model.path!r}: only local files and folders can be registered here "
-                "(MLflow runs:/ and models:/ URIs arrive with MLflow support)",
+                f"model path {model.path!r}: only local files and folders and MLflow runs:/ and models:/ "
+                "URIs can be registered",
                 field="path",
             )
-        source = resolve_local(model.path, base_dir)
-        if not source.exists():
-            raise ValidationError(f"model path {model.path!r} does not exist (resolved to {source})", field="path")
-        if model.type == "mlflow_model" and not (source.is_dir() and (source / "MLmodel").is_file()):
-            raise ValidationError(
-                f"model path {model.path!r} is not an MLflow model: an mlflow_model must be a folder "
-                f"with an MLmodel file, and {source} has none",
-                field="path",
-            )
-        # Copy outside the transaction (it may be large); move into place inside it.
+        source: Path | None = None
+        if not uri:
+            source = resolve_local(model.path, base_dir)
+            if not source.exists():
+                raise ValidationError(f"model path {model.path!r} does not exist (resolved to {source})", field="path")
+            if model.type == "mlflow_model" and not (source.is_dir() and (source / "MLmodel").is_file()):
+                raise ValidationError(
+                    f"model path {model.path!r} is not an MLflow model: an mlflow_model must be a folder "
+                    f"with an MLmodel file, and {source} has none",
+                    field="path",
+                )
+        # Copy (or download) outside the transaction (it may be large); move into place inside it.
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self._ws.models_dir))
         try:
-            target = staging / source.name
-            if source.is_dir():
-                shutil.copytree(source, target, symlinks=False)
+            if source is None:
+                target = download_mlflow_model(model.path, staging)
             else:
-                shutil.copy2(source, target)
+                target = staging / source.name
+                if source.is_dir():
+                    shutil.copytree(source, target, symlinks=False)
+                else:
+                    shutil.copy2(source, target)
+            extra: dict[str, Any] = {"source_path": model.path if source is None else str(source)}
+            if model.type == "mlflow_model":
+                extra["mlflow"] = prepare_mlflow_copy(target, trust_types, model.path)
 
             def place(record: dict[str, Any], version: str) -> dict[str, Any]:
                 final = self._ws.models_dir / model.name / version
@@ -166,7 +196,7 @@ class ModelOperations(AssetOperations):
                 if final.exists():  # left by a crash between rename and commit: the row never landed
                     shutil.rmtree(final)
                 staging.rename(final)
-                return {**record, "path": str(final / source.name), "model_dir": str(final), "source_path": str(source)}
+                return {**record, "path": str(final / target.name), "model_dir": str(final), **extra}
 
             return self._insert(model.model_dump(mode="json", exclude_none=True), prepare=place)
         finally:
