@@ -6,6 +6,7 @@ work starts, records the job as ``Queued`` and starts its supervisor process; it
 
 from __future__ import annotations
 
+import builtins  # the operations have a method named list, which shadows the type
 import getpass
 import json
 import shutil
@@ -377,6 +378,7 @@ class JobOperations:
 
         settings = spec["settings"]
         files = planner.list_input_files(spec["input"]["path"], spec["input"]["type"], settings["recursive"])
+        first: list[Any]
         if settings["mini_batch_mode"] == "tabular":
             first = next(planner.plan_tabular_minibatches(files[:1], settings["mini_batch_size"]))
         else:
@@ -471,7 +473,8 @@ class JobOperations:
         limit: int | None = None,
     ) -> list[Job]:
         """Jobs, newest first, optionally for one endpoint or deployment, or in one status."""
-        sql, params = "SELECT * FROM jobs WHERE 1 = 1", []
+        sql = "SELECT * FROM jobs WHERE 1 = 1"
+        params: builtins.list[Any] = []
         if endpoint_name:
             sql, params = sql + " AND endpoint = ?", [*params, endpoint_name]
         if deployment_name:
@@ -484,7 +487,7 @@ class JobOperations:
             jobs = [j for j in jobs if j["status"] == status]
         return jobs[:limit] if limit else jobs
 
-    def timeline(self, name: str) -> list[tuple[float, int, int]]:
+    def timeline(self, name: str) -> builtins.list[tuple[float, int, int]]:
         """(seconds since the job started, mini-batches finished, rows written) at each finish."""
         row = self._row(name)
         start = row["started_at"]

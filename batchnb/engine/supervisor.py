@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,7 +195,7 @@ class Supervisor:
         inp = self.spec["input"]
         files = planner.list_input_files(inp["path"], inp["type"], recursive=self.settings.get("recursive", False))
         size = self.settings["mini_batch_size"]
-        batches = (
+        batches: Iterator[list[Any]] = (
             planner.plan_tabular_minibatches(files, size)
             if self.settings["mini_batch_mode"] == "tabular"
             else planner.plan_file_minibatches(files, int(size))
