@@ -12,7 +12,8 @@ handlers, widgets) can catch ``BatchnbError`` and show it the same way::
     │   └── InvalidStateError       exit 4, HTTP 409  an action the object's state forbids
     ├── MissingDependencyError      exit 5, HTTP 501  an optional extra is not installed
     ├── JobFailedError              exit 6, HTTP 500  a waited-for job ended Failed or Canceled
-    └── WorkspaceError              exit 7, HTTP 500  the workspace or its store is unusable
+    ├── WorkspaceError              exit 7, HTTP 500  the workspace or its store is unusable
+    └── ComputeError                exit 8, HTTP 502  a compute target cannot be reached or used
 
 Errors raised by other libraries (sqlite3, yaml, pydantic, pyarrow) are translated into these at
 the boundary where they occur, so callers only ever catch ours.
@@ -110,3 +111,10 @@ class WorkspaceError(BatchnbError):
 
     exit_code = 7
     http_status = 500
+
+
+class ComputeError(BatchnbError):
+    """A compute target (an SSH host, a cluster) cannot be reached or used; the message names it."""
+
+    exit_code = 8
+    http_status = 502

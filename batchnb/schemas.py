@@ -373,17 +373,44 @@ class DatastoreSpec(_OpenSpec):
 
 
 class ComputeSpec(_OpenSpec):
-    """A compute target. ``local`` and ``amlcompute`` both run on this machine's loky pool."""
+    """A compute target. ``local`` and ``amlcompute`` both run on this machine's loky pool; ``ssh`` is
+    a Dask cluster over SSH hosts (see :mod:`batchnb.compute.ssh`)."""
 
     name: ComputeName
-    type: Literal["local", "amlcompute"] = "local"
+    type: Literal["local", "amlcompute", "ssh"] = "local"
     max_workers: int | None = Field(default=None, ge=1)
     min_instances: int = Field(default=0, ge=0)
     max_instances: int = Field(default=1, ge=1)
     size: str | None = None
-    idle_time_before_scale_down: int | None = None
+    idle_time_before_scale_down: int | None = Field(default=None, ge=0)
     description: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    # type: ssh. No secret is ever stored: keys are named by path (or come from the SSH agent).
+    hosts: list[str] = Field(default_factory=list)
+    workers_per_host: int = Field(default=1, ge=1)
+    python: str | None = None
+    ssh_user: str | None = None
+    ssh_key: str | None = None
+    ssh_port: int = Field(default=22, ge=1, le=65535)
+    known_hosts: str | None = None
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):  # --hosts h1,h2
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _ssh_needs_hosts(self) -> ComputeSpec:
+        if self.type == "ssh" and not self.hosts:
+            raise ValueError("an ssh compute needs hosts (--hosts h1,h2)")
+        if self.type != "ssh" and self.hosts:
+            raise ValueError(f"hosts only apply to type ssh, not {self.type}")
+        for key in ("password", "passphrase", "private_key"):
+            if key in (self.model_extra or {}):
+                raise ValueError(f"{key}: batchnb stores no secrets; give ssh_key as a path or use an SSH agent")
+        return self
 
 
 # --- validation boundary ------------------------------------------------------------------------

@@ -83,3 +83,25 @@ MIGRATIONS: list[str] = [
     CREATE INDEX minibatches_by_status ON minibatches(job, status);
     """,
 ]
+
+MIGRATIONS.append(
+    # 2: SSH clusters: one row per running cluster (its keeper process and scheduler address), and
+    # the jobs holding a lease on it (the keeper stops the cluster when none has for a while).
+    """
+    CREATE TABLE clusters (
+        compute TEXT PRIMARY KEY,
+        state TEXT NOT NULL,              -- starting | ready | failed
+        address TEXT,
+        keeper_pid INTEGER,
+        keeper_started REAL,
+        heartbeat_at REAL,
+        started_at REAL,
+        error TEXT
+    );
+    CREATE TABLE cluster_leases (
+        compute TEXT NOT NULL,
+        job TEXT NOT NULL,
+        PRIMARY KEY (compute, job)
+    );
+    """
+)
