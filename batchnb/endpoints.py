@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import entities
 from .errors import InvalidStateError, NotFoundError, ValidationError
 from .registry import snapshot_code
+from .registry.mlflow_models import check_pyfunc
 from .schemas import (
     BatchEndpointSpec,
     DeploymentSpec,
@@ -249,6 +250,16 @@ class BatchDeploymentOperations:
                 "(only mlflow_model deployments can run without a scoring script)",
                 field="code_configuration",
             )
+        elif model is not None:
+            # Scored by the built-in MLflow driver, through pyfunc. Checked at registration too;
+            # checked again here because it is cheap and a record may predate the check.
+            try:
+                check_pyfunc(Path(model["path"]), f"{model['name']}:{model['version']}")
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"{source}: model: {exc.message}; deploy it with a scoring script (code_configuration) instead",
+                    field="model",
+                ) from None
         if model is None:
             assert inline is not None
             model = client.models.create_or_update(

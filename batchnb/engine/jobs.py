@@ -27,6 +27,7 @@ from ..errors import ConflictError, InvalidStateError, JobFailedError, NotFoundE
 from ..schemas import ModelDeploymentSettings, check_name, validate_spec
 from ..specfile import apply_set, is_asset_ref, is_url, parse_datastore_uri, parse_set, resolve_local
 from . import output, planner, state
+from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
 
 if TYPE_CHECKING:
     from ..client import BatchClient
@@ -170,12 +171,14 @@ class JobOperations:
                 field="deployment_name",
             )
         resolved = deployment["resolved"]
+        builtin = None
         if not resolved.get("code_dir"):
-            raise ValidationError(
-                f"deployment {deployment_name} has no scoring script; running MLflow models "
-                "without one is not implemented yet",
-                field="code_configuration",
-            )
+            if resolved.get("model_type") != "mlflow_model":
+                raise ValidationError(
+                    f"deployment {deployment_name} has no scoring script, and only an mlflow_model can run without one",
+                    field="code_configuration",
+                )
+            builtin = "mlflow"  # Azure generates the scoring script; so do we (engine/drivers)
 
         overrides = parse_set(set_values)
         for item in params_override or []:
@@ -201,8 +204,11 @@ class JobOperations:
             "deployment_revision": deployment["revision"],
             "model": resolved.get("model"),
             "model_dir": resolved.get("model_dir"),
-            "code_dir": resolved["code_dir"],
-            "scoring_script": resolved["scoring_script"],
+            # The built-in driver's path is resolved now, never stored with the deployment, so
+            # a reinstall of batchnb at another path still works (the supervisor re-resolves it).
+            "code_dir": str(DRIVERS_DIR) if builtin else resolved["code_dir"],
+            "scoring_script": MLFLOW_DRIVER if builtin else resolved["scoring_script"],
+            "builtin_driver": builtin,
             "compute": resolved.get("compute", "local"),
             "settings": settings,
             "instance_count": instances,
@@ -394,6 +400,7 @@ class JobOperations:
             "environment_variables": settings["environment_variables"],
             "logging_level": settings["logging_level"],
             "mode": settings["mini_batch_mode"],
+            "part_format": output.part_format(settings["output_file_name"]),
         }
         record = dry_run(context, first, planner.minibatch_items(first))
         shutil.rmtree(scratch, ignore_errors=True)

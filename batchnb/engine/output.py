@@ -152,22 +152,53 @@ def _merge_parquet(parts: list[Path], tmp: Path) -> int:
 
 
 def read_tabular_chunks(chunks: list[dict[str, Any]]) -> Any:
-    """Read tabular chunk descriptors (``{path, row_groups}``) into one pandas DataFrame."""
+    """Read tabular chunk descriptors (``{path, row_groups}``) into one pandas DataFrame.
+
+    The frame's ``attrs["batchnb_sources"]`` says where its rows come from: a list of
+    ``(path, first_row, count)``, one per contiguous run of rows of one file, in frame order, with
+    ``first_row`` the 0-based index of the run's first row within its file (from the Parquet
+    row-group metadata), so a scoring script can report each row's position in its file.
+    """
     import pandas as pd
 
     frames = []
+    sources: list[tuple[str, int, int]] = []
     for chunk in chunks:
         path = chunk["path"]
         if path.lower().endswith(".csv"):
-            frames.append(pd.read_csv(path))
+            frame = pd.read_csv(path)
+            sources.append((path, 0, len(frame)))
         else:
             import pyarrow.parquet as pq
 
             pf = pq.ParquetFile(path)
             groups = chunk["row_groups"]
-            table = pf.read_row_groups(groups) if groups is not None else pf.read()
-            frames.append(table.to_pandas())
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+            if groups is None:
+                frame = pf.read().to_pandas()
+                sources.append((path, 0, len(frame)))
+            else:
+                frame = pf.read_row_groups(groups).to_pandas()
+                sources.extend(_row_group_runs(path, pf.metadata, groups))
+        frames.append(frame)
+    result = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    result.attrs["batchnb_sources"] = sources
+    return result
+
+
+def _row_group_runs(path: str, meta: Any, groups: list[int]) -> list[tuple[str, int, int]]:
+    """``(path, first_row, count)`` for each contiguous run of row groups, in the order read."""
+    starts, row = [], 0
+    for i in range(meta.num_row_groups):
+        starts.append(row)
+        row += meta.row_group(i).num_rows
+    runs: list[tuple[str, int, int]] = []
+    for g in groups:
+        start, count = starts[g], meta.row_group(g).num_rows
+        if runs and runs[-1][1] + runs[-1][2] == start:
+            runs[-1] = (path, runs[-1][1], runs[-1][2] + count)
+        else:
+            runs.append((path, start, count))
+    return runs
 
 
 def localize(item: str, cache_dir: Path) -> str:

@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from ..compute import get_target
-from ..errors import BatchnbError
+from ..errors import BatchnbError, ValidationError
 from ..store import Store
 from . import output, planner, state
+from .drivers import DRIVERS_DIR, MLFLOW_DRIVER, MLFLOW_SUFFIXES
 from .logs import JobLogs
 from .worker import score_minibatch
 
@@ -185,6 +186,21 @@ class Supervisor:
             self._stop.set()
             beat.join(timeout=5)
 
+    def _check_builtin_inputs(self, files: list[str]) -> None:
+        """The built-in MLflow driver reads CSV and Parquet only; any other file fails the job at once,
+        as on Azure, naming the first such file."""
+        if self.spec.get("builtin_driver") != "mlflow":
+            return
+        for path in files:
+            suffix = Path(path).suffix.lower()
+            if suffix not in MLFLOW_SUFFIXES:
+                shown = f"File type '{suffix.lstrip('.')}'" if suffix else "A file without an extension"
+                raise ValidationError(
+                    f"Error processing input file: '{path}'. {shown} is not supported: an MLflow model "
+                    f"deployed without a scoring script reads {', '.join(MLFLOW_SUFFIXES)} files",
+                    field="input",
+                )
+
     def _plan(self) -> None:
         with self.store.read() as db:
             planned = db.execute("SELECT planned FROM jobs WHERE name = ?", (self.name,)).fetchone()[0]
@@ -194,6 +210,7 @@ class Supervisor:
             return
         inp = self.spec["input"]
         files = planner.list_input_files(inp["path"], inp["type"], recursive=self.settings.get("recursive", False))
+        self._check_builtin_inputs(files)
         size = self.settings["mini_batch_size"]
         batches: Iterator[list[Any]] = (
             planner.plan_tabular_minibatches(files, size)
@@ -218,11 +235,13 @@ class Supervisor:
 
     def _context(self) -> dict[str, Any]:
         s = self.settings
+        builtin = self.spec.get("builtin_driver") == "mlflow"
         return {
             "job": self.name,
             "job_dir": str(self.job_dir),
-            "code_dir": self.spec["code_dir"],
-            "scoring_script": self.spec["scoring_script"],
+            # The built-in driver is found where this batchnb is installed (it may have moved since invoke).
+            "code_dir": str(DRIVERS_DIR) if builtin else self.spec["code_dir"],
+            "scoring_script": MLFLOW_DRIVER if builtin else self.spec["scoring_script"],
             "model_dir": self.spec.get("model_dir"),
             "output_dir": self.spec["output"]["dir"],
             "environment_variables": s.get("environment_variables", {}),

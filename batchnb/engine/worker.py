@@ -8,7 +8,8 @@ Nothing here imports IPython, tornado or ipywidgets.
 The environment seen by the script is Azure's: ``AZUREML_MODEL_DIR`` (the model sits in a
 sub-folder named after the registered file or folder), ``AZUREML_BI_OUTPUT_PATH``, the deployment's
 ``environment_variables``, ``--logging_level`` on ``sys.argv``, and an
-``azureml_user.parallel_run.EntryScript`` shim.
+``azureml_user.parallel_run.EntryScript`` shim; plus batchnb's ``BATCHNB_OUTPUT_FORMAT`` (``text``
+or ``parquet``, from the output file name).
 """
 
 from __future__ import annotations
@@ -108,6 +109,9 @@ def _set_environment(context: dict[str, Any]) -> None:
     os.environ["AZUREML_BI_OUTPUT_PATH"] = context["output_dir"]
     os.environ["AZUREML_BI_JOB_NAME"] = context["job"]
     os.environ.update(context["environment_variables"])
+    # How append_row writes this job's output (text or parquet): the built-in MLflow driver shapes
+    # its result by it, as Azure's generated driver does.
+    os.environ["BATCHNB_OUTPUT_FORMAT"] = context.get("part_format") or "text"
     level = context["logging_level"]
     script = str(Path(context["code_dir"]) / context["scoring_script"])
     sys.argv = [script, "--logging_level", level.upper()]

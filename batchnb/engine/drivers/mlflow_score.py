@@ -4,7 +4,16 @@ It behaves like the driver Azure generates: the model is loaded once per worker 
 flavor (its signature enforced by MLflow); in file mode ``predict`` is called once per file, for
 CSV and Parquet files; any other file type fails with the file named. The output has one row per
 input row: ``row,prediction,file_name`` (comma-separated, no header, as Azure writes it), or, for an
-output file ending in ``.parquet``, the input columns plus ``prediction`` and ``file_name``.
+output file ending in ``.parquet`` (``BATCHNB_OUTPUT_FORMAT=parquet``), the input columns plus
+``prediction`` and ``file_name``.
+
+Column types are conformed to the model's signature when that changes no value (a CSV column of
+whole numbers is read as integers, and MLflow refuses integers for a ``double`` column); any other
+mismatch is left to MLflow's schema enforcement, whose error fails the mini-batch.
+
+In tabular mode the engine says, in the frame's ``attrs["batchnb_sources"]``, which file each slice
+of rows comes from and the index of its first row in that file, so ``row`` is the row's position in
+its file there too.
 """
 
 from __future__ import annotations
@@ -18,9 +27,11 @@ from typing import Any
 
 import pandas as pd
 
-SUPPORTED = (".csv", ".parquet", ".pqt")
+from batchnb.engine.drivers import MLFLOW_SUFFIXES
 
 model: Any = None
+# (column, numpy dtype) for the numeric columns of the model's column-based signature.
+_numeric_columns: list[tuple[str, Any]] = []
 
 
 def _model_folder(root: Path) -> Path:
@@ -32,34 +43,77 @@ def _model_folder(root: Path) -> Path:
     return found[0].parent
 
 
+def _signature_numeric_columns(loaded: Any) -> list[tuple[str, Any]]:
+    try:
+        schema = loaded.metadata.get_input_schema()
+    except Exception:  # no metadata, an older MLmodel: no conforming, MLflow still enforces
+        return []
+    if schema is None or schema.is_tensor_spec():
+        return []
+    out = []
+    for spec in schema.inputs:
+        try:
+            dtype = spec.type.to_numpy()
+        except Exception:  # arrays, objects, maps: not a plain column type
+            continue
+        if spec.name is not None and dtype.kind in "biuf":
+            out.append((spec.name, dtype))
+    return out
+
+
 def init() -> None:
-    global model
+    global model, _numeric_columns
     import mlflow.pyfunc
 
     model = mlflow.pyfunc.load_model(str(_model_folder(Path(os.environ["AZUREML_MODEL_DIR"]))))
+    _numeric_columns = _signature_numeric_columns(model)
+
+
+def _conform(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cast numeric columns to the signature's types where every value survives the cast."""
+    out = frame
+    for name, dtype in _numeric_columns:
+        if name not in frame.columns:
+            continue
+        column = frame[name]
+        if column.dtype == dtype or column.dtype.kind not in "biuf":
+            continue
+        try:
+            cast = column.astype(dtype)
+        except (TypeError, ValueError, OverflowError):
+            continue
+        same = (cast == column) | (cast.isna() & column.isna())
+        if bool(same.all()):
+            if out is frame:
+                out = frame.copy()
+            out[name] = cast
+    return out
 
 
 def _read(path: str) -> pd.DataFrame:
     suffix = Path(path).suffix.lower()
-    if suffix not in SUPPORTED:
+    if suffix not in MLFLOW_SUFFIXES:
         raise ValueError(
             f"Error processing input file: '{path}'. File type '{suffix.lstrip('.')}' is not "
-            f"supported; MLflow deployments read {', '.join(SUPPORTED)}"
+            f"supported; MLflow deployments read {', '.join(MLFLOW_SUFFIXES)}"
         )
     return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
 
 
 def _as_values(predictions: Any, n: int) -> list[Any]:
     if isinstance(predictions, pd.DataFrame):
-        if predictions.shape[1] == 1:
-            return predictions.iloc[:, 0].tolist()
-        return predictions.to_dict(orient="records")
-    if isinstance(predictions, pd.Series):
-        return predictions.tolist()
-    values = predictions.tolist() if hasattr(predictions, "tolist") else list(predictions)
+        values = predictions.iloc[:, 0].tolist() if predictions.shape[1] == 1 else predictions.to_dict(orient="records")
+    elif isinstance(predictions, pd.Series) or hasattr(predictions, "tolist"):
+        values = predictions.tolist()
+    else:
+        values = list(predictions)
     if len(values) != n:
         raise ValueError(f"predict() returned {len(values)} values for {n} rows")
     return values
+
+
+def _predict(frame: pd.DataFrame) -> list[Any]:
+    return _as_values(model.predict(_conform(frame)), len(frame))
 
 
 def _lines(frames: list[tuple[pd.DataFrame, list[Any], str, int]]) -> list[str]:
@@ -67,7 +121,7 @@ def _lines(frames: list[tuple[pd.DataFrame, list[Any], str, int]]) -> list[str]:
     for _frame, values, name, first_row in frames:
         for offset, value in enumerate(values):
             buf = io.StringIO()
-            shown = json.dumps(value) if isinstance(value, dict | list) else value
+            shown = json.dumps(value, default=str) if isinstance(value, dict | list) else value
             csv.writer(buf, lineterminator="").writerow([first_row + offset, shown, name])
             out.append(buf.getvalue())
     return out
@@ -91,12 +145,12 @@ def run(mini_batch: Any) -> Any:
         start = 0
         for path, first_row, count in sources:
             frame = mini_batch.iloc[start : start + count]
-            frames.append((frame, _as_values(model.predict(frame), len(frame)), os.path.basename(path), first_row))
+            frames.append((frame, _predict(frame), os.path.basename(path), int(first_row)))
             start += count
     else:
         for path in mini_batch:
             frame = _read(path)
-            frames.append((frame, _as_values(model.predict(frame), len(frame)), os.path.basename(path), 0))
+            frames.append((frame, _predict(frame), os.path.basename(path), 0))
     if os.environ.get("BATCHNB_OUTPUT_FORMAT") == "parquet":
         return _table(frames)
     return _lines(frames)
