@@ -26,7 +26,7 @@ from ..entities import Entity
 from ..errors import ConflictError, InvalidStateError, JobFailedError, NotFoundError, ValidationError
 from ..schemas import ModelDeploymentSettings, check_name, validate_spec
 from ..specfile import apply_set, is_asset_ref, is_url, parse_datastore_uri, parse_set, resolve_local
-from . import output, planner, state
+from . import output, planner, state, tracking
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
 
 if TYPE_CHECKING:
@@ -216,6 +216,8 @@ class JobOperations:
             "input": inp,
             "output": {"dir": out_dir, "file_name": out_file, "path": _join(out_dir, out_file)},
             "experiment_name": experiment_name or endpoint_name,
+            # Where the job is logged as an MLflow run (by its supervisor), if the user set one.
+            "mlflow_tracking_uri": tracking.capture_tracking_uri(),
         }
         if dry_run:
             return self._dry_run(spec)

@@ -10,6 +10,11 @@ Lifecycle::
                                                              │  nothing succeeded ─▶ Failed
                                                              └─ cancel requested ─▶ Canceled
 
+When the user configured an MLflow tracking URI at invoke, the job is also one MLflow run (see
+:mod:`batchnb.engine.tracking`): started after the claim, ended at Completed, Failed or Canceled, left
+open at Interrupted and reopened by ``resume``. Only this process imports mlflow for it, and only
+then; tracking never fails a job.
+
 A heartbeat thread stamps the job every second; if this process dies, readers see the stale
 heartbeat and show ``Interrupted``, and ``resume`` starts a new supervisor that skips every
 committed mini-batch. Store writes from the dispatch loop are batched into one transaction every
@@ -41,6 +46,7 @@ from ..store import Store
 from . import output, planner, state
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER, MLFLOW_SUFFIXES
 from .logs import JobLogs
+from .tracking import JobRun
 from .worker import score_minibatch
 
 FLUSH_INTERVAL_S = 0.2
@@ -79,6 +85,7 @@ class Supervisor:
         self.settings: dict[str, Any] = self.spec["settings"]
         self.job_dir = Path(self.spec["job_dir"])
         self.logs = JobLogs(self.job_dir)
+        self.tracking = JobRun(self.spec, self.logs.event)
         self.cancel = threading.Event()
         self._stop = threading.Event()
         self._updates: list[tuple[str, tuple[Any, ...]]] = []
@@ -102,6 +109,9 @@ class Supervisor:
 
     def _set_status(self, status: str, error: str | None = None, ended: bool = False) -> None:
         self._flush(force=True)
+        if ended and status in state.TERMINAL:
+            # Before the status is written: whoever sees the job ended sees its MLflow run ended.
+            self.tracking.finish(status, self._totals())
         now = time.time()
         with self.store.write() as tx:
             # A cancel requested meanwhile must stay visible until the dispatcher acts on it.
@@ -159,6 +169,7 @@ class Supervisor:
         beat.start()
         target = get_target({"type": "local", "name": self.spec.get("compute", "local")})
         try:
+            self._start_tracking()
             self._plan()
             self._set_status(state.RUNNING)
             outcome, reason = self._dispatch(target)
@@ -185,6 +196,37 @@ class Supervisor:
         finally:
             self._stop.set()
             beat.join(timeout=5)
+
+    def _start_tracking(self) -> None:
+        """Start (or reopen) the job's MLflow run, in the background, if a tracking URI was given."""
+        self.tracking.start_in_background(self.name, self._record_run_id)
+
+    def _record_run_id(self, run_id: str) -> None:
+        """Keep the run's id in the job's spec, so that ``resume`` reopens the same run. Called from
+        the tracking thread (the store keeps one connection per thread; this one is closed after)."""
+        if run_id == self.spec.get("mlflow_run_id"):
+            return
+        try:
+            with self.store.write() as tx:
+                row = tx.execute("SELECT spec FROM jobs WHERE name = ?", (self.name,)).fetchone()
+                stored = json.loads(row["spec"])
+                stored["mlflow_run_id"] = run_id
+                tx.execute("UPDATE jobs SET spec = ? WHERE name = ?", (json.dumps(stored), self.name))
+        finally:
+            self.store.close()
+
+    def _totals(self) -> dict[str, Any]:
+        """The job's counters and timing, for its MLflow run."""
+        try:
+            with self.store.read() as db:
+                p = state.progress(db, self.name)
+                started = db.execute("SELECT started_at FROM jobs WHERE name = ?", (self.name,)).fetchone()[0]
+        except Exception:  # only feeds tracking, which must not fail the job
+            return {}
+        elapsed = time.time() - started if started else 0.0
+        p["elapsed_s"] = round(elapsed, 3)
+        p["rows_per_second"] = round(p["rows_written"] / elapsed, 2) if elapsed > 0 else 0.0
+        return p
 
     def _check_builtin_inputs(self, files: list[str]) -> None:
         """The built-in MLflow driver reads CSV and Parquet only; any other file fails the job at once,

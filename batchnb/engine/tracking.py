@@ -2,113 +2,228 @@
 
 Azure records batch jobs as runs in an experiment named after the endpoint; so do we. The tracking
 URI is captured when the job is invoked (``MLFLOW_TRACKING_URI``, or the URI the invoking process
-set with ``mlflow.set_tracking_uri``), so the supervisor logs where the user is looking. Only the
-supervisor writes (one writer per job: no "database is locked" from a sqlite tracking store), and a
-tracking failure is logged, never fatal: the job's output matters more than its bookkeeping.
+set with ``mlflow.set_tracking_uri``), made absolute there (the supervisor runs in the job's folder,
+so a relative ``sqlite:///mlflow.db`` would name another file), and the supervisor logs where the
+user is looking. Only the supervisor writes (one writer per job: no "database is locked" from a
+sqlite tracking store), and a tracking failure is logged, never fatal: the job's output matters more
+than its bookkeeping.
+
+The run is started in a background thread of the supervisor, so importing mlflow and opening the
+store (seconds, more for a new sqlite store) overlap the job's work instead of delaying it; ending
+the run waits for that start.
+
+The run is written through ``MlflowClient`` rather than the fluent ``mlflow.start_run``: the fluent
+API ends its active run with status FINISHED at interpreter exit, which would mark the run of an
+interrupted job finished. A run left ``RUNNING`` by an interrupted supervisor is reopened by the
+supervisor that resumes the job (its id is kept in the job's spec).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from ..registry.mlflow_models import redact_uri
+
+# A tracking server that does not answer must not hold a job for minutes (MLflow's defaults retry
+# for a long time); applied in the supervisor only, unless the user set them.
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+RUN_STATUS = {"Completed": "FINISHED", "Canceled": "KILLED", "Failed": "FAILED"}
+# How long the end of a job waits for its run's start (bounded by HTTP_LIMITS for a server).
+START_WAIT_S = 180.0
+
+
+def absolute_uri(uri: str) -> str:
+    """``uri`` with a relative local path made absolute (``sqlite:///x.db``, ``./mlruns``)."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        rest = uri.removeprefix("sqlite:///")
+        if rest and rest != ":memory:" and not rest.startswith(":"):
+            return "sqlite:///" + str(Path(rest).resolve())
+        return uri
+    if uri.startswith("file:") and not uri.startswith("file:/"):
+        return Path(uri.removeprefix("file:")).resolve().as_uri()
+    if ":" not in uri.split("/", 1)[0] and uri not in ("databricks", "databricks-uc"):
+        return str(Path(uri).resolve())  # a bare local path
+    return uri
 
 
 def capture_tracking_uri() -> str | None:
-    """The tracking URI the invoking process uses, if the user configured one."""
+    """The tracking URI the invoking process uses, if the user configured one (absolute)."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    if "mlflow" in sys.modules:  # never import mlflow here just to ask (it costs a second)
+    if not uri and "mlflow" in sys.modules:  # never import mlflow here just to ask (it costs a second)
         try:
             import mlflow
 
             if mlflow.is_tracking_uri_set():
-                return str(mlflow.get_tracking_uri())
+                uri = str(mlflow.get_tracking_uri())
         except Exception:  # an odd mlflow build must not break invoke
             return None
-    return None
+    return absolute_uri(uri) if uri else None
 
 
 class JobRun:
-    """The MLflow run of one job."""
+    """The MLflow run of one job. Every method logs its failures and returns; none raises."""
 
-    def __init__(self, spec: dict[str, Any], log: Any) -> None:
+    def __init__(self, spec: dict[str, Any], log: Callable[[str], None]) -> None:
         self.uri: str | None = spec.get("mlflow_tracking_uri")
         self.spec = spec
         self.log = log  # JobLogs.event
         self.run_id: str | None = spec.get("mlflow_run_id")
+        self._client: Any = None
+        self._thread: threading.Thread | None = None
 
     @property
     def enabled(self) -> bool:
-        """True when a tracking URI was configured at invoke time."""
+        """True when a tracking URI was configured at invoke time (and tracking has not failed)."""
         return bool(self.uri)
 
+    def _disable(self, what: str, exc: BaseException) -> None:
+        self.log(f"MLflow tracking: {what}: {type(exc).__name__}: {exc}; the job goes on without it")
+        self.uri = None
+
     def start(self, job_name: str) -> str | None:
-        """Start (or, after a resume, reopen) the run and log the job's parameters. Returns the run id."""
+        """Create the run (or, after a resume, reopen it) and log the job's parameters. Returns its id."""
         if not self.enabled:
             return None
+        assert self.uri is not None
         try:
-            import mlflow
+            for key, value in HTTP_LIMITS.items():
+                os.environ.setdefault(key, value)
+            started = time.perf_counter()
+            from mlflow import MlflowClient
 
-            mlflow.set_tracking_uri(self.uri)
-            mlflow.set_experiment(self.spec.get("experiment_name") or self.spec["endpoint"])
-            run = mlflow.start_run(run_id=self.run_id) if self.run_id else mlflow.start_run(run_name=job_name)
+            imported = time.perf_counter() - started
+            self._client = client = MlflowClient(tracking_uri=self.uri)
+            if self.run_id:
+                client.update_run(self.run_id, status="RUNNING")
+                self.log(f"MLflow run {self.run_id} reopened at {redact_uri(self.uri)}")
+                return self.run_id
+            experiment_id = self._experiment_id(self.spec.get("experiment_name") or self.spec["endpoint"])
+            run = client.create_run(experiment_id, run_name=job_name, tags=self._tags(job_name))
             self.run_id = run.info.run_id
-            if not self.spec.get("mlflow_run_id"):
-                settings = self.spec["settings"]
-                mlflow.log_params(
-                    {
-                        "endpoint": self.spec["endpoint"],
-                        "deployment": self.spec["deployment"],
-                        "deployment_revision": self.spec.get("deployment_revision"),
-                        "model": self.spec.get("model"),
-                        "input": self.spec["input"]["given"],
-                        "instance_count": self.spec["instance_count"],
-                        "workers": self.spec["workers"],
-                        "mini_batch_size": settings["mini_batch_size"],
-                        "mini_batch_mode": settings["mini_batch_mode"],
-                        "error_threshold": settings["error_threshold"],
-                        "max_retries": settings["retry_settings"]["max_retries"],
-                        "timeout": settings["retry_settings"]["timeout"],
-                        "output_action": settings["output_action"],
-                        "overrides": ",".join(self.spec.get("overrides") or []) or "none",
-                    }
-                )
-                mlflow.set_tags(
-                    {
-                        "batchnb.job": job_name,
-                        "batchnb.kind": "batch-job",
-                        "batchnb.output": self.spec["output"]["path"],
-                    }
-                )
-            self.log(f"MLflow run {self.run_id} at {self.uri}")
         except Exception as exc:
-            self.log(f"MLflow tracking disabled for this job: {type(exc).__name__}: {exc}")
-            self.uri = None
+            self._disable("could not start the job's run", exc)
+            return None
+        self.log(
+            f"MLflow run {self.run_id} at {redact_uri(self.uri)} "
+            f"(import mlflow {imported:.2f} s, run created in {time.perf_counter() - started - imported:.2f} s)"
+        )
+        try:
+            self._log_params()
+        except Exception as exc:  # the run exists: keep it, and end it with the job
+            self.log(f"MLflow tracking: could not log the job's parameters: {type(exc).__name__}: {exc}")
         return self.run_id
 
-    def finish(self, status: str, progress: dict[str, Any]) -> None:
-        """Log the job's totals and end the run with a status MLflow understands."""
-        if not self.enabled or not self.run_id:
+    def start_in_background(self, job_name: str, on_started: Callable[[str], None]) -> None:
+        """:meth:`start` in a daemon thread; ``on_started(run_id)`` is called there once the run exists."""
+        if not self.enabled:
+            return
+
+        def work() -> None:
+            run_id = self.start(job_name)
+            if run_id:
+                try:
+                    on_started(run_id)
+                except Exception as exc:
+                    self.log(f"MLflow tracking: could not record run {run_id} with the job: {exc}")
+
+        self._thread = threading.Thread(target=work, name="batchnb-mlflow-run", daemon=True)
+        self._thread.start()
+
+    def _started(self) -> bool:
+        """Wait for a background start; False if it is still going after START_WAIT_S."""
+        if self._thread is None:
+            return True
+        self._thread.join(START_WAIT_S)
+        if self._thread.is_alive():
+            self.log(
+                f"MLflow tracking: the run did not start within {START_WAIT_S:g} s; the job's totals are not logged"
+            )
+            return False
+        return True
+
+    def _experiment_id(self, name: str) -> str:
+        client = self._client
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                raise RuntimeError(f"experiment {name!r} is deleted; restore it or use another experiment name")
+            return str(found.experiment_id)
+        try:
+            return str(client.create_experiment(name))
+        except Exception:  # another supervisor created it meanwhile
+            found = client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return str(found.experiment_id)
+
+    def _tags(self, job_name: str) -> dict[str, str]:
+        tags = {
+            "batchnb.job": job_name,
+            "batchnb.kind": "batch-job",
+            "batchnb.endpoint": self.spec["endpoint"],
+            "batchnb.deployment": self.spec["deployment"],
+            "batchnb.output": self.spec["output"]["path"],
+        }
+        if self.spec.get("builtin_driver"):
+            tags["batchnb.driver"] = f"builtin:{self.spec['builtin_driver']}"
+        return tags
+
+    def _log_params(self) -> None:
+        from mlflow.entities import Param
+
+        spec, settings = self.spec, self.spec["settings"]
+        params = {
+            "endpoint": spec["endpoint"],
+            "deployment": spec["deployment"],
+            "deployment_revision": spec.get("deployment_revision"),
+            "model": spec.get("model"),
+            "input": spec["input"]["given"],
+            "instance_count": spec["instance_count"],
+            "workers": spec["workers"],
+            "mini_batch_size": settings["mini_batch_size"],
+            "mini_batch_mode": settings["mini_batch_mode"],
+            "error_threshold": settings["error_threshold"],
+            "max_retries": settings["retry_settings"]["max_retries"],
+            "timeout": settings["retry_settings"]["timeout"],
+            "output_action": settings["output_action"],
+            "output_file_name": settings["output_file_name"],
+        }
+        self._client.log_batch(
+            self.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items() if v is not None]
+        )
+
+    def finish(self, status: str, totals: dict[str, Any]) -> None:
+        """Log the job's totals and end the run with the status MLflow uses for ``status``."""
+        if not self._started() or not self.enabled or not self.run_id or self._client is None:
             return
         try:
-            import mlflow
+            from mlflow.entities import Metric, RunTag
 
-            mb, items = progress["mini_batches"], progress["items"]
-            mlflow.log_metrics(
-                {
-                    "items_succeeded": items["succeeded"],
-                    "items_failed": items["failed"],
-                    "mini_batches_total": mb["total"],
-                    "mini_batches_failed": mb["failed"],
-                    "rows_written": progress["rows_written"],
-                    "rows_per_second": progress.get("rows_per_second", 0.0),
-                    "duration_s": progress.get("elapsed_s", 0.0),
-                    "worker_seconds": progress["worker_seconds"],
-                }
+            now = int(time.time() * 1000)
+            mb, items = totals["mini_batches"], totals["items"]
+            metrics = {
+                "items_succeeded": items["succeeded"],
+                "items_failed": items["failed"],
+                "mini_batches_total": mb["total"],
+                "mini_batches_succeeded": mb["done"],
+                "mini_batches_failed": mb["failed"],
+                "rows_written": totals["rows_written"],
+                "rows_per_second": totals.get("rows_per_second", 0.0),
+                "duration_s": totals.get("elapsed_s", 0.0),
+                "worker_seconds": totals["worker_seconds"],
+            }
+            self._client.log_batch(
+                self.run_id,
+                metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+                tags=[RunTag("batchnb.status", status)],
             )
-            mlflow.set_tag("batchnb.status", status)
-            mlflow.end_run(status={"Completed": "FINISHED", "Canceled": "KILLED"}.get(status, "FAILED"))
+            self._client.set_terminated(self.run_id, status=RUN_STATUS.get(status, "FAILED"))
+            self.log(f"MLflow run {self.run_id} ended {RUN_STATUS.get(status, 'FAILED')}")
         except Exception as exc:
-            self.log(f"MLflow tracking: could not log the job's totals: {type(exc).__name__}: {exc}")
+            self._disable("could not log the job's totals", exc)
