@@ -40,7 +40,7 @@ export class InvokeForm extends Widget implements Dialog.IBodyWidget<IInvokeForm
       'input',
       'Input',
       values.input,
-      'A file or folder (relative to the server root), azureml:<data>@latest, an fsspec URL'
+      'file or folder (relative to the server root), azureml:<data>@latest, URL'
     );
     this._input.required = true;
     this._inputType = this._select(
@@ -66,20 +66,20 @@ export class InvokeForm extends Widget implements Dialog.IBodyWidget<IInvokeForm
       'mini_batch_size',
       'Mini-batch size',
       values.mini_batch_size,
-      "The deployment's unless set: files per mini-batch, or rows (e.g. 10kb for tabular)"
+      "the deployment's (files, or e.g. 10kb for tabular)"
     );
     this._instances = this._text(
       'instance_count',
       'Instance count',
       values.instance_count,
-      "The deployment's unless set"
+      "the deployment's"
     );
     this._instances.inputMode = 'numeric';
     this._output = this._text(
       'output_path',
       'Output path',
       values.output_path,
-      'Optional: where the output goes (default: the job folder)'
+      'default: the workspace datastore'
     );
     const label = document.createElement('label');
     label.className = 'batchnb-field';
@@ -87,9 +87,9 @@ export class InvokeForm extends Widget implements Dialog.IBodyWidget<IInvokeForm
     span.textContent = 'Overrides (--set)';
     this._set = document.createElement('textarea');
     this._set.name = 'set';
-    this._set.rows = 3;
+    this._set.rows = 2;
     this._set.className = 'jp-mod-styled';
-    this._set.placeholder = 'one key=value per line, e.g.\nerror_threshold=5\nretry_settings.timeout=60';
+    this._set.placeholder = 'one key=value per line, e.g. error_threshold=5';
     this._set.value = values.set;
     label.append(span, this._set);
     form.appendChild(label);
