@@ -14,6 +14,7 @@ from typing import Any
 from ..client import BatchClient
 from ..errors import UsageError
 from ..specfile import apply_set, load_yaml, parse_set
+from .render import render
 
 
 def _spec_from(args: argparse.Namespace, flags: dict[str, Any]) -> tuple[dict[str, Any], Path | None]:
@@ -132,9 +133,31 @@ def compute_create(c: BatchClient, a: argparse.Namespace) -> Any:
             "size": a.size,
             "idle_time_before_scale_down": a.idle_time_before_scale_down,
             "description": a.description,
+            "hosts": a.hosts,
+            "workers_per_host": a.workers_per_host,
+            "python": a.python,
+            "ssh_user": a.ssh_user,
+            "ssh_key": a.ssh_key,
+            "ssh_port": a.ssh_port,
+            "known_hosts": a.known_hosts,
         },
     )
     return c.computes.create_or_update(spec)
+
+
+def compute_check(c: BatchClient, a: argparse.Namespace) -> Any:
+    report = c.computes.check(a.name)
+    if not report["ok"]:
+        from ..errors import ComputeError
+
+        render(report, a.output, a.query, sys.stdout)
+        problems = "; ".join(f"{h['host']}: {h['error']}" for h in report["hosts"] if h.get("error"))
+        raise ComputeError(f"compute {a.name}: {problems}")
+    return report
+
+
+def compute_stop(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.computes.stop(a.name)
 
 
 def compute_show(c: BatchClient, a: argparse.Namespace) -> Any:

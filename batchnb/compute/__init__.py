@@ -7,15 +7,27 @@ The engine never depends on which pool it got: it submits, waits and, after a cr
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from .base import ComputeTarget
 from .local import LocalPool
 
+if TYPE_CHECKING:
+    from ..store import Store
 
-def get_target(compute: dict[str, object]) -> ComputeTarget:
-    """Return the execution target for a compute record."""
+
+def get_target(
+    compute: dict[str, Any], store: Store | None = None, workspace_root: Path | None = None, job: str = ""
+) -> ComputeTarget:
+    """Return the execution target for a compute record (``ssh`` needs the store, workspace and job)."""
     kind = compute.get("type", "local")
     if kind in ("local", "amlcompute"):
         return LocalPool()
+    if kind == "ssh" and store is not None and workspace_root is not None:
+        from .ssh import SSHClusterTarget
+
+        return SSHClusterTarget(compute, store, workspace_root, job)
     from ..errors import ValidationError
 
     raise ValidationError(f"compute {compute.get('name')}: type {kind!r} cannot run jobs here", field="compute")

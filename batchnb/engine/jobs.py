@@ -210,6 +210,7 @@ class JobOperations:
             "scoring_script": MLFLOW_DRIVER if builtin else resolved["scoring_script"],
             "builtin_driver": builtin,
             "compute": resolved.get("compute", "local"),
+            "compute_spec": dict(self._client.computes.get(resolved.get("compute", "local"))),
             "settings": settings,
             "instance_count": instances,
             "workers": workers,

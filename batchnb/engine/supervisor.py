@@ -167,7 +167,10 @@ class Supervisor:
             return "not-claimed"
         beat = threading.Thread(target=self._heartbeat, name="batchnb-heartbeat", daemon=True)
         beat.start()
-        target = get_target({"type": "local", "name": self.spec.get("compute", "local")})
+        compute = self.spec.get("compute_spec") or {"type": "local", "name": self.spec.get("compute", "local")}
+        target = get_target(compute, self.store, self.store.path.parent, self.name)
+        if compute.get("type") == "ssh":
+            self.logs.event(f"compute {compute['name']}: SSH cluster on {', '.join(compute['hosts'])}")
         try:
             self._start_tracking()
             self._plan()
@@ -395,7 +398,8 @@ class Supervisor:
                         f"the error threshold was exceeded: {failed_items} item(s) failed, more than "
                         f"error_threshold {threshold}; see logs/user/error.txt"
                     )
-            self._watchdog(inflight, context["timeout"], killed)
+            if target.supports_kill_worker:  # only a local pool's worker pids are ours to kill
+                self._watchdog(inflight, context["timeout"], killed)
             self._flush()
             self._write_progress()
         target.shutdown(kill=False)

@@ -158,10 +158,30 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
 
 @contextmanager
 def _time_limit(seconds: float) -> Any:
-    """Raise :class:`MiniBatchTimeout` in this thread after ``seconds`` (main thread only; elsewhere
-    the supervisor's watchdog kills the process instead)."""
+    """Raise :class:`MiniBatchTimeout` in this thread after ``seconds``.
+
+    In a process's main thread (loky) a SIGALRM timer does it. Elsewhere (a Dask worker thread)
+    a timer thread raises the exception asynchronously in this thread; either way only Python code
+    is interrupted: a call stuck in C is ended by the supervisor's watchdog (loky) or not at all.
+    """
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
-        yield
+        import ctypes
+
+        target = ctypes.c_ulong(threading.get_ident())
+        done = threading.Event()
+
+        def fire() -> None:
+            if not done.wait(seconds):
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(target, ctypes.py_object(MiniBatchTimeout))
+
+        timer = threading.Thread(target=fire, name="batchnb-run-timeout", daemon=True)
+        timer.start()
+        try:
+            yield
+        except MiniBatchTimeout:
+            raise MiniBatchTimeout(f"run() did not return within the timeout of {seconds:g} s") from None
+        finally:
+            done.set()
         return
 
     def expire(signum: int, frame: Any) -> None:

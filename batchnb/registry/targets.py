@@ -164,6 +164,24 @@ class ComputeOperations:
             if tx.execute("DELETE FROM computes WHERE name = ?", (name,)).rowcount == 0:
                 raise NotFoundError(f"compute {name} does not exist in this workspace")
 
+    def check(self, name: str) -> dict[str, Any]:
+        """Reach every host of an ssh compute; report Python and package versions against ours."""
+        compute = self.get(name)
+        if compute.get("type") != "ssh":
+            raise ValidationError(
+                f"compute {name} is {compute.get('type')}: only ssh computes have hosts to check", field="type"
+            )
+        from ..compute.check import check_compute
+
+        return check_compute(dict(compute))
+
+    def stop(self, name: str) -> dict[str, Any]:
+        """Stop a warm SSH cluster now (its keeper shuts it down within a second)."""
+        self.get(name)
+        with self._store.write() as tx:
+            changed = tx.execute("UPDATE clusters SET state = 'stopping' WHERE compute = ?", (name,)).rowcount
+        return {"name": name, "stopping": bool(changed)}
+
     def resolve(self, ref: str | None) -> entities.Compute:
         """Resolve a deployment's ``compute`` (``azureml:<name>`` or ``<name>``); None means ``local``."""
         if not ref:

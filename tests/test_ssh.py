@@ -1,0 +1,232 @@
+"""SSH-cluster compute against a real sshd on loopback addresses (127.0.0.2 and 127.0.0.3 as two
+hosts): jobs spread over both hosts, survive a killed worker, report unreachable hosts and wrong
+host keys, and clusters scale to zero or stay warm as asked."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from engine_helpers import lines, output_file, reaping, wait_until
+
+from batchnb import BatchClient
+
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+HOSTS = ("127.0.0.2", "127.0.0.3")
+
+pytestmark = pytest.mark.skipif(
+    not Path(SSHD).exists() and not os.environ.get("CI"), reason="openssh-server is not installed"
+)
+
+SCRIPT = """
+import os, time
+from pathlib import Path
+from distributed import get_worker
+
+def init():
+    Path(os.environ["MARKERS"], f"init-{os.getpid()}").write_text(get_worker().address)
+
+def run(mini_batch):
+    address = get_worker().address
+    Path(os.environ["MARKERS"], f"run-{os.getpid()}").write_text(address)
+    # Short sleeps: a hang in Python code, which a timeout can interrupt on a Dask worker thread
+    # (a single long C call such as time.sleep(600) cannot be interrupted there).
+    for _ in range(int(float(os.environ.get("SLEEP", "0")) * 20)):
+        time.sleep(0.05)
+    host = address.split("://")[1].rsplit(":", 1)[0]
+    return [f"{os.path.basename(f)} {host}" for f in mini_batch]
+"""
+
+
+class Sshd:
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder, self.port = folder, port
+        self.key = folder / "client"
+        self.known_hosts = folder / "known_hosts"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.2", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    folder = tmp_path_factory.mktemp("sshd")
+    port = _free_port()
+    for key in ("host", "client", "other"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / key)], check=True)
+    shutil.copy(folder / "client.pub", folder / "authorized_keys")
+    (folder / "authorized_keys").chmod(0o600)
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation folder
+    config = folder / "sshd_config"
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                *(f"ListenAddress {h}" for h in HOSTS),
+                f"HostKey {folder / 'host'}",
+                f"PidFile {folder / 'sshd.pid'}",
+                f"AuthorizedKeysFile {folder / 'authorized_keys'}",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PermitRootLogin prohibit-password",
+                "StrictModes no",
+                "UsePAM no",
+                "",
+            ]
+        )
+    )
+    host_key = (folder / "host.pub").read_text().strip()
+    (folder / "known_hosts").write_text("".join(f"[{h}]:{port} {host_key}\n" for h in HOSTS))
+    other_key = (folder / "other.pub").read_text().strip()
+    # A known_hosts that has a different key for the second host: it must be refused.
+    (folder / "wrong_known_hosts").write_text(f"[{HOSTS[0]}]:{port} {host_key}\n[{HOSTS[1]}]:{port} {other_key}\n")
+    subprocess.run([SSHD, "-f", str(config), "-E", str(folder / "sshd.log")], check=True)
+    wait_until(lambda: (folder / "sshd.pid").exists(), 10, "sshd to start")
+    try:
+        yield Sshd(folder, port)
+    finally:
+        pid = int((folder / "sshd.pid").read_text())
+        os.kill(pid, signal.SIGTERM)
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    with reaping():
+        yield
+
+
+def _compute(
+    client: BatchClient,
+    sshd: Sshd,
+    name: str = "sshpool",
+    hosts: tuple[str, ...] = HOSTS,
+    known_hosts: Path | None = None,
+    idle: int = 0,
+    workers_per_host: int = 1,
+) -> dict:
+    return client.computes.create_or_update(
+        {
+            "name": name,
+            "type": "ssh",
+            "hosts": [f"{h}:{sshd.port}" for h in hosts],
+            "ssh_user": "root",
+            "ssh_key": str(sshd.key),
+            "known_hosts": str(known_hosts or sshd.known_hosts),
+            "workers_per_host": workers_per_host,
+            "idle_time_before_scale_down": idle,
+        }
+    )
+
+
+def _deploy(client: BatchClient, deploy, compute: str, tmp_path: Path, **settings: object) -> Path:
+    markers = tmp_path / "markers"
+    markers.mkdir(exist_ok=True)
+    env = {"MARKERS": str(markers), **settings.pop("env", {})}  # type: ignore[dict-item]
+    dep = deploy(SCRIPT, environment_variables=env, **settings)
+    client.batch_deployments.update(dep["name"], dep["endpoint_name"], [f"compute=azureml:{compute}"])
+    return markers
+
+
+def test_a_job_spreads_over_both_hosts(client, deploy, csv_inputs, sshd, tmp_path) -> None:
+    _compute(client, sshd)
+    markers = _deploy(client, deploy, "sshpool", tmp_path, mini_batch_size=1, env={"SLEEP": "0.3"})
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(8))).wait(timeout=180)
+    assert job["status"] == "Completed", job["error"]
+    rows = [line.split() for line in lines(output_file(job))]
+    assert [r[0] for r in rows] == [f"f{i:03d}.csv" for i in range(8)]  # one line per file, input order
+    assert {r[1] for r in rows} == set(HOSTS)  # both hosts scored
+    inits = list(markers.glob("init-*"))
+    assert 1 <= len(inits) <= 2  # init() once per worker process (one per host here)
+    # Scale to zero: with no idle time the cluster is gone soon after the job.
+    wait_until(
+        lambda: not client.store._connection().execute("SELECT 1 FROM clusters").fetchone(), 30, "the cluster to stop"
+    )
+
+
+def test_killed_workers_work_moves_on_and_nothing_is_lost(client, deploy, csv_inputs, sshd, tmp_path) -> None:
+    _compute(client, sshd)
+    markers = _deploy(client, deploy, "sshpool", tmp_path, mini_batch_size=1, env={"SLEEP": "1"})
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(10)))
+    marker = wait_until(lambda: next(iter(markers.glob("run-*")), None), 120, "a worker to start scoring")
+    os.kill(int(marker.name.split("-")[1]), signal.SIGKILL)
+    job = client.jobs.wait(job["name"], timeout=240)
+    assert job["status"] == "Completed", job["error"]
+    names = [line.split()[0] for line in lines(output_file(job))]
+    assert names == [f"f{i:03d}.csv" for i in range(10)]  # nothing lost, nothing duplicated
+
+
+def test_an_unreachable_host_fails_the_job_naming_it(client, deploy, csv_inputs, sshd, tmp_path) -> None:
+    _compute(client, sshd, hosts=(HOSTS[0], "127.0.0.4"))
+    _deploy(client, deploy, "sshpool", tmp_path)
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2))).wait(timeout=180)
+    assert job["status"] == "Failed"
+    assert "cannot reach an SSH host" in job["error"] and "127.0.0.4" in job["error"]
+    report = client.computes.check("sshpool")
+    assert report["ok"] is False
+    bad = next(h for h in report["hosts"] if h["host"].startswith("127.0.0.4"))
+    assert bad["reachable"] is False
+
+
+def test_a_wrong_host_key_is_refused(client, deploy, csv_inputs, sshd, tmp_path) -> None:
+    _compute(client, sshd, known_hosts=sshd.folder / "wrong_known_hosts")
+    _deploy(client, deploy, "sshpool", tmp_path)
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2))).wait(timeout=180)
+    assert job["status"] == "Failed"
+    assert "host key not trusted" in job["error"]
+    report = client.computes.check("sshpool")
+    assert [h["reachable"] for h in report["hosts"]] == [True, False]
+    assert "host key not trusted" in report["hosts"][1]["error"]
+
+
+def test_compute_check_compares_versions(client, sshd) -> None:
+    _compute(client, sshd)
+    report = client.computes.check("sshpool")
+    assert report["ok"] is True, report
+    assert [h["versions"]["batchnb"] for h in report["hosts"]] == [report["local"]["batchnb"]] * 2
+
+
+def test_idle_time_keeps_the_cluster_warm_for_the_next_job(client, deploy, csv_inputs, sshd, tmp_path) -> None:
+    _compute(client, sshd, idle=60)
+    _deploy(client, deploy, "sshpool", tmp_path, mini_batch_size=2)
+    data = csv_inputs(4)
+    first = client.batch_endpoints.invoke("ep-test", input=str(data)).wait(timeout=180)
+    assert first["status"] == "Completed", first["error"]
+    row = client.store._connection().execute("SELECT state, address FROM clusters").fetchone()
+    assert row["state"] == "ready"
+    second = client.batch_endpoints.invoke("ep-test", input=str(data)).wait(timeout=180)
+    assert second["status"] == "Completed", second["error"]
+    again = client.store._connection().execute("SELECT state, address FROM clusters").fetchone()
+    assert again["address"] == row["address"]  # the same cluster served both jobs
+    assert lines(output_file(second)) == lines(output_file(first))
+    client.computes.stop("sshpool")  # a warm cluster can be stopped at once
+    wait_until(
+        lambda: not client.store._connection().execute("SELECT 1 FROM clusters").fetchone(), 60, "the cluster to stop"
+    )
+
+
+def test_a_hung_run_times_out_on_a_dask_worker_thread(client, deploy, csv_inputs, sshd, tmp_path) -> None:
+    _compute(client, sshd, hosts=(HOSTS[0],))
+    _deploy(
+        client,
+        deploy,
+        "sshpool",
+        tmp_path,
+        mini_batch_size=1,
+        env={"SLEEP": "600"},
+        retry_settings={"max_retries": 1, "timeout": 2},
+    )
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(1))).wait(timeout=180)
+    # The only mini-batch timed out (raised inside the worker thread), so nothing succeeded.
+    assert job["status"] == "Failed"
+    assert "No succeeded mini batch item" in job["error"]
+    errors = (Path(job["logs_dir"]) / "user" / "error.txt").read_text()
+    assert "MiniBatchTimeout: run() did not return within the timeout of 2 s" in errors
