@@ -260,6 +260,31 @@ def test_init_runs_once_per_worker_process(client, deploy, csv_inputs, tmp_path)
     assert set(run_pids) <= set(init_pids)  # every run() came after its process's init()
 
 
+def test_shutdown_runs_once_per_worker_process_at_the_end(client, deploy, csv_inputs, tmp_path):
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    deploy(
+        """
+        import os
+        def init():
+            with open(os.path.join(os.environ["TRACE"], "init.txt"), "a") as fh:
+                fh.write(f"{os.getpid()}\\n")
+        def run(mini_batch):
+            return mini_batch
+        def shutdown():
+            with open(os.path.join(os.environ["TRACE"], "shutdown.txt"), "a") as fh:
+                fh.write(f"{os.getpid()}\\n")
+        """,
+        mini_batch_size=1,
+        max_concurrency_per_instance=2,
+        environment_variables={"TRACE": str(trace)},
+    )
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(6))).wait(timeout=120)
+    assert job["status"] == "Completed", job["error"]
+    # Recorded before the job was marked Completed: the pool lets its workers go first.
+    assert sorted(lines(trace / "shutdown.txt")) == sorted(lines(trace / "init.txt"))
+
+
 def test_workers_see_the_azure_environment(client, deploy, csv_inputs, tmp_path):
     seen = tmp_path / "seen.json"
     deploy(

@@ -14,6 +14,7 @@ or ``parquet``, from the output file name).
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import logging
 import os
@@ -153,7 +154,21 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
         _log_error(context, "init()", _STATE.init_error)
         return None
     _STATE.module = module
+    shutdown = getattr(module, "shutdown", None)
+    if callable(shutdown):
+        # The optional shutdown() (v2 parallel jobs) runs once per worker process, when the pool
+        # lets its workers go at the end of the job: a normal process exit runs atexit handlers.
+        atexit.register(_run_shutdown, shutdown)
     return module
+
+
+def _run_shutdown(shutdown: Any) -> None:
+    try:
+        shutdown()
+    except BaseException:  # the user's code; the output is already committed
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
 
 
 @contextmanager
