@@ -125,7 +125,14 @@ class BatchEndpointOperations:
 
     def set_default(self, name: str, deployment_name: str) -> entities.BatchEndpoint:
         """Make ``deployment_name`` the endpoint's default deployment."""
-        return self.update(name, [f"defaults.deployment_name={deployment_name}"])
+        # Not through update()'s --set parsing: a deployment named "yes" or "null" is a plain string.
+        current = {
+            k: v
+            for k, v in self.get(name).items()
+            if k not in ("deployments", "scoring_uri", "provisioning_state", "created_at", "updated_at")
+        }
+        current["defaults"] = {**(current.get("defaults") or {}), "deployment_name": deployment_name}
+        return self.create_or_update(current)
 
     def delete(self, name: str) -> None:
         """Delete the endpoint and its deployments. Its jobs are kept."""

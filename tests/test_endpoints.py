@@ -434,3 +434,10 @@ def test_yaml_paths_resolve_against_the_yaml_folder_not_the_cwd(tmp_path: Path) 
     model = BatchClient(ws).models.get("rel-model")
     assert model.source_path == str((project / "model").resolve())
     assert (Path(model.path) / "weights.json").is_file()
+
+
+def test_set_default_keeps_a_yaml_looking_name_a_string(client, deploy) -> None:
+    deploy("def init():\n    pass\ndef run(mini_batch):\n    return mini_batch\n", name="blue")
+    deploy("def init():\n    pass\ndef run(mini_batch):\n    return mini_batch\n", name="yes")
+    endpoint = client.batch_endpoints.set_default("ep-test", "yes")
+    assert endpoint["defaults"]["deployment_name"] == "yes"
