@@ -113,24 +113,21 @@ class BatchEndpointOperations:
 
     def update(self, name: str, set_values: builtins.list[str] | None = None) -> entities.BatchEndpoint:
         """Apply az-style ``--set key=value`` changes, e.g. ``defaults.deployment_name=blue``."""
-        current = {
-            k: v
-            for k, v in self.get(name).items()
-            if k not in ("deployments", "scoring_uri", "provisioning_state", "created_at", "updated_at")
-        }
+        current = self._spec(name)
         changed = apply_set(current, parse_set(set_values))
         if changed.get("name") != name:
             raise ValidationError("name: an endpoint cannot be renamed", field="name")
         return self.create_or_update(changed)
 
+    def _spec(self, name: str) -> dict[str, Any]:
+        """The endpoint as its YAML would state it (without the fields the workspace adds)."""
+        derived = ("deployments", "scoring_uri", "provisioning_state", "created_at", "updated_at")
+        return {k: v for k, v in self.get(name).items() if k not in derived}
+
     def set_default(self, name: str, deployment_name: str) -> entities.BatchEndpoint:
         """Make ``deployment_name`` the endpoint's default deployment."""
         # Not through update()'s --set parsing: a deployment named "yes" or "null" is a plain string.
-        current = {
-            k: v
-            for k, v in self.get(name).items()
-            if k not in ("deployments", "scoring_uri", "provisioning_state", "created_at", "updated_at")
-        }
+        current = self._spec(name)
         current["defaults"] = {**(current.get("defaults") or {}), "deployment_name": deployment_name}
         return self.create_or_update(current)
 
