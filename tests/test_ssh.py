@@ -230,3 +230,18 @@ def test_a_hung_run_times_out_on_a_dask_worker_thread(client, deploy, csv_inputs
     assert "No succeeded mini batch item" in job["error"]
     errors = (Path(job["logs_dir"]) / "user" / "error.txt").read_text()
     assert "MiniBatchTimeout: run() did not return within the timeout of 2 s" in errors
+
+
+def test_compute_check_works_inside_a_running_event_loop(client, sshd) -> None:
+    import asyncio
+
+    _compute(client, sshd)
+
+    async def from_a_notebook() -> dict:  # a kernel or a Jupyter server already runs a loop
+        return client.computes.check("sshpool")
+
+    # (asyncio.run in a thread of its own: pytest-playwright leaves this thread's loop marked running)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(lambda: asyncio.run(from_a_notebook())).result()["ok"] is True

@@ -65,7 +65,12 @@ def check_compute(compute: dict[str, Any]) -> dict[str, Any]:
     async def run_all() -> list[dict[str, Any]]:
         return list(await asyncio.gather(*(_probe(compute, h, python) for h in compute["hosts"])))
 
-    hosts = asyncio.run(run_all())
+    # In a thread of its own: the caller may already run an event loop (a notebook kernel, a
+    # Jupyter server), and asyncio.run() refuses to start inside one.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hosts = pool.submit(lambda: asyncio.run(run_all())).result()
     for report in hosts:
         versions = report.get("versions")
         if versions is not None:
