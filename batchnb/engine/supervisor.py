@@ -190,11 +190,11 @@ class Supervisor:
                 )
                 return state.INTERRUPTED
             if isinstance(exc, BatchnbError):  # a problem with the job's input or settings: say it plainly
-                self._set_status(state.FAILED, exc.message, ended=True)
                 self.logs.result(f"Failed: {exc.message}\n")
+                self._set_status(state.FAILED, exc.message, ended=True)
                 return state.FAILED
-            self._set_status(state.FAILED, f"batchnb system error: {exc}\n{text}", ended=True)
             self.logs.result(f"Failed: batchnb system error: {exc}\nSee logs/sys/master_role.txt\n")
+            self._set_status(state.FAILED, f"batchnb system error: {exc}\n{text}", ended=True)
             return state.FAILED
         finally:
             self._stop.set()
@@ -557,18 +557,18 @@ class Supervisor:
         self._flush(force=True)
         self._write_progress(force=True)
         if outcome == "canceled":
-            self._set_status(state.CANCELED, "canceled by request; committed mini-batches are kept", ended=True)
             self.logs.result("Canceled. Committed mini-batches are kept in parts/.\n")
+            self._set_status(state.CANCELED, "canceled by request; committed mini-batches are kept", ended=True)
             return state.CANCELED
         if outcome == "failed":
-            self._set_status(state.FAILED, reason, ended=True)
             self.logs.result(f"Failed: {reason}\n")
+            self._set_status(state.FAILED, reason, ended=True)
             return state.FAILED
         with self.store.read() as db:
             p = state.progress(db, self.name)
         if p["items"]["succeeded"] == 0:
-            self._set_status(state.FAILED, NO_SUCCESS_MESSAGE, ended=True)
             self.logs.result(f"Failed: {NO_SUCCESS_MESSAGE}\nSee logs/user/error.txt\n")
+            self._set_status(state.FAILED, NO_SUCCESS_MESSAGE, ended=True)
             return state.FAILED
         self._set_status(state.FINALIZING)
         if self.settings["output_action"] == "append_row":
@@ -589,12 +589,13 @@ class Supervisor:
             )
         mb, items = p["mini_batches"], p["items"]
         appended = self.settings["output_action"] == "append_row"
-        self._set_status(state.COMPLETED, ended=True)
         self.logs.result(
             f"Completed: {mb['done']} of {mb['total']} mini-batch(es) succeeded, {mb['failed']} failed; "
             f"{items['succeeded']} item(s) succeeded, {items['failed']} failed.\n"
             f"Output: {self.spec['output']['path' if appended else 'dir']}\n"
         )
+        # Status last: whoever waits for the job finds its logs complete when it ends.
+        self._set_status(state.COMPLETED, ended=True)
         return state.COMPLETED
 
 
