@@ -9,6 +9,7 @@ from typing import Any
 
 from ..client import BatchClient
 from ..engine import state
+from ..engine.logs import read_from
 
 
 def stream_with_progress(client: BatchClient, name: str, poll: float = 0.5) -> Any:
@@ -45,12 +46,9 @@ def stream_with_progress(client: BatchClient, name: str, poll: float = 0.5) -> A
                 status=job["status"],
                 detail=detail,
             )
-            if log.exists():
-                with open(log, encoding="utf-8") as fh:
-                    fh.seek(offset)
-                    for line in fh.read().splitlines():
-                        bar.console.print(line, markup=False, highlight=False)
-                    offset = fh.tell()
-            if job["status"] in state.TERMINAL or job["status"] == state.INTERRUPTED:
+            chunk, offset = read_from(log, offset)
+            for line in chunk.splitlines():
+                bar.console.print(line, markup=False, highlight=False)
+            if job["status"] in state.ENDED:
                 return job
             time.sleep(poll)

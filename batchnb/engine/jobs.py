@@ -28,6 +28,7 @@ from ..schemas import ModelDeploymentSettings, check_name, validate_spec
 from ..specfile import apply_set, is_asset_ref, is_url, parse_datastore_uri, parse_set, resolve_local
 from . import output, planner, state, tracking
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
+from .logs import read_from
 
 if TYPE_CHECKING:
     from ..client import BatchClient
@@ -520,7 +521,7 @@ class JobOperations:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.get(name)
-            if job["status"] in state.TERMINAL or job["status"] == state.INTERRUPTED:
+            if job["status"] in state.ENDED:
                 break
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {name} is still {job['status']} after {timeout} s")
@@ -538,15 +539,11 @@ class JobOperations:
         offset = 0
         while True:
             job = self.get(name)
-            if log.exists():
-                with open(log, encoding="utf-8") as fh:
-                    fh.seek(offset)
-                    chunk = fh.read()
-                    offset = fh.tell()
-                if chunk:
-                    out.write(chunk)
-                    out.flush()
-            if job["status"] in state.TERMINAL or job["status"] == state.INTERRUPTED:
+            chunk, offset = read_from(log, offset)
+            if chunk:
+                out.write(chunk)
+                out.flush()
+            if job["status"] in state.ENDED:
                 return job
             time.sleep(poll)
 

@@ -68,3 +68,12 @@ class JobLogs:
     def result(self, text: str) -> None:
         """Write ``job_result.txt``."""
         atomic_write_bytes(self.root / "job_result.txt", text.encode())
+
+
+def read_from(path: Path, offset: int) -> tuple[str, int]:
+    """What was appended to ``path`` since ``offset``, and the new offset (for following a log)."""
+    if not path.exists():
+        return "", offset
+    with open(path, encoding="utf-8") as fh:
+        fh.seek(offset)
+        return fh.read(), fh.tell()

@@ -15,6 +15,7 @@ from typing import Any
 import ipywidgets as w
 
 from .. import display as static
+from ..engine.state import ENDED
 from ..errors import BatchnbError
 from ..schemas import ModelDeploymentSettings, RetrySettings, parse_deployment
 
@@ -258,7 +259,7 @@ class JobTable:
             "<table class='batchnb-jobs'><tr><th>job</th><th>status</th><th>endpoint/deployment</th>"
             "<th>mini-batches</th><th>failed</th><th>rows</th><th>created</th></tr>" + "".join(body) + "</table>"
         )
-        return any(j["status"] not in ("Completed", "Failed", "Canceled", "Interrupted") for j in jobs)
+        return any(j["status"] not in ENDED for j in jobs)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from .. import display as static
+from ..engine.state import ENDED
 
 POLL_S = 0.5  # at most two widget updates a second: each one is a comm message
 FINAL_UPDATE_WAIT_S = 5.0
@@ -109,7 +110,7 @@ class JobProgress:
             f"<span style='color:#57606a;font-size:12px'>output: {job['outputs']['score']['path']}"
             f" &middot; logs: {job['logs_dir']}</span>"
         )
-        self.cancel_button.disabled = job["status"] in ("Completed", "Failed", "Canceled", "Interrupted")
+        self.cancel_button.disabled = job["status"] in ENDED
 
     def follow(self, on_end: Any = None) -> threading.Thread:
         """Poll the store in a daemon thread until the job ends; then call ``on_end(job)``."""
@@ -126,7 +127,7 @@ class JobProgress:
                 if snapshot != last:
                     self.render()
                     last = snapshot
-                if self.job["status"] in ("Completed", "Failed", "Canceled", "Interrupted"):
+                if self.job["status"] in ENDED:
                     if on_end is not None:
                         on_end(self.job)
                     return
@@ -161,7 +162,7 @@ def show_job(job: Any) -> JobProgress | None:
     static summary once it has ended or where no live front end exists."""
     from IPython.display import display
 
-    finished = job["status"] in ("Completed", "Failed", "Canceled", "Interrupted")
+    finished = job["status"] in ENDED
     if finished or not live_frontend_available():
         display(_Summary(job))
         return None
