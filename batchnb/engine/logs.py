@@ -61,6 +61,14 @@ class JobLogs:
         worker = record.get("worker") or "supervisor"
         self._append(f"sys/node/{self.host}/{worker}.txt", json.dumps(record, default=str))
 
+    def minibatches(self, records: list[dict[str, Any]]) -> None:
+        """Record several attempts, opening each worker's file once (tiny mini-batches come fast)."""
+        by_worker: dict[str, list[str]] = {}
+        for record in records:
+            by_worker.setdefault(record.get("worker") or "supervisor", []).append(json.dumps(record, default=str))
+        for worker, lines in by_worker.items():
+            self._append(f"sys/node/{self.host}/{worker}.txt", "\n".join(lines))
+
     def progress(self, text: str) -> None:
         """Rewrite ``job_progress_overview.txt``."""
         atomic_write_bytes(self.root / "job_progress_overview.txt", text.encode())

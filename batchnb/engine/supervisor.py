@@ -47,12 +47,14 @@ from . import output, planner, state
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER, MLFLOW_SUFFIXES
 from .logs import JobLogs
 from .tracking import JobRun
-from .worker import score_minibatch
+from .worker import RunningMarker, score_minibatch
 
 FLUSH_INTERVAL_S = 0.2
 PROGRESS_INTERVAL_S = 1.0
 # How long past its timeout a run() may stay stuck in C code before its worker is killed.
 KILL_GRACE_S = 5.0
+# How often the watchdog looks for such a run(): far below the grace, far above a tiny mini-batch.
+WATCHDOG_INTERVAL_S = 0.5
 NO_SUCCESS_MESSAGE = (
     "No succeeded mini batch item returned from run(). Please check 'response: run()' in "
     "https://aka.ms/batch-inference-documentation"
@@ -91,6 +93,8 @@ class Supervisor:
         self._updates: list[tuple[str, tuple[Any, ...]]] = []
         self._last_flush = 0.0
         self._last_progress = 0.0
+        self._last_watchdog = 0.0
+        self._log_records: list[dict[str, Any]] = []
 
     # -- store helpers --------------------------------------------------------------------------
 
@@ -99,12 +103,15 @@ class Supervisor:
 
     def _flush(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not self._updates or (not force and now - self._last_flush < FLUSH_INTERVAL_S):
+        if not (self._updates or self._log_records) or (not force and now - self._last_flush < FLUSH_INTERVAL_S):
             return
+        records, self._log_records = self._log_records, []
+        self.logs.minibatches(records)
         updates, self._updates = self._updates, []
-        with self.store.write() as tx:
-            for sql, params in updates:
-                tx.execute(sql, params)
+        if updates:
+            with self.store.write() as tx:
+                for sql, params in updates:
+                    tx.execute(sql, params)
         self._last_flush = now
 
     def _set_status(self, status: str, error: str | None = None, ended: bool = False) -> None:
@@ -251,7 +258,9 @@ class Supervisor:
             planned = db.execute("SELECT planned FROM jobs WHERE name = ?", (self.name,)).fetchone()[0]
         if planned:
             self._reset_running()
-            self.logs.event("resuming: mini-batches already planned; committed ones are kept")
+            lost = self._requeue_lost_parts()
+            again = f"; {lost} whose part file is missing (lost in a power loss) are scored again" if lost else ""
+            self.logs.event(f"resuming: mini-batches already planned; committed ones are kept{again}")
             return
         inp = self.spec["input"]
         files = planner.list_input_files(inp["path"], inp["type"], recursive=self.settings.get("recursive", False))
@@ -269,6 +278,30 @@ class Supervisor:
             )
             tx.execute("UPDATE jobs SET planned = 1 WHERE name = ?", (self.name,))
         self.logs.event(f"planned {len(rows)} mini-batch(es) over {len(files)} file(s)")
+
+    def _requeue_lost_parts(self) -> int:
+        """Parts are not fsynced (see output.atomic_write_bytes): re-queue committed mini-batches whose
+        part is gone or truncated. One stat per part; returns how many were re-queued."""
+        if self.settings["output_action"] != "append_row":
+            return 0
+        fmt = output.part_format(self.settings["output_file_name"])
+        parts = self.job_dir / "parts"
+        with self.store.read() as db:
+            done = [
+                r[0]
+                for r in db.execute(
+                    "SELECT idx FROM minibatches WHERE job = ? AND status = 'done' AND rows > 0", (self.name,)
+                )
+            ]
+        lost = [(self.name, idx) for idx in done if not output.part_is_committed(output.part_path(parts, idx, fmt))]
+        if lost:
+            with self.store.write() as tx:
+                tx.executemany(
+                    "UPDATE minibatches SET status = 'pending', succeeded = 0, failed = 0, rows = 0 "
+                    "WHERE job = ? AND idx = ?",
+                    lost,
+                )
+        return len(lost)
 
     def _reset_running(self) -> None:
         # Mini-batches that were in flight when a supervisor stopped were never committed.
@@ -431,7 +464,7 @@ class Supervisor:
             "duration_s": round(float(result.get("duration") or 0), 4),
             "worker": worker,
         }
-        self.logs.minibatch(record)
+        self._log_records.append(record)  # written with the store updates, in _flush
         if status == "ok":
             self._queue(
                 "UPDATE minibatches SET status = 'done', attempts = ?, succeeded = ?, failed = ?, rows = ?, "
@@ -513,21 +546,20 @@ class Supervisor:
     def _watchdog(self, inflight: dict[Future[Any], Task], timeout: float, killed: set[int]) -> None:
         """Kill a worker whose run() ignored the in-process timeout (stuck in C code)."""
         now = time.time()
-        for task in inflight.values():
-            marker = self.job_dir / "running" / str(task.idx)
-            try:
-                pid_text, started_text = marker.read_text().split()
-            except (OSError, ValueError):
-                continue
-            if float(started_text) < task.submitted_at:
-                continue  # left by an earlier attempt whose worker died: not this attempt's worker
-            if task.idx not in killed and now - float(started_text) > timeout + KILL_GRACE_S:
-                killed.add(task.idx)
-                self.logs.event(
-                    f"mini-batch {task.idx} exceeded its timeout by {KILL_GRACE_S:g} s; killing worker pid {pid_text}"
-                )
+        if now - self._last_watchdog < WATCHDOG_INTERVAL_S:
+            return
+        self._last_watchdog = now
+        tasks = {task.idx: task for task in inflight.values()}
+        for idx, pid, started in RunningMarker.read(self.job_dir):
+            task = tasks.get(idx)
+            if task is None or started < task.submitted_at:
+                continue  # not in flight, or left by an earlier attempt whose worker died
+            if idx not in killed and now - started > timeout + KILL_GRACE_S:
+                killed.add(idx)
+                late = f"exceeded its timeout by {KILL_GRACE_S:g} s"
+                self.logs.event(f"mini-batch {idx} {late}; killing worker pid {pid}")
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid_text), signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
 
     def _abandon(self, inflight: dict[Future[Any], Task], target: Any) -> None:
         for fut in inflight:

@@ -171,6 +171,57 @@ def _run_shutdown(shutdown: Any) -> None:
         sys.stdout.flush()
 
 
+class RunningMarker:
+    """``running/<pid>-<thread>`` in the job folder: which mini-batch this worker scores, since when.
+
+    The supervisor's watchdog reads it to find the process of a ``run()`` stuck past its timeout.
+    One file per worker, rewritten in place with one ``pwrite`` per mini-batch, because creating
+    and deleting a file per mini-batch costs more than scoring a tiny one.
+    """
+
+    WIDTH = 48  # every record is padded to this, so a shorter one leaves no tail of the last
+
+    def __init__(self, job_dir: str) -> None:
+        self.job_dir = job_dir
+        folder = Path(job_dir) / "running"
+        folder.mkdir(exist_ok=True)
+        self.path = folder / f"{os.getpid()}-{threading.get_ident()}"
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+
+    def start(self, idx: int, started: float) -> None:
+        """Record that mini-batch ``idx`` started at ``started`` in this process."""
+        os.pwrite(self.fd, f"{idx} {os.getpid()} {started:.6f}".ljust(self.WIDTH).encode(), 0)
+
+    def stop(self) -> None:
+        """Record that this worker is idle."""
+        os.pwrite(self.fd, b" " * self.WIDTH, 0)
+
+    @staticmethod
+    def read(job_dir: Path) -> list[tuple[int, int, float]]:
+        """Every busy worker's ``(mini-batch, pid, started)``."""
+        found = []
+        for path in (job_dir / "running").glob("*"):
+            try:
+                idx, pid, started = path.read_text().split()
+                found.append((int(idx), int(pid), float(started)))
+            except (OSError, ValueError):  # idle, gone, or caught mid-write: the next look sees it
+                continue
+        return found
+
+
+_markers: dict[int, RunningMarker] = {}
+
+
+def _marker(job_dir: str) -> RunningMarker:
+    """This thread's marker for the job (a worker of a kept pool serves several jobs in turn)."""
+    marker = _markers.get(threading.get_ident())
+    if marker is None or marker.job_dir != job_dir:
+        if marker is not None:
+            os.close(marker.fd)
+        marker = _markers[threading.get_ident()] = RunningMarker(job_dir)
+    return marker
+
+
 @contextmanager
 def _time_limit(seconds: float) -> Any:
     """Raise :class:`MiniBatchTimeout` in this thread after ``seconds``.
@@ -219,9 +270,7 @@ def _mini_batch_input(context: dict[str, Any], items: list[Any]) -> Any:
 
 def _normalize_result(result: Any) -> Any:
     """Return ``result`` as a list or DataFrame, or raise TypeError with PRS's message."""
-    import pandas as pd
-
-    if isinstance(result, pd.DataFrame | list | tuple):
+    if isinstance(result, list | tuple) or output.is_dataframe(result):
         return result
     if hasattr(result, "__array__") and hasattr(result, "__len__"):
         return list(result)
@@ -249,9 +298,8 @@ def score_minibatch(context: dict[str, Any], idx: int, attempt: int, items: list
     module = _ensure_initialized(context)
     if module is None:
         return {**base, "status": "init_failed", "error": _STATE.init_error, "duration": time.time() - started}
-    marker = Path(context["job_dir"]) / "running" / f"{idx}"
-    marker.parent.mkdir(exist_ok=True)
-    marker.write_text(f"{os.getpid()} {started}")
+    marker = _marker(context["job_dir"])
+    marker.start(idx, started)
     try:
         mini_batch = _mini_batch_input(context, items)
         with _time_limit(context["timeout"]):
@@ -290,7 +338,7 @@ def score_minibatch(context: dict[str, Any], idx: int, attempt: int, items: list
             "duration": time.time() - started,
         }
     finally:
-        marker.unlink(missing_ok=True)
+        marker.stop()
 
 
 def dry_run(context: dict[str, Any], items: list[Any], n_items: int) -> dict[str, Any]:
