@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from batchnb.engine.drivers import MLFLOW_SUFFIXES
@@ -100,10 +101,17 @@ def _read(path: str) -> pd.DataFrame:
     return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
 
 
-def _as_values(predictions: Any, n: int) -> list[Any]:
+def _as_values(predictions: Any, n: int) -> Any:
+    """One prediction per row: a 1-D numpy array of numbers or booleans when the model gives one
+    (kept as an array: 500k Python floats cost more than the writing), else a list."""
     if isinstance(predictions, pd.DataFrame):
-        values = predictions.iloc[:, 0].tolist() if predictions.shape[1] == 1 else predictions.to_dict(orient="records")
-    elif isinstance(predictions, pd.Series) or hasattr(predictions, "tolist"):
+        one_column = predictions.shape[1] == 1
+        predictions = predictions.iloc[:, 0] if one_column else predictions.to_dict(orient="records")
+    if isinstance(predictions, pd.Series):
+        predictions = predictions.to_numpy()
+    if isinstance(predictions, np.ndarray) and predictions.ndim == 1 and predictions.dtype.kind in "biuf":
+        values: Any = predictions
+    elif hasattr(predictions, "tolist"):
         values = predictions.tolist()
     else:
         values = list(predictions)
@@ -112,22 +120,34 @@ def _as_values(predictions: Any, n: int) -> list[Any]:
     return values
 
 
-def _predict(frame: pd.DataFrame) -> list[Any]:
+def _predict(frame: pd.DataFrame) -> Any:
     return _as_values(model.predict(_conform(frame)), len(frame))
 
 
-def _lines(frames: list[tuple[pd.DataFrame, list[Any], str, int]]) -> list[str]:
-    out = []
+def _csv_field(value: Any) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow([value])
+    return buf.getvalue()
+
+
+def _lines(frames: list[tuple[pd.DataFrame, Any, str, int]]) -> list[str]:
+    out: list[str] = []
     for _frame, values, name, first_row in frames:
-        for offset, value in enumerate(values):
-            buf = io.StringIO()
+        quoted_name = _csv_field(name)
+        rows = range(first_row, first_row + len(values))
+        if isinstance(values, np.ndarray):
+            # Numbers need no quoting; numpy prints a float64 as Python's repr does (float32 is
+            # widened first, as tolist() would).
+            shown = (values.astype(np.float64) if values.dtype.kind == "f" else values).astype(str).tolist()
+            out.extend(f"{row},{value},{quoted_name}" for row, value in zip(rows, shown, strict=True))
+            continue
+        for row, value in zip(rows, values, strict=True):
             shown = json.dumps(value, default=str) if isinstance(value, dict | list) else value
-            csv.writer(buf, lineterminator="").writerow([first_row + offset, shown, name])
-            out.append(buf.getvalue())
+            out.append(f"{row},{_csv_field(shown)},{quoted_name}")
     return out
 
 
-def _table(frames: list[tuple[pd.DataFrame, list[Any], str, int]]) -> pd.DataFrame:
+def _table(frames: list[tuple[pd.DataFrame, Any, str, int]]) -> pd.DataFrame:
     parts = []
     for frame, values, name, _first_row in frames:
         part = frame.reset_index(drop=True).copy()
@@ -138,7 +158,7 @@ def _table(frames: list[tuple[pd.DataFrame, list[Any], str, int]]) -> pd.DataFra
 
 
 def run(mini_batch: Any) -> Any:
-    frames: list[tuple[pd.DataFrame, list[Any], str, int]] = []
+    frames: list[tuple[pd.DataFrame, Any, str, int]] = []
     if isinstance(mini_batch, pd.DataFrame):
         # Tabular mode: the engine says which file each slice of rows came from, and where it starts.
         sources = mini_batch.attrs.get("batchnb_sources") or [("", 0, len(mini_batch))]
