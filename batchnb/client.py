@@ -38,7 +38,7 @@ class BatchClient:
         self.models = ModelOperations(self.workspace, self.store)
         self.data = DataOperations(self.workspace, self.store)
         self.environments = EnvironmentOperations(self.workspace, self.store)
-        self.components = ComponentOperations(self.workspace, self.store)
+        self.components = ComponentOperations(self.workspace, self.store, self)
         self.datastores = DatastoreOperations(self.workspace, self.store)
         self.computes = ComputeOperations(self.workspace, self.store)
         self.batch_endpoints = BatchEndpointOperations(self)

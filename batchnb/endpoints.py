@@ -187,7 +187,7 @@ class BatchDeploymentOperations:
         resolved = (
             self._resolve_model_deployment(parsed, base_dir, skip_script_validation, source)
             if isinstance(parsed, ModelBatchDeploymentSpec)
-            else self._resolve_pipeline_deployment(parsed, base_dir)
+            else self._resolve_pipeline_deployment(parsed, base_dir, source)
         )
         record = {**parsed.to_yaml_dict(), "resolved": resolved}
         now = time.time()
@@ -278,19 +278,29 @@ class BatchDeploymentOperations:
         )
         return resolved
 
-    def _resolve_pipeline_deployment(self, dep: Any, base_dir: Path | None) -> dict[str, Any]:
-        resolved: dict[str, Any] = {"runner": "pending: pipeline deployments are stored but not run yet"}
-        if isinstance(dep.component, str) and not dep.component.startswith("azureml:"):
-            path = resolve_local(dep.component, base_dir)
-            if not path.is_file():
-                raise ValidationError(
-                    f"component file {dep.component!r} does not exist (resolved to {path})", field="component"
-                )
-            from .specfile import load_yaml
+    def _resolve_pipeline_deployment(self, dep: Any, base_dir: Path | None, source: str) -> dict[str, Any]:
+        """Pin the pipeline the deployment runs: from a component (file, inline or ``azureml:``) or a job."""
+        from .pipelines.operations import graph_from_job
+        from .pipelines.resolve import Resolver
 
-            resolved["component"], _ = load_yaml(path)
-            resolved["component_base_dir"] = str(path.parent)
-        return resolved
+        if dep.job_definition is not None:
+            graph = graph_from_job(self._client, dep.job_definition, f"{source}: job_definition")
+        else:
+            graph = Resolver(self._client).load(dep.component, base_dir, f"{source}: component")
+            if graph.get("type") != "pipeline":
+                raise ValidationError(
+                    f"{source}: component: a pipeline deployment needs a pipeline component, "
+                    f"got a {graph.get('type')} component",
+                    field="component",
+                )
+        compute = dep.settings.default_compute
+        if compute:
+            try:
+                self._client.computes.resolve(compute)
+            except NotFoundError as exc:
+                raise NotFoundError(f"{source}: settings.default_compute: {exc.message}") from None
+        ref = f"{graph.get('name')}:{graph.get('version')}" if graph.get("version") else graph.get("name")
+        return {"component": graph, "component_ref": ref}
 
     def get(self, name: str, endpoint_name: str) -> entities.BatchDeployment:
         """Return one deployment, with ``is_default`` set."""

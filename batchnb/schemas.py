@@ -289,7 +289,7 @@ class PipelineDeploymentSettings(_OpenSpec):
 
 
 class PipelineComponentBatchDeploymentSpec(_Spec):
-    """``pipelineComponentBatchDeployment.schema.json`` (``type: pipeline``). Stored now; run later."""
+    """``pipelineComponentBatchDeployment.schema.json`` (``type: pipeline``), run by :mod:`batchnb.pipelines`."""
 
     name: DeploymentName
     endpoint_name: str | None = None

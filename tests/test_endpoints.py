@@ -377,16 +377,19 @@ def test_pipeline_deployment_is_validated_and_stored(client: BatchClient, tmp_pa
     component = {"$schema": "x", "type": "pipeline", "name": "hello", "jobs": {"step": {"type": "command"}}}
     (tmp_path / "pipe" / "pipeline.yml").write_text(yaml.safe_dump(component))
     client.batch_endpoints.create_or_update({"name": "hello-batch"})
-    dep = client.batch_deployments.create_or_update(
-        {"name": "hello-dpl", "endpoint_name": "hello-batch", "type": "pipeline", "component": "pipe/pipeline.yml"},
-        base_dir=tmp_path,
-    )
+    spec = {"name": "hello-dpl", "endpoint_name": "hello-batch", "type": "pipeline", "component": "pipe/pipeline.yml"}
+    with pytest.raises(ValidationError, match=r"jobs\.step\.component: required key is missing"):
+        client.batch_deployments.create_or_update(spec, base_dir=tmp_path)
+    component["jobs"]["step"]["component"] = {"command": "echo hello"}
+    (tmp_path / "pipe" / "pipeline.yml").write_text(yaml.safe_dump(component))
+    dep = client.batch_deployments.create_or_update(spec, base_dir=tmp_path)
     shown = client.batch_deployments.get("hello-dpl", "hello-batch")
     assert shown == dep
     assert shown.type == "pipeline"
     assert shown.component == "pipe/pipeline.yml"
-    assert shown.resolved["component"] == component
-    assert shown.resolved["component_base_dir"] == str((tmp_path / "pipe").resolve())
+    assert shown.resolved["component_ref"] == "hello"
+    assert shown.resolved["component"]["jobs"]["step"]["component"]["command"] == "echo hello"
+    assert shown.resolved["component"]["order"] == ["step"]
     assert shown.is_default is True
     with pytest.raises(ValidationError, match=r"component file 'missing\.yml' does not exist"):
         client.batch_deployments.create_or_update(

@@ -228,10 +228,35 @@ GROUPS: dict[str, tuple[tuple[str, ...], str, dict[str, Command]]] = {
             "list-jobs": (cmd.deployment_list_jobs, [NAME_REQ, ENDPOINT], "list a deployment's jobs"),
         },
     ),
+    "component": (
+        (),
+        "register and show components (command and pipeline)",
+        {
+            "create": (
+                cmd.component_create,
+                [NAME, VERSION, FILE, SET, DESC],
+                "register a component version from Azure's component YAML",
+            ),
+            "show": (cmd.asset_show("components"), [NAME_REQ, VERSION, _a("--label", "-l")], "show a component"),
+            "list": (cmd.asset_list("components"), [NAME], "list components (or the versions of one)"),
+        },
+    ),
     "job": (
         (),
-        "batch jobs",
+        "batch jobs and pipeline jobs",
         {
+            "create": (
+                cmd.job_create,
+                [
+                    _a("--file", "-f", required=True, help="Azure's pipeline job YAML"),
+                    NAME,
+                    SET,
+                    _a("--experiment-name", "-e"),
+                    _a("--stream", action="store_true", help="follow the job until it ends, printing its events"),
+                    _a("--wait", action="store_true", help="return when the job has ended"),
+                ],
+                "start a pipeline job (returns at once)",
+            ),
             "show": (cmd.job_show, [NAME_REQ], "show a job and its progress"),
             "list": (
                 cmd.job_list,
@@ -247,8 +272,16 @@ GROUPS: dict[str, tuple[tuple[str, ...], str, dict[str, Command]]] = {
             "stream": (cmd.job_stream, [NAME_REQ], "follow a job's progress and logs until it ends"),
             "wait": (cmd.job_wait, [NAME_REQ, _a("--timeout", type=float)], "wait for a job; non-zero if it failed"),
             "cancel": (cmd.job_cancel, [NAME_REQ], "cancel a job; committed outputs are kept"),
-            "resume": (cmd.job_resume, [NAME_REQ], "finish an Interrupted or Canceled job"),
-            "rerun-failed": (cmd.job_rerun_failed, [NAME_REQ], "rerun only the failed mini-batches of a job"),
+            "resume": (
+                cmd.job_resume,
+                [NAME_REQ],
+                "finish an Interrupted or Canceled job (a pipeline keeps its completed steps)",
+            ),
+            "rerun-failed": (
+                cmd.job_rerun_failed,
+                [NAME_REQ],
+                "rerun only the failed mini-batches of a job (of a pipeline: its failed steps)",
+            ),
             "download": (
                 cmd.job_download,
                 [NAME_REQ, _a("--output-name", default="score"), _a("--download-path", "-p", default=".")],

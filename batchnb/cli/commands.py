@@ -228,11 +228,7 @@ def endpoint_invoke(c: BatchClient, a: argparse.Namespace) -> Any:
     )
     if a.dry_run:
         return job
-    if a.stream:
-        return c.jobs.stream(job["name"], out=sys.stderr)
-    if a.wait:
-        return c.jobs.wait(job["name"])
-    return job
+    return _follow(c, job, a)
 
 
 def endpoint_list_jobs(c: BatchClient, a: argparse.Namespace) -> Any:
@@ -283,13 +279,43 @@ def deployment_list_jobs(c: BatchClient, a: argparse.Namespace) -> Any:
 # --- jobs ------------------------------------------------------------------------------------------
 
 
+def component_create(c: BatchClient, a: argparse.Namespace) -> Any:
+    spec, base = _spec_from(a, {"name": a.name, "version": a.version, "description": a.description})
+    return c.components.create_or_update(spec, base_dir=base)
+
+
+def job_create(c: BatchClient, a: argparse.Namespace) -> Any:
+    data, base = load_yaml(a.file)
+    job = c.jobs.create_or_update(
+        data,
+        base_dir=base,
+        set_values=a.set,
+        name=a.name,
+        experiment_name=a.experiment_name,
+        source=Path(a.file).name,
+    )
+    return _follow(c, job, a)
+
+
+def _follow(c: BatchClient, job: Any, a: argparse.Namespace) -> Any:
+    if a.stream:
+        return c.jobs.stream(job["name"], out=sys.stderr)
+    if a.wait:
+        return c.jobs.wait(job["name"])
+    return job
+
+
 def job_show(c: BatchClient, a: argparse.Namespace) -> Any:
     return c.jobs.get(a.name)
 
 
 def job_list(c: BatchClient, a: argparse.Namespace) -> Any:
     return c.jobs.list(
-        endpoint_name=a.endpoint_name, deployment_name=a.deployment_name, status=a.status, limit=a.max_results
+        endpoint_name=a.endpoint_name,
+        deployment_name=a.deployment_name,
+        status=a.status,
+        limit=a.max_results,
+        parent_job_name=a.parent_job_name,
     )
 
 

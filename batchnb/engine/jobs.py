@@ -96,11 +96,29 @@ class Job(Entity):
         show_job(self)
 
 
-def _who() -> str:
+def invoked_by_default() -> str:
+    """``user@host``: who a job is recorded as invoked by, unless a front end says otherwise."""
     try:
         return f"{getpass.getuser()}@{socket.gethostname()}"
     except Exception:  # getuser fails in some containers
         return f"unknown@{socket.gethostname()}"
+
+
+def job_header(row: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """The fields every kind of job shows first: name, type, status, where it came from, when."""
+    return {
+        "name": row["name"],
+        "type": row["kind"],
+        "status": row["status"],
+        "endpoint_name": row["endpoint"],
+        "deployment_name": row["deployment"],
+        "experiment_name": spec.get("experiment_name"),
+        "invoked_by": row["invoked_by"],
+        "created_at": row["created_at"],
+        "started_at": row["started_at"],
+        "ended_at": row["ended_at"],
+        "error": row["error"],
+    }
 
 
 class JobOperations:
@@ -165,12 +183,30 @@ class JobOperations:
                 "name one with --deployment-name or set defaults.deployment_name"
             )
         deployment = self._client.batch_deployments.get(deployment_name, endpoint_name)
-        if deployment["type"] != "model":
-            raise ValidationError(
-                f"deployment {deployment_name} is a pipeline deployment; running pipeline "
-                "deployments is not implemented yet",
-                field="deployment_name",
+        if deployment["type"] == "pipeline":
+            from ..pipelines import operations as pipelines
+
+            job_or_plan = pipelines.invoke_deployment(
+                self._client,
+                endpoint_name,
+                deployment,
+                input=input,
+                input_type=input_type,
+                inputs=inputs,
+                outputs=outputs,
+                output_path=output_path,
+                set_values=[*(set_values or []), *(f"{k}={v}" for d in params_override or [] for k, v in d.items())],
+                job_name=job_name,
+                experiment_name=experiment_name,
+                base_dir=base_dir,
+                invoked_by=invoked_by,
+                dry_run=dry_run,
+                refused={"--mini-batch-size": mini_batch_size, "--instance-count": instance_count},
             )
+            if isinstance(job_or_plan, dict):
+                return Entity(job_or_plan)
+            self._spawn(job_or_plan)
+            return self.get(job_or_plan)
         resolved = deployment["resolved"]
         builtin = None
         if not resolved.get("code_dir"):
@@ -233,7 +269,16 @@ class JobOperations:
             tx.execute(
                 "INSERT INTO jobs (name, kind, endpoint, deployment, status, spec, invoked_by, created_at, "
                 "heartbeat_at) VALUES (?, 'batch', ?, ?, ?, ?, ?, ?, ?)",
-                (name, endpoint_name, deployment_name, state.QUEUED, json.dumps(spec), invoked_by or _who(), now, now),
+                (
+                    name,
+                    endpoint_name,
+                    deployment_name,
+                    state.QUEUED,
+                    json.dumps(spec),
+                    invoked_by or invoked_by_default(),
+                    now,
+                    now,
+                ),
             )
         (job_dir / "logs" / "sys").mkdir(parents=True, exist_ok=True)
         self._spawn(name)
@@ -277,16 +322,23 @@ class JobOperations:
             raise ValidationError(
                 "an input is required: pass --input <path | azureml:data@latest | URI>", field="input"
             )
+        return self.resolve_input(given, input_type, base_dir)
+
+    def resolve_input(
+        self, given: str | dict[str, Any], input_type: str | None, base_dir: Path | None, where: str = "input"
+    ) -> dict[str, Any]:
+        """Resolve one data input (a local path, an ``azureml:`` data asset, a datastore URI or a URL)
+        to ``{given, path, type}``; local paths must exist and match the type."""
         if isinstance(given, dict):
             input_type = input_type or given.get("type")
             path = given.get("path")
             if not path:
-                raise ValidationError("input: 'path' is missing", field="input")
+                raise ValidationError(f"{where}: 'path' is missing", field=where)
         else:
             path = str(given)
         if input_type not in (None, "uri_folder", "uri_file"):
             raise ValidationError(
-                f"input type {input_type!r} is not supported; use uri_folder or uri_file", field="input_type"
+                f"{where}: input type {input_type!r} is not supported; use uri_folder or uri_file", field=where
             )
         original = path
         if is_asset_ref(path):
@@ -297,13 +349,13 @@ class JobOperations:
         if not is_url(path):
             local = resolve_local(path.removeprefix("file://"), base_dir)
             if not local.exists():
-                raise ValidationError(f"input {original!r} does not exist (resolved to {local})", field="input")
+                raise ValidationError(f"{where} {original!r} does not exist (resolved to {local})", field=where)
             inferred = "uri_file" if local.is_file() else "uri_folder"
             if input_type and input_type != inferred:
                 raise ValidationError(
-                    f"input {original!r} is a {'file' if local.is_file() else 'folder'}, "
+                    f"{where} {original!r} is a {'file' if local.is_file() else 'folder'}, "
                     f"but the input type is {input_type}",
-                    field="input_type",
+                    field=where if where != "input" else "input_type",
                 )
             path, input_type = str(local), inferred
         return {"given": original, "path": path, "type": input_type or "uri_folder"}
@@ -346,14 +398,59 @@ class JobOperations:
                 )
         return out_dir, file_name
 
+    def create_or_update(
+        self,
+        job: dict[str, Any] | Any,
+        *,
+        base_dir: Path | None = None,
+        set_values: list[str] | None = None,
+        name: str | None = None,
+        experiment_name: str | None = None,
+        invoked_by: str | None = None,
+        source: str = "pipeline job",
+    ) -> Job:
+        """Start a pipeline job (``job create -f pipeline-job.yml``) and return it at once.
+
+        Args:
+            job: Azure's ``pipelineJob`` YAML as a mapping, or a pipeline built in Python (calling a
+                :func:`batchnb.pipeline` function returns one).
+            base_dir: Where relative paths in it resolve (the YAML file's folder).
+            set_values: az-style ``--set`` overrides, e.g. ``inputs.input_data.path=data/unlabeled``.
+            name: The job's name; default: generated.
+            experiment_name: Recorded with the job.
+            invoked_by: Who submits (the REST API passes the Jupyter identity).
+            source: Names the spec in error messages (the file name).
+        """
+        from ..pipelines import operations as pipelines
+
+        if hasattr(job, "to_job_spec"):
+            job, base_dir = job.to_job_spec(), base_dir
+        created = pipelines.create_job(
+            self._client,
+            job,
+            base_dir=base_dir,
+            set_values=set_values,
+            name=name,
+            experiment_name=experiment_name,
+            invoked_by=invoked_by,
+            source=source,
+        )
+        self._spawn(created)
+        return self.get(created)
+
+    begin_create_or_update = create_or_update
+
     def _spawn(self, name: str) -> None:
         import psutil
 
         job_dir = self._ws.job_dir(name)
+        (job_dir / "logs" / "sys").mkdir(parents=True, exist_ok=True)
+        kind = self._row(name)["kind"]
+        module = "batchnb.pipelines.runner" if kind == "pipeline" else "batchnb.engine.supervisor"
         log = open(job_dir / "logs" / "sys" / "supervisor.txt", "ab")  # noqa: SIM115 - handed to the child
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "batchnb.engine.supervisor", "--workspace", str(self._ws.root), "--job", name],
+                [sys.executable, "-m", module, "--workspace", str(self._ws.root), "--job", name],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -428,6 +525,10 @@ class JobOperations:
         return row
 
     def _entity(self, row: Any) -> Job:
+        if row["kind"] != "batch":
+            from ..pipelines.operations import entity
+
+            return entity(self, row)
         status = state.check_interrupted(self._store, row)
         if status != row["status"]:
             row = self._row(row["name"])
@@ -448,17 +549,7 @@ class JobOperations:
         )
         job = Job(
             {
-                "name": row["name"],
-                "type": row["kind"],
-                "status": row["status"],
-                "endpoint_name": row["endpoint"],
-                "deployment_name": row["deployment"],
-                "experiment_name": spec.get("experiment_name"),
-                "invoked_by": row["invoked_by"],
-                "created_at": row["created_at"],
-                "started_at": started,
-                "ended_at": ended,
-                "error": row["error"],
+                **job_header(row, spec),
                 "inputs": {"input_data": {"type": spec["input"]["type"], "path": spec["input"]["given"]}},
                 "outputs": {"score": {"path": spec["output"]["dir"], "file_name": spec["output"]["file_name"]}},
                 "settings": spec["settings"],
@@ -482,9 +573,21 @@ class JobOperations:
         deployment_name: str | None = None,
         status: str | None = None,
         limit: int | None = None,
+        parent_job_name: str | None = None,
     ) -> list[Job]:
-        """Jobs, newest first, optionally for one endpoint or deployment, or in one status."""
-        sql = "SELECT * FROM jobs WHERE 1 = 1"
+        """Jobs, newest first, optionally for one endpoint or deployment, or in one status.
+
+        The steps of pipeline jobs are child jobs: listed only with ``parent_job_name`` (``az ml job
+        list --parent-job-name``), then in the pipeline's step order.
+        """
+        if parent_job_name:
+            parent = self.get(parent_job_name)
+            if parent["type"] != "pipeline":
+                raise ValidationError(f"job {parent_job_name} is a {parent['type']} job and has no child jobs")
+            children = [self.get(step["job_name"]) for step in parent["steps"]]
+            children = [c for c in children if not status or c["status"] == status]
+            return children[:limit] if limit else children
+        sql = "SELECT * FROM jobs WHERE parent IS NULL"
         params: builtins.list[Any] = []
         if endpoint_name:
             sql, params = sql + " AND endpoint = ?", [*params, endpoint_name]
@@ -535,7 +638,8 @@ class JobOperations:
     def stream(self, name: str, out: TextIO | None = None, poll: float = 0.5) -> Job:
         """Print the job's events as they happen until it ends (``az ml job stream``); return it."""
         out = out or sys.stdout
-        log = Path(self.get(name)["logs_dir"]) / "sys" / "master_role.txt"
+        job = self.get(name)
+        log = Path(job["std_log"]) if job["type"] == "command" else Path(job["logs_dir"]) / "sys" / "master_role.txt"
         offset = 0
         while True:
             job = self.get(name)
@@ -551,7 +655,7 @@ class JobOperations:
 
     def cancel(self, name: str) -> Job:
         """Request cancellation: dispatch stops, workers stop, committed outputs stay; ends Canceled."""
-        job = self.get(name)
+        job = self._refuse_step(self.get(name), "cancel")
         if job["status"] in state.TERMINAL:
             raise InvalidStateError(f"job {name} already ended {job['status']}")
         with self._store.write() as tx:
@@ -572,7 +676,7 @@ class JobOperations:
 
     def resume(self, name: str) -> Job:
         """Finish an Interrupted (or Canceled) job with a new supervisor; committed mini-batches are kept."""
-        job = self.get(name)
+        job = self._refuse_step(self.get(name), "resume")
         if job["status"] not in (state.INTERRUPTED, state.CANCELED):
             raise InvalidStateError(
                 f"job {name} is {job['status']}; only Interrupted or Canceled jobs can be "
@@ -583,14 +687,27 @@ class JobOperations:
 
     def rerun_failed(self, name: str) -> Job:
         """Run again only the failed (and never-run) mini-batches of a finished job, then rebuild its output."""
-        job = self.get(name)
+        job = self._refuse_step(self.get(name), "rerun-failed")
         if job["status"] not in (state.COMPLETED, state.FAILED):
             raise InvalidStateError(f"job {name} is {job['status']}; rerun-failed applies to Completed or Failed jobs")
-        mb = job["progress"]["mini_batches"]
-        if mb["failed"] == 0 and mb["pending"] == 0 and mb["total"] > 0:
-            raise InvalidStateError(f"job {name} has no failed mini-batches to rerun")
+        if job["type"] == "pipeline":
+            if job["status"] == state.COMPLETED:
+                raise InvalidStateError(f"pipeline job {name} has no failed steps to rerun")
+        else:
+            mb = job["progress"]["mini_batches"]
+            if mb["failed"] == 0 and mb["pending"] == 0 and mb["total"] > 0:
+                raise InvalidStateError(f"job {name} has no failed mini-batches to rerun")
         self._requeue(name, reset_failed=True)
         return self.get(name)
+
+    @staticmethod
+    def _refuse_step(job: Job, action: str) -> Job:
+        if job.get("parent_job_name"):
+            raise InvalidStateError(
+                f"job {job['name']} is step {job['step']} of pipeline job {job['parent_job_name']}; "
+                f"{action} the pipeline job instead"
+            )
+        return job
 
     def _requeue(self, name: str, reset_failed: bool) -> None:
         row = self._row(name)
@@ -621,11 +738,16 @@ class JobOperations:
     def download(self, name: str, download_path: str | Path = ".", output_name: str = "score") -> Path:
         """Copy a job's output into ``<download_path>/named-outputs/<output_name>/``, as ``az ml job download``."""
         job = self.get(name)
-        if output_name != "score":
-            raise ValidationError(f"job {name} has one output, 'score' (got {output_name!r})", field="output_name")
-        if job["status"] != state.COMPLETED:
-            raise InvalidStateError(f"job {name} is {job['status']}; its output is complete only once Completed")
-        source = job["outputs"]["score"]["path"]
+        if job["type"] != "batch":
+            from ..pipelines.operations import output_location
+
+            source = output_location(job, output_name)
+        else:
+            if output_name != "score":
+                raise ValidationError(f"job {name} has one output, 'score' (got {output_name!r})", field="output_name")
+            if job["status"] != state.COMPLETED:
+                raise InvalidStateError(f"job {name} is {job['status']}; its output is complete only once Completed")
+            source = job["outputs"]["score"]["path"]
         target = Path(download_path).expanduser().resolve() / "named-outputs" / output_name
         target.mkdir(parents=True, exist_ok=True)
         if is_url(source):
@@ -633,6 +755,8 @@ class JobOperations:
 
             fs, root = fsspec.core.url_to_fs(source)
             fs.get(root.rstrip("/") + "/", str(target), recursive=True)
+        elif Path(source).is_file():
+            shutil.copy2(source, target / Path(source).name)
         else:
             shutil.copytree(source, target, dirs_exist_ok=True)
         return target

@@ -69,6 +69,11 @@ def snapshot_code(code_dir: Path, scoring_script: str, store_root: Path, *, vali
         )
     if validate:
         check_scoring_script(script)
+    return snapshot_folder(code_dir, store_root)
+
+
+def snapshot_folder(code_dir: Path, store_root: Path) -> Path:
+    """Copy a folder into ``store_root/<sha256 of its files>`` (once per distinct content); return that folder."""
     digest = hashlib.sha256()
     files = _files(code_dir)
     for path in files:

@@ -105,3 +105,16 @@ MIGRATIONS.append(
     );
     """
 )
+
+MIGRATIONS.append(
+    # 3: pipeline jobs. A step of a pipeline is a child job (kind 'command') with its parent's name
+    # and its step name; process_pid/process_started name the step's running command (its process
+    # group), so a resumed runner can stop what a lost one left running.
+    """
+    ALTER TABLE jobs ADD COLUMN parent TEXT;
+    ALTER TABLE jobs ADD COLUMN step TEXT;
+    ALTER TABLE jobs ADD COLUMN process_pid INTEGER;
+    ALTER TABLE jobs ADD COLUMN process_started REAL;
+    CREATE INDEX jobs_by_parent ON jobs(parent);
+    """
+)

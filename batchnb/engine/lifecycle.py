@@ -1,0 +1,96 @@
+"""What every job-running process does alike: claim its job, stamp a heartbeat, and start from the command line.
+
+The batch supervisor (:mod:`batchnb.engine.supervisor`) and the pipeline runner
+(:mod:`batchnb.pipelines.runner`) each own one job row. Claiming it records the process (pid and
+create time, since pids are reused) so readers can tell a live owner from a lost one (see
+:func:`batchnb.engine.state.check_interrupted`); the heartbeat keeps that true and carries a
+cancel request back to the owner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..store import Store
+from . import state
+
+
+def claim(store: Store, name: str, status: str) -> Any:
+    """Take the job if it is Queued and set ``status``; return this process (psutil), or None if not claimed.
+
+    A job whose cancel was requested while it was queued ends ``Canceled`` here.
+    """
+    import psutil
+
+    me = psutil.Process()
+    now = time.time()
+    with store.write() as tx:
+        row = tx.execute("SELECT status, cancel_requested FROM jobs WHERE name = ?", (name,)).fetchone()
+        if row["status"] != state.QUEUED:
+            return None
+        if row["cancel_requested"]:
+            tx.execute("UPDATE jobs SET status = ?, ended_at = ? WHERE name = ?", (state.CANCELED, now, name))
+            return None
+        tx.execute(
+            "UPDATE jobs SET status = ?, supervisor_pid = ?, supervisor_started = ?, heartbeat_at = ?, "
+            "started_at = COALESCE(started_at, ?), ended_at = NULL, error = NULL WHERE name = ?",
+            (status, me.pid, me.create_time(), now, now, name),
+        )
+    return me
+
+
+def heartbeat(
+    db_path: Path, name: str, stop: threading.Event, cancel: threading.Event, children_running: bool = False
+) -> None:
+    """Stamp the job (and, for a pipeline, its running steps) every second until ``stop``; set
+    ``cancel`` when a cancel is requested. Runs on its own thread with its own connection."""
+    store = Store(db_path)
+    sql = "UPDATE jobs SET heartbeat_at = ? WHERE name = ?"
+    params: tuple[str, ...] = (name,)
+    if children_running:
+        sql, params = sql + " OR (parent = ? AND status = 'Running')", (name, name)
+    while not stop.wait(state.HEARTBEAT_INTERVAL_S):
+        try:
+            with store.write() as tx:
+                tx.execute(sql, (time.time(), *params))
+                requested = tx.execute("SELECT cancel_requested FROM jobs WHERE name = ?", (name,)).fetchone()[0]
+            if requested:
+                cancel.set()
+        except Exception as exc:  # keep beating: a transient store error must not look like death
+            print(f"heartbeat error: {exc}", file=sys.stderr, flush=True)
+    store.close()
+
+
+def start_heartbeat(
+    db_path: Path, name: str, stop: threading.Event, cancel: threading.Event, children_running: bool = False
+) -> threading.Thread:
+    """:func:`heartbeat` on a daemon thread, started."""
+    thread = threading.Thread(
+        target=heartbeat, args=(db_path, name, stop, cancel, children_running), name="batchnb-heartbeat", daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def main(prog: str, run: Callable[[Path, str], str], argv: list[str] | None = None) -> int:
+    """``python -m <module> --workspace W --job J``: SIGTERM becomes SystemExit (the owner records
+    ``Interrupted``); exit 0 when the job Completed or was not ours to claim."""
+    import signal
+
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--workspace", required=True)
+    parser.add_argument("--job", required=True)
+    args = parser.parse_args(argv)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise SystemExit(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    status = run(Path(args.workspace), args.job)
+    return 0 if status in (state.COMPLETED, "not-claimed") else 1
