@@ -5,8 +5,9 @@ The wheel is built from the sdist (as pip does for a user without a wheel) with 
 PATH, so the test fails if building from the sdist needs node. The fresh venv gets only the wheel
 (`pip install --no-deps --no-index`); the dependencies come from this test's venv through a `.pth`
 file, which does not process that venv's own `.pth` files, so the editable install of the checkout
-stays invisible and `import batchnb` must resolve to the wheel. `python -m build` fetches the build
-backend (hatchling, hatch-jupyter-builder, jupyter-builder) from the package index, as for any user.
+stays invisible and `import batchnb` must resolve to the wheel. `python -m build --no-isolation` uses the
+build backend (hatchling, hatch-jupyter-builder, jupyter-builder) installed by the [test] extra, so
+the test needs no package index.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
     """The sdist of this checkout, and a wheel built from that sdist with node unusable."""
     work = tmp_path_factory.mktemp("dists")
     out = work / "dist"
-    _run([sys.executable, "-m", "build", "--sdist", "--outdir", out, ROOT])
+    _run([sys.executable, "-m", "build", "--no-isolation", "--sdist", "--outdir", out, ROOT])
     (sdist,) = out.glob("batchnb-*.tar.gz")
 
     with tarfile.open(sdist) as tar:
@@ -67,7 +68,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
         script.chmod(0o755)
     env = {**os.environ, "PATH": f"{trap}{os.pathsep}{os.environ['PATH']}"}
     unpacked = work / "unpacked" / sdist.name.removesuffix(".tar.gz")
-    _run([sys.executable, "-m", "build", "--wheel", "--outdir", out, unpacked], env=env)
+    _run([sys.executable, "-m", "build", "--no-isolation", "--wheel", "--outdir", out, unpacked], env=env)
     (wheel,) = out.glob("batchnb-*.whl")
     return Dists(sdist, wheel, calls)
 
@@ -188,7 +189,10 @@ def test_binder_postbuild_installs_and_prepares_the_workspace(tmp_path: Path) ->
     home = tmp_path / "home"
     home.mkdir()
     had_marker = (ROOT / ".batchnb").exists()
-    out = _run([post_build], env=venv_env(venv, home), cwd=ROOT)
+    # Offline, as every test: the dependencies and the build backend come from this test's venv
+    # (PIP_NO_BUILD_ISOLATION=0 is pip's spelling of --no-build-isolation).
+    env = {**venv_env(venv, home), "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0"}
+    out = _run([post_build], env=env, cwd=ROOT)
 
     assert re.search(rf"batchnb v{re.escape(VERSION)} enabled OK", out), out
     assert (venv / "share" / "jupyter" / "labextensions" / "batchnb" / "package.json").is_file()
