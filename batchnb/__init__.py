@@ -22,6 +22,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .client import BatchClient
+    from .pipelines.dsl import Input, Output, component, pipeline
 
 __version__ = "0.1.0"
 
@@ -29,15 +30,19 @@ __all__ = [
     "BatchClient",
     "BatchnbError",
     "ConflictError",
+    "Input",
     "InvalidNameError",
     "InvalidStateError",
     "JobFailedError",
     "MissingDependencyError",
     "NotFoundError",
+    "Output",
     "UsageError",
     "ValidationError",
     "WorkspaceError",
     "__version__",
+    "component",
+    "pipeline",
 ]
 
 
@@ -72,9 +77,16 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     load_jupyter_server_extension(server_app)
 
 
+_DSL = ("Input", "Output", "component", "pipeline")
+
+
 def __getattr__(name: str) -> Any:
     if name == "BatchClient":
         from .client import BatchClient
 
         return BatchClient
+    if name in _DSL:  # notebook-first components and pipelines (batchnb.pipelines.dsl)
+        from .pipelines import dsl
+
+        return getattr(dsl, name)
     raise AttributeError(f"module 'batchnb' has no attribute {name!r}")
