@@ -226,7 +226,7 @@ def test_job_table_lists_jobs_and_follows_them_to_the_end(client: BatchClient, d
     deadline = time.monotonic() + 10
     while ">Completed<" not in table.table.value and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert ">Completed<" in table.table.value and "<td>4/4</td>" in table.table.value
+    assert ">Completed<" in table.table.value and "<td>4/4 mini-batches</td>" in table.table.value
 
 
 def test_entities_render_as_html(client: BatchClient) -> None:

@@ -246,18 +246,23 @@ class JobTable:
         jobs = self.rows()
         body = []
         for job in jobs:
-            mb = job["progress"]["mini_batches"]
+            progress, failed, rows = _progress_cells(job)
+            # A pipeline job submitted with ``job create`` belongs to no endpoint: its display name instead.
+            where = (
+                f"{job['endpoint_name']}/{job['deployment_name']}"
+                if job["endpoint_name"]
+                else str(job.get("display_name") or "")
+            )
             body.append(
-                f"<tr data-job='{html.escape(job['name'])}'><td>{html.escape(job['name'])}</td>"
-                f"<td>{static.status_badge(job['status'])}</td>"
-                f"<td>{html.escape(str(job['endpoint_name']))}/{html.escape(str(job['deployment_name']))}</td>"
-                f"<td>{mb['done'] + mb['failed']}/{mb['total']}</td><td>{mb['failed']}</td>"
-                f"<td>{job['progress']['rows_written']:,}</td>"
+                f"<tr data-job='{html.escape(job['name'])}' data-type='{html.escape(job['type'])}'>"
+                f"<td>{html.escape(job['name'])}</td>"
+                f"<td>{static.status_badge(job['status'])}</td><td>{html.escape(where)}</td>"
+                f"<td>{progress}</td><td>{failed}</td><td>{rows}</td>"
                 f"<td>{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(job['created_at']))}</td></tr>"
             )
         self.table.value = (
             "<table class='batchnb-jobs'><tr><th>job</th><th>status</th><th>endpoint/deployment</th>"
-            "<th>mini-batches</th><th>failed</th><th>rows</th><th>created</th></tr>" + "".join(body) + "</table>"
+            "<th>progress</th><th>failed</th><th>rows</th><th>created</th></tr>" + "".join(body) + "</table>"
         )
         return any(j["status"] not in ENDED for j in jobs)
 
@@ -265,3 +270,15 @@ class JobTable:
         from IPython.display import display
 
         display(self.widget)
+
+
+def _progress_cells(job: Any) -> tuple[str, str, str]:
+    """(progress, failed, rows) of one row: mini-batches for a batch job, steps for a pipeline job."""
+    p = job["progress"]
+    if job["type"] == "pipeline":
+        counts = p["steps"]
+        return html.escape(static.steps_summary(p)), str(counts["failed"]), ""
+    if job["type"] == "command":
+        return html.escape(static._seconds(p["elapsed_s"])), "", ""
+    mb = p["mini_batches"]
+    return f"{mb['done'] + mb['failed']}/{mb['total']} mini-batches", str(mb["failed"]), f"{p['rows_written']:,}"

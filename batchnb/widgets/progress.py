@@ -10,6 +10,7 @@ runs other cells, and the same job shown again anywhere shows the same state.
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from typing import Any
@@ -59,7 +60,11 @@ def live_frontend_available() -> bool:
 
 
 class JobProgress:
-    """A live view of one job: status, a bar of finished mini-batches, counters, paths, a Cancel button."""
+    """A live view of one job: status, a progress bar, counters, paths, a Cancel button.
+
+    The bar counts finished mini-batches for a batch job and finished steps for a pipeline job (whose
+    steps are listed under it); a step job shows its command and log, and is canceled with its pipeline.
+    """
 
     def __init__(self, job: Any) -> None:
         import ipywidgets as w
@@ -68,10 +73,13 @@ class JobProgress:
         self.header = w.HTML()
         self.bar = w.IntProgress(min=0, max=1, value=0, layout=w.Layout(width="420px"))
         self.counters = w.HTML()
+        self.steps = w.HTML()
         self.paths = w.HTML()
         self.cancel_button = w.Button(description="Cancel", icon="stop", layout=w.Layout(width="90px"))
         self.cancel_button.on_click(self._cancel)
-        self.widget = w.VBox([self.header, w.HBox([self.bar, self.cancel_button]), self.counters, self.paths])
+        self.widget = w.VBox(
+            [self.header, w.HBox([self.bar, self.cancel_button]), self.counters, self.steps, self.paths]
+        )
         self.widget.add_class("batchnb-progress")
         self._stop = threading.Event()
         self.render()
@@ -85,20 +93,35 @@ class JobProgress:
     def render(self) -> None:
         """Copy the job's current state into the widgets."""
         job = self.job
-        p = job["progress"]
-        mb, items = p["mini_batches"], p["items"]
+        kind = job.get("type", "batch")
+        if kind == "pipeline":
+            title, where = "Pipeline job", job.get("display_name") or ""
+            if job.get("endpoint_name"):
+                where = f"{job['endpoint_name']} / {job['deployment_name']}"
+        elif kind == "command":
+            title, where = "Step job", f"step {job['step']} of {job['parent_job_name']}"
+        else:
+            title, where = "Job", f"{job['endpoint_name']} / {job['deployment_name']}"
         self.header.value = (
-            f"<b>Job {job['name']}</b> &nbsp; {static.status_badge(job['status'])} &nbsp; "
-            f"<span style='color:#57606a'>{job['endpoint_name']} / {job['deployment_name']}</span>"
+            f"<b>{title} {html.escape(job['name'])}</b> &nbsp; {static.status_badge(job['status'])} &nbsp; "
+            f"<span style='color:#57606a'>{html.escape(where)}</span>"
         )
-        self.bar.max = max(mb["total"], 1)
-        self.bar.value = mb["done"] + mb["failed"]
         self.bar.bar_style = {
             "Completed": "success",
             "Failed": "danger",
             "Interrupted": "warning",
             "Canceled": "warning",
         }.get(job["status"], "info")
+        {"pipeline": self._render_pipeline, "command": self._render_step}.get(kind, self._render_batch)()
+        # A step is canceled with its pipeline job (the core refuses to cancel a step alone).
+        self.cancel_button.disabled = job["status"] in ENDED or kind == "command"
+
+    def _render_batch(self) -> None:
+        job = self.job
+        p = job["progress"]
+        mb, items = p["mini_batches"], p["items"]
+        self.bar.max = max(mb["total"], 1)
+        self.bar.value = mb["done"] + mb["failed"]
         eta = f", ETA {static._seconds(p['eta_s'])}" if p.get("eta_s") is not None else ""
         self.counters.value = (
             f"<span class='batchnb-counters'>{mb['done'] + mb['failed']}/{mb['total']} mini-batches "
@@ -106,11 +129,49 @@ class JobProgress:
             f"{items['failed']:,} failed &middot; {p['rows_written']:,} rows, {p['rows_per_second']:,.1f} rows/s"
             f"{eta}</span>"
         )
-        self.paths.value = (
-            f"<span style='color:#57606a;font-size:12px'>output: {job['outputs']['score']['path']}"
-            f" &middot; logs: {job['logs_dir']}</span>"
+        self._paths(f"output: {job['outputs']['score']['path']}", f"logs: {job['logs_dir']}")
+
+    def _render_pipeline(self) -> None:
+        job = self.job
+        counts = job["progress"]["steps"]
+        self.bar.max = max(counts["total"], 1)
+        self.bar.value = counts["completed"] + counts["failed"] + counts["canceled"]
+        self.counters.value = (
+            f"<span class='batchnb-counters'>{html.escape(static.steps_summary(job['progress']))} &middot; "
+            f"elapsed {static._seconds(job['progress']['elapsed_s'])}</span>"
         )
-        self.cancel_button.disabled = job["status"] in ENDED
+        self.steps.value = (
+            "<div class='batchnb-steps' style='font-size:12px'>"
+            + "".join(
+                f"<div data-step='{html.escape(s['name'])}' data-status='{html.escape(s['status'])}'>"
+                f"{static.status_badge(s['status'])} {html.escape(s['name'])}"
+                + (f" <span style='color:#57606a'>{static._seconds(s['duration_s'])}</span>" if s["duration_s"] else "")
+                + (
+                    f" <span style='color:#cf222e'>{html.escape(static.first_line(s['error']))}</span>"
+                    if s["error"]
+                    else ""
+                )
+                + "</div>"
+                for s in job["steps"]
+            )
+            + "</div>"
+        )
+        outputs = [f"{name}: {out['path']}" for name, out in job["outputs"].items()]
+        self._paths(*outputs, f"logs: {job['logs_dir']}")
+
+    def _render_step(self) -> None:
+        job = self.job
+        self.bar.max, self.bar.value = 1, int(job["status"] in ENDED)
+        self.counters.value = (
+            f"<span class='batchnb-counters'><code>{html.escape(job['command'])}</code> &middot; "
+            f"elapsed {static._seconds(job['progress']['elapsed_s'])}</span>"
+        )
+        self._paths(f"log: {job['std_log']}")
+
+    def _paths(self, *parts: str) -> None:
+        self.paths.value = (
+            "<span style='color:#57606a;font-size:12px'>" + " &middot; ".join(html.escape(p) for p in parts) + "</span>"
+        )
 
     def follow(self, on_end: Any = None) -> threading.Thread:
         """Poll the store in a daemon thread until the job ends; then call ``on_end(job)``."""
@@ -123,7 +184,7 @@ class JobProgress:
                 except Exception:  # a transient store error: try again next tick
                     time.sleep(POLL_S)
                     continue
-                snapshot = (self.job["status"], repr(self.job["progress"]))
+                snapshot = (self.job["status"], repr(self.job["progress"]), repr(self.job.get("steps")))
                 if snapshot != last:
                     self.render()
                     last = snapshot
