@@ -23,6 +23,11 @@ class ComputeTarget(abc.ABC):
     def shutdown(self, kill: bool) -> None:
         """Stop the workers; with ``kill``, at once (cancel, abort)."""
 
+    def release(self) -> None:
+        """Let the workers go at the end of the work; :meth:`shutdown` then waits for them. A target
+        whose workers take time to exit lets the supervisor finalize meanwhile."""
+        self.shutdown(kill=False)
+
     @staticmethod
     def is_broken_pool_error(exc: BaseException) -> bool:
         """True if ``exc`` means the pool lost a worker (every in-flight task is lost with it)."""

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
-from ..schemas import parse_size
 from ..specfile import is_url
 
 TABULAR_SUFFIXES = (".parquet", ".pqt", ".csv")
@@ -78,6 +77,8 @@ def plan_file_minibatches(files: list[str], mini_batch_size: int) -> Iterator[li
 def plan_tabular_minibatches(files: list[str], mini_batch_size: int | str) -> Iterator[list[dict[str, Any]]]:
     """Cut tabular files into row chunks. Each mini-batch is a list with one chunk descriptor:
     ``{"path", "row_groups": [ids] | None, "rows": n}``; ``rows`` is the number of items."""
+    from ..schemas import parse_size  # pydantic: a quarter second that a supervisor's start need not pay
+
     limit_bytes = parse_size(mini_batch_size) if isinstance(mini_batch_size, str) else None
     limit_rows = mini_batch_size if isinstance(mini_batch_size, int) else None
     for path in files:

@@ -40,13 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..compute import get_target
+from ..compute import get_target, standby
 from ..errors import BatchnbError, ValidationError
 from ..store import Store
 from . import output, planner, state
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER, MLFLOW_SUFFIXES
 from .logs import JobLogs
-from .tracking import JobRun
 from .worker import RunningMarker, score_minibatch
 
 FLUSH_INTERVAL_S = 0.2
@@ -59,6 +58,22 @@ NO_SUCCESS_MESSAGE = (
     "No succeeded mini batch item returned from run(). Please check 'response: run()' in "
     "https://aka.ms/batch-inference-documentation"
 )
+
+
+def worker_env(n_workers: int) -> dict[str, str]:
+    """Thread settings for ``n_workers`` pool processes: each gets its share of the cores for
+    BLAS/OpenMP pools, so N workers do not start N × cores threads and thrash."""
+    threads = str(max(1, (os.cpu_count() or 1) // n_workers))
+    return {
+        var: threads
+        for var in (
+            "OMP_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "VECLIB_MAXIMUM_THREADS",
+            "NUMEXPR_NUM_THREADS",
+        )
+    }
 
 
 @dataclass
@@ -87,6 +102,8 @@ class Supervisor:
         self.settings: dict[str, Any] = self.spec["settings"]
         self.job_dir = Path(self.spec["job_dir"])
         self.logs = JobLogs(self.job_dir)
+        from .tracking import JobRun  # imports the registry (pydantic): not for a supervisor that finds no job
+
         self.tracking = JobRun(self.spec, self.logs.event)
         self.cancel = threading.Event()
         self._stop = threading.Event()
@@ -178,12 +195,13 @@ class Supervisor:
         target = get_target(compute, self.store, self.store.path.parent, self.name)
         if compute.get("type") == "ssh":
             self.logs.event(f"compute {compute['name']}: SSH cluster on {', '.join(compute['hosts'])}")
+        warm = standby.keeps_warm(compute)
         try:
             self._start_tracking()
             self._plan()
             self._set_status(state.RUNNING)
             outcome, reason = self._dispatch(target)
-            return self._finish(outcome, reason)
+            return self._finish(outcome, reason, target)
         except BaseException as exc:
             target.shutdown(kill=True)
             text = traceback.format_exc()
@@ -206,6 +224,11 @@ class Supervisor:
         finally:
             self._stop.set()
             beat.join(timeout=5)
+            if warm:  # the next job on this compute finds a supervisor and its pool ready
+                with contextlib.suppress(Exception):
+                    standby.spawn(
+                        self.store.path.parent, compute, int(self.spec["workers"]), standby.preload_for(self.spec)
+                    )
 
     def _start_tracking(self) -> None:
         """Start (or reopen) the job's MLflow run, in the background, if a tracking URI was given."""
@@ -331,26 +354,11 @@ class Supervisor:
             "part_format": output.part_format(s["output_file_name"]),
         }
 
-    def _worker_env(self, n_workers: int) -> dict[str, str]:
-        # Each worker gets its share of the cores for BLAS/OpenMP pools, so N workers do not
-        # start N × cores threads and thrash.
-        threads = str(max(1, (os.cpu_count() or 1) // n_workers))
-        return {
-            var: threads
-            for var in (
-                "OMP_NUM_THREADS",
-                "OPENBLAS_NUM_THREADS",
-                "MKL_NUM_THREADS",
-                "VECLIB_MAXIMUM_THREADS",
-                "NUMEXPR_NUM_THREADS",
-            )
-        }
-
     def _dispatch(self, target: Any) -> tuple[str, str | None]:
         """Score every pending mini-batch. Returns (``done`` | ``canceled`` | ``failed``, reason)."""
         context = self._context()
         n_workers = int(self.spec["workers"])
-        env = self._worker_env(n_workers)
+        env = worker_env(n_workers)
         max_attempts = context["max_attempts"]
         threshold = int(self.settings["error_threshold"])
         with self.store.read() as db:
@@ -435,7 +443,7 @@ class Supervisor:
                 self._watchdog(inflight, context["timeout"], killed)
             self._flush()
             self._write_progress()
-        target.shutdown(kill=False)
+        target.release()  # the workers exit while the output is merged; _finish waits for them
         return "done", None
 
     def _failed_items_of(self, task: Task, result: dict[str, Any], max_attempts: int) -> int:
@@ -585,7 +593,7 @@ class Supervisor:
             f"Rows written: {p['rows_written']}\n"
         )
 
-    def _finish(self, outcome: str, reason: str | None) -> str:
+    def _finish(self, outcome: str, reason: str | None, target: Any) -> str:
         self._flush(force=True)
         self._write_progress(force=True)
         if outcome == "canceled":
@@ -600,6 +608,7 @@ class Supervisor:
             p = state.progress(db, self.name)
         if p["items"]["succeeded"] == 0:
             self.logs.result(f"Failed: {NO_SUCCESS_MESSAGE}\nSee logs/user/error.txt\n")
+            target.shutdown(kill=False)
             self._set_status(state.FAILED, NO_SUCCESS_MESSAGE, ended=True)
             return state.FAILED
         self._set_status(state.FINALIZING)
@@ -626,9 +635,21 @@ class Supervisor:
             f"{items['succeeded']} item(s) succeeded, {items['failed']} failed.\n"
             f"Output: {self.spec['output']['path' if appended else 'dir']}\n"
         )
-        # Status last: whoever waits for the job finds its logs complete when it ends.
+        # Status last: whoever waits for the job finds its logs complete, and every worker gone (its
+        # shutdown() run), when it ends.
+        target.shutdown(kill=False)
         self._set_status(state.COMPLETED, ended=True)
         return state.COMPLETED
+
+
+def _still_queued(workspace_root: Path, job_name: str) -> bool:
+    store = Store(workspace_root / "batchnb.db")
+    try:
+        with store.read() as db:
+            row = db.execute("SELECT status FROM jobs WHERE name = ?", (job_name,)).fetchone()
+    finally:
+        store.close()
+    return row is None or row["status"] == state.QUEUED  # a missing job is reported by Supervisor
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -642,6 +663,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_term)
+    if not _still_queued(Path(args.workspace), args.job):
+        return 0  # a warm standby took the job first (see batchnb.compute.standby)
     status = Supervisor(Path(args.workspace), args.job).run()
     return 0 if status in (state.COMPLETED, "not-claimed") else 1
 
