@@ -236,6 +236,13 @@ def run_job(client: BatchClient, project: Path, *sets: str, file: str = "pipelin
         return job.wait(timeout=120)
 
 
+def step_process(client: BatchClient, step_job: str) -> tuple[int | None, int | None]:
+    """(the runner's pid, the step command's pid) as recorded for a step job."""
+    with client.store.read() as db:
+        row = db.execute("SELECT supervisor_pid, process_pid FROM jobs WHERE name = ?", (step_job,)).fetchone()
+    return row["supervisor_pid"], row["process_pid"]
+
+
 def scores_in(folder: str | Path) -> list[float]:
     return [float(x) for x in (Path(folder) / "scores.csv").read_text().split()[1:]]
 
@@ -474,11 +481,10 @@ def test_resume_after_the_runner_is_killed_keeps_completed_steps(client: BatchCl
         name = job["name"]
         wait_until(lambda: (runs / "second").exists(), 30, "the second step to start")
         second = client.jobs.get(f"{name}-second")
-        with client.store.read() as db:
-            row = db.execute(
-                "SELECT supervisor_pid, process_pid FROM jobs WHERE name = ?", (name + "-second",)
-            ).fetchone()
-        runner, step_process = psutil.Process(row["supervisor_pid"]), row["process_pid"]
+        runner_pid, step_pid = wait_until(
+            lambda: all(pids := step_process(client, second["name"])) and pids, 10, "the step's pids"
+        )
+        runner = psutil.Process(runner_pid)
         runner.kill()
         runner.wait(10)
         shown = wait_until(
@@ -494,7 +500,7 @@ def test_resume_after_the_runner_is_killed_keeps_completed_steps(client: BatchCl
 
         client.jobs.resume(name)
         job = client.jobs.wait(name, timeout=60)
-        assert not psutil.pid_exists(step_process) or psutil.Process(step_process).status() == psutil.STATUS_ZOMBIE
+        assert not psutil.pid_exists(step_pid) or psutil.Process(step_pid).status() == psutil.STATUS_ZOMBIE
     assert job["status"] == "Completed", job["error"]
     assert (runs / "first").read_text().split() == ["x"]  # not rerun
     assert (runs / "second").read_text().split() == ["x", "x"]
@@ -508,8 +514,7 @@ def test_cancel_stops_the_running_step(client: BatchClient, tmp_path: Path) -> N
     with reaping():
         job = client.jobs.create_or_update(spec)
         wait_until(lambda: (tmp_path / "started").exists(), 30, "the step to start")
-        with client.store.read() as db:
-            pid = db.execute("SELECT process_pid FROM jobs WHERE parent = ?", (job["name"],)).fetchone()[0]
+        pid = wait_until(lambda: step_process(client, job["steps"][0]["job_name"])[1], 10, "the step's pid")
         client.jobs.cancel(job["name"])
         job = client.jobs.wait(job["name"], timeout=30)
         with pytest.raises(InvalidStateError, match="pipeline job"):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..engine import state
+from ..engine.invoke import resolve_input
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..schemas import check_name
 from ..specfile import is_asset_ref, is_url, parse_datastore_uri, resolve_local
@@ -201,7 +202,7 @@ class Submitter:
             if not local.exists():
                 raise ValidationError(f"{where}: model path {path!r} does not exist (resolved to {local})", field=where)
             return {"type": type_, "path": str(local), "given": path}
-        resolved = self._client.jobs.resolve_input(path, type_, base_dir, where=where)
+        resolved = resolve_input(self._client, path, type_, base_dir, where=where)
         if is_url(resolved["path"]):
             raise ValidationError(
                 f"{where}: {path!r} is remote; pipeline steps read local paths (register a local datastore)",
