@@ -605,3 +605,48 @@ def test_import_batchnb_does_not_import_mlflow(tmp_path: Path, no_tracking: None
     assert result.returncode == 0, result.stderr
     took, with_client = result.stdout.split()[-2:]
     print(f"\nimport batchnb: {took} s; with BatchClient(ws): {with_client} s")
+
+
+def test_a_pipeline_step_scores_with_a_registered_mlflow_model(
+    client: BatchClient, flow: SimpleNamespace, tmp_path: Path
+) -> None:
+    """Azure's score step: ``model: {path: azureml:<name>@latest, type: mlflow_model}`` is the model's folder."""
+    _register_lr(client, flow)
+    frame = _frame(25, seed=7)
+    (tmp_path / "data").mkdir()
+    frame.to_csv(tmp_path / "data" / "part.csv", index=False)
+    code = tmp_path / "score"
+    code.mkdir()
+    (code / "score.py").write_text(
+        "import sys, pathlib, mlflow.pyfunc, pandas as pd\n"
+        "model_dir, data, out = sys.argv[1:]\n"
+        "model = mlflow.pyfunc.load_model(model_dir)\n"
+        "frame = pd.concat(pd.read_csv(p) for p in sorted(pathlib.Path(data).glob('*.csv')))\n"
+        "frame.assign(prediction=model.predict(frame)).to_csv(pathlib.Path(out) / 'scores.csv', index=False)\n"
+    )
+    spec = {
+        "type": "pipeline",
+        "inputs": {"input_data": {"type": "uri_folder", "path": str(tmp_path / "data")}},
+        "outputs": {"scores": {"type": "uri_folder"}},
+        "jobs": {
+            "score_job": {
+                "component": {
+                    "code": str(code),
+                    "command": "python score.py ${{inputs.model}} ${{inputs.data}} ${{outputs.scores}}",
+                    "inputs": {"model": {"type": "mlflow_model"}, "data": {"type": "uri_folder"}},
+                    "outputs": {"scores": {"type": "uri_folder"}},
+                },
+                "inputs": {
+                    "data": "${{parent.inputs.input_data}}",
+                    "model": {"path": "azureml:lr@latest", "type": "mlflow_model"},
+                },
+                "outputs": {"scores": "${{parent.outputs.scores}}"},
+            }
+        },
+    }
+    job = client.jobs.create_or_update(spec).wait(timeout=180)
+    assert job["status"] == "Completed", job["error"]
+    scored = pd.read_csv(Path(job["outputs"]["scores"]["path"]) / "scores.csv")
+    assert scored["prediction"].tolist() == _predict(flow.lr, frame)
+    step = client.jobs.get(job["steps"][0]["job_name"])
+    assert "/artifacts/models/lr/1/" in step["command"]  # pinned to the version registered now
