@@ -1,0 +1,165 @@
+"""The benchmark's own workloads: Parquet inputs, MLflow models, tiny files, and a workspace that
+deploys them. Everything is generated under one folder; nothing comes from the network.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FEATURES = [f"f{i:02d}" for i in range(16)]
+ROW_GROUP = 50_000
+
+
+@dataclass
+class Sizes:
+    """How big each workload is. ``quick`` is seconds, for the smoke test."""
+
+    files: int = 3  # CPU workload: Parquet files ...
+    rows: int = 500_000  # ... of this many rows, 16 float columns
+    trees: int = 40  # the random forest
+    depth: int = 12
+    mini_batch_rows: int = 100_000
+    tiny_files: int = 10_000  # overhead workload
+    memory_files: int = 1  # memory workload: this many files, then 10x as many
+    memory_rows: int = 500_000
+    resume_files: int = 2
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            files=3,
+            rows=20_000,
+            trees=4,
+            depth=4,
+            mini_batch_rows=5_000,
+            tiny_files=200,
+            memory_files=1,
+            memory_rows=20_000,
+            resume_files=2,
+        )
+
+
+def _frame(rows: int, seed: int) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(rng.normal(size=(rows, len(FEATURES))), columns=FEATURES)
+
+
+def parquet_files(folder: Path, count: int, rows: int, seed: int = 0) -> list[Path]:
+    """``count`` Parquet files of ``rows`` rows in row groups of 50k (made once, then reused)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"part-{i:04d}.parquet"
+        if not path.exists():
+            table = pa.Table.from_pandas(_frame(rows, seed + i), preserve_index=False)
+            tmp = path.with_name(f".{path.name}.tmp")
+            pq.write_table(table, tmp, row_group_size=min(ROW_GROUP, rows))
+            os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+def tiny_files(folder: Path, count: int) -> Path:
+    """``count`` one-row CSV files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        path = folder / f"f{i:06d}.csv"
+        if not path.exists():
+            path.write_text(f"x\n{i}\n")
+    return folder
+
+
+def mlflow_model(folder: Path, kind: str, trees: int = 40, depth: int = 12) -> Path:
+    """A model saved with MLflow (skops): ``forest`` (CPU-bound) or ``linear`` (I/O-bound)."""
+    if (folder / "MLmodel").exists():
+        return folder
+    import mlflow.sklearn
+    import skops.io
+    from mlflow.models import infer_signature
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import LinearRegression
+
+    x = _frame(20_000, seed=12345)
+    y = 2 * x.f00 - x.f01 * x.f02 + (x.f03 > 0)
+    if kind == "forest":
+        model: Any = RandomForestRegressor(n_estimators=trees, max_depth=depth, random_state=0, n_jobs=1).fit(x, y)
+    else:
+        model = LinearRegression().fit(x, y)
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    mlflow.sklearn.save_model(
+        model,
+        folder,
+        signature=infer_signature(x.head(10), model.predict(x.head(10))),
+        skops_trusted_types=trusted,
+        pip_requirements=["scikit-learn"],  # inferring them would run the model in a subprocess
+    )
+    return folder
+
+
+TRIVIAL_SCRIPT = "def init():\n    pass\n\n\ndef run(mini_batch):\n    return [1 for _ in mini_batch]\n"
+
+
+def workspace(root: Path, compute: dict[str, Any] | None = None) -> Any:
+    """A fresh batchnb workspace under ``root`` (a client on it)."""
+    from batchnb import BatchClient
+
+    client = BatchClient(root)
+    if compute:
+        client.computes.create_or_update(compute)
+    return client
+
+
+def deploy_mlflow(
+    client: Any, model_dir: Path, endpoint: str, workers: int, mini_batch_rows: int, compute: str | None = None
+) -> None:
+    """An endpoint whose default deployment scores ``model_dir`` (no scoring script) in tabular mode."""
+    name = endpoint.replace("ep-", "m-")
+    client.models.create_or_update({"name": name, "type": "mlflow_model", "path": str(model_dir)}, trust_types=True)
+    client.batch_endpoints.create_or_update({"name": endpoint})
+    spec: dict[str, Any] = {
+        "name": "main",
+        "endpoint_name": endpoint,
+        "model": f"azureml:{name}@latest",
+        "settings": {
+            "mini_batch_mode": "tabular",
+            "mini_batch_size": mini_batch_rows,
+            "max_concurrency_per_instance": workers,
+            "error_threshold": 0,
+        },
+    }
+    if compute:
+        spec["compute"] = f"azureml:{compute}"
+    client.batch_deployments.create_or_update(spec, set_default=True)
+
+
+def deploy_trivial(
+    client: Any, root: Path, endpoint: str, workers: int, mini_batch_size: int, compute: str | None = None
+) -> None:
+    """An endpoint whose default deployment runs a scoring script that returns one result per file."""
+    code = root / f"code-{endpoint}"
+    code.mkdir(parents=True, exist_ok=True)
+    (code / "score.py").write_text(TRIVIAL_SCRIPT)
+    model = root / "empty-model"
+    model.mkdir(exist_ok=True)
+    (model / "README").write_text("no weights")
+    client.models.create_or_update({"name": "empty", "path": str(model)})
+    client.batch_endpoints.create_or_update({"name": endpoint})
+    spec: dict[str, Any] = {
+        "name": "main",
+        "endpoint_name": endpoint,
+        "model": "azureml:empty@latest",
+        "code_configuration": {"code": str(code), "scoring_script": "score.py"},
+        "settings": {"mini_batch_size": mini_batch_size, "max_concurrency_per_instance": workers},
+    }
+    if compute:
+        spec["compute"] = f"azureml:{compute}"
+    client.batch_deployments.create_or_update(spec, set_default=True)
