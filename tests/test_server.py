@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import tornado.web
+from engine_helpers import reaping, wait_until
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.auth.identity import IdentityProvider, User
 from jupyter_server.utils import JupyterServerAuthWarning
@@ -251,7 +252,9 @@ def test_create_invoke_and_follow_a_job_through_rest(api: Api, deployed: dict[st
     models.JobOutputs.model_validate(outputs)
     out_file = Path(done["outputs"]["score"]["path"]) / "predictions.csv"
     assert outputs["files"] == [{"name": "predictions.csv", "size": out_file.stat().st_size}]
-    assert outputs["total_size"] == out_file.stat().st_size
+    assert outputs["total_size"] == out_file.stat().st_size and outputs["output"] == "score"
+    code, err = api("GET", "jobs", job["name"], "outputs", params={"output": "scores"})
+    assert code == 400 and "has no output 'scores'; its outputs are: score" in err["message"], err
 
     # The job is in the store with the Jupyter identity.
     assert store.jobs.get(job["name"])["invoked_by"] == USER
@@ -513,6 +516,157 @@ def test_cancel_then_resume_through_rest(api: Api, deployed: dict[str, Any], pro
     assert sorted(output_rows(done)) == ["0 slow", "1 slow", "2 slow", "3 slow"]
 
 
+# --- pipeline jobs, their steps, and components ---------------------------------------------------------
+
+
+def pipeline_body(**extra: Any) -> dict[str, Any]:
+    """A pipelineJob as JSON: ``count`` lists the data folder (relative: the server's root) into
+    the output ``counted``; ``copy`` (after it) copies that into ``final``."""
+    return {
+        "type": "pipeline",
+        "display_name": "count then copy",
+        "inputs": {"data": {"type": "uri_folder", "path": "data"}},
+        "outputs": {"counted": {"type": "uri_folder"}, "final": {"type": "uri_folder"}},
+        "jobs": {
+            "count": {
+                "component": {
+                    "command": "ls ${{inputs.d}} | wc -l > ${{outputs.o}}/n; echo counted",
+                    "inputs": {"d": {"type": "uri_folder"}},
+                    "outputs": {"o": {"type": "uri_folder"}},
+                },
+                "inputs": {"d": "${{parent.inputs.data}}"},
+                "outputs": {"o": "${{parent.outputs.counted}}"},
+            },
+            "copy": {
+                "component": {
+                    "command": "sleep ${{inputs.pause}}; cp ${{inputs.i}}/n ${{outputs.o}}/n",
+                    "inputs": {"i": {"type": "uri_folder"}, "pause": {"type": "number", "default": 0}},
+                    "outputs": {"o": {"type": "uri_folder"}},
+                },
+                "inputs": {"i": "${{parent.jobs.count.outputs.o}}"},
+                "outputs": {"o": "${{parent.outputs.final}}"},
+            },
+        },
+        **extra,
+    }
+
+
+def test_a_pipeline_job_through_rest_with_its_steps_outputs_and_logs(api: Api, project: Path) -> None:
+    responses: list[Any] = []
+    with reaping():
+        code, job = api("POST", "jobs", body=pipeline_body(set=["display_name=from REST"]), response=responses)
+        assert code == 201, job
+        models.PipelineJob.model_validate(job)
+        assert job["type"] == "pipeline" and job["invoked_by"] == USER and job["display_name"] == "from REST"
+        assert responses[0].headers["Location"].endswith(f"/batchnb/api/jobs/{job['name']}")
+        assert [s["name"] for s in job["steps"]] == ["count", "copy"]
+        assert job["inputs"]["data"]["resolved"] == str(project / "data")  # relative to the server's root
+        done = wait_for_job(api, job["name"])
+    assert done["status"] == "Completed", done["error"]
+    assert done["progress"]["steps"] == {
+        "total": 2, "completed": 2, "running": 0, "failed": 0, "canceled": 0, "not_started": 0
+    }  # fmt: skip
+    assert (Path(done["outputs"]["final"]["path"]) / "n").read_text().strip() == "4"
+
+    # Listed with the other jobs (a discriminated union by type); its steps only with ?parent=.
+    code, listing = api("GET", "jobs")
+    assert code == 200 and [type(j).__name__ for j in models.JobList.model_validate(listing).jobs] == ["PipelineJob"]
+    code, steps = api("GET", "jobs", params={"parent": job["name"]})
+    assert code == 200 and [s["step"] for s in steps["jobs"]] == ["count", "copy"]
+    step = models.AnyJob.model_validate(steps["jobs"][0]).root
+    assert isinstance(step, models.StepJob) and step.parent_job_name == job["name"]
+    assert "ls " in step.command and step.std_log.endswith("user_logs/std_log.txt")
+    code, waiting = api("GET", "jobs", params={"parent": job["name"], "status": "NotStarted"})
+    assert code == 200 and waiting["jobs"] == []
+
+    # A named output; with two outputs, one must be named.
+    code, out = api("GET", "jobs", job["name"], "outputs", params={"output": "final"})
+    assert code == 200, out
+    assert models.JobOutputs.model_validate(out).output == "final" and [f["name"] for f in out["files"]] == ["n"]
+    code, err = api("GET", "jobs", job["name"], "outputs")
+    assert code == 400 and err["field"] == "output"
+    assert "its outputs are: counted, final" in err["message"] and "?output=" in err["message"]
+    code, out = api("GET", "jobs", step.name, "outputs")  # a step's only output needs no name
+    assert code == 200 and out["output"] == "o" and out["exists"]
+
+    # Logs: the runner's events for the pipeline, the command's output for a step.
+    code, logs = api("GET", "jobs", job["name"], "logs")
+    assert code == 200
+    assert any("step copy" in line and "Completed" in line for line in logs["files"]["sys/master_role.txt"]["lines"])
+    code, logs = api("GET", "jobs", step.name, "logs")
+    assert code == 200 and "counted" in logs["files"]["user_logs/std_log.txt"]["lines"]
+
+
+def test_pipeline_job_mistakes_are_400s_and_actions_follow_its_state(api: Api, project: Path) -> None:
+    code, err = api("POST", "jobs", body={"type": "pipeline", "display_name": "no steps"})
+    assert code == 400 and "needs either 'component:'" in err["message"], err
+    code, err = api("POST", "jobs", body=pipeline_body(set="display_name=x"))
+    assert code == 400 and err["field"] == "set"
+    code, err = api("POST", "jobs", body=pipeline_body(set=["inputs.data.path=nowhere"]))
+    assert code == 400 and "nowhere" in err["message"], err
+    code, err = api("GET", "jobs", params={"parent": "nope"})
+    assert code == 404, err
+    code, listing = api("GET", "jobs")
+    assert listing["jobs"] == []  # nothing was started
+
+    with reaping():
+        body = pipeline_body()
+        body["jobs"]["copy"]["inputs"]["pause"] = 60
+        code, job = api("POST", "jobs", body=body)
+        assert code == 201, job
+        wait_until(
+            lambda: api("GET", "jobs", f"{job['name']}-copy")[1]["status"] == "Running", 30, "step copy to start"
+        )
+        code, err = api("POST", "jobs", f"{job['name']}-copy", "cancel")
+        assert code == 409 and "cancel the pipeline job instead" in err["message"]
+        code, canceled = api("POST", "jobs", job["name"], "cancel")
+        assert code == 200 and canceled["type"] == "pipeline", canceled
+        ended = wait_for_job(api, job["name"])
+    assert ended["status"] == "Canceled"
+    assert {s["name"]: s["status"] for s in ended["steps"]}["copy"] == "Canceled"
+    code, err = api("POST", "jobs", job["name"], "rerun-failed")
+    assert code == 409 and err["error"] == "InvalidStateError"
+
+
+def test_components_are_listed_and_shown(api: Api, store: BatchClient) -> None:
+    echo = {"name": "echoer", "type": "command", "command": "echo ${{inputs.v}}", "inputs": {"v": {"type": "integer"}}}
+    store.components.create_or_update(echo)
+    store.components.create_or_update({**echo, "command": "echo again ${{inputs.v}}"})
+    code, listing = api("GET", "components")
+    assert code == 200
+    [component] = models.ComponentList.model_validate(listing).components
+    assert (component.name, component.version, component.type) == ("echoer", "2", "command")
+    code, versions = api("GET", "components", "echoer")
+    assert code == 200 and [c["version"] for c in versions["components"]] == ["2", "1"]
+    assert versions["components"][1]["command"] == "echo ${{inputs.v}}"
+    code, err = api("GET", "components", "ghost")
+    assert code == 404 and "component ghost is not registered" in err["message"]
+
+
+def test_a_pipeline_deployment_is_invoked_and_dry_run_through_rest(api: Api, project: Path) -> None:
+    component = {k: v for k, v in pipeline_body().items() if k not in ("display_name",)}
+    component["inputs"] = {"data": {"type": "uri_folder"}}
+    code, _ = api("POST", "endpoints", body={"name": "ep-pipes"})
+    assert code == 201
+    code, dep = api(
+        "POST", "endpoints", "ep-pipes", "deployments", params={"set_default": "true"},
+        body={"name": "counting", "type": "pipeline", "component": component},
+    )  # fmt: skip
+    assert code == 201, dep
+    code, plan = api("POST", "endpoints", "ep-pipes", "jobs", body={"input": "data", "dry_run": True})
+    assert code == 200, plan
+    models.PipelineDryRunResult.model_validate(plan)
+    assert [s["name"] for s in plan["steps"]] == ["count", "copy"] and str(project / "data") in plan["steps"][0][
+        "command"
+    ]
+    with reaping():
+        code, job = api("POST", "endpoints", "ep-pipes", "jobs", body={"input": "data"})
+        assert code == 201, job
+        assert models.AnyJob.model_validate(job).root.type == "pipeline"
+        done = wait_for_job(api, job["name"])
+    assert done["status"] == "Completed" and done["endpoint_name"] == "ep-pipes", done["error"]
+
+
 def test_a_locked_database_stalls_only_the_writing_request(
     api: Api, ws_dir: Path, store: BatchClient, jp_fetch: Any, jp_asyncio_loop: Any
 ) -> None:
@@ -596,7 +750,7 @@ def test_schema_describes_every_route_and_model(api: Api, ws_dir: Path) -> None:
     served = set()
     for pattern, handler in handlers.ROUTES:
         path = pattern.replace("(?P<action>cancel|resume|rerun-failed)", "{action}")
-        for group in ("endpoint", "deployment", "model", "job"):
+        for group in ("endpoint", "deployment", "model", "component", "job"):
             path = path.replace(f"(?P<{group}>[^/]+)", "{" + group + "}")
         for verb in ("get", "post", "put", "patch", "delete"):
             if verb in vars(handler):
@@ -629,7 +783,7 @@ def test_every_handler_verb_is_authenticated_and_authorized() -> None:
             assert codes[0] is authenticated_code, f"{handler.__name__}.{verb} is not @tornado.web.authenticated"
             assert codes[1] is authorized_code, f"{handler.__name__}.{verb} is not @authorized under it"
             checked += 1
-    assert checked == 22
+    assert checked == 25
 
 
 def test_the_server_loads_the_extension_with_authentication_required(

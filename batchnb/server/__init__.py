@@ -18,9 +18,11 @@ Routes (each needs an authenticated, authorized Jupyter user; ``GET schema`` lis
     POST   endpoints/<ep>/jobs                     invoke (the stable URL)     201 + Location (200 dry run)
     GET    models | POST models | GET models/<m>   latest versions | register | versions
     GET    computes
-    GET    jobs?endpoint=&deployment=&status=&limit=
+    GET    components | GET components/<c>       latest versions | versions
+    GET    jobs?endpoint=&deployment=&status=&limit=     (step jobs: ?parent=<pipeline job>)
+    POST   jobs                                   a pipeline job (pipelineJob YAML as JSON, + "set")   201 + Location
     GET    jobs/<job>   POST jobs/<job>/cancel|resume|rerun-failed   (409 on a wrong state)
-    GET    jobs/<job>/logs?lines=N   GET jobs/<job>/outputs
+    GET    jobs/<job>/logs?lines=N   GET jobs/<job>/outputs?output=<name>
     GET    workspace   GET schema
 
 Configuration: ``c.BatchnbServer.workspace`` (else ``BATCHNB_WORKSPACE``, else the nearest ``.batchnb/``

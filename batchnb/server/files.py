@@ -8,8 +8,13 @@ from typing import Any
 
 from ..specfile import is_url
 
-# The log files ``GET jobs/<name>/logs`` shows, by their path under the job's ``logs/`` folder.
-LOG_FILES = ("job_result.txt", "user/error.txt", "sys/master_role.txt")
+# The log files ``GET jobs/<name>/logs`` shows, by their path under the job's ``logs/`` folder:
+# a batch job's, a pipeline job's (its runner writes master_role.txt) and a step job's (its command's output).
+LOG_FILES = {
+    "batch": ("job_result.txt", "user/error.txt", "sys/master_role.txt"),
+    "pipeline": ("job_result.txt", "sys/master_role.txt"),
+    "command": ("job_result.txt", "user_logs/std_log.txt"),
+}
 MAX_OUTPUT_FILES = 10_000
 _BLOCK = 64 * 1024
 
@@ -32,10 +37,10 @@ def tail(path: Path, lines: int) -> dict[str, Any]:
     return {"path": str(path), "exists": True, "size": size, "lines": kept, "truncated": pos > 0 or len(text) > lines}
 
 
-def job_logs(logs_dir: str, lines: int) -> dict[str, dict[str, Any]]:
-    """The tails of :data:`LOG_FILES` of one job."""
+def job_logs(logs_dir: str, lines: int, kind: str = "batch") -> dict[str, dict[str, Any]]:
+    """The tails of the :data:`LOG_FILES` of one job of this kind (``batch``, ``pipeline``, ``command``)."""
     root = Path(logs_dir)
-    return {name: tail(root / name, lines) for name in LOG_FILES}
+    return {name: tail(root / name, lines) for name in LOG_FILES.get(kind, LOG_FILES["batch"])}
 
 
 def list_outputs(folder: str) -> dict[str, Any]:

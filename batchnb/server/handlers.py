@@ -27,6 +27,7 @@ from jupyter_server.utils import url_path_join
 from .. import __version__
 from ..engine import state as job_state
 from ..errors import BatchnbError, NotFoundError, UsageError, ValidationError
+from ..pipelines.submit import NOT_STARTED
 from ..schemas import validate_spec
 from ..specfile import apply_set, parse_set
 from . import API_PREFIX, dryrun, files
@@ -107,15 +108,21 @@ class BatchnbHandler(APIHandler):
             return True
         raise ValidationError(f"query parameter {name}: {raw!r} is not true or false", field=name)
 
-    def query_status(self) -> str | None:
-        """The ``status`` query parameter, one of the job statuses."""
+    def query_status(self, steps: bool = False) -> str | None:
+        """The ``status`` query parameter, one of the job statuses (or, for ``steps``, ``NotStarted`` too)."""
         status = self.get_query_argument("status", None) or None
-        if status is not None and status not in job_state.ALL:
+        allowed = (*job_state.ALL, NOT_STARTED) if steps else job_state.ALL
+        if status is not None and status not in allowed:
             raise ValidationError(
-                f"query parameter status: {status!r} is not a job status ({', '.join(job_state.ALL)})",
+                f"query parameter status: {status!r} is not a job status ({', '.join(allowed)})",
                 field="status",
             )
         return status
+
+    def invoked_by(self) -> str:
+        """Who a job is recorded as invoked by: the Jupyter user's name."""
+        user = self.current_user
+        return getattr(user, "username", None) or str(user)
 
     # -- responses -----------------------------------------------------------------------------
 
@@ -349,8 +356,7 @@ class EndpointJobsHandler(BatchnbHandler):
             )
             self.reply(record)
             return
-        user = self.current_user
-        who = getattr(user, "username", None) or str(user)
+        who = self.invoked_by()
         job = await self.call(lambda c: c.jobs.invoke(endpoint, **kwargs, invoked_by=who, base_dir=state.root_dir))
         self.reply(job, 201, location=self.api_url("jobs", job["name"]))
 
@@ -396,23 +402,65 @@ class ComputesHandler(BatchnbHandler):
         self.reply({"computes": await self.call(lambda c: c.computes.list())})
 
 
+class ComponentsHandler(BatchnbHandler):
+    """``components``: the latest version of each registered component (command and pipeline)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply({"components": await self.call(lambda c: c.components.list())})
+
+
+class ComponentHandler(BatchnbHandler):
+    """``components/<component>``: every version of one component, newest first."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, component: str) -> None:
+        versions = await self.call(lambda c: c.components.list(component))
+        if not versions:
+            raise NotFoundError(f"component {component} is not registered in this workspace")
+        self.reply({"components": versions})
+
+
 # --- jobs --------------------------------------------------------------------------------------------
 
 
 class JobsHandler(BatchnbHandler):
-    """``jobs?endpoint=&deployment=&status=&limit=``: jobs, newest first."""
+    """``jobs?endpoint=&deployment=&status=&limit=``: jobs, newest first (step jobs only with
+    ``parent=<pipeline job>``, then in step order); ``POST`` starts a pipeline job (``job create -f``)."""
 
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
         endpoint = self.get_query_argument("endpoint", None) or None
         deployment = self.get_query_argument("deployment", None) or None
-        status = self.query_status()
+        parent = self.get_query_argument("parent", None) or None
+        status = self.query_status(steps=parent is not None)
         limit = self.query_int("limit", None, 1, 1_000_000)
         jobs = await self.call(
-            lambda c: c.jobs.list(endpoint_name=endpoint, deployment_name=deployment, status=status, limit=limit)
+            lambda c: c.jobs.list(
+                endpoint_name=endpoint, deployment_name=deployment, status=status, limit=limit, parent_job_name=parent
+            )
         )
         self.reply({"jobs": jobs})
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        spec = self.json_body()
+        overrides = spec.pop("set", None)
+        if overrides is not None and (
+            not isinstance(overrides, list) or not all(isinstance(x, str) for x in overrides)
+        ):
+            raise ValidationError("request body: set must be a list of 'key=value' strings", field="set")
+        root, who = self.batchnb.root_dir, self.invoked_by()
+        job = await self.call(
+            lambda c: c.jobs.create_or_update(
+                spec, base_dir=root, set_values=overrides, invoked_by=who, source="request body"
+            )
+        )
+        self.reply(job, 201, location=self.api_url("jobs", job["name"]))
 
 
 class JobHandler(BatchnbHandler):
@@ -456,22 +504,37 @@ class JobLogsHandler(BatchnbHandler):
                 "status": record["status"],
                 "logs_dir": record["logs_dir"],
                 "lines": lines,
-                "files": files.job_logs(record["logs_dir"], lines),
+                "files": files.job_logs(record["logs_dir"], lines, record["type"]),
             }
 
         self.reply(await self.call(run))
 
 
 class JobOutputsHandler(BatchnbHandler):
-    """``jobs/<job>/outputs``: the files of the job's output folder with their sizes."""
+    """``jobs/<job>/outputs?output=<name>``: the files of one named output of the job, with their sizes.
+
+    A batch job's one output is ``score``; a pipeline (or step) job's output must be named unless it
+    has only one. The listing shows what is there now, complete or not (``GET jobs/<job>`` says).
+    """
 
     @tornado.web.authenticated
     @authorized
     async def get(self, job: str) -> None:
+        given = self.get_query_argument("output", None) or None
+
         def run(c: BatchClient) -> dict[str, Any]:
             record = c.jobs.get(job)
-            listing = files.list_outputs(record["outputs"]["score"]["path"])
-            return {"name": record["name"], "status": record["status"], **listing}
+            outputs = record["outputs"]
+            name = given or ("score" if "score" in outputs or len(outputs) != 1 else next(iter(outputs)))
+            if name not in outputs:
+                named = ", ".join(outputs) or "none"
+                raise ValidationError(
+                    f"job {record['name']} has no output {name!r}; its outputs are: {named} "
+                    "(name one with ?output=<name>)",
+                    field="output",
+                )
+            listing = files.list_outputs(outputs[name]["path"])
+            return {"name": record["name"], "status": record["status"], "output": name, **listing}
 
         self.reply(await self.call(run))
 
@@ -517,6 +580,8 @@ ROUTES: list[tuple[str, type[BatchnbHandler]]] = [
     ("models", ModelsHandler),
     (f"models/(?P<model>{_NAME})", ModelHandler),
     ("computes", ComputesHandler),
+    ("components", ComponentsHandler),
+    (f"components/(?P<component>{_NAME})", ComponentHandler),
     ("jobs", JobsHandler),
     (f"jobs/(?P<job>{_NAME})", JobHandler),
     (f"jobs/(?P<job>{_NAME})/(?P<action>cancel|resume|rerun-failed)", JobActionHandler),

@@ -13,11 +13,12 @@ not an error, only undocumented until it is added here.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 from pydantic.json_schema import models_json_schema
 
+from ..pipelines.spec import PipelineJobSpec
 from ..schemas import (
     BatchEndpointSpec,
     DeploymentName,
@@ -37,6 +38,8 @@ JobStatus = Literal[
     "Canceled",
     "Interrupted",
 ]
+# A pipeline's step (a child job of kind command) waits as NotStarted until the steps it needs end.
+StepStatus = Literal[JobStatus, "NotStarted"]
 InputType = Literal["uri_folder", "uri_file"]
 
 # --- requests -------------------------------------------------------------------------------------
@@ -118,6 +121,18 @@ class InvokeRequest(_Request):
     dry_run: bool = Field(
         default=False,
         description="Score only the first mini-batch, in a separate process, and return its result (no job).",
+    )
+
+
+class CreatePipelineJob(PipelineJobSpec):
+    """``POST jobs``: start a pipeline job from Azure's ``pipelineJob`` YAML (as JSON), as ``job create -f``.
+
+    Relative paths resolve against the Jupyter server's root folder. ``set`` applies az-style
+    overrides to the body before it is checked.
+    """
+
+    set: list[str] | None = Field(
+        default=None, description="az-style overrides, e.g. 'inputs.input_data.path=data/unlabeled'."
     )
 
 
@@ -238,11 +253,10 @@ class JobOutput(_Response):
     file_name: str
 
 
-class Job(_Response):
-    """A batch job with its live counters."""
+class _JobHeader(_Response):
+    """What every kind of job shows first."""
 
     name: str
-    type: str
     status: JobStatus
     endpoint_name: str | None = None
     deployment_name: str | None = None
@@ -252,14 +266,110 @@ class Job(_Response):
     started_at: float | None = None
     ended_at: float | None = None
     error: str | None = None
+    job_dir: str
+    logs_dir: str
+
+
+class Job(_JobHeader):
+    """A batch job with its live counters."""
+
+    type: Literal["batch"]
     inputs: dict[str, JobInput]
     outputs: dict[str, JobOutput]
     settings: dict[str, Any]
     instance_count: int
     workers: int
     progress: JobProgress
-    job_dir: str
-    logs_dir: str
+
+
+class StepCounts(_Response):
+    """How many of a pipeline job's steps are in each state."""
+
+    total: int
+    completed: int
+    running: int
+    failed: int
+    canceled: int
+    not_started: int
+
+
+class PipelineJobProgress(_Response):
+    steps: StepCounts
+    elapsed_s: float
+
+
+class JobStep(_Response):
+    """One step of a pipeline job; ``job_name`` is its step (child) job."""
+
+    name: str
+    job_name: str
+    status: StepStatus
+    needs: list[str] = Field(description="The steps whose outputs it reads: it starts when they have completed.")
+    duration_s: float | None = None
+    error: str | None = None
+
+
+class PipelineInput(_Response):
+    """A data input (``path`` as given, ``resolved`` the local path or URL) or a literal ``value``."""
+
+    type: str
+    path: str | None = None
+    resolved: str | None = None
+    value: Any = None
+
+
+class PipelineOutput(_Response):
+    type: str
+    path: str
+
+
+class ComponentRef(_Response):
+    """The registered component a job runs (``name`` is null for steps written inline)."""
+
+    name: str | None = None
+    version: str | None = None
+
+
+class PipelineJob(_JobHeader):
+    """A pipeline job: its steps, in order, with their statuses, and its named outputs."""
+
+    type: Literal["pipeline"]
+    display_name: str | None = None
+    inputs: dict[str, PipelineInput]
+    outputs: dict[str, PipelineOutput]
+    settings: dict[str, Any]
+    component: ComponentRef | None = None
+    steps: list[JobStep]
+    progress: PipelineJobProgress
+
+
+class StepJobProgress(_Response):
+    elapsed_s: float
+
+
+class StepJob(_JobHeader):
+    """A step of a pipeline job (a child job): its command and log. Listed with ``GET jobs?parent=<job>``."""
+
+    type: Literal["command"]
+    status: StepStatus  # type: ignore[assignment]
+    display_name: str | None = None
+    parent_job_name: str
+    step: str
+    component: ComponentRef | None = None
+    command: str
+    compute: str
+    needs: list[str]
+    inputs: dict[str, PipelineInput]
+    outputs: dict[str, PipelineOutput]
+    progress: StepJobProgress
+    std_log: str = Field(description="The command's output (stdout and stderr).")
+
+
+AnyJobItem = Annotated[Job | PipelineJob | StepJob, Field(discriminator="type")]
+
+
+class AnyJob(RootModel[AnyJobItem]):
+    """A job of any kind, told apart by ``type``: ``batch``, ``pipeline`` or ``command`` (a pipeline's step)."""
 
 
 class DryRunResult(_Response):
@@ -293,7 +403,7 @@ class JobLogs(_Response):
     """``GET jobs/<name>/logs?lines=N``: the tails of the job's main log files, by path under ``logs/``."""
 
     name: str
-    status: JobStatus
+    status: StepStatus
     logs_dir: str
     lines: int
     files: dict[str, LogTail]
@@ -305,10 +415,11 @@ class OutputFile(_Response):
 
 
 class JobOutputs(_Response):
-    """``GET jobs/<name>/outputs``: the files of the job's output folder."""
+    """``GET jobs/<name>/outputs?output=<name>``: the files of one of the job's outputs (its folder)."""
 
     name: str
-    status: JobStatus
+    status: StepStatus
+    output: str = Field(description="Which named output: 'score' for a batch job.")
     path: str
     exists: bool
     files: list[OutputFile]
@@ -334,7 +445,39 @@ class DeploymentList(_Response):
 
 
 class JobList(_Response):
-    jobs: list[Job]
+    jobs: list[AnyJobItem]
+
+
+class PipelineDryRunResult(_Response):
+    """``POST endpoints/<name>/jobs`` with ``dry_run: true`` on a pipeline deployment: each step's
+    command with its paths filled in, nothing run."""
+
+    dry_run: Literal[True]
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    steps: list[dict[str, Any]]
+
+
+class Component(_Response):
+    """A registered component version (command or pipeline), resolved when it was registered."""
+
+    id: str
+    name: str
+    version: str
+    type: Literal["command", "pipeline"]
+    display_name: str | None = None
+    description: str | None = None
+    tags: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    command: str | None = Field(default=None, description="A command component's command.")
+    jobs: dict[str, Any] | None = Field(default=None, description="A pipeline component's steps.")
+    order: list[str] | None = Field(default=None, description="A pipeline component's steps in run order.")
+    created_at: float
+
+
+class ComponentList(_Response):
+    components: list[Component]
 
 
 class ModelList(_Response):
@@ -376,11 +519,13 @@ ROUTES: list[tuple[str, str, str | None, str | None, int, dict[str, str]]] = [
         200,
         {"deployment": "only this deployment's jobs", "status": "only jobs in this status", "limit": "at most N"},
     ),
-    ("POST", "endpoints/{endpoint}/jobs", "InvokeRequest", "Job", 201, {}),
+    ("POST", "endpoints/{endpoint}/jobs", "InvokeRequest", "AnyJob", 201, {}),
     ("GET", "models", None, "ModelList", 200, {}),
     ("POST", "models", "ModelSpec", "Model", 201, {}),
     ("GET", "models/{model}", None, "ModelList", 200, {}),
     ("GET", "computes", None, "ComputeList", 200, {}),
+    ("GET", "components", None, "ComponentList", 200, {}),
+    ("GET", "components/{component}", None, "ComponentList", 200, {}),
     (
         "GET",
         "jobs",
@@ -392,14 +537,23 @@ ROUTES: list[tuple[str, str, str | None, str | None, int, dict[str, str]]] = [
             "deployment": "only this deployment's jobs",
             "status": "only jobs in this status",
             "limit": "at most N (newest first)",
+            "parent": "the step jobs of this pipeline job instead, in step order",
         },
     ),
-    ("GET", "jobs/{job}", None, "Job", 200, {}),
-    ("POST", "jobs/{job}/cancel", None, "Job", 200, {}),
-    ("POST", "jobs/{job}/resume", None, "Job", 200, {}),
-    ("POST", "jobs/{job}/rerun-failed", None, "Job", 200, {}),
+    ("POST", "jobs", "CreatePipelineJob", "PipelineJob", 201, {}),
+    ("GET", "jobs/{job}", None, "AnyJob", 200, {}),
+    ("POST", "jobs/{job}/cancel", None, "AnyJob", 200, {}),
+    ("POST", "jobs/{job}/resume", None, "AnyJob", 200, {}),
+    ("POST", "jobs/{job}/rerun-failed", None, "AnyJob", 200, {}),
     ("GET", "jobs/{job}/logs", None, "JobLogs", 200, {"lines": "how many last lines of each file (default 100)"}),
-    ("GET", "jobs/{job}/outputs", None, "JobOutputs", 200, {}),
+    (
+        "GET",
+        "jobs/{job}/outputs",
+        None,
+        "JobOutputs",
+        200,
+        {"output": "which named output (default: 'score', or a pipeline job's only output)"},
+    ),
     ("GET", "workspace", None, "WorkspaceInfo", 200, {}),
     ("GET", "schema", None, None, 200, {}),
 ]
@@ -411,6 +565,7 @@ REQUEST_MODELS: list[type[BaseModel]] = [
     PipelineComponentBatchDeploymentSpec,
     ModelSpec,
     InvokeRequest,
+    CreatePipelineJob,
 ]
 RESPONSE_MODELS: list[type[BaseModel]] = [
     ErrorResponse,
@@ -423,8 +578,14 @@ RESPONSE_MODELS: list[type[BaseModel]] = [
     Compute,
     ComputeList,
     Job,
+    PipelineJob,
+    StepJob,
+    AnyJob,
     JobList,
     DryRunResult,
+    PipelineDryRunResult,
+    Component,
+    ComponentList,
     JobLogs,
     JobOutputs,
     WorkspaceInfo,
@@ -446,7 +607,8 @@ def api_schema(version: str) -> dict[str, Any]:
             "state, 500 unexpected). POST endpoints/{endpoint}/deployments also accepts Azure's "
             "pipeline and legacy deployment forms, and answers 200 for a new revision of an existing one; "
             "POST endpoints answers 200 when it updates an existing endpoint; an invoke with dry_run "
-            "answers 200 with a DryRunResult."
+            "answers 200 with a DryRunResult (a PipelineDryRunResult for a pipeline deployment). A job is "
+            "a Job (type batch), a PipelineJob or a StepJob (type command, a pipeline's step)."
         ),
         "version": version,
         "routes": [

@@ -24,8 +24,9 @@ import { Widget } from '@lumino/widgets';
 import { EMPTY_VALUES, IInvokeFormValues, invokeDialog } from './invoke';
 import { LogsView, createLogsPanel } from './logs';
 import { browsablePath } from './paths';
+import { firstOutput } from './model';
 import { BatchSidebar, ISidebarActions } from './sidebar';
-import type { BatchEndpoint, Job, JobOutputs } from './wire';
+import type { AnyJob, BatchEndpoint, JobOutputs } from './wire';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
   <g class="jp-icon3" fill="#616161">
@@ -79,10 +80,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
           .setDefault(endpoint, deployment)
           .catch(fail(`Could not make ${deployment} the default of ${endpoint}`));
       },
-      cancel: (job: Job) => {
+      cancel: (job: AnyJob) => {
         void showDialog({
           title: `Cancel ${job.name}?`,
-          body: 'Dispatch stops and running mini-batches are stopped; committed outputs are kept and the job can be resumed.',
+          body:
+            job.type === 'pipeline'
+              ? 'Running steps are stopped; completed steps and their outputs are kept and the job can be resumed.'
+              : 'Dispatch stops and running mini-batches are stopped; committed outputs are kept and the job can be resumed.',
           buttons: [Dialog.cancelButton({ label: 'Keep running' }), Dialog.warnButton({ label: 'Cancel job' })]
         }).then(result => {
           if (result.button.accept) {
@@ -90,10 +94,15 @@ const plugin: JupyterFrontEndPlugin<void> = {
           }
         });
       },
-      resume: (job: Job) => {
+      resume: (job: AnyJob) => {
         sidebar.model.jobAction(job.name, 'resume').catch(fail(`Could not resume ${job.name}`));
       },
-      openLogs: (job: Job) => {
+      rerunFailed: (job: AnyJob) => {
+        sidebar.model
+          .jobAction(job.name, 'rerun-failed')
+          .catch(fail(`Could not rerun the failed parts of ${job.name}`));
+      },
+      openLogs: (job: AnyJob) => {
         let panel = logPanels.get(job.name);
         if (!panel || panel.isDisposed) {
           const openFile = docManager
@@ -115,16 +124,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(panel.id);
         void panel.content.refresh();
       },
-      openOutputs: (job: Job) => {
+      openOutputs: (job: AnyJob) => {
         void openOutputs(job).catch(fail(`Could not show the output of ${job.name}`));
       }
     };
 
-    async function openOutputs(job: Job): Promise<void> {
-      const path = job.outputs?.score?.path;
-      if (!path) {
+    async function openOutputs(job: AnyJob): Promise<void> {
+      const output = firstOutput(job);
+      if (!output) {
         throw new Error(`job ${job.name} has no output folder`);
       }
+      const path = output.path;
       if (fileBrowser) {
         const rel = await browsablePath(path, contents, 'directory');
         if (rel !== null) {
@@ -135,12 +145,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
       let listing: JobOutputs | null = null;
       try {
-        listing = await sidebar.model.outputs(job.name);
+        listing = await sidebar.model.outputs(job.name, output.name);
       } catch {
         listing = null;
       }
       await showPathDialog(
-        `Output of ${job.name}`,
+        `Output ${output.name} of ${job.name}`,
         path,
         'This folder is outside the server root (or in a hidden folder), so the file browser cannot open it.',
         listing

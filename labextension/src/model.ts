@@ -8,17 +8,17 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import { requestAPI, seg } from './request';
 import type {
+  AnyJob,
   BatchEndpoint,
   EndpointList,
   InvokeRequest,
-  Job,
   JobList,
   JobLogs,
   JobOutputs
 } from './wire';
 
-/** A job's status, as the API sends it. */
-export type JobStatus = Job['status'];
+/** A job's status, as the API sends it (a pipeline's step waits as `NotStarted`). */
+export type JobStatus = AnyJob['status'];
 
 /** Statuses of a job that may still change (cancel applies to these). */
 export const ACTIVE_STATUSES: ReadonlySet<JobStatus> = new Set<JobStatus>([
@@ -34,6 +34,13 @@ export const RESUMABLE_STATUSES: ReadonlySet<JobStatus> = new Set<JobStatus>([
   'Interrupted',
   'Canceled'
 ]);
+
+/** The first named output of a job: `score` for a batch job, a pipeline job's first output. */
+export function firstOutput(job: AnyJob): { name: string; path: string } | null {
+  const entries = Object.entries(job.outputs ?? {});
+  const [name, out] = entries.find(([n]) => n === 'score') ?? entries[0] ?? [];
+  return name && out?.path ? { name, path: out.path } : null;
+}
 
 /** How many recent jobs the sidebar fetches (all endpoints together). */
 export const JOBS_FETCHED = 100;
@@ -59,8 +66,8 @@ export class BatchModel implements IDisposable {
     return this._endpoints;
   }
 
-  /** Recent jobs, newest first. */
-  get jobs(): readonly Job[] {
+  /** Recent jobs (batch and pipeline jobs; not their steps), newest first. */
+  get jobs(): readonly AnyJob[] {
     return this._jobs;
   }
 
@@ -106,8 +113,8 @@ export class BatchModel implements IDisposable {
   // -- actions (each refreshes afterwards) ---------------------------------------------------
 
   /** Invoke an endpoint: `POST endpoints/<name>/jobs`. */
-  async invoke(endpoint: string, body: InvokeRequest): Promise<Job> {
-    const job = await requestAPI<Job>(`endpoints/${seg(endpoint)}/jobs`, this.serverSettings, {
+  async invoke(endpoint: string, body: InvokeRequest): Promise<AnyJob> {
+    const job = await requestAPI<AnyJob>(`endpoints/${seg(endpoint)}/jobs`, this.serverSettings, {
       method: 'POST',
       json: body
     });
@@ -129,8 +136,8 @@ export class BatchModel implements IDisposable {
   }
 
   /** `POST jobs/<name>/cancel` (or `resume`, `rerun-failed`). */
-  async jobAction(name: string, action: 'cancel' | 'resume' | 'rerun-failed'): Promise<Job> {
-    const job = await requestAPI<Job>(`jobs/${seg(name)}/${action}`, this.serverSettings, {
+  async jobAction(name: string, action: 'cancel' | 'resume' | 'rerun-failed'): Promise<AnyJob> {
+    const job = await requestAPI<AnyJob>(`jobs/${seg(name)}/${action}`, this.serverSettings, {
       method: 'POST'
     });
     this._upsertJob(job);
@@ -143,19 +150,20 @@ export class BatchModel implements IDisposable {
     return requestAPI<JobLogs>(`jobs/${seg(name)}/logs?lines=${lines}`, this.serverSettings);
   }
 
-  /** `GET jobs/<name>/outputs`. */
-  outputs(name: string): Promise<JobOutputs> {
-    return requestAPI<JobOutputs>(`jobs/${seg(name)}/outputs`, this.serverSettings);
+  /** `GET jobs/<name>/outputs?output=<output>` (a batch job's output is `score`). */
+  outputs(name: string, output?: string): Promise<JobOutputs> {
+    const query = output ? `?output=${encodeURIComponent(output)}` : '';
+    return requestAPI<JobOutputs>(`jobs/${seg(name)}/outputs${query}`, this.serverSettings);
   }
 
   /** `GET jobs/<name>`. */
-  job(name: string): Promise<Job> {
-    return requestAPI<Job>(`jobs/${seg(name)}`, this.serverSettings);
+  job(name: string): Promise<AnyJob> {
+    return requestAPI<AnyJob>(`jobs/${seg(name)}`, this.serverSettings);
   }
 
   // -- internals -----------------------------------------------------------------------------
 
-  private _upsertJob(job: Job): void {
+  private _upsertJob(job: AnyJob): void {
     const others = this._jobs.filter(j => j.name !== job.name);
     this._jobs = [job, ...others].sort((a, b) => b.created_at - a.created_at);
     this._changed.emit();
@@ -183,7 +191,7 @@ export class BatchModel implements IDisposable {
   }
 
   private _endpoints: BatchEndpoint[] = [];
-  private _jobs: Job[] = [];
+  private _jobs: AnyJob[] = [];
   private _error: string | null = null;
   private _loaded = false;
   private _isDisposed = false;

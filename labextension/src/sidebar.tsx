@@ -1,24 +1,26 @@
 /**
  * The left-panel sidebar: endpoints -> deployments (the default marked) -> recent jobs with live
- * status and a progress bar. Stable DOM hooks for tests: `data-endpoint`, `data-deployment`,
- * `data-job`, `data-status`, `data-action`, classes `batchnb-job`, `batchnb-progress`.
+ * status and a progress bar (of mini-batches, or of steps for a pipeline job, whose steps expand).
+ * Stable DOM hooks for tests: `data-endpoint`, `data-deployment`, `data-job`, `data-type`,
+ * `data-status`, `data-action`, `data-step`, classes `batchnb-job`, `batchnb-progress`, `batchnb-step`.
  */
 import { ServerConnection } from '@jupyterlab/services';
 import { ReactWidget, UseSignal, refreshIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
-import { ACTIVE_STATUSES, BatchModel, RESUMABLE_STATUSES } from './model';
-import type { BatchEndpoint, Job } from './wire';
+import { ACTIVE_STATUSES, BatchModel, RESUMABLE_STATUSES, firstOutput } from './model';
+import type { AnyJob, BatchEndpoint, JobStep } from './wire';
 
 /** What the sidebar's buttons do (implemented by the plugin: dialogs, the file browser...). */
 export interface ISidebarActions {
   invoke(endpoint: BatchEndpoint): void;
   setDefault(endpoint: string, deployment: string): void;
-  cancel(job: Job): void;
-  resume(job: Job): void;
-  openLogs(job: Job): void;
-  openOutputs(job: Job): void;
+  cancel(job: AnyJob): void;
+  resume(job: AnyJob): void;
+  rerunFailed(job: AnyJob): void;
+  openLogs(job: AnyJob): void;
+  openOutputs(job: AnyJob): void;
 }
 
 /** Recent jobs shown under each endpoint. */
@@ -72,8 +74,8 @@ export namespace BatchSidebar {
 
 function SidebarView(props: { model: BatchModel; actions: ISidebarActions }): JSX.Element {
   const { model, actions } = props;
-  const byEndpoint = new Map<string, Job[]>();
-  const orphans: Job[] = [];
+  const byEndpoint = new Map<string, AnyJob[]>();
+  const orphans: AnyJob[] = [];
   const known = new Set(model.endpoints.map(e => e.name));
   for (const job of model.jobs) {
     const ep = job.endpoint_name;
@@ -132,7 +134,7 @@ function SidebarView(props: { model: BatchModel; actions: ISidebarActions }): JS
 
 function EndpointView(props: {
   endpoint: BatchEndpoint;
-  jobs: Job[];
+  jobs: AnyJob[];
   actions: ISidebarActions;
 }): JSX.Element {
   const { endpoint, jobs, actions } = props;
@@ -192,7 +194,7 @@ function EndpointView(props: {
   );
 }
 
-function JobListView(props: { jobs: Job[]; actions: ISidebarActions }): JSX.Element {
+function JobListView(props: { jobs: AnyJob[]; actions: ISidebarActions }): JSX.Element {
   return (
     <ul className="batchnb-jobs">
       {props.jobs.map(job => (
@@ -202,15 +204,43 @@ function JobListView(props: { jobs: Job[]; actions: ISidebarActions }): JSX.Elem
   );
 }
 
-function JobView(props: { job: Job; actions: ISidebarActions }): JSX.Element {
-  const { job, actions } = props;
+/** What a job's progress bar and detail line show: mini-batches, or steps for a pipeline job. */
+interface IProgressSummary {
+  done: number;
+  failed: number;
+  total: number;
+  unit: string;
+  details: string[];
+}
+
+export function progressSummary(job: AnyJob, active: boolean): IProgressSummary {
+  if (job.type === 'pipeline') {
+    const c = job.progress.steps;
+    const details = [`${c.completed}/${c.total} steps`];
+    for (const [count, word] of [
+      [c.running, 'running'],
+      [c.failed, 'failed'],
+      [c.canceled, 'canceled']
+    ] as const) {
+      if (count) {
+        details.push(`${count} ${word}`);
+      }
+    }
+    if (active && job.progress.elapsed_s > 0) {
+      details.push(formatDuration(job.progress.elapsed_s));
+    }
+    return { done: c.completed, failed: c.failed + c.canceled, total: c.total, unit: 'steps', details };
+  }
+  if (job.type === 'command') {
+    return {
+      done: job.status === 'Completed' ? 1 : 0,
+      failed: job.status === 'Failed' ? 1 : 0,
+      total: 1,
+      unit: 'step',
+      details: [`step ${job.step} of ${job.parent_job_name}`]
+    };
+  }
   const mb = job.progress.mini_batches;
-  const finished = mb.done + mb.failed;
-  const pct = mb.total > 0 ? Math.round((100 * finished) / mb.total) : 0;
-  const okPct = mb.total > 0 ? (100 * mb.done) / mb.total : 0;
-  const failedPct = mb.total > 0 ? (100 * mb.failed) / mb.total : 0;
-  const active = ACTIVE_STATUSES.has(job.status);
-  const statusClass = 'batchnb-status batchnb-status-' + job.status.toLowerCase();
   const details: string[] = [`${mb.done}/${mb.total} mini-batches`];
   if (mb.failed) {
     details.push(`${mb.failed} failed`);
@@ -225,10 +255,39 @@ function JobView(props: { job: Job; actions: ISidebarActions }): JSX.Element {
   if (active && job.progress.eta_s !== null && job.progress.eta_s !== undefined) {
     details.push(`ETA ${formatDuration(job.progress.eta_s)}`);
   }
+  return { done: mb.done, failed: mb.failed, total: mb.total, unit: 'mini-batches', details };
+}
+
+/** Whether "Rerun failed" applies: a failed pipeline job, or a finished batch job with failed mini-batches. */
+function canRerunFailed(job: AnyJob): boolean {
+  if (job.type === 'pipeline') {
+    return job.status === 'Failed';
+  }
+  return (
+    job.type === 'batch' &&
+    (job.status === 'Completed' || job.status === 'Failed') &&
+    job.progress.mini_batches.failed > 0
+  );
+}
+
+function JobView(props: { job: AnyJob; actions: ISidebarActions }): JSX.Element {
+  const { job, actions } = props;
+  const [expanded, setExpanded] = React.useState(false);
+  const active = ACTIVE_STATUSES.has(job.status);
+  const p = progressSummary(job, active);
+  const finished = p.done + p.failed;
+  const pct = p.total > 0 ? Math.round((100 * finished) / p.total) : 0;
+  const okPct = p.total > 0 ? (100 * p.done) / p.total : 0;
+  const failedPct = p.total > 0 ? (100 * p.failed) / p.total : 0;
+  const statusClass = 'batchnb-status batchnb-status-' + job.status.toLowerCase();
+  // A pipeline job run with `job create` belongs to no deployment: its display name instead.
+  const label = job.deployment_name ?? (job.type === 'pipeline' ? job.display_name : null);
+  const output = firstOutput(job);
   return (
     <li
       className={'batchnb-job' + (active ? ' batchnb-mod-active' : '')}
       data-job={job.name}
+      data-type={job.type}
       data-status={job.status}
       data-endpoint={job.endpoint_name ?? ''}
       data-deployment={job.deployment_name ?? ''}
@@ -238,7 +297,7 @@ function JobView(props: { job: Job; actions: ISidebarActions }): JSX.Element {
         <span className="batchnb-job-name" title={`${job.name}\ncreated ${formatTime(job.created_at)}`}>
           {job.name}
         </span>
-        {job.deployment_name && <span className="batchnb-job-deployment">{job.deployment_name}</span>}
+        {label && <span className="batchnb-job-deployment">{label}</span>}
       </div>
       <div
         className="batchnb-progress"
@@ -246,22 +305,35 @@ function JobView(props: { job: Job; actions: ISidebarActions }): JSX.Element {
         aria-valuemin={0}
         aria-valuemax={100}
         aria-valuenow={pct}
-        data-done={mb.done}
-        data-failed={mb.failed}
-        data-total={mb.total}
-        title={`${finished}/${mb.total} mini-batches finished (${pct}%)`}
+        data-unit={p.unit}
+        data-done={p.done}
+        data-failed={p.failed}
+        data-total={p.total}
+        title={`${finished}/${p.total} ${p.unit} finished (${pct}%)`}
       >
         <div className="batchnb-progress-done" style={{ width: `${okPct}%` }} />
         <div className="batchnb-progress-failed" style={{ width: `${failedPct}%` }} />
       </div>
-      <div className="batchnb-job-detail">{details.join(' · ')}</div>
+      <div className="batchnb-job-detail">{p.details.join(' · ')}</div>
       {job.error && (
         <div className="batchnb-job-error" title={job.error}>
           {job.error}
         </div>
       )}
+      {job.type === 'pipeline' && expanded && <StepListView steps={job.steps} />}
       <div className="batchnb-job-actions">
-        {active && (
+        {job.type === 'pipeline' && (
+          <button
+            className="jp-Button jp-mod-minimal batchnb-link-button"
+            data-action="steps"
+            aria-expanded={expanded}
+            title={expanded ? 'Hide the steps' : 'Show the steps and their statuses'}
+            onClick={() => setExpanded(!expanded)}
+          >
+            {expanded ? 'Hide steps' : `Steps (${job.steps.length})`}
+          </button>
+        )}
+        {active && job.type !== 'command' && (
           <button
             className="jp-Button jp-mod-minimal batchnb-link-button"
             data-action="cancel"
@@ -271,14 +343,32 @@ function JobView(props: { job: Job; actions: ISidebarActions }): JSX.Element {
             Cancel
           </button>
         )}
-        {RESUMABLE_STATUSES.has(job.status) && (
+        {RESUMABLE_STATUSES.has(job.status) && job.type !== 'command' && (
           <button
             className="jp-Button jp-mod-minimal batchnb-link-button"
             data-action="resume"
-            title="Finish the job; committed mini-batches are kept"
+            title={
+              job.type === 'pipeline'
+                ? 'Finish the job; completed steps are kept'
+                : 'Finish the job; committed mini-batches are kept'
+            }
             onClick={() => actions.resume(job)}
           >
             Resume
+          </button>
+        )}
+        {canRerunFailed(job) && (
+          <button
+            className="jp-Button jp-mod-minimal batchnb-link-button"
+            data-action="rerun-failed"
+            title={
+              job.type === 'pipeline'
+                ? 'Run the failed (and canceled) steps again; completed steps are kept'
+                : 'Run the failed mini-batches again and rebuild the output'
+            }
+            onClick={() => actions.rerunFailed(job)}
+          >
+            Rerun failed
           </button>
         )}
         <button
@@ -289,16 +379,48 @@ function JobView(props: { job: Job; actions: ISidebarActions }): JSX.Element {
         >
           Logs
         </button>
-        <button
-          className="jp-Button jp-mod-minimal batchnb-link-button"
-          data-action="outputs"
-          title={job.outputs?.score?.path ?? ''}
-          onClick={() => actions.openOutputs(job)}
-        >
-          Output folder
-        </button>
+        {output && (
+          <button
+            className="jp-Button jp-mod-minimal batchnb-link-button"
+            data-action="outputs"
+            title={`${output.name}: ${output.path}`}
+            onClick={() => actions.openOutputs(job)}
+          >
+            Output folder
+          </button>
+        )}
       </div>
     </li>
+  );
+}
+
+/** A pipeline job's steps, in run order: status, name, duration, and the first line of an error. */
+function StepListView(props: { steps: JobStep[] }): JSX.Element {
+  return (
+    <ul className="batchnb-step-list">
+      {props.steps.map(step => {
+        const error = step.error ? step.error.trim().split('\n')[0] : '';
+        return (
+          <li key={step.name} className="batchnb-step" data-step={step.name} data-status={step.status}>
+            <span className={'batchnb-status batchnb-status-' + step.status.toLowerCase()}>{step.status}</span>
+            <span
+              className="batchnb-step-name"
+              title={step.needs.length ? `${step.job_name}\nafter ${step.needs.join(', ')}` : step.job_name}
+            >
+              {step.name}
+            </span>
+            {step.duration_s !== null && step.duration_s !== undefined && (
+              <span className="batchnb-step-duration">{formatDuration(step.duration_s)}</span>
+            )}
+            {error && (
+              <div className="batchnb-step-error" title={step.error ?? ''}>
+                {error}
+              </div>
+            )}
+          </li>
+        );
+      })}
+    </ul>
   );
 }
 

@@ -6,16 +6,26 @@
  */
 
 /**
+ * A job of any kind, told apart by ``type``: ``batch``, ``pipeline`` or ``command`` (a pipeline's step).
+ */
+export type AnyJob = Job | PipelineJob | StepJob;
+
+/**
  * Every wire model of the API by name (an index; the API never sends this object).
  */
 export interface WireModels {
+  AnyJob?: AnyJob;
   BatchDeployment?: BatchDeployment;
   BatchEndpoint?: BatchEndpoint;
   BatchEndpointDefaults?: BatchEndpointDefaults;
   BatchEndpointSpec?: BatchEndpointSpec;
   CodeConfiguration?: CodeConfiguration;
+  Component?: Component;
+  ComponentList?: ComponentList;
+  ComponentRef?: ComponentRef;
   Compute?: Compute;
   ComputeList?: ComputeList;
+  CreatePipelineJob?: CreatePipelineJob;
   DeploymentList?: DeploymentList;
   DryRunResult?: DryRunResult;
   EndpointDefaults?: EndpointDefaults;
@@ -34,6 +44,7 @@ export interface WireModels {
   JobOutput?: JobOutput;
   JobOutputs?: JobOutputs;
   JobProgress?: JobProgress;
+  JobStep?: JobStep;
   LogTail?: LogTail;
   MiniBatchCounts?: MiniBatchCounts;
   Model?: Model;
@@ -45,9 +56,261 @@ export interface WireModels {
   OutputRef?: OutputRef;
   PipelineComponentBatchDeploymentSpec?: PipelineComponentBatchDeploymentSpec;
   PipelineDeploymentSettings?: PipelineDeploymentSettings;
+  PipelineDryRunResult?: PipelineDryRunResult;
+  PipelineInput?: PipelineInput;
+  PipelineJob?: PipelineJob;
+  PipelineJobProgress?: PipelineJobProgress;
+  PipelineOutput?: PipelineOutput;
+  PipelineStep?: PipelineStep;
   Resources?: Resources;
   RetrySettings?: RetrySettings;
+  StepCounts?: StepCounts;
+  StepJob?: StepJob;
+  StepJobProgress?: StepJobProgress;
   WorkspaceInfo?: WorkspaceInfo;
+}
+/**
+ * A batch job with its live counters.
+ */
+export interface Job {
+  name: string;
+  status:
+    | 'Queued'
+    | 'Preparing'
+    | 'Running'
+    | 'Finalizing'
+    | 'Completed'
+    | 'Failed'
+    | 'CancelRequested'
+    | 'Canceled'
+    | 'Interrupted';
+  endpoint_name?: string | null;
+  deployment_name?: string | null;
+  experiment_name?: string | null;
+  /**
+   * The Jupyter user name when invoked through REST.
+   */
+  invoked_by?: string | null;
+  created_at: number;
+  started_at?: number | null;
+  ended_at?: number | null;
+  error?: string | null;
+  job_dir: string;
+  logs_dir: string;
+  type: 'batch';
+  inputs: {
+    [k: string]: JobInput;
+  };
+  outputs: {
+    [k: string]: JobOutput;
+  };
+  settings: {
+    [k: string]: unknown;
+  };
+  instance_count: number;
+  workers: number;
+  progress: JobProgress;
+  [k: string]: unknown;
+}
+export interface JobInput {
+  type: string;
+  path: string;
+  [k: string]: unknown;
+}
+export interface JobOutput {
+  path: string;
+  file_name: string;
+  [k: string]: unknown;
+}
+export interface JobProgress {
+  mini_batches: MiniBatchCounts;
+  items: ItemCounts;
+  rows_written: number;
+  worker_seconds: number;
+  rows_per_second: number;
+  elapsed_s: number;
+  eta_s?: number | null;
+  [k: string]: unknown;
+}
+export interface MiniBatchCounts {
+  total: number;
+  done: number;
+  failed: number;
+  running: number;
+  retrying: number;
+  pending: number;
+  [k: string]: unknown;
+}
+export interface ItemCounts {
+  total: number;
+  succeeded: number;
+  failed: number;
+  [k: string]: unknown;
+}
+/**
+ * A pipeline job: its steps, in order, with their statuses, and its named outputs.
+ */
+export interface PipelineJob {
+  name: string;
+  status:
+    | 'Queued'
+    | 'Preparing'
+    | 'Running'
+    | 'Finalizing'
+    | 'Completed'
+    | 'Failed'
+    | 'CancelRequested'
+    | 'Canceled'
+    | 'Interrupted';
+  endpoint_name?: string | null;
+  deployment_name?: string | null;
+  experiment_name?: string | null;
+  /**
+   * The Jupyter user name when invoked through REST.
+   */
+  invoked_by?: string | null;
+  created_at: number;
+  started_at?: number | null;
+  ended_at?: number | null;
+  error?: string | null;
+  job_dir: string;
+  logs_dir: string;
+  type: 'pipeline';
+  display_name?: string | null;
+  inputs: {
+    [k: string]: PipelineInput;
+  };
+  outputs: {
+    [k: string]: PipelineOutput;
+  };
+  settings: {
+    [k: string]: unknown;
+  };
+  component?: ComponentRef | null;
+  steps: JobStep[];
+  progress: PipelineJobProgress;
+  [k: string]: unknown;
+}
+/**
+ * A data input (``path`` as given, ``resolved`` the local path or URL) or a literal ``value``.
+ */
+export interface PipelineInput {
+  type: string;
+  path?: string | null;
+  resolved?: string | null;
+  value?: {
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+}
+export interface PipelineOutput {
+  type: string;
+  path: string;
+  [k: string]: unknown;
+}
+/**
+ * The registered component a job runs (``name`` is null for steps written inline).
+ */
+export interface ComponentRef {
+  name?: string | null;
+  version?: string | null;
+  [k: string]: unknown;
+}
+/**
+ * One step of a pipeline job; ``job_name`` is its step (child) job.
+ */
+export interface JobStep {
+  name: string;
+  job_name: string;
+  status:
+    | 'Queued'
+    | 'Preparing'
+    | 'Running'
+    | 'Finalizing'
+    | 'Completed'
+    | 'Failed'
+    | 'CancelRequested'
+    | 'Canceled'
+    | 'Interrupted'
+    | 'NotStarted';
+  /**
+   * The steps whose outputs it reads: it starts when they have completed.
+   */
+  needs: string[];
+  duration_s?: number | null;
+  error?: string | null;
+  [k: string]: unknown;
+}
+export interface PipelineJobProgress {
+  steps: StepCounts;
+  elapsed_s: number;
+  [k: string]: unknown;
+}
+/**
+ * How many of a pipeline job's steps are in each state.
+ */
+export interface StepCounts {
+  total: number;
+  completed: number;
+  running: number;
+  failed: number;
+  canceled: number;
+  not_started: number;
+  [k: string]: unknown;
+}
+/**
+ * A step of a pipeline job (a child job): its command and log. Listed with ``GET jobs?parent=<job>``.
+ */
+export interface StepJob {
+  name: string;
+  status:
+    | 'Queued'
+    | 'Preparing'
+    | 'Running'
+    | 'Finalizing'
+    | 'Completed'
+    | 'Failed'
+    | 'CancelRequested'
+    | 'Canceled'
+    | 'Interrupted'
+    | 'NotStarted';
+  endpoint_name?: string | null;
+  deployment_name?: string | null;
+  experiment_name?: string | null;
+  /**
+   * The Jupyter user name when invoked through REST.
+   */
+  invoked_by?: string | null;
+  created_at: number;
+  started_at?: number | null;
+  ended_at?: number | null;
+  error?: string | null;
+  job_dir: string;
+  logs_dir: string;
+  type: 'command';
+  display_name?: string | null;
+  parent_job_name: string;
+  step: string;
+  component?: ComponentRef | null;
+  command: string;
+  compute: string;
+  needs: string[];
+  inputs: {
+    [k: string]: PipelineInput;
+  };
+  outputs: {
+    [k: string]: PipelineOutput;
+  };
+  progress: StepJobProgress;
+  /**
+   * The command's output (stdout and stderr).
+   */
+  std_log: string;
+  [k: string]: unknown;
+}
+export interface StepJobProgress {
+  elapsed_s: number;
+  [k: string]: unknown;
 }
 /**
  * A deployment of a batch endpoint (the stored spec plus what was resolved when it was created).
@@ -144,6 +407,50 @@ export interface CodeConfiguration {
   scoring_script: string;
 }
 /**
+ * A registered component version (command or pipeline), resolved when it was registered.
+ */
+export interface Component {
+  id: string;
+  name: string;
+  version: string;
+  type: 'command' | 'pipeline';
+  display_name?: string | null;
+  description?: string | null;
+  tags?: {
+    [k: string]: unknown;
+  };
+  inputs?: {
+    [k: string]: {
+      [k: string]: unknown;
+    };
+  };
+  outputs?: {
+    [k: string]: {
+      [k: string]: unknown;
+    };
+  };
+  /**
+   * A command component's command.
+   */
+  command?: string | null;
+  /**
+   * A pipeline component's steps.
+   */
+  jobs?: {
+    [k: string]: unknown;
+  } | null;
+  /**
+   * A pipeline component's steps in run order.
+   */
+  order?: string[] | null;
+  created_at: number;
+  [k: string]: unknown;
+}
+export interface ComponentList {
+  components: Component[];
+  [k: string]: unknown;
+}
+/**
  * A compute target (``local`` is built in).
  */
 export interface Compute {
@@ -157,6 +464,80 @@ export interface Compute {
 }
 export interface ComputeList {
   computes: Compute[];
+  [k: string]: unknown;
+}
+/**
+ * ``POST jobs``: start a pipeline job from Azure's ``pipelineJob`` YAML (as JSON), as ``job create -f``.
+ *
+ * Relative paths resolve against the Jupyter server's root folder. ``set`` applies az-style
+ * overrides to the body before it is checked.
+ */
+export interface CreatePipelineJob {
+  $schema?: string | null;
+  type?: 'pipeline';
+  name?: string | null;
+  display_name?: string | null;
+  description?: string | null;
+  experiment_name?: string | null;
+  tags?: {
+    [k: string]: unknown;
+  };
+  compute?: string | null;
+  settings?: PipelineDeploymentSettings;
+  component?:
+    | string
+    | {
+        [k: string]: unknown;
+      }
+    | null;
+  jobs?: {
+    [k: string]: PipelineStep;
+  } | null;
+  inputs?: {
+    [k: string]: unknown;
+  };
+  outputs?: {
+    [k: string]: unknown;
+  };
+  /**
+   * az-style overrides, e.g. 'inputs.input_data.path=data/unlabeled'.
+   */
+  set?: string[] | null;
+  [k: string]: unknown;
+}
+/**
+ * ``settings`` of a pipeline component deployment.
+ */
+export interface PipelineDeploymentSettings {
+  $schema?: string | null;
+  default_compute?: string | null;
+  default_datastore?: string | null;
+  continue_on_step_failure?: boolean;
+  force_rerun?: boolean;
+  [k: string]: unknown;
+}
+/**
+ * One entry of a pipeline's ``jobs:``.
+ */
+export interface PipelineStep {
+  $schema?: string | null;
+  type?: 'command' | 'pipeline';
+  component:
+    | string
+    | {
+        [k: string]: unknown;
+      };
+  inputs?: {
+    [k: string]: unknown;
+  };
+  outputs?: {
+    [k: string]: unknown;
+  };
+  compute?: string | null;
+  environment_variables?: {
+    [k: string]: string;
+  };
+  display_name?: string | null;
   [k: string]: unknown;
 }
 export interface DeploymentList {
@@ -285,86 +666,8 @@ export interface OutputRef {
   path?: string | null;
   [k: string]: unknown;
 }
-export interface ItemCounts {
-  total: number;
-  succeeded: number;
-  failed: number;
-  [k: string]: unknown;
-}
-/**
- * A batch job with its live counters.
- */
-export interface Job {
-  name: string;
-  type: string;
-  status:
-    | 'Queued'
-    | 'Preparing'
-    | 'Running'
-    | 'Finalizing'
-    | 'Completed'
-    | 'Failed'
-    | 'CancelRequested'
-    | 'Canceled'
-    | 'Interrupted';
-  endpoint_name?: string | null;
-  deployment_name?: string | null;
-  experiment_name?: string | null;
-  /**
-   * The Jupyter user name when invoked through REST.
-   */
-  invoked_by?: string | null;
-  created_at: number;
-  started_at?: number | null;
-  ended_at?: number | null;
-  error?: string | null;
-  inputs: {
-    [k: string]: JobInput;
-  };
-  outputs: {
-    [k: string]: JobOutput;
-  };
-  settings: {
-    [k: string]: unknown;
-  };
-  instance_count: number;
-  workers: number;
-  progress: JobProgress;
-  job_dir: string;
-  logs_dir: string;
-  [k: string]: unknown;
-}
-export interface JobInput {
-  type: string;
-  path: string;
-  [k: string]: unknown;
-}
-export interface JobOutput {
-  path: string;
-  file_name: string;
-  [k: string]: unknown;
-}
-export interface JobProgress {
-  mini_batches: MiniBatchCounts;
-  items: ItemCounts;
-  rows_written: number;
-  worker_seconds: number;
-  rows_per_second: number;
-  elapsed_s: number;
-  eta_s?: number | null;
-  [k: string]: unknown;
-}
-export interface MiniBatchCounts {
-  total: number;
-  done: number;
-  failed: number;
-  running: number;
-  retrying: number;
-  pending: number;
-  [k: string]: unknown;
-}
 export interface JobList {
-  jobs: Job[];
+  jobs: (Job | PipelineJob | StepJob)[];
   [k: string]: unknown;
 }
 /**
@@ -381,7 +684,8 @@ export interface JobLogs {
     | 'Failed'
     | 'CancelRequested'
     | 'Canceled'
-    | 'Interrupted';
+    | 'Interrupted'
+    | 'NotStarted';
   logs_dir: string;
   lines: number;
   files: {
@@ -404,7 +708,7 @@ export interface LogTail {
   [k: string]: unknown;
 }
 /**
- * ``GET jobs/<name>/outputs``: the files of the job's output folder.
+ * ``GET jobs/<name>/outputs?output=<name>``: the files of one of the job's outputs (its folder).
  */
 export interface JobOutputs {
   name: string;
@@ -417,7 +721,12 @@ export interface JobOutputs {
     | 'Failed'
     | 'CancelRequested'
     | 'Canceled'
-    | 'Interrupted';
+    | 'Interrupted'
+    | 'NotStarted';
+  /**
+   * Which named output: 'score' for a batch job.
+   */
+  output: string;
   path: string;
   exists: boolean;
   files: OutputFile[];
@@ -546,7 +855,7 @@ export interface ModelSpec {
   [k: string]: unknown;
 }
 /**
- * ``pipelineComponentBatchDeployment.schema.json`` (``type: pipeline``). Stored now; run later.
+ * ``pipelineComponentBatchDeployment.schema.json`` (``type: pipeline``), run by :mod:`batchnb.pipelines`.
  */
 export interface PipelineComponentBatchDeploymentSpec {
   $schema?: string | null;
@@ -570,14 +879,20 @@ export interface PipelineComponentBatchDeploymentSpec {
   settings?: PipelineDeploymentSettings;
 }
 /**
- * ``settings`` of a pipeline component deployment.
+ * ``POST endpoints/<name>/jobs`` with ``dry_run: true`` on a pipeline deployment: each step's
+ * command with its paths filled in, nothing run.
  */
-export interface PipelineDeploymentSettings {
-  $schema?: string | null;
-  default_compute?: string | null;
-  default_datastore?: string | null;
-  continue_on_step_failure?: boolean;
-  force_rerun?: boolean;
+export interface PipelineDryRunResult {
+  dry_run: true;
+  inputs: {
+    [k: string]: unknown;
+  };
+  outputs: {
+    [k: string]: unknown;
+  };
+  steps: {
+    [k: string]: unknown;
+  }[];
   [k: string]: unknown;
 }
 /**
