@@ -226,3 +226,62 @@ def test_invoke_from_the_dialog_and_open_the_output_folder(page: Page, lab, setu
     if os.environ.get("BATCHNB_UPDATE_SCREENSHOTS") or not SCREENSHOT.exists():
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(tmp_path / "sidebar.png", SCREENSHOT)
+
+
+def test_a_pipeline_job_shows_its_steps_and_reruns_the_failed_one(page: Page, lab, setup) -> None:
+    """A pipeline deployment's job: a bar by steps, the steps expanded with their statuses, and
+    "Rerun failed" running the failed step again (completed steps are kept)."""
+    marker = lab.root / "sidebar-test" / "fixed"
+    component = {
+        "type": "pipeline",
+        "jobs": {
+            "prepare": {"component": {"command": "sleep 2; echo prepared", "outputs": {"o": {"type": "uri_folder"}}}},
+            "score": {
+                "component": {"command": "sleep 1; ls ${{inputs.i}}", "inputs": {"i": {"type": "uri_folder"}}},
+                "inputs": {"i": "${{parent.jobs.prepare.outputs.o}}"},
+            },
+            "flaky": {"component": {"command": f"sleep 1; test -e {marker} || exit 4"}},
+        },
+    }
+    client = setup.client
+    client.batch_endpoints.create_or_update({"name": "ep-pipeline"})
+    client.batch_deployments.create_or_update(
+        {
+            "name": "steps",
+            "endpoint_name": "ep-pipeline",
+            "type": "pipeline",
+            "component": component,
+            "settings": {"continue_on_step_failure": True},  # flaky's failure does not stop the others
+        },
+        set_default=True,
+    )
+    _open_sidebar(page, lab)
+    job = client.batch_endpoints.invoke("ep-pipeline")
+    row = page.locator(
+        f'#batchnb-sidebar section.batchnb-endpoint[data-endpoint="ep-pipeline"] .batchnb-job[data-job="{job["name"]}"]'
+    )
+    expect(row).to_be_visible(timeout=15_000)
+    expect(row).to_have_attribute("data-type", "pipeline")
+    progress = row.locator(".batchnb-progress")
+    expect(progress).to_have_attribute("data-unit", "steps")
+    expect(progress).to_have_attribute("data-total", "3")
+    expect(row).to_have_attribute("data-status", "Failed", timeout=JOB_TIMEOUT_MS)
+    expect(row.locator(".batchnb-job-detail")).to_contain_text("2/3 steps · 1 failed")
+    expect(progress).to_have_attribute("aria-valuenow", "100")
+
+    row.locator('[data-action="steps"]').click()
+    steps = row.locator(".batchnb-step")
+    expect(steps).to_have_count(3)
+    expect(row.locator('.batchnb-step[data-step="prepare"]')).to_have_attribute("data-status", "Completed")
+    expect(row.locator('.batchnb-step[data-step="score"]')).to_have_attribute("data-status", "Completed")
+    flaky = row.locator('.batchnb-step[data-step="flaky"]')
+    expect(flaky).to_have_attribute("data-status", "Failed")
+    expect(flaky.locator(".batchnb-step-error")).to_contain_text("exit code 4")
+
+    marker.touch()
+    row.locator('[data-action="rerun-failed"]').click()
+    expect(row).to_have_attribute("data-status", "Completed", timeout=JOB_TIMEOUT_MS)
+    expect(flaky).to_have_attribute("data-status", "Completed")  # still expanded, updated live
+    expect(row.locator(".batchnb-job-detail")).to_contain_text("3/3 steps")
+    expect(row.locator('[data-action="rerun-failed"]')).to_have_count(0)
+    assert client.jobs.get(job["name"])["status"] == "Completed"
