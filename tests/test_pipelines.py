@@ -736,3 +736,31 @@ def test_steps_cannot_run_on_an_ssh_compute(client: BatchClient) -> None:
     }
     with pytest.raises(ValidationError, match="compute cluster is ssh"):
         client.jobs.create_or_update(spec)
+
+
+def test_canceling_an_interrupted_pipeline_settles_its_steps(client: BatchClient, tmp_path: Path) -> None:
+    spec = {
+        "type": "pipeline",
+        "jobs": {
+            "first": {
+                "component": {
+                    "command": f"touch {tmp_path}/started; sleep 60",
+                    "outputs": {"o": {"type": "uri_folder"}},
+                }
+            },
+            "later": {
+                "component": {"command": "true", "inputs": {"i": {"type": "uri_folder"}}},
+                "inputs": {"i": "${{parent.jobs.first.outputs.o}}"},
+            },
+        },
+    }
+    with reaping():
+        job = client.jobs.create_or_update(spec)
+        wait_until(lambda: (tmp_path / "started").exists(), 30, "the step to start")
+        runner_pid, _ = wait_until(lambda: all(p := step_process(client, f"{job['name']}-first")) and p, 10, "pids")
+        psutil.Process(runner_pid).kill()
+        wait_until(lambda: client.jobs.get(job["name"])["status"] == "Interrupted", 15, "Interrupted")
+        job = client.jobs.cancel(job["name"])
+    assert job["status"] == "Canceled"
+    assert {s["name"]: s["status"] for s in job["steps"]} == {"first": "Canceled", "later": "Canceled"}
+    assert all("not run: the pipeline job ended Canceled" in s["error"] for s in job["steps"])

@@ -204,6 +204,10 @@ def graph_from_job(client: BatchClient, ref: str, where: str) -> dict[str, Any]:
 # -- views -------------------------------------------------------------------------------------
 
 
+# Step statuses that a pipeline's end leaves nothing to happen to: shown Canceled once it has ended.
+UNSETTLED = (NOT_STARTED, state.RUNNING, state.INTERRUPTED)
+
+
 def entity(ops: JobOperations, row: Any) -> Job:
     """A pipeline job (with its steps) or a step job, as the job API returns it."""
     from ..engine.jobs import Job, job_header
@@ -217,7 +221,18 @@ def entity(ops: JobOperations, row: Any) -> Job:
             if row["kind"] == "pipeline"
             else []
         )
-    if any(state.check_interrupted(store, c) != c["status"] for c in children):  # a lost runner's steps
+    changed = any(state.check_interrupted(store, c) != c["status"] for c in children)  # a lost runner's steps
+    if row["status"] in state.TERMINAL and any(c["status"] in UNSETTLED for c in children):
+        # The pipeline ended without its runner settling them (canceled while queued or interrupted).
+        why = f"not run: the pipeline job ended {row['status']}"
+        with store.write() as tx:
+            tx.execute(
+                f"UPDATE jobs SET status = ?, error = ?, ended_at = COALESCE(ended_at, ?) "
+                f"WHERE parent = ? AND status IN ({', '.join('?' * len(UNSETTLED))})",
+                (state.CANCELED, why, time.time(), row["name"], *UNSETTLED),
+            )
+        changed = True
+    if changed:
         with store.read() as db:
             children = db.execute("SELECT * FROM jobs WHERE parent = ?", (row["name"],)).fetchall()
     spec = json.loads(row["spec"])
