@@ -24,7 +24,6 @@ mini-batch is scored again, and its part (named by index) is replaced, never dup
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
 import json
@@ -43,7 +42,7 @@ from typing import Any
 from ..compute import get_target, standby
 from ..errors import BatchnbError, ValidationError
 from ..store import Store
-from . import output, planner, state
+from . import lifecycle, output, planner, state
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER, MLFLOW_SUFFIXES
 from .logs import JobLogs
 from .worker import RunningMarker, score_minibatch
@@ -151,46 +150,17 @@ class Supervisor:
 
     def claim(self) -> bool:
         """Take the job if it is Queued; record this process as its supervisor."""
-        import psutil
-
-        me = psutil.Process()
-        now = time.time()
-        with self.store.write() as tx:
-            row = tx.execute("SELECT status, cancel_requested FROM jobs WHERE name = ?", (self.name,)).fetchone()
-            if row["status"] != state.QUEUED:
-                return False
-            if row["cancel_requested"]:
-                tx.execute("UPDATE jobs SET status = ?, ended_at = ? WHERE name = ?", (state.CANCELED, now, self.name))
-                return False
-            tx.execute(
-                "UPDATE jobs SET status = ?, supervisor_pid = ?, supervisor_started = ?, heartbeat_at = ?, "
-                "started_at = COALESCE(started_at, ?), ended_at = NULL, error = NULL WHERE name = ?",
-                (state.PREPARING, me.pid, me.create_time(), now, now, self.name),
-            )
+        me = lifecycle.claim(self.store, self.name, state.PREPARING)
+        if me is None:
+            return False
         self.logs.event(f"supervisor pid {me.pid} claimed job {self.name}")
         return True
-
-    def _heartbeat(self) -> None:
-        store = Store(self.store.path)  # its own connection: sqlite connections stay in their thread
-        while not self._stop.wait(state.HEARTBEAT_INTERVAL_S):
-            try:
-                with store.write() as tx:
-                    tx.execute("UPDATE jobs SET heartbeat_at = ? WHERE name = ?", (time.time(), self.name))
-                    requested = tx.execute("SELECT cancel_requested FROM jobs WHERE name = ?", (self.name,)).fetchone()[
-                        0
-                    ]
-                if requested:
-                    self.cancel.set()
-            except Exception as exc:  # keep beating: a transient store error must not look like death
-                print(f"heartbeat error: {exc}", file=sys.stderr, flush=True)
-        store.close()
 
     def run(self) -> str:
         """Run the job to a final status and return it."""
         if not self.claim():
             return "not-claimed"
-        beat = threading.Thread(target=self._heartbeat, name="batchnb-heartbeat", daemon=True)
-        beat.start()
+        beat = lifecycle.start_heartbeat(self.store.path, self.name, self._stop, self.cancel)
         compute = self.spec.get("compute_spec") or {"type": "local", "name": self.spec.get("compute", "local")}
         target = get_target(compute, self.store, self.store.path.parent, self.name)
         if compute.get("type") == "ssh":
@@ -652,21 +622,15 @@ def _still_queued(workspace_root: Path, job_name: str) -> bool:
     return row is None or row["status"] == state.QUEUED  # a missing job is reported by Supervisor
 
 
+def _run(workspace: Path, job: str) -> str:
+    if not _still_queued(workspace, job):
+        return "not-claimed"  # a warm standby took the job first (see batchnb.compute.standby)
+    return Supervisor(workspace, job).run()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python -m batchnb.engine.supervisor --workspace W --job J``."""
-    parser = argparse.ArgumentParser(prog="batchnb-supervisor")
-    parser.add_argument("--workspace", required=True)
-    parser.add_argument("--job", required=True)
-    args = parser.parse_args(argv)
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise SystemExit(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_term)
-    if not _still_queued(Path(args.workspace), args.job):
-        return 0  # a warm standby took the job first (see batchnb.compute.standby)
-    status = Supervisor(Path(args.workspace), args.job).run()
-    return 0 if status in (state.COMPLETED, "not-claimed") else 1
+    return lifecycle.main("batchnb-supervisor", _run, argv)
 
 
 if __name__ == "__main__":
