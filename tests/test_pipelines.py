@@ -764,3 +764,23 @@ def test_canceling_an_interrupted_pipeline_settles_its_steps(client: BatchClient
     assert job["status"] == "Canceled"
     assert {s["name"]: s["status"] for s in job["steps"]} == {"first": "Canceled", "later": "Canceled"}
     assert all("not run: the pipeline job ended Canceled" in s["error"] for s in job["steps"])
+
+
+def test_a_step_past_its_timeout_is_stopped_and_fails(client: BatchClient, tmp_path: Path) -> None:
+    spec = {
+        "type": "pipeline",
+        "jobs": {
+            "stuck": {
+                "limits": {"timeout": 2},
+                "component": {"command": f"echo waiting; sleep 60; touch {tmp_path}/finished"},
+            }
+        },
+    }
+    with reaping():
+        job = client.jobs.create_or_update(spec).wait(timeout=60)
+    assert job["status"] == "Failed"
+    error = job["steps"][0]["error"]
+    assert "ran past its limits.timeout of 2 s and was stopped" in error and "waiting" in error
+    assert not (tmp_path / "finished").exists()
+    with pytest.raises(ValidationError, match=r"jobs\.stuck\.limits\.timeout"):
+        client.jobs.create_or_update({**spec, "jobs": {"stuck": {**spec["jobs"]["stuck"], "limits": {"timeout": 0}}}})

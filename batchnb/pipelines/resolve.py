@@ -227,6 +227,7 @@ class Resolver:
             "compute": body.compute,
             "environment_variables": dict(body.environment_variables),
             "display_name": body.display_name,
+            "timeout": body.limits.timeout,
         }
 
     def _input_binding(

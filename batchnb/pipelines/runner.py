@@ -99,6 +99,7 @@ class PipelineRunner:
         self._stop = threading.Event()
         self.continue_on_failure = bool(self.spec["settings"].get("continue_on_step_failure"))
         self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self._timed_out: set[str] = set()
         self.started_at: dict[str, float] = {}
 
     # -- store ----------------------------------------------------------------------------------
@@ -207,6 +208,12 @@ class PipelineRunner:
                 return state.CANCELED
             for step, proc in list(self.running.items()):
                 code = proc.poll()
+                limit = self.children[step].get("timeout")
+                if code is None and limit and time.monotonic() - self.started_at[step] > limit:
+                    self.logs.event(f"step {step} ran past its limits.timeout of {limit} s: stopping it")
+                    self._timed_out.add(step)
+                    kill_group(proc.pid, None)
+                    code = proc.wait()
                 if code is None:
                     continue
                 del self.running[step]
@@ -354,12 +361,13 @@ class PipelineRunner:
         child = self.children[step]
         took = time.monotonic() - self.started_at.pop(step, time.monotonic())
         log_path = Path(child["job_dir"]) / "logs" / "user_logs" / "std_log.txt"
-        if code != 0:
+        if code != 0 or step in self._timed_out:
             reason = f"signal {-code}" if code < 0 else f"exit code {code}"
+            what = f"the command ended with {reason} after {took:.1f} s"
+            if step in self._timed_out:
+                what = f"the command ran past its limits.timeout of {child['timeout']} s and was stopped"
             tail = _tail(log_path)
-            error = f"the command ended with {reason} after {took:.1f} s" + (
-                f"; last lines of logs/user_logs/std_log.txt:\n{tail}" if tail else ""
-            )
+            error = what + (f"; last lines of logs/user_logs/std_log.txt:\n{tail}" if tail else "")
             self._set_step(step, state.FAILED, error)
             return state.FAILED
         try:

@@ -122,10 +122,17 @@ class CommandComponentSpec(_ComponentSpec):
         return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
 
 
+class StepLimits(_OpenSpec):
+    """``limits`` of a command step: ``timeout`` in seconds, after which the step is stopped and fails."""
+
+    timeout: int | None = Field(default=None, ge=1)
+
+
 class PipelineStep(_OpenSpec):
     """One entry of a pipeline's ``jobs:``."""
 
     type: Literal["command", "pipeline"] = "command"
+    limits: StepLimits = Field(default_factory=StepLimits)
     component: str | dict[str, Any]
     inputs: dict[str, Any] = Field(default_factory=dict)
     outputs: dict[str, Any] = Field(default_factory=dict)

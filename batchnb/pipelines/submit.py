@@ -312,6 +312,7 @@ class Submitter:
                 "inputs": step_ins,
                 "outputs": step_outs,
                 "needs": body["needs"],
+                "timeout": body.get("timeout"),
                 "command_template": component["command"],
                 "command": render_command(component["command"], step_ins, step_outs, where),
             }
