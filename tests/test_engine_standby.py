@@ -1,6 +1,8 @@
 """Warm standby supervisors (``batchnb.compute.standby``): a local compute with
-``idle_time_before_scale_down`` leaves a warmed supervisor and pool after each job, and the next job
-runs on it, with every guarantee of a cold job."""
+``idle_time_before_scale_down`` leaves a warmed supervisor and pool for the next job, and the next job
+runs on it, with every guarantee of a cold job. For an MLflow model deployed without a scoring script
+the standby's workers have run init() (loaded the model) for the deployment of the job that spawned it:
+a job of that deployment, or that job resumed after a crash, runs no init(); any other gets fresh workers."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
-from engine_helpers import csv_rows, lines, output_file, reaping
+from engine_helpers import csv_rows, kill_and_reap, lines, output_file, reaping, supervisor_pid, wait_until
 
 from batchnb.compute import standby
 
@@ -96,3 +99,183 @@ def test_a_compute_without_idle_time_leaves_no_standby(client, deploy, csv_input
         job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2))).wait(timeout=120)
         assert job["status"] == "Completed", job["error"]
     assert not (client.workspace.root / "standby").exists()
+
+
+# -- preloaded MLflow models ----------------------------------------------------------------------
+
+# An MLflow model (models from code) that records every load, by process and deployment, and holds a
+# mini-batch holding a negative x until the GATE file exists.
+TRACED_MODEL = """
+import json, os, time
+import mlflow
+from mlflow.pyfunc import PythonModel
+
+
+class Traced(PythonModel):
+    def load_context(self, context):
+        path = os.path.join(os.environ["TRACE"], f"load-{os.getpid()}-{time.time_ns()}.json")
+        with open(path, "w") as fh:
+            json.dump({"pid": os.getpid(), "tag": os.environ.get("TAG")}, fh)
+
+    def predict(self, context, model_input, params=None):
+        gate = os.environ.get("GATE")
+        while gate and (model_input["x"] < 0).any() and not os.path.exists(gate):
+            time.sleep(0.05)
+        return model_input["x"] * 2
+
+
+mlflow.models.set_model(Traced())
+"""
+
+
+# MLflow asks for type hints on predict(); this model takes any frame.
+quiet_mlflow = pytest.mark.filterwarnings("ignore:Add type hints:UserWarning")
+
+
+@pytest.fixture
+def traced_model(client, tmp_path: Path) -> Path:
+    mlflow = pytest.importorskip("mlflow")
+    source = tmp_path / "traced_model.py"
+    source.write_text(TRACED_MODEL)
+    folder = tmp_path / "traced"
+    mlflow.pyfunc.save_model(str(folder), python_model=str(source), pip_requirements=[])
+    client.models.create_or_update({"name": "traced", "path": str(folder), "type": "mlflow_model"})
+    client.batch_endpoints.create_or_update({"name": "ep-ml"})
+    return folder
+
+
+def _deploy_model_on(client, name: str, compute: str, trace: Path, **env: str) -> None:
+    client.batch_deployments.create_or_update(
+        {
+            "name": name,
+            "endpoint_name": "ep-ml",
+            "model": "azureml:traced@latest",
+            "compute": f"azureml:{compute}",
+            "settings": {
+                "mini_batch_size": 1,
+                "max_concurrency_per_instance": 2,
+                "environment_variables": {"TRACE": str(trace), "TAG": name, **env},
+            },
+        }
+    )
+
+
+def _loads(trace: Path) -> list[dict[str, object]]:
+    return [json.loads(p.read_text()) for p in sorted(trace.glob("load-*.json"))]
+
+
+def _scored_by(client, job: str) -> set[int]:
+    with client.store.read() as db:
+        rows = db.execute("SELECT DISTINCT worker FROM minibatches WHERE job = ? AND status = 'done'", (job,))
+        return {int(r[0].removeprefix("process")) for r in rows}
+
+
+def _master_log(job: dict) -> str:
+    return (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text()
+
+
+def _blue_job_then_standby(client, csv_inputs, tmp_path: Path, warm: str) -> tuple[Path, dict, dict]:
+    """Deployment blue of the traced model on the warm compute, one job of it, and the standby it left."""
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    _deploy_model_on(client, "blue", warm, trace)
+    first = client.batch_endpoints.invoke("ep-ml", deployment_name="blue", input=str(csv_inputs(4))).wait(timeout=180)
+    assert first["status"] == "Completed", first["error"]
+    return trace, first, _ready_standby(client, warm)
+
+
+def _ready_standby(client, compute: str) -> dict:
+    assert standby.wait_ready(client.workspace.root, compute, timeout=180), "no standby became ready"
+    [ready] = standby.standbys(client.workspace.root, compute)
+    return ready
+
+
+@quiet_mlflow
+def test_a_standby_preloads_the_model_and_a_job_of_that_deployment_runs_no_init(
+    client, traced_model, csv_inputs, tmp_path, warm
+):
+    trace, first, ready = _blue_job_then_standby(client, csv_inputs, tmp_path, warm)
+    assert ready["preload_key"] and '"deployment": "blue"' in ready["preload_key"]
+    before = _loads(trace)
+    preloaded = {int(r["pid"]) for r in before} - _scored_by(client, first["name"])
+    assert len(preloaded) == 2 and all(r["tag"] == "blue" for r in before)
+
+    second = client.batch_endpoints.invoke("ep-ml", deployment_name="blue", input=str(csv_inputs(6, name="more"))).wait(
+        timeout=180
+    )
+    assert second["status"] == "Completed", second["error"]
+    assert sorted(lines(output_file(second))) == sorted(f"0,{2 * i},f{i:03d}.csv" for i in range(6))
+    assert supervisor_pid(client, second["name"]) == ready["pid"], "the standby did not run the job"
+    # The job ran on the preloaded workers, and none of them loaded the model again.
+    workers = _scored_by(client, second["name"])
+    assert workers and workers <= preloaded
+    loads_by_worker = [int(r["pid"]) for r in _loads(trace) if int(r["pid"]) in workers]
+    assert sorted(loads_by_worker) == sorted(workers), "a preloaded worker ran init() again"
+    log = _master_log(second)
+    assert "init() had already run for this deployment" in log and "init() ran in" not in log
+
+
+@quiet_mlflow
+def test_a_job_of_another_deployment_does_not_get_the_preloaded_workers(
+    client, traced_model, csv_inputs, tmp_path, warm
+):
+    trace, _, ready = _blue_job_then_standby(client, csv_inputs, tmp_path, warm)
+    _deploy_model_on(client, "green", warm, trace)
+    blue_pids = {int(r["pid"]) for r in _loads(trace)}
+
+    second = client.batch_endpoints.invoke(
+        "ep-ml", deployment_name="green", input=str(csv_inputs(3, name="more"))
+    ).wait(timeout=180)
+    assert second["status"] == "Completed", second["error"]
+    assert supervisor_pid(client, second["name"]) == ready["pid"], "the standby did not run the job"
+    workers = _scored_by(client, second["name"])
+    assert workers and not workers & blue_pids, "a worker preloaded for blue scored green's job"
+    green_loads = [r for r in _loads(trace) if int(r["pid"]) in workers]
+    assert sorted(int(r["pid"]) for r in green_loads) == sorted(workers)
+    assert all(r["tag"] == "green" for r in green_loads)
+    assert (
+        "another deployment: it gets fresh workers"
+        in (client.workspace.root / "standby" / warm / "standby.log").read_text()
+    )
+
+
+@quiet_mlflow
+def test_resume_after_a_sigkill_on_a_warm_compute_is_served_by_the_preloaded_standby(
+    client, traced_model, csv_inputs, tmp_path, warm
+):
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    gate = tmp_path / "gate"
+    _deploy_model_on(client, "blue", warm, trace, GATE=str(gate))
+    data = csv_inputs(6)
+    (data / "f003.csv").write_text("x,y\n-3,-6\n")  # held until the gate opens
+    job = client.batch_endpoints.invoke("ep-ml", deployment_name="blue", input=str(data))
+    name = job["name"]
+    # The standby is spawned when the job starts, and warms up while it runs.
+    ready = _ready_standby(client, warm)
+    wait_until(lambda: len(_scored_by(client, name)) >= 1, 180, "a mini-batch to be committed")
+    wait_until(lambda: _running(client, name), 180, "the held mini-batch to be in flight")
+    supervisor = psutil.Process(supervisor_pid(client, name))
+    first_workers = [p for p in supervisor.children(recursive=True)]
+    assert ready["pid"] not in {p.pid for p in [supervisor, *first_workers]}, "the standby is the job's child"
+    kill_and_reap([supervisor])
+    psutil.wait_procs(first_workers, timeout=30)  # they follow their supervisor out
+    wait_until(lambda: client.jobs.get(name)["status"] == "Interrupted", 60, "the job to read Interrupted")
+    preloaded = {int(r["pid"]) for r in _loads(trace)} - {p.pid for p in first_workers}
+    assert len(preloaded) == 2
+
+    gate.write_text("open")
+    client.jobs.resume(name)
+    done = client.jobs.wait(name, timeout=180)
+    assert done["status"] == "Completed", done["error"]
+    assert supervisor_pid(client, name) == ready["pid"], "the resumed job was not served by the standby"
+    resumed_workers = _scored_by(client, name) - {p.pid for p in first_workers}
+    assert resumed_workers and resumed_workers <= preloaded
+    loads = [int(r["pid"]) for r in _loads(trace) if int(r["pid"]) in resumed_workers]
+    assert sorted(loads) == sorted(resumed_workers), "a preloaded worker ran init() again"
+    assert sorted(lines(output_file(done))) == sorted(f"0,{-6 if i == 3 else 2 * i},f{i:03d}.csv" for i in range(6))
+
+
+def _running(client, name: str) -> bool:
+    with client.store.read() as db:
+        return bool(db.execute("SELECT 1 FROM minibatches WHERE job = ? AND status = 'running'", (name,)).fetchone())

@@ -12,22 +12,42 @@ the job, the other exits) and runs it as that job's supervisor, with the pool it
                                        └── idle for idle_time_before_scale_down ──▶ exits
 
 A standby serves exactly one job and then ends like any supervisor, so every guarantee of a cold
-job holds: its workers are its children (they die with it, and the watchdog may SIGKILL them), no
-``init()`` state or environment of one deployment reaches another job (a standby's workers have run
-no scoring script), and ``resume`` works the same. ``python -m batchnb.compute.standby --workspace W
---compute C --workers N [--preload m1,m2] [--idle S]``; each standby is a file
-``standby/<compute>/<pid>.json`` in the workspace, ``{"pid", "started", "state": warming|ready}``.
+job holds: its workers are its children (they die with it, and the watchdog may SIGKILL them), and
+``resume`` works the same.
+
+**Preloaded models.** For a deployment scored by batchnb's own driver (an MLflow model without a
+scoring script), the standby also runs that driver's ``init()`` (the model load: seconds) in each
+worker ahead of time, for the deployment of the job that spawned it. Its *preload key* names that
+deployment exactly: endpoint, deployment and its revision, model folder, code and scoring script,
+environment variables, logging level. A job with the same key runs on those workers with no
+``init()``; any other job (another deployment, a user's scoring script) gets fresh workers: the
+pool is killed before the job is claimed, so no ``init()`` state or environment crosses deployments.
+A user's scoring script is never run ahead of its job: its ``init()`` may read the job's environment.
+
+**Early, at low priority.** A job on such a compute spawns its standby when it *starts*, at the
+lowest CPU priority (nice 19: it warms up from the CPU the job leaves idle), so that a job killed
+midway and resumed (``job resume`` queues it again) finds warm, model-loaded workers; a standby
+raises itself and its workers back to normal priority when it takes a job (if it may: root, or
+``CAP_SYS_NICE``). One standby per compute at a time (a lock around spawning); it is started
+detached, so that killing a job's process tree leaves it. Its idle time counts from the last job on
+the compute. The cost: while a job runs, a second, idle pool holds the model too.
+
+``python -m batchnb.compute.standby --workspace W --compute C --workers N [--preload m1,m2]
+[--job J] [--nice K] [--idle S]``; each standby is a file ``standby/<compute>/<pid>.json`` in the
+workspace, ``{"pid", "started", "state": starting|warming|ready, "preload_key"}``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +57,8 @@ POLL_S = 0.02
 # At most this long between two queries of the store even when the WAL file looks unchanged.
 QUERY_EVERY_S = 1.0
 LOCAL_TYPES = ("local", "amlcompute")
+# The niceness of a standby spawned while a job runs: it must not slow that job down.
+EARLY_NICE = 19
 
 
 def keeps_warm(compute: dict[str, Any]) -> bool:
@@ -54,6 +76,40 @@ def preload_for(spec: dict[str, Any]) -> tuple[str, ...]:
         if loader:
             modules.append(loader)
     return tuple(modules)
+
+
+def preload_key(spec: dict[str, Any]) -> str | None:
+    """What a job's workers must have run ``init()`` for, to serve it without running it again: the
+    deployment, exactly. None for a deployment with a user's scoring script (never preloaded)."""
+    if spec.get("builtin_driver") != "mlflow":
+        return None
+    settings = spec.get("settings", {})
+    fields = {
+        "endpoint": spec.get("endpoint"),
+        "deployment": spec.get("deployment"),
+        "deployment_revision": spec.get("deployment_revision"),
+        "model_dir": spec.get("model_dir"),
+        "driver": spec.get("builtin_driver"),
+        "scoring_script": spec.get("scoring_script"),
+        "environment_variables": settings.get("environment_variables", {}),
+        "logging_level": settings.get("logging_level", "info"),
+    }
+    return json.dumps(fields, sort_keys=True)
+
+
+def preload_context(spec: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`batchnb.engine.worker.preinitialize` needs of a job's deployment (nothing of the job)."""
+    from ..engine.drivers import DRIVERS_DIR, MLFLOW_DRIVER
+
+    settings = spec.get("settings", {})
+    return {
+        "preload_key": preload_key(spec),
+        "code_dir": str(DRIVERS_DIR),  # where this batchnb is installed, as the supervisor resolves it
+        "scoring_script": MLFLOW_DRIVER,
+        "model_dir": spec.get("model_dir"),
+        "environment_variables": settings.get("environment_variables", {}),
+        "logging_level": settings.get("logging_level", "info"),
+    }
 
 
 def _loader_module(model_dir: str | None) -> str | None:
@@ -116,25 +172,96 @@ def stop_all(workspace_root: Path) -> int:
     return len(stopped)
 
 
-def spawn(workspace_root: Path, compute: dict[str, Any], workers: int, preload: tuple[str, ...]) -> None:
-    """Start a standby for ``compute`` unless one is already there."""
-    if standbys(workspace_root, compute["name"]):
-        return
+@contextlib.contextmanager
+def _spawn_lock(folder: Path) -> Any:
+    """Held while one process checks for a standby and starts one: two jobs starting together on
+    one compute start one standby, not two."""
+    with open(folder / ".spawn.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def spawn(
+    workspace_root: Path,
+    compute: dict[str, Any],
+    workers: int,
+    preload: tuple[str, ...],
+    job: str | None = None,
+    nice: int = 0,
+) -> None:
+    """Start a standby for ``compute`` unless one is already there. ``job``: the job whose deployment
+    its workers preload (see :func:`preload_key`); ``nice``: its CPU niceness while it waits."""
+    import psutil
+
     folder = _folder(workspace_root, compute["name"])
     folder.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "batchnb.compute.standby", "--workspace", str(workspace_root)]
-    cmd += ["--compute", compute["name"], "--workers", str(workers), "--preload", ",".join(preload)]
-    cmd += ["--idle", str(float(compute["idle_time_before_scale_down"]))]
-    with open(folder / "standby.log", "ab") as log:
-        subprocess.Popen(
-            cmd,
+    with _spawn_lock(folder):
+        if standbys(workspace_root, compute["name"]):
+            return
+        cmd = [sys.executable, "-m", "batchnb.compute.standby", "--workspace", str(workspace_root)]
+        cmd += ["--compute", compute["name"], "--workers", str(workers), "--preload", ",".join(preload)]
+        cmd += ["--idle", str(float(compute["idle_time_before_scale_down"])), "--nice", str(nice)]
+        if job:
+            cmd += ["--job", job]
+        # Detached: the shell starts the standby in the background and exits, so the standby is no
+        # process's child. Killing a job's process tree leaves it, and it never lingers as a zombie.
+        started = subprocess.run(
+            ["/bin/sh", "-c", '"$@" >>"$0" 2>&1 </dev/null & echo $!', str(folder / "standby.log"), *cmd],
             stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            capture_output=True,
+            text=True,
             cwd=folder,
-            start_new_session=True,  # outlives the supervisor that started it
-            close_fds=True,
+            start_new_session=True,
+            timeout=30,
+            check=True,
         )
+        pid = int(started.stdout.split()[-1])
+        with contextlib.suppress(psutil.Error, FileExistsError):
+            # Visible at once to the next spawn(), before the standby has started Python; the standby
+            # rewrites it (same pid and start time) as it warms up.
+            record = {"pid": pid, "started": psutil.Process(pid).create_time(), "workers": workers}
+            fd = os.open(folder / f"{pid}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps({**record, "state": "starting", "preload_key": None}))
+
+
+def _set_priority(nice: int) -> bool:
+    """Give this process and its workers niceness ``nice``. False if not permitted (raising the
+    priority needs root or CAP_SYS_NICE)."""
+    import psutil
+
+    me = psutil.Process()
+    ok = True
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            proc.nice(nice)
+        except psutil.AccessDenied:
+            ok = False
+        except psutil.Error:
+            continue
+    return ok
+
+
+def _job_spec(store: Any, name: str) -> dict[str, Any] | None:
+    with store.read() as db:
+        row = db.execute("SELECT spec FROM jobs WHERE name = ?", (name,)).fetchone()
+    return None if row is None else dict(json.loads(row["spec"]))
+
+
+def _compute_busy(store: Any, compute: str) -> bool:
+    """A job on this compute is running (its supervisor alive by its heartbeat): the idle time waits."""
+    from ..engine import state
+
+    with store.read() as db:
+        row = db.execute(
+            "SELECT 1 FROM jobs WHERE status IN ('Preparing', 'Running', 'Finalizing', 'CancelRequested') "
+            "AND json_extract(spec, '$.compute') = ? AND heartbeat_at > ? LIMIT 1",
+            (compute, time.time() - state.STALE_AFTER_S),
+        ).fetchone()
+    return row is not None
 
 
 def _queued_job(store: Any, compute: str) -> str | None:
@@ -147,16 +274,64 @@ def _queued_job(store: Any, compute: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def _warm_up(executor: Any, workers: int) -> None:
-    """Wait until every worker has started and run its preload (the initializer runs first)."""
+def _warm_up(executor: Any, workers: int, stop: threading.Event) -> set[int]:
+    """Wait until every worker has started and run its preload (the initializer runs first).
+    Returns the workers' pids."""
     from concurrent.futures import wait
 
     seen: set[int] = set()
     deadline = time.monotonic() + 300
-    while len(seen) < workers and time.monotonic() < deadline:
+    while len(seen) < workers and time.monotonic() < deadline and not stop.is_set():
         futures = [executor.submit(_pid_after, 0.05) for _ in range(workers)]
         wait(futures, timeout=300)
         seen.update(f.result() for f in futures if f.done() and not f.exception())
+    return seen
+
+
+def _preinitialize(
+    executor: Any, pids: set[int], context: dict[str, Any], stop: threading.Event
+) -> dict[int, dict[str, Any]]:
+    """Run the deployment's init() once in every worker of ``pids``. Returns each worker's result."""
+    from concurrent.futures import wait
+
+    from ..engine.worker import preinitialize
+
+    results: dict[int, dict[str, Any]] = {}
+    deadline = time.monotonic() + 600
+    while not pids <= set(results) and time.monotonic() < deadline and not stop.is_set():
+        futures = [executor.submit(preinitialize, context) for _ in pids]
+        wait(futures, timeout=600)
+        for fut in futures:
+            if fut.done() and not fut.exception():
+                result = fut.result()
+                if result["status"] in ("ok", "failed"):
+                    results[result["pid"]] = result
+    return results
+
+
+class _WarmUp(threading.Thread):
+    """Starts the workers, imports, and runs init() ahead, on a thread: the standby watches for a job
+    meanwhile and may take one before it is done. That is safe: the warm-up's tasks are queued before
+    any mini-batch, and a worker that has not run init() ahead runs it for the job as usual."""
+
+    def __init__(self, executor: Any, workers: int, spec: dict[str, Any] | None) -> None:
+        super().__init__(name="batchnb-standby-warm-up", daemon=True)
+        self.executor, self.workers, self.spec = executor, workers, spec
+        self.stop = threading.Event()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            pids = _warm_up(self.executor, self.workers, self.stop)
+            if self.spec is not None and preload_key(self.spec) is not None:
+                results = _preinitialize(self.executor, pids, preload_context(self.spec), self.stop)
+                shown = ", ".join(f"{pid} {r['status']} {r['duration']:.2f} s" for pid, r in sorted(results.items()))
+                where = f"{self.spec.get('endpoint')}/{self.spec.get('deployment')}"
+                print(f"init() ran ahead for {where}: {shown}", flush=True)
+        except Exception as exc:  # the pool was killed under it (a job of another deployment): no matter
+            print(f"warm-up stopped: {exc!r}", flush=True)
+        finally:
+            self.done.set()
 
 
 def _pid_after(seconds: float) -> int:
@@ -173,9 +348,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compute", required=True)
     parser.add_argument("--workers", type=int, required=True)
     parser.add_argument("--preload", default="")
+    parser.add_argument("--job", default=None, help="preload init() for this job's deployment (MLflow driver)")
+    parser.add_argument("--nice", type=int, default=0, help="niceness while warming up and waiting")
     parser.add_argument("--idle", type=float, default=300.0)
     args = parser.parse_args(argv)
     root = Path(args.workspace)
+    if args.nice:
+        os.nice(args.nice)  # before the workers start: they inherit it
 
     def on_term(signum: int, frame: Any) -> None:
         raise SystemExit(f"signal {signum}")
@@ -184,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     me = psutil.Process()
     record_path = _folder(root, args.compute) / f"{me.pid}.json"
     record = {"pid": me.pid, "started": me.create_time(), "workers": args.workers, "state": "warming"}
+    record["preload_key"] = None
 
     def publish(state: str) -> None:
         record["state"] = state
@@ -198,11 +378,20 @@ def main(argv: list[str] | None = None) -> int:
         from ..store import Store
         from .local import LocalPool
 
-        preload = tuple(m for m in args.preload.split(",") if m)
-        pool = LocalPool()
-        _warm_up(pool.executor(args.workers, worker_env(args.workers), preload), args.workers)
-        publish("ready")
         store = Store(root / "batchnb.db")
+        preload = tuple(m for m in args.preload.split(",") if m)
+        spec = _job_spec(store, args.job) if args.job else None
+        key = preload_key(spec) if spec else None
+
+        def warm_up() -> _WarmUp:
+            assert pool is not None
+            thread = _WarmUp(pool.executor(args.workers, worker_env(args.workers), preload), args.workers, spec)
+            thread.start()
+            record["preload_key"] = key
+            return thread
+
+        pool = LocalPool()
+        warming = warm_up()
         wal = root / "batchnb.db-wal"
         last_seen: tuple[int, int] | None = None
         last_query = 0.0
@@ -215,17 +404,46 @@ def main(argv: list[str] | None = None) -> int:
                 if not (root / "batchnb.db").exists():
                     return 0  # the workspace is gone
                 seen = (0, 0)
+            if record["state"] == "warming" and warming.done.is_set():
+                if args.nice:
+                    # Warm: waiting costs nothing, and a job must not wait for a niced poller.
+                    _set_priority(0)
+                publish("ready")
             now = time.monotonic()
             if seen != last_seen or now - last_query >= QUERY_EVERY_S:
                 last_seen, last_query = seen, now
                 name = _queued_job(store, args.compute)
-                if name is not None:
-                    record_path.unlink(missing_ok=True)  # no longer a standby: the job's end spawns the next
-                    print(f"taking job {name}", flush=True)
-                    status = Supervisor(root, name).run()
-                    if status != "not-claimed":
-                        return 0
-                    publish("ready")  # a cold supervisor was faster: keep waiting
+                if name is None:
+                    if _compute_busy(store, args.compute):
+                        deadline = now + args.idle  # idle counts from the last job on the compute
+                    time.sleep(POLL_S)
+                    continue
+                job_spec = _job_spec(store, name) or {}
+                fresh = key is not None and preload_key(job_spec) != key
+                warming.stop.set()  # queues nothing more; what it queued runs before the mini-batches
+                if fresh:
+                    # Workers that ran init() for another deployment never serve this job.
+                    pool.shutdown(kill=True)
+                    print(f"job {name} is of another deployment: it gets fresh workers", flush=True)
+                record_path.unlink(missing_ok=True)  # no longer a standby: the job's start spawns the next
+                if args.nice and not _set_priority(0):
+                    print(f"not permitted to raise priority: job {name} runs at nice {args.nice}", flush=True)
+                print(f"standby {me.pid} taking job {name}", flush=True)
+                status = Supervisor(root, name).run()
+                if status != "not-claimed":
+                    return 0
+                if standbys(root, args.compute):
+                    return 0  # a cold supervisor was faster and its job started another standby
+                # A cold supervisor was faster: wait again, as before.
+                if args.nice:
+                    _set_priority(args.nice)
+                if fresh or not warming.done.is_set():
+                    if fresh:
+                        warming.join()
+                    publish("warming")
+                    warming = warm_up()
+                else:
+                    publish("ready")
             time.sleep(POLL_S)
         return 0
     finally:

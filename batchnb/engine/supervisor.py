@@ -51,6 +51,8 @@ FLUSH_INTERVAL_S = 0.2
 PROGRESS_INTERVAL_S = 1.0
 # How long past its timeout a run() may stay stuck in C code before its worker is killed.
 KILL_GRACE_S = 5.0
+# How long a cold supervisor leaves a queued job to a live standby of its compute before taking it.
+STANDBY_GRACE_S = 2.0
 # How often the watchdog looks for such a run(): far below the grace, far above a tiny mini-batch.
 WATCHDOG_INTERVAL_S = 0.5
 NO_SUCCESS_MESSAGE = (
@@ -166,6 +168,12 @@ class Supervisor:
         if compute.get("type") == "ssh":
             self.logs.event(f"compute {compute['name']}: SSH cluster on {', '.join(compute['hosts'])}")
         warm = standby.keeps_warm(compute)
+        early = threading.Thread(target=self._spawn_standby, args=(compute, standby.EARLY_NICE), daemon=True)
+        if warm:
+            # Spawned now, at the lowest priority, so that this job resumed after a crash (or the
+            # next one) finds workers with the model loaded; it warms up from the CPU the job leaves.
+            # On a thread: starting it must not delay the first mini-batch.
+            early.start()
         try:
             self._start_tracking()
             self._plan()
@@ -194,11 +202,23 @@ class Supervisor:
         finally:
             self._stop.set()
             beat.join(timeout=5)
-            if warm:  # the next job on this compute finds a supervisor and its pool ready
-                with contextlib.suppress(Exception):
-                    standby.spawn(
-                        self.store.path.parent, compute, int(self.spec["workers"]), standby.preload_for(self.spec)
-                    )
+            if warm:  # unless the one spawned at the start is still there (it usually is)
+                early.join()
+                self._spawn_standby(compute, nice=0)
+
+    def _spawn_standby(self, compute: dict[str, Any], nice: int) -> None:
+        """Leave a warm standby on this compute for the next job, preloaded for this job's deployment."""
+        try:
+            standby.spawn(
+                self.store.path.parent,
+                compute,
+                int(self.spec["workers"]),
+                standby.preload_for(self.spec),
+                job=self.name,
+                nice=nice,
+            )
+        except Exception as exc:  # a standby only saves time: never fail the job for it
+            self.logs.event(f"could not start a warm standby: {exc}")
 
     def _start_tracking(self) -> None:
         """Start (or reopen) the job's MLflow run, in the background, if a tracking URI was given."""
@@ -322,6 +342,8 @@ class Supervisor:
             "mode": s["mini_batch_mode"],
             "output_action": s["output_action"],
             "part_format": output.part_format(s["output_file_name"]),
+            # Workers of a warm standby that ran init() for exactly this deployment skip it.
+            "preload_key": standby.preload_key(self.spec),
         }
 
     def _dispatch(self, target: Any) -> tuple[str, str | None]:
@@ -427,6 +449,10 @@ class Supervisor:
         attempt = task.attempts + 1
         task.duration += float(result.get("duration") or 0.0)
         worker = result.get("worker")
+        if result.get("init") == "preloaded":
+            self.logs.event(f"{worker}: init() had already run for this deployment (warm standby); not run again")
+        elif result.get("init") == "ran":
+            self.logs.event(f"{worker}: init() ran in {result.get('init_s', 0):.2f} s")
         if status == "init_failed":
             self.logs.user_error(f"init() failed in {worker}; see logs/user/stderr/{worker}.stderr.txt")
             return status
@@ -612,19 +638,31 @@ class Supervisor:
         return state.COMPLETED
 
 
-def _still_queued(workspace_root: Path, job_name: str) -> bool:
+def _queued_on(workspace_root: Path, job_name: str) -> str | None:
+    """The job's compute if the job is still Queued (or missing: reported by Supervisor), else None."""
     store = Store(workspace_root / "batchnb.db")
     try:
         with store.read() as db:
-            row = db.execute("SELECT status FROM jobs WHERE name = ?", (job_name,)).fetchone()
+            row = db.execute("SELECT status, spec FROM jobs WHERE name = ?", (job_name,)).fetchone()
     finally:
         store.close()
-    return row is None or row["status"] == state.QUEUED  # a missing job is reported by Supervisor
+    if row is None:
+        return ""
+    return str(json.loads(row["spec"]).get("compute", "local")) if row["status"] == state.QUEUED else None
 
 
 def _run(workspace: Path, job: str) -> str:
-    if not _still_queued(workspace, job):
+    compute = _queued_on(workspace, job)
+    if compute is None:
         return "not-claimed"  # a warm standby took the job first (see batchnb.compute.standby)
+    if compute and standby.standbys(workspace, compute):
+        # A standby of this compute (even a niced one on a busy machine) is meant to take the job:
+        # give it a moment before taking it cold.
+        deadline = time.monotonic() + STANDBY_GRACE_S
+        while time.monotonic() < deadline:
+            if _queued_on(workspace, job) is None:
+                return "not-claimed"
+            time.sleep(0.02)
     return Supervisor(workspace, job).run()
 
 

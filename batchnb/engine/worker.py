@@ -51,6 +51,11 @@ class _ProcessState:
         self.key: tuple[str, ...] | None = None
         self.module: types.ModuleType | None = None
         self.init_error: str | None = None
+        # The deployment (its preload key) whose init() ran in this process before any job, in a
+        # warm standby's worker: only a job of that deployment may use this process.
+        self.preloaded: str | None = None
+        # How this process's init() went for the current job, told once to the supervisor.
+        self.init_note: dict[str, Any] | None = None
 
 
 _STATE = _ProcessState()
@@ -136,15 +141,32 @@ def _load_script(context: dict[str, Any], module_name: str) -> types.ModuleType:
 
 
 def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
-    """Load the script and call ``init()`` once per process (per job). Returns None if init failed."""
+    """Load the script and call ``init()`` once per process (per job). Returns None if init failed.
+
+    A warm standby's worker may have run ``init()`` already, for the deployment of ``context``
+    (:func:`preinitialize`): it is then only given the job's environment and logs.
+    """
     key = (context["job"], context["code_dir"], context["scoring_script"], context["model_dir"] or "")
     if _STATE.key == key:
         return _STATE.module
+    wanted = context.get("preload_key")
+    if _STATE.preloaded is not None and _STATE.preloaded != wanted:
+        # The standby restarts a pool it preloaded for another deployment before it runs a job, so
+        # this is a bug if it happens; refuse rather than let one deployment's init() state serve another.
+        _STATE.key, _STATE.module = key, None
+        _STATE.init_error = "batchnb: this worker process ran init() for another deployment; refusing this job"
+        return None
+    started = time.time()
+    preloaded = _STATE.module if _STATE.preloaded is not None else None
     _STATE.key, _STATE.module, _STATE.init_error = key, None, None
     _redirect_stdio(context["job_dir"])
     _set_environment(context)
     _install_entry_script_shim(context)
     logging.basicConfig(stream=sys.stdout, level=context["logging_level"].upper(), force=True)
+    if preloaded is not None:
+        _STATE.module = preloaded
+        _STATE.init_note = {"init": "preloaded"}
+        return preloaded
     try:
         module = _load_script(context, Path(context["scoring_script"]).stem)
         module.init()
@@ -154,12 +176,49 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
         _log_error(context, "init()", _STATE.init_error)
         return None
     _STATE.module = module
+    _STATE.init_note = {"init": "ran", "init_s": round(time.time() - started, 3)}
+    _register_shutdown(module)
+    return module
+
+
+def preinitialize(context: dict[str, Any]) -> dict[str, Any]:
+    """Run the deployment's ``init()`` in this worker before any job (a warm standby's worker).
+
+    Only for batchnb's own scoring scripts (the built-in MLflow driver), whose ``init()`` reads
+    nothing of the job: ``context`` has no job, only the deployment (model, code, environment
+    variables, logging level) and its ``preload_key``. Output goes to the standby's log. Returns
+    ``{"pid", "status": ok | failed | already | skipped, "duration"}``; a failed one leaves the process marked
+    with the deployment anyway, so its job runs ``init()`` again, where the user sees the error.
+    """
+    started = time.time()
+    if _STATE.preloaded == context["preload_key"]:
+        time.sleep(0.05)  # long enough that the other workers take the other probes
+        return {"pid": os.getpid(), "status": "already", "duration": 0.0}
+    if _STATE.preloaded is not None or _STATE.key is not None:
+        # Only ahead of any job, once: a worker that served a job already ran init() for it.
+        return {"pid": os.getpid(), "status": "skipped", "duration": 0.0}
+    _STATE.preloaded = context["preload_key"]
+    os.environ["AZUREML_MODEL_DIR"] = context["model_dir"] or ""
+    os.environ.update(context["environment_variables"])
+    sys.argv = [str(Path(context["code_dir"]) / context["scoring_script"]), "--logging_level"]
+    sys.argv.append(context["logging_level"].upper())
+    try:
+        module = _load_script(context, Path(context["scoring_script"]).stem)
+        module.init()
+    except BaseException:
+        traceback.print_exc()
+        return {"pid": os.getpid(), "status": "failed", "duration": time.time() - started}
+    _STATE.module = module
+    _register_shutdown(module)
+    return {"pid": os.getpid(), "status": "ok", "duration": time.time() - started}
+
+
+def _register_shutdown(module: types.ModuleType) -> None:
     shutdown = getattr(module, "shutdown", None)
     if callable(shutdown):
         # The optional shutdown() (v2 parallel jobs) runs once per worker process, when the pool
         # lets its workers go at the end of the job: a normal process exit runs atexit handlers.
         atexit.register(_run_shutdown, shutdown)
-    return module
 
 
 def _run_shutdown(shutdown: Any) -> None:
@@ -298,6 +357,9 @@ def score_minibatch(context: dict[str, Any], idx: int, attempt: int, items: list
     module = _ensure_initialized(context)
     if module is None:
         return {**base, "status": "init_failed", "error": _STATE.init_error, "duration": time.time() - started}
+    if _STATE.init_note is not None:  # the first mini-batch of this process in this job
+        base.update(_STATE.init_note)
+        _STATE.init_note = None
     marker = _marker(context["job_dir"])
     marker.start(idx, started)
     try:
