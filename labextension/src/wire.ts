@@ -67,6 +67,7 @@ export interface WireModels {
   StepCounts?: StepCounts;
   StepJob?: StepJob;
   StepJobProgress?: StepJobProgress;
+  StepLimits?: StepLimits;
   WorkspaceInfo?: WorkspaceInfo;
 }
 /**
@@ -522,6 +523,7 @@ export interface PipelineDeploymentSettings {
 export interface PipelineStep {
   $schema?: string | null;
   type?: 'command' | 'pipeline';
+  limits?: StepLimits;
   component:
     | string
     | {
@@ -538,6 +540,14 @@ export interface PipelineStep {
     [k: string]: string;
   };
   display_name?: string | null;
+  [k: string]: unknown;
+}
+/**
+ * ``limits`` of a command step: ``timeout`` in seconds, after which the step is stopped and fails.
+ */
+export interface StepLimits {
+  $schema?: string | null;
+  timeout?: number | null;
   [k: string]: unknown;
 }
 export interface DeploymentList {
