@@ -280,3 +280,22 @@ def test_data_asset_on_an_unknown_datastore_is_refused_at_registration(client: B
     with pytest.raises(NotFoundError, match="datastore nostore does not exist"):
         client.data.create_or_update({"name": "d", "path": "azureml://datastores/nostore/paths/x"})
     assert client.data.list() == []
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("def init():\n    pass\n\n\ndef run(mini_batch):\n    return mini_batch\n", False),
+        ("def shutdown():\n    pass\n", True),
+        ("from helpers import shutdown\n", True),
+        ("shutdown = print\n", True),
+        ("from helpers import *\n", True),  # cannot tell: assume it may
+        ("def broken(:\n", True),  # cannot tell: assume it may
+    ],
+)
+def test_may_define_tells_when_a_script_surely_has_no_shutdown(tmp_path: Path, source: str, expected: bool) -> None:
+    from batchnb.registry.code import may_define
+
+    script = tmp_path / "score.py"
+    script.write_text(source)
+    assert may_define(script, "shutdown") is expected

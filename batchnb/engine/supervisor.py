@@ -41,6 +41,7 @@ from typing import Any
 
 from ..compute import get_target, standby
 from ..errors import BatchnbError, ValidationError
+from ..registry.code import may_define
 from ..store import Store
 from . import lifecycle, output, planner, state
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER, MLFLOW_SUFFIXES
@@ -631,11 +632,17 @@ class Supervisor:
             f"{items['succeeded']} item(s) succeeded, {items['failed']} failed.\n"
             f"Output: {self.spec['output']['path' if appended else 'dir']}\n"
         )
-        # Status last: whoever waits for the job finds its logs complete, and every worker gone (its
-        # shutdown() run), when it ends.
-        target.shutdown(kill=False)
+        # Status last: whoever waits for the job finds its logs complete and, if the script has a
+        # shutdown(), every worker gone (its shutdown() run). Without one, nothing is left to wait
+        # for: the released workers finish exiting (seconds, after mlflow) while this process ends.
+        if self._script_may_define("shutdown"):
+            target.shutdown(kill=False)
         self._set_status(state.COMPLETED, ended=True)
         return state.COMPLETED
+
+    def _script_may_define(self, name: str) -> bool:
+        context = self._context()
+        return may_define(Path(context["code_dir"]) / context["scoring_script"], name)
 
 
 def _queued_on(workspace_root: Path, job_name: str) -> str | None:

@@ -23,6 +23,30 @@ def _files(folder: Path) -> list[Path]:
     return out
 
 
+def _module_functions(tree: ast.Module) -> set[str]:
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+
+def may_define(script: Path, name: str) -> bool:
+    """False only if ``script`` parses and neither defines, assigns nor imports ``name`` at module level."""
+    try:
+        tree = ast.parse(script.read_text(encoding="utf-8"), filename=str(script))
+    except (OSError, SyntaxError, ValueError):
+        return True
+    names = _module_functions(tree)
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                if alias.name == "*":
+                    return True
+                names.add(alias.asname or alias.name.split(".")[0])
+    return name in names
+
+
 def check_scoring_script(script: Path) -> None:
     """Refuse a scoring script that does not parse or lacks ``init()`` and ``run()`` at module level.
 
@@ -37,7 +61,7 @@ def check_scoring_script(script: Path) -> None:
             "(use --skip-script-validation to register it anyway)",
             field="code_configuration.scoring_script",
         ) from None
-    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    defined = _module_functions(tree)
     missing = [name for name in ("init", "run") if name not in defined]
     if missing:
         raise ValidationError(
