@@ -228,8 +228,7 @@ class JobOperations:
                     now,
                 ),
             )
-        (job_dir / "logs" / "sys").mkdir(parents=True, exist_ok=True)
-        self._spawn(name)
+        self._spawn(name)  # it makes the job's logs folder
         return self.get(name)
 
     def create_or_update(

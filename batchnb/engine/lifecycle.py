@@ -10,6 +10,7 @@ cancel request back to the owner.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import threading
 import time
@@ -19,6 +20,30 @@ from typing import Any
 
 from ..store import Store
 from . import state
+
+
+def load_spec(store: Store, name: str) -> dict[str, Any]:
+    """The job's spec (everything its owner needs, resolved at submission); exit if there is no such job."""
+    with store.read() as db:
+        row = db.execute("SELECT spec FROM jobs WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise SystemExit(f"job {name} not found in {store.path.parent}")
+    spec: dict[str, Any] = json.loads(row["spec"])
+    return spec
+
+
+def record_status(store: Store, logs: Any, name: str, status: str, error: str | None, ended: bool) -> None:
+    """Write the job's status (and its end time if ``ended``) and log it in ``sys/master_role.txt``."""
+    now = time.time()
+    with store.write() as tx:
+        # A cancel requested meanwhile must stay visible until the owner acts on it.
+        keep_cancel = "AND status != 'CancelRequested'" if status in (state.PREPARING, state.RUNNING) else ""
+        tx.execute(
+            "UPDATE jobs SET status = ?, error = ?, ended_at = CASE WHEN ? THEN ? ELSE ended_at END, "
+            f"heartbeat_at = ? WHERE name = ? {keep_cancel}",
+            (status, error, ended, now, now, name),
+        )
+    logs.event(f"status {status}" + (f": {error.splitlines()[0]}" if error else ""))
 
 
 def claim(store: Store, name: str, status: str) -> Any:

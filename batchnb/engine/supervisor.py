@@ -96,11 +96,7 @@ class Supervisor:
     def __init__(self, workspace_root: Path, job_name: str) -> None:
         self.store = Store(workspace_root / "batchnb.db")
         self.name = job_name
-        with self.store.read() as db:
-            row = db.execute("SELECT spec FROM jobs WHERE name = ?", (job_name,)).fetchone()
-        if row is None:
-            raise SystemExit(f"job {job_name} not found in {workspace_root}")
-        self.spec: dict[str, Any] = json.loads(row["spec"])
+        self.spec: dict[str, Any] = lifecycle.load_spec(self.store, job_name)
         self.settings: dict[str, Any] = self.spec["settings"]
         self.job_dir = Path(self.spec["job_dir"])
         self.logs = JobLogs(self.job_dir)
@@ -138,16 +134,7 @@ class Supervisor:
         if ended and status in state.TERMINAL:
             # Before the status is written: whoever sees the job ended sees its MLflow run ended.
             self.tracking.finish(status, self._totals())
-        now = time.time()
-        with self.store.write() as tx:
-            # A cancel requested meanwhile must stay visible until the dispatcher acts on it.
-            keep_cancel = "AND status != 'CancelRequested'" if status in (state.PREPARING, state.RUNNING) else ""
-            tx.execute(
-                "UPDATE jobs SET status = ?, error = ?, ended_at = CASE WHEN ? THEN ? ELSE ended_at END, "
-                f"heartbeat_at = ? WHERE name = ? {keep_cancel}",
-                (status, error, ended, now, now, self.name),
-            )
-        self.logs.event(f"status {status}" + (f": {error.splitlines()[0]}" if error else ""))
+        lifecycle.record_status(self.store, self.logs, self.name, status, error, ended)
 
     # -- lifecycle ------------------------------------------------------------------------------
 

@@ -213,9 +213,10 @@ def entity(ops: JobOperations, row: Any) -> Job:
     from ..engine.jobs import Job, job_header
 
     store = ops._store
-    state.check_interrupted(store, row)
+    moved = state.check_interrupted(store, row) != row["status"]
     with store.read() as db:
-        row = db.execute("SELECT * FROM jobs WHERE name = ?", (row["name"],)).fetchone()
+        if moved:
+            row = db.execute("SELECT * FROM jobs WHERE name = ?", (row["name"],)).fetchone()
         children = (
             db.execute("SELECT * FROM jobs WHERE parent = ?", (row["name"],)).fetchall()
             if row["kind"] == "pipeline"

@@ -84,11 +84,8 @@ class PipelineRunner:
     def __init__(self, workspace_root: Path, job_name: str) -> None:
         self.store = Store(workspace_root / "batchnb.db")
         self.name = job_name
+        self.spec: dict[str, Any] = lifecycle.load_spec(self.store, job_name)
         with self.store.read() as db:
-            row = db.execute("SELECT spec FROM jobs WHERE name = ?", (job_name,)).fetchone()
-            if row is None:
-                raise SystemExit(f"job {job_name} not found in {workspace_root}")
-            self.spec: dict[str, Any] = json.loads(row["spec"])
             self.children = {
                 r["step"]: json.loads(r["spec"])
                 for r in db.execute("SELECT step, spec FROM jobs WHERE parent = ?", (job_name,))
@@ -105,15 +102,7 @@ class PipelineRunner:
     # -- store ----------------------------------------------------------------------------------
 
     def _set_status(self, status: str, error: str | None = None, ended: bool = False) -> None:
-        now = time.time()
-        with self.store.write() as tx:
-            keep_cancel = "AND status != 'CancelRequested'" if status == state.RUNNING else ""
-            tx.execute(
-                "UPDATE jobs SET status = ?, error = ?, ended_at = CASE WHEN ? THEN ? ELSE ended_at END, "
-                f"heartbeat_at = ? WHERE name = ? {keep_cancel}",
-                (status, error, ended, now, now, self.name),
-            )
-        self.logs.event(f"status {status}" + (f": {error.splitlines()[0]}" if error else ""))
+        lifecycle.record_status(self.store, self.logs, self.name, status, error, ended)
 
     def _set_step(self, step: str, status: str, error: str | None = None, **extra: Any) -> None:
         child = self.children[step]["name"]

@@ -144,8 +144,8 @@ class Submitter:
                     "parent, step) VALUES (?, 'command', ?, ?, ?, ?, ?, ?, ?, ?)",
                     (body["name"], endpoint, deployment, NOT_STARTED, json.dumps(body), who, now, name, step),
                 )
-        for path in (Path(spec["job_dir"]), *(Path(b["job_dir"]) for b in steps.values())):
-            (path / "logs" / "sys").mkdir(parents=True, exist_ok=True)
+        for body in steps.values():  # the pipeline's own folder is made when its runner is started
+            (Path(body["job_dir"]) / "logs" / "sys").mkdir(parents=True, exist_ok=True)
         return name
 
     # -- values ---------------------------------------------------------------------------------
