@@ -113,7 +113,9 @@ def test_progress_widget_follows_a_running_job_and_ends_with_the_summary(
 ) -> None:
     from batchnb.widgets import JobProgress
 
-    deploy(SCRIPT, mini_batch_size=1, max_concurrency_per_instance=2, environment_variables={"SLEEP": "0.4"})
+    # Three rounds of two 1 s mini-batches: several of the widget's polls (every 0.5 s) fall inside
+    # the run even on a loaded machine (with 0.4 s a CI run saw only two values before the end).
+    deploy(SCRIPT, mini_batch_size=1, max_concurrency_per_instance=2, environment_variables={"SLEEP": "1"})
     job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(6)))
     view = JobProgress(job)
     ended: list[dict] = []
