@@ -279,3 +279,30 @@ def test_resume_after_a_sigkill_on_a_warm_compute_is_served_by_the_preloaded_sta
 def _running(client, name: str) -> bool:
     with client.store.read() as db:
         return bool(db.execute("SELECT 1 FROM minibatches WHERE job = ? AND status = 'running'", (name,)).fetchone())
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no autogroup scheduling in this kernel")
+def test_a_niced_standby_lowers_its_whole_session_not_only_its_processes(tmp_path):
+    """With autogroup scheduling, CPU is shared between sessions first; a standby runs in a session of
+    its own, so process niceness alone would leave it half the CPU beside a running job."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, subprocess, sys\n"
+        "from batchnb.compute.standby import _set_priority\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\n"
+        "seen = []\n"
+        "for nice in (19, 0):\n"
+        "    ok = _set_priority(nice)\n"
+        "    group = open('/proc/self/autogroup').read().split()[-1]\n"
+        "    seen.append([ok, group, open(f'/proc/{child.pid}/autogroup').read().split()[-1],\n"
+        "                 int(open(f'/proc/{child.pid}/stat').read().rsplit(')', 1)[1].split()[16])])\n"
+        "child.kill()\n"
+        "print(json.dumps(seen))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, start_new_session=True, check=True
+    ).stdout
+    # [permitted, the session's niceness, as a worker sees it, the worker's own niceness]
+    assert json.loads(out) == [[True, "19", "19", 19], [True, "0", "0", 0]]

@@ -315,6 +315,35 @@ def test_skops_types_are_refused_until_trusted_then_the_model_scores(
     assert lines(output_file(job)) == _expected(flow.rf, [data / "x.csv"])
 
 
+def test_a_model_saved_for_other_dependencies_scores_and_each_worker_says_what_differs(
+    client: BatchClient, flow: SimpleNamespace, tmp_path: Path
+) -> None:
+    """The driver checks the model's requirements.txt and Python version itself (MLflow's check
+    scans every installed distribution, 1.4 s per worker) and warns in each worker's log."""
+    import sklearn
+
+    source = _copy(flow.root / "lr", tmp_path / "lr")
+    (source / "requirements.txt").write_text(
+        "mlflow\nscikit-learn==0.0.1  # pinned by hand\nbatchnb-no-such-package>=1\ncolorama; sys_platform == 'win32'\n"
+    )
+    _edit_mlmodel(source, lambda d: d["flavors"]["python_function"].update(python_version="3.2.1"))
+    client.models.create_or_update({"name": "lr-old", "path": str(source), "type": "mlflow_model"})
+    data = tmp_path / "data"
+    data.mkdir()
+    _frame(4, seed=5).to_csv(data / "x.csv", index=False)
+    _deploy(client, "azureml:lr-old:1", max_concurrency_per_instance=1)
+    job = client.batch_endpoints.invoke("ep-flow", input=str(data)).wait(timeout=120)
+    assert job.status == "Completed", job.error
+    assert lines(output_file(job)) == _expected(flow.lr, [data / "x.csv"])
+    (stdout,) = (Path(job["logs_dir"]) / "user" / "stdout").glob("*.txt")
+    log = stdout.read_text()
+    assert "the model's dependencies do not match this environment" in log
+    assert f"scikit-learn (current: {sklearn.__version__}, required: scikit-learn==0.0.1)" in log
+    assert "batchnb-no-such-package (current: uninstalled, required: batchnb-no-such-package>=1)" in log
+    assert f"python (current: {sys.version.split()[0]}, saved with: 3.2.1)" in log
+    assert "mlflow (" not in log and "colorama" not in log  # satisfied, or not for this platform
+
+
 def test_cli_model_create_from_a_uri_with_trust_types(flow: SimpleNamespace, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "BATCHNB_WORKSPACE"}
     env.update(BATCHNB_WORKSPACE=str(tmp_path / "ws"), MLFLOW_TRACKING_URI=flow.uri)

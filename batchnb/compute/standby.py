@@ -25,12 +25,13 @@ pool is killed before the job is claimed, so no ``init()`` state or environment 
 A user's scoring script is never run ahead of its job: its ``init()`` may read the job's environment.
 
 **Early, at low priority.** A job on such a compute spawns its standby when it *starts*, at the
-lowest CPU priority (nice 19: it warms up from the CPU the job leaves idle), so that a job killed
-midway and resumed (``job resume`` queues it again) finds warm, model-loaded workers; a standby
-raises itself and its workers back to normal priority when it takes a job (if it may: root, or
-``CAP_SYS_NICE``). One standby per compute at a time (a lock around spawning); it is started
-detached, so that killing a job's process tree leaves it. Its idle time counts from the last job on
-the compute. The cost: while a job runs, a second, idle pool holds the model too.
+lowest CPU priority (nice 19, for its processes and its session's autogroup: it warms up from the
+CPU the job leaves idle), so that a job killed midway and resumed (``job resume`` queues it again)
+finds warm, model-loaded workers; a standby raises itself and its workers back to normal priority
+when it takes a job (if it may: root, or ``CAP_SYS_NICE``). One standby per compute at a time (a
+lock around spawning); it is started detached, so that killing a job's process tree leaves it. Its
+idle time counts from the last job on the compute. The cost: while a job runs, a second, idle pool
+holds the model too.
 
 ``python -m batchnb.compute.standby --workspace W --compute C --workers N [--preload m1,m2]
 [--job J] [--nice K] [--idle S]``; each standby is a file ``standby/<compute>/<pid>.json`` in the
@@ -228,13 +229,32 @@ def spawn(
                 fh.write(json.dumps({**record, "state": "starting", "preload_key": None}))
 
 
+# Linux's autogroup: with it enabled (the default on most distributions), the CPU is shared fairly
+# between *sessions* first, and a process's niceness only weighs against others of its session. A
+# standby is started in a session of its own, so its niceness alone would leave it an equal share
+# beside the job (measured: every mini-batch of a CPU-bound job twice as slow while a niced standby
+# warmed up). The session's own niceness, written here, weighs against other sessions.
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def _set_session_priority(nice: int) -> bool:
+    """Set this session's autogroup niceness. True if done or if there is no autogroup to set."""
+    try:
+        AUTOGROUP.write_text(str(nice))
+    except FileNotFoundError:
+        return True  # a kernel without autogroup: process niceness is all there is
+    except OSError:
+        return False  # EPERM, or EAGAIN: unprivileged writes are limited to one per 100 ms
+    return True
+
+
 def _set_priority(nice: int) -> bool:
-    """Give this process and its workers niceness ``nice``. False if not permitted (raising the
-    priority needs root or CAP_SYS_NICE)."""
+    """Give this process, its workers and its session (see :data:`AUTOGROUP`) niceness ``nice``.
+    False if not permitted (raising a process's priority needs root or CAP_SYS_NICE)."""
     import psutil
 
     me = psutil.Process()
-    ok = True
+    ok = _set_session_priority(nice)
     for proc in [me, *me.children(recursive=True)]:
         try:
             proc.nice(nice)
@@ -355,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.workspace)
     if args.nice:
         os.nice(args.nice)  # before the workers start: they inherit it
+        _set_session_priority(args.nice)
 
     def on_term(signum: int, frame: Any) -> None:
         raise SystemExit(f"signal {signum}")

@@ -62,11 +62,79 @@ def _signature_numeric_columns(loaded: Any) -> list[tuple[str, Any]]:
     return out
 
 
+def _flavors(folder: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        return dict(yaml.safe_load((folder / "MLmodel").read_text()).get("flavors") or {})
+    except (OSError, yaml.YAMLError, AttributeError, TypeError, ValueError):
+        return {}  # MLflow's own load reports an unreadable MLmodel
+
+
+def _import_loader_first(flavors: dict[str, Any]) -> None:
+    """Import a skops-saved scikit-learn model's loader before mlflow. skops scans the loaded modules
+    when it is imported; with mlflow's modules loaded that scan took about 0.9 s longer per worker
+    (measured here: 3.8 s against 4.7 s for the imports of a cold worker)."""
+    if flavors.get("sklearn", {}).get("serialization_format") == "skops":
+        import importlib.util
+
+        if importlib.util.find_spec("skops") is not None:
+            import skops.io  # noqa: F401
+
+
+def _requirement_mismatches(folder: Path, flavors: dict[str, Any]) -> list[str]:
+    """What MLflow's load_model warns about, checked cheaply: each line of the model's
+    requirements.txt against the installed distribution's version, and the Python version it was
+    saved with. (MLflow maps every installed distribution to its modules first: 1.4 s per worker.)"""
+    import importlib.metadata
+    import sys
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    found = []
+    try:
+        lines = (folder / "requirements.txt").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        text = line.split("#", 1)[0].strip()
+        if not text or text.startswith("-"):
+            continue
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue  # a path or a URL: not checked, as MLflow does
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        try:
+            installed = importlib.metadata.version(req.name)
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{req.name} (current: uninstalled, required: {text})")
+            continue
+        if req.specifier and not req.specifier.contains(installed, prereleases=True):
+            found.append(f"{req.name} (current: {installed}, required: {text})")
+    saved = str(flavors.get("python_function", {}).get("python_version") or "")
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if saved and saved.split(".")[:2] != here.split("."):
+        found.append(f"python (current: {sys.version.split()[0]}, saved with: {saved})")
+    return found
+
+
 def init() -> None:
     global model, _numeric_columns
+    import logging
+
+    folder = _model_folder(Path(os.environ["AZUREML_MODEL_DIR"]))
+    flavors = _flavors(folder)
+    _import_loader_first(flavors)
     import mlflow.pyfunc
 
-    model = mlflow.pyfunc.load_model(str(_model_folder(Path(os.environ["AZUREML_MODEL_DIR"]))))
+    mismatches = _requirement_mismatches(folder, flavors)
+    if mismatches:
+        logging.getLogger("batchnb.mlflow").warning(
+            "the model's dependencies do not match this environment:\n - %s", "\n - ".join(mismatches)
+        )
+    model = mlflow.pyfunc.load_model(str(folder), suppress_warnings=True)
     _numeric_columns = _signature_numeric_columns(model)
 
 
