@@ -93,6 +93,26 @@ def test_the_next_job_runs_on_the_warm_standby_without_the_last_ones_state(clien
     assert "taking job" in (client.workspace.root / "standby" / warm / "standby.log").read_text()
 
 
+def test_a_job_ending_after_stop_all_leaves_no_standby_until_the_next_job_is_invoked(
+    client, deploy, csv_inputs, tmp_path, warm
+):
+    root = client.workspace.root
+    assert standby.stop_all(root) == 0
+    # A supervisor that was ending as stop_all ran: its last step spawns the end-of-job standby.
+    standby.spawn(root, dict(client.computes.get(warm)), 1, standby.preload_for({}), job=None, nice=0)
+    assert not standby.standbys(root, warm), "a standby started after stop_all"
+    assert not list((root / "standby" / warm).glob("*.json"))
+
+    # A job invoked on the compute allows standbys again.
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    deploy(TRACED, set_default=True)
+    _deploy_on(client, tmp_path, "blue", warm, trace)
+    job = client.batch_endpoints.invoke("ep-test", deployment_name="blue", input=str(csv_inputs(2))).wait(timeout=120)
+    assert job["status"] == "Completed", job["error"]
+    assert standby.wait_ready(root, warm, timeout=120), "no standby was left warm"
+
+
 def test_a_compute_without_idle_time_leaves_no_standby(client, deploy, csv_inputs, tmp_path):
     with reaping():
         deploy(TRACED, set_default=True, environment_variables={"TRACE": str(tmp_path)})

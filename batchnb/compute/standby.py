@@ -60,6 +60,8 @@ QUERY_EVERY_S = 1.0
 LOCAL_TYPES = ("local", "amlcompute")
 # The niceness of a standby spawned while a job runs: it must not slow that job down.
 EARLY_NICE = 19
+# In a compute's standby folder, left by stop_all: no standby is spawned there while it is present.
+STOPPED = ".stopped"
 
 
 def keeps_warm(compute: dict[str, Any]) -> bool:
@@ -159,18 +161,51 @@ def wait_ready(workspace_root: Path, compute: str, timeout: float) -> bool:
 
 def stop_all(workspace_root: Path) -> int:
     """SIGTERM every standby of the workspace (a standby that already took a job is left alone).
-    Returns how many were stopped."""
+    Returns how many were stopped.
+
+    Each local compute is left a stop marker first, which :func:`spawn` honours: a job ending just
+    after this (its supervisor spawns a standby as it ends) starts none. The next job invoked on the
+    compute removes it (:func:`allow`)."""
     import psutil
 
     stopped = []
-    for folder in (workspace_root / "standby").glob("*"):
-        for record in standbys(workspace_root, folder.name):
+    for name in sorted(_local_computes(workspace_root)):
+        folder = _folder(workspace_root, name)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / STOPPED).touch()
+        with _spawn_lock(folder):  # a spawn under way finishes first, and its standby is listed here
+            records = standbys(workspace_root, name)
+        for record in records:
             with contextlib.suppress(psutil.Error):
                 proc = psutil.Process(record["pid"])
                 proc.terminate()
                 stopped.append(proc)
     psutil.wait_procs(stopped, timeout=10)
     return len(stopped)
+
+
+def allow(workspace_root: Path, compute: str) -> None:
+    """Let jobs on ``compute`` leave standbys again after :func:`stop_all`. Called for a job a user
+    invokes or resumes, never by a supervisor that ends: that one must not undo a stop."""
+    (_folder(workspace_root, compute) / STOPPED).unlink(missing_ok=True)
+
+
+def _local_computes(workspace_root: Path) -> set[str]:
+    """The computes that may have standbys: each with a standby folder, and the workspace's local
+    computes (a job that has just started may not have made its folder yet)."""
+    names = {p.name for p in (workspace_root / "standby").glob("*") if p.is_dir()}
+    if (workspace_root / "batchnb.db").exists():
+        from ..store import Store
+
+        store = Store(workspace_root / "batchnb.db")
+        try:
+            with store.read() as db:
+                for row in db.execute("SELECT name, spec FROM computes"):
+                    if json.loads(row["spec"]).get("type", "local") in LOCAL_TYPES:
+                        names.add(row["name"])
+        finally:
+            store.close()
+    return names
 
 
 @contextlib.contextmanager
@@ -200,8 +235,8 @@ def spawn(
     folder = _folder(workspace_root, compute["name"])
     folder.mkdir(parents=True, exist_ok=True)
     with _spawn_lock(folder):
-        if standbys(workspace_root, compute["name"]):
-            return
+        if (folder / STOPPED).exists() or standbys(workspace_root, compute["name"]):
+            return  # stopped by stop_all (until a job is invoked on the compute), or one is there
         cmd = [sys.executable, "-m", "batchnb.compute.standby", "--workspace", str(workspace_root)]
         cmd += ["--compute", compute["name"], "--workers", str(workers), "--preload", ",".join(preload)]
         cmd += ["--idle", str(float(compute["idle_time_before_scale_down"])), "--nice", str(nice)]

@@ -278,7 +278,13 @@ class JobOperations:
 
         job_dir = self._ws.job_dir(name)
         (job_dir / "logs" / "sys").mkdir(parents=True, exist_ok=True)
-        kind = self._row(name)["kind"]
+        row = self._row(name)
+        kind = row["kind"]
+        if kind == "batch":
+            from ..compute import standby
+
+            # Invoked (or resumed) by a user: its compute may leave warm standbys again after a stop_all.
+            standby.allow(self._ws.root, json.loads(row["spec"]).get("compute", "local"))
         module = "batchnb.pipelines.runner" if kind == "pipeline" else "batchnb.engine.supervisor"
         log = open(job_dir / "logs" / "sys" / "supervisor.txt", "ab")  # noqa: SIM115 - handed to the child
         try:
