@@ -406,6 +406,30 @@ def test_step_failure_stops_the_pipeline(client: BatchClient, tmp_path: Path) ->
     assert not Path(bad["outputs"]["o"]["path"]).exists()
 
 
+def test_a_step_that_cannot_start_stops_the_pipeline(client: BatchClient, tmp_path: Path) -> None:
+    # A command longer than Linux takes for one argument (128 KiB): bash cannot even be started (E2BIG).
+    too_long = "echo " + "x" * 200_000
+    spec = {
+        "type": "pipeline",
+        "jobs": {
+            "slow": {
+                "component": {"command": f'python -c "import time; time.sleep(30)"; touch {tmp_path}/slow-finished'}
+            },
+            "unstartable": {"component": {"command": too_long}},
+        },
+    }
+    started = time.monotonic()
+    with reaping():
+        job = client.jobs.create_or_update(spec).wait(timeout=60)
+    assert time.monotonic() - started < 25  # slow was stopped, not waited for
+    assert job["status"] == "Failed"
+    steps = {s["name"]: s for s in job["steps"]}
+    assert steps["unstartable"]["status"] == "Failed"
+    assert "could not start the step's command" in steps["unstartable"]["error"]
+    assert steps["slow"]["status"] == "Canceled" and "stopped: step unstartable failed" in steps["slow"]["error"]
+    assert not (tmp_path / "slow-finished").exists()
+
+
 def test_continue_on_step_failure_and_rerun_failed(client: BatchClient, tmp_path: Path) -> None:
     fixed = tmp_path / "fixed"
     runs = tmp_path / "runs"
@@ -764,6 +788,22 @@ def test_canceling_an_interrupted_pipeline_settles_its_steps(client: BatchClient
     assert job["status"] == "Canceled"
     assert {s["name"]: s["status"] for s in job["steps"]} == {"first": "Canceled", "later": "Canceled"}
     assert all("not run: the pipeline job ended Canceled" in s["error"] for s in job["steps"])
+
+
+def test_an_interrupted_step_says_to_resume_its_pipeline_job(client: BatchClient, tmp_path: Path) -> None:
+    spec = {"type": "pipeline", "jobs": {"long": {"component": {"command": f"touch {tmp_path}/started; sleep 60"}}}}
+    with reaping():
+        job = client.jobs.create_or_update(spec)
+        step = f"{job['name']}-long"
+        wait_until(lambda: (tmp_path / "started").exists(), 30, "the step to start")
+        runner_pid, _ = wait_until(lambda: all(p := step_process(client, step)) and p, 10, "pids")
+        psutil.Process(runner_pid).kill()
+        shown = wait_until(lambda: (s := client.jobs.get(step))["status"] == "Interrupted" and s, 15, "Interrupted")
+        # The step itself cannot be resumed: its message names the pipeline job.
+        assert f"`batchnb job resume -n {job['name']}`" in shown["error"], shown["error"]
+        with pytest.raises(InvalidStateError, match="resume the pipeline job instead"):
+            client.jobs.resume(step)
+        client.jobs.cancel(job["name"])
 
 
 def test_a_step_past_its_timeout_is_stopped_and_fails(client: BatchClient, tmp_path: Path) -> None:

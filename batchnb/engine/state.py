@@ -77,6 +77,8 @@ def check_interrupted(store: Store, row: sqlite3.Row) -> str:
     if not gone:
         return status
     new_status = CANCELED if row["cancel_requested"] else INTERRUPTED
+    # A pipeline's step is resumed with its pipeline job (resume refuses a step).
+    resumed = row["parent"] or row["name"]
     with store.write() as tx:
         # Only if nothing moved since we looked: a live supervisor may have just written.
         changed = tx.execute(
@@ -88,7 +90,7 @@ def check_interrupted(store: Store, row: sqlite3.Row) -> str:
                 None
                 if new_status == CANCELED
                 else "the job's supervisor process stopped (heartbeat lost); "
-                f"run `batchnb job resume -n {row['name']}` to finish it",
+                f"run `batchnb job resume -n {resumed}` to finish it",
                 row["name"],
                 status,
                 heartbeat,

@@ -10,6 +10,8 @@ download or a resume never sees half an output. Lifecycle of a step::
                           └─exit ≠ 0─▶ Failed ─▶ (continue_on_step_failure? its dependents are
                                                    Canceled, the rest go on : everything stops)
 
+A step whose command cannot even be started (no process: ``Popen`` failed) fails the same way.
+
 The runner stamps a heartbeat on the pipeline and its running steps; if it dies, they read
 ``Interrupted`` and ``job resume`` starts a new runner that keeps every Completed step, kills
 what is left of the old one's step processes, and runs the rest. ``job cancel`` stops the running
@@ -209,26 +211,18 @@ class PipelineRunner:
                 statuses[step] = self._finish_step(step, code)
                 if statuses[step] == state.FAILED:
                     first_failure = first_failure or step
-                    if not self.continue_on_failure:
-                        self._stop_running(state.CANCELED, f"stopped: step {step} failed")
-                        for other in order:
-                            if statuses[other] == NOT_STARTED:
-                                self._set_step(other, state.CANCELED, f"not run: step {step} failed")
-                            if statuses[other] in (NOT_STARTED, state.RUNNING):
-                                statuses[other] = state.CANCELED
+                    if self._after_failure(step, statuses):
                         return self._end(statuses, first_failure)
-                    for other in self._dependents(step):
-                        if statuses[other] == NOT_STARTED:
-                            statuses[other] = state.CANCELED
-                            self._set_step(other, state.CANCELED, f"not run: upstream step {step} failed")
             for step in order:
                 if len(self.running) >= MAX_PARALLEL_STEPS:
                     break
                 needs = self.children[step]["needs"]
                 if statuses[step] == NOT_STARTED and all(statuses[n] == state.COMPLETED for n in needs):
                     statuses[step] = self._launch(step)
-                    if statuses[step] == state.FAILED:
+                    if statuses[step] == state.FAILED:  # it could not start: a failure like any other
                         first_failure = first_failure or step
+                        if self._after_failure(step, statuses):
+                            return self._end(statuses, first_failure)
             if not self.running and not any(s == NOT_STARTED for s in statuses.values()):
                 return self._end(statuses, first_failure)
             if not self.running and not any(
@@ -242,6 +236,23 @@ class PipelineRunner:
                         self._set_step(s, state.CANCELED, "not run: an upstream step failed")
                 return self._end(statuses, first_failure)
             time.sleep(POLL_S)
+
+    def _after_failure(self, step: str, statuses: dict[str, str]) -> bool:
+        """``step`` failed (or could not start). Without continue_on_step_failure, stop the running
+        steps and cancel the rest: True, the pipeline ends. With it, cancel the steps that need it."""
+        if not self.continue_on_failure:
+            self._stop_running(state.CANCELED, f"stopped: step {step} failed")
+            for other in self.spec["order"]:
+                if statuses[other] == NOT_STARTED:
+                    self._set_step(other, state.CANCELED, f"not run: step {step} failed")
+                if statuses[other] in (NOT_STARTED, state.RUNNING):
+                    statuses[other] = state.CANCELED
+            return True
+        for other in self._dependents(step):
+            if statuses[other] == NOT_STARTED:
+                statuses[other] = state.CANCELED
+                self._set_step(other, state.CANCELED, f"not run: upstream step {step} failed")
+        return False
 
     def _dependents(self, step: str) -> list[str]:
         out: list[str] = []
