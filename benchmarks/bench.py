@@ -16,7 +16,9 @@ Scenarios (the targets of issue 9):
 * ``resume``: a job killed (SIGKILL, supervisor and workers) at 50 % and resumed, against a full run.
 
 Each batchnb scenario runs on the built-in ``local`` compute (a cold pool per job) and, where it
-matters, on a local compute with ``idle_time_before_scale_down`` (a warm standby supervisor).
+matters, on a local compute with ``idle_time_before_scale_down`` (a warm standby supervisor; two,
+``min_instances: 2``, for ``resume``, so that one is warm for the killed job). Each warm run starts,
+as it would after some idle time, with the compute's standbys ready (the wait is not timed).
 """
 
 from __future__ import annotations
@@ -160,18 +162,31 @@ def verdict(ok: bool) -> str:
 # -- scenarios ------------------------------------------------------------------------------------
 
 
-def warm_compute(client: Any, idle_s: int = 300) -> None:
+def warm_compute(client: Any, idle_s: int = 300, standbys: int = 1) -> None:
+    """The warm compute: a standby left after each job (``standbys`` of them: ``min_instances``)."""
     client.computes.create_or_update(
-        {"name": WARM, "type": "amlcompute", "max_instances": 1, "idle_time_before_scale_down": idle_s}
+        {
+            "name": WARM,
+            "type": "amlcompute",
+            "min_instances": standbys,
+            "max_instances": max(1, standbys),
+            "idle_time_before_scale_down": idle_s,
+        }
     )
 
 
-def prime(client: Any, endpoint: str, data: Path) -> None:
-    """One job to leave a warm standby behind, then wait until it is ready to take the next."""
-    run_job(client, endpoint, data)
+def ready(client: Any, count: int = 1) -> None:
+    """Wait (untimed) until the warm compute's standbys are ready, as between jobs with idle time."""
     from batchnb.compute import standby
 
-    standby.wait_ready(client.workspace.root, WARM, timeout=120)
+    if not standby.wait_ready(client.workspace.root, WARM, timeout=180, count=count):
+        raise RuntimeError(f"{count} standby(s) of {WARM} did not become ready")
+
+
+def prime(client: Any, endpoint: str, data: Path, count: int = 1) -> None:
+    """One job to leave warm standbys behind, then wait until they are ready to take the next."""
+    run_job(client, endpoint, data)
+    ready(client, count)
 
 
 def scenario_cpu(root: Path, sizes: workload.Sizes, rounds: int, with_ray: bool, report: dict[str, Any]) -> None:
@@ -193,7 +208,8 @@ def scenario_cpu(root: Path, sizes: workload.Sizes, rounds: int, with_ray: bool,
     total_rows = sizes.files * sizes.rows
     contenders: dict[str, Callable[[], dict[str, Any]]] = {
         "batchnb": lambda: run_job(client, "ep-forest", data),
-        "batchnb-warm": lambda: run_job(client, "ep-forest-warm", data),
+        # ready() returns None: the lambdas wait (untimed) for the standby, then run the job.
+        "batchnb-warm": lambda: ready(client) or run_job(client, "ep-forest-warm", data),
         "single (a)": lambda: run_baseline("single", model, files, root / "out-single"),
         "joblib (b)": lambda: run_baseline("joblib", model, files, root / "out-joblib"),
     }
@@ -358,7 +374,7 @@ def _wait_ended(client: Any, name: str, t0: float) -> tuple[str, float | None]:
 def scenario_resume(root: Path, sizes: workload.Sizes, rounds: int, report: dict[str, Any]) -> None:
     print(
         f"\n== resume: the forest over {sizes.resume_files} files x {sizes.rows} rows, killed (supervisor and "
-        "workers, SIGKILL) at 50 % and resumed, vs a full run; cold (local) and warm (a compute with an idle time)",
+        "workers, SIGKILL) at 50 % and resumed, vs a full run; cold (local) and warm (a compute keeping two standbys)",
         flush=True,
     )
     files = workload.parquet_files(
@@ -368,11 +384,12 @@ def scenario_resume(root: Path, sizes: workload.Sizes, rounds: int, report: dict
         root / "models" / f"forest-{sizes.trees}-{sizes.depth}", "forest", sizes.trees, sizes.depth
     )
     client = workload.workspace(root / "ws-resume")
-    warm_compute(client)
+    # Two standbys: a job takes one, and the other is warm for that job if it is killed and resumed.
+    warm_compute(client, standbys=2)
     workload.deploy_mlflow(client, model, "ep-resume", CORES, sizes.mini_batch_rows // 2)
     workload.deploy_mlflow(client, model, "ep-resume-warm", CORES, sizes.mini_batch_rows // 2, compute=WARM)
     data = files[0].parent
-    prime(client, "ep-resume-warm", data)
+    prime(client, "ep-resume-warm", data, count=2)
 
     def killed_and_resumed(endpoint: str) -> dict[str, Any]:
         job = client.batch_endpoints.invoke(endpoint, input=str(data))
@@ -393,8 +410,8 @@ def scenario_resume(root: Path, sizes: workload.Sizes, rounds: int, report: dict
         {
             "full": lambda: run_job(client, "ep-resume", data),
             "resume": lambda: killed_and_resumed("ep-resume"),
-            "full-warm": lambda: run_job(client, "ep-resume-warm", data),
-            "resume-warm": lambda: killed_and_resumed("ep-resume-warm"),
+            "full-warm": lambda: ready(client, 2) or run_job(client, "ep-resume-warm", data),
+            "resume-warm": lambda: ready(client, 2) or killed_and_resumed("ep-resume-warm"),
         },
         rounds,
     )

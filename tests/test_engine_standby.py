@@ -296,6 +296,71 @@ def test_resume_after_a_sigkill_on_a_warm_compute_is_served_by_the_preloaded_sta
     assert sorted(lines(output_file(done))) == sorted(f"0,{-6 if i == 3 else 2 * i},f{i:03d}.csv" for i in range(6))
 
 
+@pytest.fixture
+def spare(client) -> Iterator[str]:
+    """A compute that keeps two standbys (``min_instances: 2``)."""
+    client.computes.create_or_update(
+        {
+            "name": "spare-pool",
+            "type": "amlcompute",
+            "min_instances": 2,
+            "max_instances": 2,
+            "idle_time_before_scale_down": 60,
+        }
+    )
+    with reaping():
+        try:
+            yield "spare-pool"
+        finally:
+            standby.stop_all(client.workspace.root)
+            assert not standby.standbys(client.workspace.root, "spare-pool")
+
+
+@quiet_mlflow
+def test_with_two_standbys_a_job_killed_before_the_next_warms_up_resumes_on_the_warm_spare(
+    client, traced_model, csv_inputs, tmp_path, spare
+):
+    """The standby a job spawns as it starts warms up at the lowest priority, so a job killed early
+    would find it still loading; a compute with min_instances 2 keeps a second one warm meanwhile."""
+    root = client.workspace.root
+    trace = tmp_path / "trace"
+    trace.mkdir()
+    gate = tmp_path / "gate"
+    _deploy_model_on(client, "blue", spare, trace, GATE=str(gate))
+    first = client.batch_endpoints.invoke("ep-ml", deployment_name="blue", input=str(csv_inputs(2))).wait(timeout=180)
+    assert first["status"] == "Completed", first["error"]
+    assert standby.wait_ready(root, spare, timeout=180, count=2), "the compute did not keep two warm standbys"
+    warm = {int(r["pid"]) for r in standby.standbys(root, spare)}
+    assert len(warm) == 2
+
+    data = csv_inputs(6, name="held")
+    (data / "f003.csv").write_text("x,y\n-3,-6\n")  # held until the gate opens
+    job = client.batch_endpoints.invoke("ep-ml", deployment_name="blue", input=str(data))
+    name = job["name"]
+    wait_until(lambda: _running(client, name) and len(_scored_by(client, name)) >= 1, 180, "the job to be midway")
+    taker = supervisor_pid(client, name)
+    assert taker in warm, "a warm standby did not take the job"
+    [other] = warm - {taker}
+    supervisor = psutil.Process(taker)
+    first_workers = supervisor.children(recursive=True)
+    kill_and_reap([supervisor])
+    psutil.wait_procs(first_workers, timeout=30)
+    wait_until(lambda: client.jobs.get(name)["status"] == "Interrupted", 60, "the job to read Interrupted")
+    loads_before = set(trace.glob("load-*.json"))
+
+    gate.write_text("open")
+    client.jobs.resume(name)
+    done = client.jobs.wait(name, timeout=180)
+    assert done["status"] == "Completed", done["error"]
+    assert supervisor_pid(client, name) == other, "the resumed job was not served by the warm spare"
+    # Later loads are the next standbys' warm-ups, never a worker of the resumed job.
+    later = {int(json.loads(f.read_text())["pid"]) for f in set(trace.glob("load-*.json")) - loads_before}
+    assert not later & _scored_by(client, name), "a worker of the spare loaded the model again"
+    assert "init() had already run for this deployment" in _master_log(done)
+    assert sorted(lines(output_file(done))) == sorted(f"0,{-6 if i == 3 else 2 * i},f{i:03d}.csv" for i in range(6))
+    assert standby.wait_ready(root, spare, timeout=180, count=2), "the compute is not back to two standbys"
+
+
 def _running(client, name: str) -> bool:
     with client.store.read() as db:
         return bool(db.execute("SELECT 1 FROM minibatches WHERE job = ? AND status = 'running'", (name,)).fetchone())

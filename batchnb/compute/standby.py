@@ -69,6 +69,12 @@ def keeps_warm(compute: dict[str, Any]) -> bool:
     return compute.get("type", "local") in LOCAL_TYPES and bool(compute.get("idle_time_before_scale_down"))
 
 
+def kept(compute: dict[str, Any]) -> int:
+    """How many standbys a compute that keeps warm keeps: ``min_instances``, at least one. With two,
+    a job takes one and the other stays warm, ready for that job resumed after a crash."""
+    return max(1, int(compute.get("min_instances") or 0))
+
+
 def preload_for(spec: dict[str, Any]) -> tuple[str, ...]:
     """What a standby's workers import ahead of a job like this one: the data stack, and for an
     MLflow model without a scoring script, mlflow and the model flavor's loader module."""
@@ -131,8 +137,10 @@ def _folder(workspace_root: Path, compute: str) -> Path:
     return workspace_root / "standby" / compute
 
 
-def standbys(workspace_root: Path, compute: str) -> list[dict[str, Any]]:
-    """The live standbys of a compute (records of dead ones are removed)."""
+def standbys(workspace_root: Path, compute: str, taking: bool = False) -> list[dict[str, Any]]:
+    """The live standbys of a compute (records of dead ones are removed). A standby that is taking a
+    job (state ``taking``) is no longer one, and is listed only with ``taking``: its record stays
+    until it has claimed the job, so that no other standby tries to take that job meanwhile."""
     import psutil
 
     found = []
@@ -142,18 +150,18 @@ def standbys(workspace_root: Path, compute: str) -> list[dict[str, Any]]:
             alive = abs(psutil.Process(record["pid"]).create_time() - record["started"]) < 1.0
         except (OSError, ValueError, KeyError, psutil.Error):
             alive = False
-        if alive:
-            found.append(record)
-        else:
+        if not alive:
             path.unlink(missing_ok=True)
+        elif taking or record.get("state") != "taking":
+            found.append(record)
     return found
 
 
-def wait_ready(workspace_root: Path, compute: str, timeout: float) -> bool:
-    """Wait until a standby of ``compute`` is warm; False after ``timeout`` seconds."""
+def wait_ready(workspace_root: Path, compute: str, timeout: float, count: int = 1) -> bool:
+    """Wait until ``count`` standbys of ``compute`` are warm; False after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(s.get("state") == "ready" for s in standbys(workspace_root, compute)):
+        if sum(s.get("state") == "ready" for s in standbys(workspace_root, compute)) >= count:
             return True
         time.sleep(0.05)
     return False
@@ -228,40 +236,56 @@ def spawn(
     job: str | None = None,
     nice: int = 0,
 ) -> None:
-    """Start a standby for ``compute`` unless one is already there. ``job``: the job whose deployment
-    its workers preload (see :func:`preload_key`); ``nice``: its CPU niceness while it waits."""
-    import psutil
-
+    """Start standbys for ``compute`` until it has :func:`kept` of them. ``job``: the job whose
+    deployment their workers preload (see :func:`preload_key`); ``nice``: their CPU niceness while
+    they wait."""
     folder = _folder(workspace_root, compute["name"])
     folder.mkdir(parents=True, exist_ok=True)
     with _spawn_lock(folder):
-        if (folder / STOPPED).exists() or standbys(workspace_root, compute["name"]):
-            return  # stopped by stop_all (until a job is invoked on the compute), or one is there
-        cmd = [sys.executable, "-m", "batchnb.compute.standby", "--workspace", str(workspace_root)]
-        cmd += ["--compute", compute["name"], "--workers", str(workers), "--preload", ",".join(preload)]
-        cmd += ["--idle", str(float(compute["idle_time_before_scale_down"])), "--nice", str(nice)]
-        if job:
-            cmd += ["--job", job]
-        # Detached: the shell starts the standby in the background and exits, so the standby is no
-        # process's child. Killing a job's process tree leaves it, and it never lingers as a zombie.
-        started = subprocess.run(
-            ["/bin/sh", "-c", '"$@" >>"$0" 2>&1 </dev/null & echo $!', str(folder / "standby.log"), *cmd],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            cwd=folder,
-            start_new_session=True,
-            timeout=30,
-            check=True,
-        )
-        pid = int(started.stdout.split()[-1])
-        with contextlib.suppress(psutil.Error, FileExistsError):
-            # Visible at once to the next spawn(), before the standby has started Python; the standby
-            # rewrites it (same pid and start time) as it warms up.
-            record = {"pid": pid, "started": psutil.Process(pid).create_time(), "workers": workers}
-            fd = os.open(folder / f"{pid}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(json.dumps({**record, "state": "starting", "preload_key": None}))
+        if (folder / STOPPED).exists():
+            return  # stopped by stop_all, until a job is invoked on the compute
+        for _ in range(kept(compute) - len(standbys(workspace_root, compute["name"]))):
+            _start(folder, workspace_root, compute, workers, preload, job, nice)
+
+
+def _start(
+    folder: Path,
+    workspace_root: Path,
+    compute: dict[str, Any],
+    workers: int,
+    preload: tuple[str, ...],
+    job: str | None,
+    nice: int,
+) -> None:
+    """Start one standby process, detached, and record it at once (see :func:`spawn`)."""
+    import psutil
+
+    cmd = [sys.executable, "-m", "batchnb.compute.standby", "--workspace", str(workspace_root)]
+    cmd += ["--compute", compute["name"], "--workers", str(workers), "--preload", ",".join(preload)]
+    cmd += ["--idle", str(float(compute["idle_time_before_scale_down"])), "--nice", str(nice)]
+    cmd += ["--keep", str(kept(compute))]
+    if job:
+        cmd += ["--job", job]
+    # Detached: the shell starts the standby in the background and exits, so the standby is no
+    # process's child. Killing a job's process tree leaves it, and it never lingers as a zombie.
+    started = subprocess.run(
+        ["/bin/sh", "-c", '"$@" >>"$0" 2>&1 </dev/null & echo $!', str(folder / "standby.log"), *cmd],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        start_new_session=True,
+        timeout=30,
+        check=True,
+    )
+    pid = int(started.stdout.split()[-1])
+    with contextlib.suppress(psutil.Error, FileExistsError):
+        # Visible at once to the next spawn(), before the standby has started Python; the standby
+        # rewrites it (same pid and start time) as it warms up.
+        record = {"pid": pid, "started": psutil.Process(pid).create_time(), "workers": workers}
+        fd = os.open(folder / f"{pid}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps({**record, "state": "starting", "preload_key": None}))
 
 
 # Linux's autogroup: with it enabled (the default on most distributions), the CPU is shared fairly
@@ -389,6 +413,37 @@ class _WarmUp(threading.Thread):
             self.done.set()
 
 
+# How long a standby leaves a queued job to the standby whose turn it is before it tries too.
+TURN_GRACE_S = 1.0
+
+
+def _my_turn(root: Path, compute: str, pid: int, job_key: str | None, waiting: dict[str, float], job: str) -> bool:
+    """With several standbys on a compute (``min_instances``), one takes a queued job: a ready one
+    preloaded for the job's deployment first, then any ready one, then the oldest. The others keep
+    their warm pools (a standby of another deployment would kill its own before claiming). A
+    standby that has waited TURN_GRACE_S for the chosen one tries as well: the claim is atomic."""
+    now = time.monotonic()
+    seen = waiting.setdefault(job, now)
+    if now - seen >= TURN_GRACE_S:
+        return True
+    live = standbys(root, compute, taking=True)
+    if any(r.get("state") == "taking" and r.get("job") == job for r in live):
+        return False  # another standby is claiming it
+    live = [r for r in live if r.get("state") != "taking"]
+    if len(live) <= 1:
+        return True
+
+    def rank(record: dict[str, Any]) -> tuple[bool, bool, float]:
+        ready = record.get("state") == "ready"
+        return (
+            not (ready and job_key is not None and record.get("preload_key") == job_key),
+            not ready,
+            record["started"],
+        )
+
+    return min(live, key=rank)["pid"] == pid
+
+
 def _pid_after(seconds: float) -> int:
     time.sleep(seconds)  # long enough that one worker cannot take every probe
     return os.getpid()
@@ -406,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", default=None, help="preload init() for this job's deployment (MLflow driver)")
     parser.add_argument("--nice", type=int, default=0, help="niceness while warming up and waiting")
     parser.add_argument("--idle", type=float, default=300.0)
+    parser.add_argument("--keep", type=int, default=1, help="how many standbys the compute keeps")
     args = parser.parse_args(argv)
     root = Path(args.workspace)
     if args.nice:
@@ -452,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         last_seen: tuple[int, int] | None = None
         last_query = 0.0
         deadline = time.monotonic() + args.idle
+        waiting: dict[str, float] = {}  # queued job -> when this standby first saw it
         while time.monotonic() < deadline:
             try:
                 st = wal.stat()
@@ -475,22 +532,29 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(POLL_S)
                     continue
                 job_spec = _job_spec(store, name) or {}
+                if not _my_turn(root, args.compute, me.pid, preload_key(job_spec), waiting, name):
+                    time.sleep(POLL_S)
+                    continue
+                # No longer a standby (the job's start spawns the next), but the record says which job
+                # it takes until this process ends, so no other standby tries for it meanwhile.
+                record["job"] = name
+                publish("taking")
                 fresh = key is not None and preload_key(job_spec) != key
                 warming.stop.set()  # queues nothing more; what it queued runs before the mini-batches
                 if fresh:
                     # Workers that ran init() for another deployment never serve this job.
                     pool.shutdown(kill=True)
                     print(f"job {name} is of another deployment: it gets fresh workers", flush=True)
-                record_path.unlink(missing_ok=True)  # no longer a standby: the job's start spawns the next
                 if args.nice and not _set_priority(0):
                     print(f"not permitted to raise priority: job {name} runs at nice {args.nice}", flush=True)
                 print(f"standby {me.pid} taking job {name}", flush=True)
                 status = Supervisor(root, name).run()
                 if status != "not-claimed":
                     return 0
-                if standbys(root, args.compute):
-                    return 0  # a cold supervisor was faster and its job started another standby
+                if len(standbys(root, args.compute)) >= args.keep:
+                    return 0  # a cold supervisor was faster and its job started the standbys kept
                 # A cold supervisor was faster: wait again, as before.
+                record.pop("job", None)
                 if args.nice:
                     _set_priority(args.nice)
                 if fresh or not warming.done.is_set():
