@@ -26,16 +26,21 @@ A user's scoring script is never run ahead of its job: its ``init()`` may read t
 
 **Early, at low priority.** A job on such a compute spawns its standby when it *starts*, at the
 lowest CPU priority (nice 19, for its processes and its session's autogroup: it warms up from the
-CPU the job leaves idle), so that a job killed midway and resumed (``job resume`` queues it again)
-finds warm, model-loaded workers; a standby raises itself and its workers back to normal priority
-when it takes a job (if it may: root, or ``CAP_SYS_NICE``). One standby per compute at a time (a
-lock around spawning); it is started detached, so that killing a job's process tree leaves it. Its
-idle time counts from the last job on the compute. The cost: while a job runs, a second, idle pool
-holds the model too.
+CPU the job leaves idle); a standby raises itself and its workers back to normal priority when it
+is warm or takes a job (if it may: root, or ``CAP_SYS_NICE``). Beside a CPU-bound job it gets
+almost no CPU, so a job killed midway finds it still loading.
+
+**Spares: ``min_instances``.** A compute keeps ``min_instances`` standbys (at least one; a lock
+around spawning keeps the count). With two, a job takes one while the other stays warm, and a job
+killed midway and resumed (``job resume`` queues it again) runs on that warm spare at once. One
+standby takes a queued job: a ready one preloaded for the job's deployment, else a ready one, else
+the oldest; its record says ``taking`` until its process ends, so no other tries for that job.
+Standbys are started detached, so that killing a job's process tree leaves them. Their idle time
+counts from the last job on the compute. The cost: every standby's idle pool holds the model too.
 
 ``python -m batchnb.compute.standby --workspace W --compute C --workers N [--preload m1,m2]
-[--job J] [--nice K] [--idle S]``; each standby is a file ``standby/<compute>/<pid>.json`` in the
-workspace, ``{"pid", "started", "state": starting|warming|ready, "preload_key"}``.
+[--job J] [--nice K] [--idle S] [--keep K]``; each standby is a file ``standby/<compute>/<pid>.json``
+in the workspace, ``{"pid", "started", "state": starting|warming|ready|taking, "preload_key", "job"}``.
 """
 
 from __future__ import annotations
@@ -423,7 +428,9 @@ def _my_turn(root: Path, compute: str, pid: int, job_key: str | None, waiting: d
     their warm pools (a standby of another deployment would kill its own before claiming). A
     standby that has waited TURN_GRACE_S for the chosen one tries as well: the claim is atomic."""
     now = time.monotonic()
-    seen = waiting.setdefault(job, now)
+    seen = waiting.get(job, now)
+    waiting.clear()  # only the job queued now: a job resumed later is waited for afresh
+    waiting[job] = seen
     if now - seen >= TURN_GRACE_S:
         return True
     live = standbys(root, compute, taking=True)
@@ -527,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
                 last_seen, last_query = seen, now
                 name = _queued_job(store, args.compute)
                 if name is None:
+                    waiting.clear()
                     if _compute_busy(store, args.compute):
                         deadline = now + args.idle  # idle counts from the last job on the compute
                     time.sleep(POLL_S)

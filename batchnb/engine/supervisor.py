@@ -19,7 +19,9 @@ A heartbeat thread stamps the job every second; if this process dies, readers se
 heartbeat and show ``Interrupted``, and ``resume`` starts a new supervisor that skips every
 committed mini-batch. Store writes from the dispatch loop are batched into one transaction every
 ``FLUSH_INTERVAL_S``: a crash between a worker's commit of its part and that flush only means the
-mini-batch is scored again, and its part (named by index) is replaced, never duplicated.
+mini-batch is scored again, and its part (named by index) is replaced, never duplicated. The result
+of a mini-batch that took longer than that interval is written at once: one transaction is cheap
+beside it, and a crash then costs no finished work.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from .drivers import DRIVERS_DIR, MLFLOW_DRIVER, MLFLOW_SUFFIXES
 from .logs import JobLogs
 from .worker import RunningMarker, score_minibatch
 
-FLUSH_INTERVAL_S = 0.2
+FLUSH_INTERVAL_S = 0.2  # for short mini-batches; a result of one that took longer is written at once
 PROGRESS_INTERVAL_S = 1.0
 # How long past its timeout a run() may stay stuck in C code before its worker is killed.
 KILL_GRACE_S = 5.0
@@ -107,6 +109,7 @@ class Supervisor:
         self._stop = threading.Event()
         self._updates: list[tuple[str, tuple[Any, ...]]] = []
         self._last_flush = 0.0
+        self._flush_now = False  # a long mini-batch's result is waiting: write it without delay
         self._last_progress = 0.0
         self._last_watchdog = 0.0
         self._log_records: list[dict[str, Any]] = []
@@ -118,8 +121,11 @@ class Supervisor:
 
     def _flush(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not (self._updates or self._log_records) or (not force and now - self._last_flush < FLUSH_INTERVAL_S):
+        if not (self._updates or self._log_records):
             return
+        if not (force or self._flush_now) and now - self._last_flush < FLUSH_INTERVAL_S:
+            return
+        self._flush_now = False
         records, self._log_records = self._log_records, []
         self.logs.minibatches(records)
         updates, self._updates = self._updates, []
@@ -445,6 +451,8 @@ class Supervisor:
             self.logs.user_error(f"init() failed in {worker}; see logs/user/stderr/{worker}.stderr.txt")
             return status
         task.attempts = attempt
+        if float(result.get("duration") or 0.0) >= FLUSH_INTERVAL_S:
+            self._flush_now = True
         record = {
             "mini_batch": task.idx,
             "attempt": attempt,
