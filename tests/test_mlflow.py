@@ -679,3 +679,22 @@ def test_a_pipeline_step_scores_with_a_registered_mlflow_model(
     assert scored["prediction"].tolist() == _predict(flow.lr, frame)
     step = client.jobs.get(job["steps"][0]["job_name"])
     assert "/artifacts/models/lr/1/" in step["command"]  # pinned to the version registered now
+
+
+def test_predictions_are_written_as_numpy_prints_them_for_every_number_type() -> None:
+    """The driver formats numbers with Python's repr (faster); the text must be what numpy's str
+    gives, as before: floats at shortest round-trip precision, float32 widened, ints, bools."""
+    from batchnb.engine.drivers import mlflow_score
+
+    cases = [
+        np.array([0.1, np.nan, np.inf, -np.inf, -0.0, 1e16, 5e-324, 123456789.123, 1.7976931348623157e308]),
+        np.array([0.1, 1 / 3], dtype=np.float32),
+        np.array([-3, 0, 2**62], dtype=np.int64),
+        np.array([7, 8], dtype=np.uint8),
+        np.array([True, False]),
+    ]
+    for values in cases:
+        frame = pd.DataFrame({"x": range(len(values))})
+        got = mlflow_score._lines([(frame, values, "a,b.csv", 5)])
+        widened = values.astype(np.float64) if values.dtype.kind == "f" else values
+        assert got == [f'{5 + i},{v},"a,b.csv"' for i, v in enumerate(widened.astype(str).tolist())]
