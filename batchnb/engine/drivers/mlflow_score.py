@@ -87,6 +87,7 @@ def _requirement_mismatches(folder: Path, flavors: dict[str, Any]) -> list[str]:
     requirements.txt against the installed distribution's version, and the Python version it was
     saved with. (MLflow maps every installed distribution to its modules first: 1.4 s per worker.)"""
     import importlib.metadata
+    import importlib.util
     import sys
 
     from packaging.requirements import InvalidRequirement, Requirement
@@ -109,7 +110,9 @@ def _requirement_mismatches(folder: Path, flavors: dict[str, Any]) -> list[str]:
         try:
             installed = importlib.metadata.version(req.name)
         except importlib.metadata.PackageNotFoundError:
-            found.append(f"{req.name} (current: uninstalled, required: {text})")
+            # Another distribution may provide the module (mlflow-skinny's ``mlflow``): not flagged.
+            if importlib.util.find_spec(req.name.replace("-", "_")) is None:
+                found.append(f"{req.name} (current: uninstalled, required: {text})")
             continue
         if req.specifier and not req.specifier.contains(installed, prereleases=True):
             found.append(f"{req.name} (current: {installed}, required: {text})")
