@@ -127,15 +127,13 @@ def preload_context(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _loader_module(model_dir: str | None) -> str | None:
-    if not model_dir:
-        return None
-    import yaml
+    """The pyfunc loader module of the model the MLflow driver will load from ``model_dir``."""
+    from ..engine.drivers import mlflow_flavors, mlflow_model_folder
 
-    for mlmodel in [Path(model_dir) / "MLmodel", *sorted(Path(model_dir).glob("*/MLmodel"))]:
-        with contextlib.suppress(OSError, yaml.YAMLError, AttributeError, TypeError):
-            flavors = yaml.safe_load(mlmodel.read_text()).get("flavors", {})
-            return str(flavors["python_function"]["loader_module"])
-    return None
+    folder = mlflow_model_folder(Path(model_dir)) if model_dir else None
+    pyfunc = mlflow_flavors(folder).get("python_function") if folder else None
+    loader = pyfunc.get("loader_module") if isinstance(pyfunc, dict) else None
+    return str(loader) if loader else None
 
 
 def _folder(workspace_root: Path, compute: str) -> Path:

@@ -5,8 +5,27 @@ package when the job runs, so a reinstall of batchnb at another path does not br
 """
 
 from pathlib import Path
+from typing import Any
 
 DRIVERS_DIR = Path(__file__).parent
 MLFLOW_DRIVER = "mlflow_score.py"
 # The file types the MLflow driver reads (Azure: CSV and Parquet for tabular MLflow models).
 MLFLOW_SUFFIXES = (".csv", ".parquet", ".pqt")
+
+
+def mlflow_model_folder(root: Path) -> Path | None:
+    """The folder holding the model's ``MLmodel``: ``root`` itself or its first subfolder that has one."""
+    if (root / "MLmodel").is_file():
+        return root
+    found = sorted(root.glob("*/MLmodel"))
+    return found[0].parent if found else None
+
+
+def mlflow_flavors(folder: Path) -> dict[str, Any]:
+    """The ``flavors`` of ``folder/MLmodel``; empty if it cannot be read (MLflow's own load says why)."""
+    import yaml
+
+    try:
+        return dict(yaml.safe_load((folder / "MLmodel").read_text()).get("flavors") or {})
+    except (OSError, yaml.YAMLError, AttributeError, TypeError, ValueError):
+        return {}

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from batchnb.engine.drivers import MLFLOW_SUFFIXES
+from batchnb.engine.drivers import MLFLOW_SUFFIXES, mlflow_flavors, mlflow_model_folder
 
 model: Any = None
 # (column, numpy dtype) for the numeric columns of the model's column-based signature.
@@ -36,12 +36,10 @@ _numeric_columns: list[tuple[str, Any]] = []
 
 
 def _model_folder(root: Path) -> Path:
-    if (root / "MLmodel").is_file():
-        return root
-    found = sorted(root.glob("*/MLmodel"))
-    if not found:
+    folder = mlflow_model_folder(root)
+    if folder is None:
         raise FileNotFoundError(f"no MLflow model (MLmodel file) under AZUREML_MODEL_DIR={root}")
-    return found[0].parent
+    return folder
 
 
 def _signature_numeric_columns(loaded: Any) -> list[tuple[str, Any]]:
@@ -60,15 +58,6 @@ def _signature_numeric_columns(loaded: Any) -> list[tuple[str, Any]]:
         if spec.name is not None and dtype.kind in "biuf":
             out.append((spec.name, dtype))
     return out
-
-
-def _flavors(folder: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        return dict(yaml.safe_load((folder / "MLmodel").read_text()).get("flavors") or {})
-    except (OSError, yaml.YAMLError, AttributeError, TypeError, ValueError):
-        return {}  # MLflow's own load reports an unreadable MLmodel
 
 
 def _import_loader_first(flavors: dict[str, Any]) -> None:
@@ -128,7 +117,7 @@ def init() -> None:
     import logging
 
     folder = _model_folder(Path(os.environ["AZUREML_MODEL_DIR"]))
-    flavors = _flavors(folder)
+    flavors = mlflow_flavors(folder)
     _import_loader_first(flavors)
     import mlflow.pyfunc
 
