@@ -429,13 +429,11 @@ def _my_turn(root: Path, compute: str, pid: int, job_key: str | None, waiting: d
     seen = waiting.get(job, now)
     waiting.clear()  # only the job queued now: a job resumed later is waited for afresh
     waiting[job] = seen
-    if now - seen >= TURN_GRACE_S:
-        return True
     live = standbys(root, compute, taking=True)
     if any(r.get("state") == "taking" and r.get("job") == job for r in live):
         return False  # another standby is claiming it
     live = [r for r in live if r.get("state") != "taking"]
-    if len(live) <= 1:
+    if len(live) <= 1 or now - seen >= TURN_GRACE_S:
         return True
 
     def rank(record: dict[str, Any]) -> tuple[bool, bool, float]:
