@@ -13,7 +13,9 @@ Scenarios (the targets of issue 9):
 * ``memory``: peak RSS of the whole job (supervisor and workers) on 1x and 10x the data;
 * ``latency``: ``import batchnb``, invoke's return, first progress (a mini-batch committed, as the
   store shows it);
-* ``resume``: a job killed (SIGKILL, supervisor and workers) at 50 % and resumed, against a full run.
+* ``resume``: a job killed (SIGKILL, supervisor and workers) at 50 % and resumed, against a full run;
+* ``recovery``: workers killed (SIGKILL) by a scoring script on 3 mini-batches: what each crash costs
+  with workers forked from the zygote against clean interpreters (``BATCHNB_WORKER_START=spawn``).
 
 Each batchnb scenario runs on the built-in ``local`` compute (a cold pool per job) and, where it
 matters, on a local compute with ``idle_time_before_scale_down`` (a warm standby supervisor; two,
@@ -371,18 +373,22 @@ def _wait_ended(client: Any, name: str, t0: float) -> tuple[str, float | None]:
         time.sleep(0.01 if first is None else 0.05)
 
 
+def _forest(root: Path, sizes: workload.Sizes, count: int) -> tuple[list[Path], Path]:
+    """``count`` Parquet files of the CPU workload and the forest saved with MLflow (built once)."""
+    files = workload.parquet_files(root / "data" / f"cpu-{count}x{sizes.rows}", count, sizes.rows)
+    model = workload.mlflow_model(
+        root / "models" / f"forest-{sizes.trees}-{sizes.depth}", "forest", sizes.trees, sizes.depth
+    )
+    return files, model
+
+
 def scenario_resume(root: Path, sizes: workload.Sizes, rounds: int, report: dict[str, Any]) -> None:
     print(
         f"\n== resume: the forest over {sizes.resume_files} files x {sizes.rows} rows, killed (supervisor and "
         "workers, SIGKILL) at 50 % and resumed, vs a full run; cold (local) and warm (a compute keeping two standbys)",
         flush=True,
     )
-    files = workload.parquet_files(
-        root / "data" / f"cpu-{sizes.resume_files}x{sizes.rows}", sizes.resume_files, sizes.rows
-    )
-    model = workload.mlflow_model(
-        root / "models" / f"forest-{sizes.trees}-{sizes.depth}", "forest", sizes.trees, sizes.depth
-    )
+    files, model = _forest(root, sizes, sizes.resume_files)
     client = workload.workspace(root / "ws-resume")
     # Two standbys: a job takes one, and the other is warm for that job if it is killed and resumed.
     warm_compute(client, standbys=2)
@@ -435,11 +441,66 @@ def scenario_resume(root: Path, sizes: workload.Sizes, rounds: int, report: dict
     report["resume"] = out
 
 
+def scenario_recovery(root: Path, sizes: workload.Sizes, rounds: int, report: dict[str, Any]) -> None:
+    crashes = 3
+    print(
+        f"\n== recovery: an Azure-style scoring script loading the forest with MLflow over {sizes.resume_files} "
+        f"files x {sizes.rows} rows; {crashes} mini-batches kill their worker (SIGKILL) on their first attempt. "
+        "Workers forked from the zygote vs clean interpreters (BATCHNB_WORKER_START=spawn)",
+        flush=True,
+    )
+    files, model = _forest(root, sizes, sizes.resume_files)
+    client = workload.workspace(root / "ws-recovery")
+    rows = sizes.mini_batch_rows // 2
+    crash_dir = workload.deploy_crashing(client, root, model, "ep-crash", CORES, rows, crashes)
+    calm_dir = workload.deploy_crashing(client, root, model, "ep-calm", CORES, rows, 0)
+    data = files[0].parent
+
+    def run(endpoint: str, folder: Path, method: str) -> dict[str, Any]:
+        for slot in folder.iterdir():
+            slot.unlink()
+        saved = os.environ.get("BATCHNB_WORKER_START")
+        os.environ["BATCHNB_WORKER_START"] = method  # read by the job's supervisor, which inherits it
+        try:
+            return run_job(client, endpoint, data)
+        finally:
+            if saved is None:
+                os.environ.pop("BATCHNB_WORKER_START")
+            else:
+                os.environ["BATCHNB_WORKER_START"] = saved
+
+    results = alternate(
+        {
+            "zygote": lambda: run("ep-crash", crash_dir, "zygote"),
+            "spawn": lambda: run("ep-crash", crash_dir, "spawn"),
+            "zygote-no-crash": lambda: run("ep-calm", calm_dir, "zygote"),
+            "spawn-no-crash": lambda: run("ep-calm", calm_dir, "spawn"),
+        },
+        rounds,
+    )
+    out: dict[str, Any] = {"crashes": crashes, "results": results}
+    for method in ("zygote", "spawn"):
+        pairs = zip(results[method], results[f"{method}-no-crash"], strict=True)
+        out[method] = {"s_per_crash": med([(c["wall_s"] - n["wall_s"]) / crashes for c, n in pairs])}
+    pairs = zip(results["zygote"], results["spawn"], strict=True)
+    out["spawn_over_zygote_wall"] = med([s["wall_s"] / z["wall_s"] for z, s in pairs])
+    pairs = zip(results["zygote-no-crash"], results["spawn-no-crash"], strict=True)
+    out["spawn_over_zygote_wall_no_crash"] = med([s["wall_s"] / z["wall_s"] for z, s in pairs])
+    print(
+        f"  each crash costs {out['zygote']['s_per_crash']:.2f} s with the zygote, "
+        f"{out['spawn']['s_per_crash']:.2f} s with clean interpreters; the job with {crashes} crashes takes "
+        f"{out['spawn_over_zygote_wall']:.2f} x as long with clean interpreters "
+        f"({out['spawn_over_zygote_wall_no_crash']:.2f} x without crashes)",
+        flush=True,
+    )
+    report["recovery"] = out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one round (a smoke test)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds of each A B comparison (default 2)")
-    parser.add_argument("--only", default="latency,overhead,cpu,memory,resume")
+    parser.add_argument("--only", default="latency,overhead,cpu,memory,resume,recovery")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray Data baseline")
     parser.add_argument("--work", type=Path, default=None, help="where to build workloads (kept for reuse)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -469,6 +530,8 @@ def main(argv: list[str] | None = None) -> int:
             scenario_memory(work, sizes, rounds, report)
         if "resume" in chosen:
             scenario_resume(work, sizes, rounds, report)
+        if "recovery" in chosen:
+            scenario_recovery(work, sizes, rounds, report)
     finally:
         from batchnb.compute import standby
 

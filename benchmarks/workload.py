@@ -119,9 +119,17 @@ def workspace(root: Path, compute: dict[str, Any] | None = None) -> Any:
 
 
 def deploy_mlflow(
-    client: Any, model_dir: Path, endpoint: str, workers: int, mini_batch_rows: int, compute: str | None = None
+    client: Any,
+    model_dir: Path,
+    endpoint: str,
+    workers: int,
+    mini_batch_rows: int,
+    compute: str | None = None,
+    code: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> None:
-    """An endpoint whose default deployment scores ``model_dir`` (no scoring script) in tabular mode."""
+    """An endpoint whose default deployment scores ``model_dir`` in tabular mode: with batchnb's
+    MLflow driver, or with the scoring script ``code/score.py``."""
     name = endpoint.replace("ep-", "m-")
     client.models.create_or_update({"name": name, "type": "mlflow_model", "path": str(model_dir)}, trust_types=True)
     client.batch_endpoints.create_or_update({"name": endpoint})
@@ -134,8 +142,11 @@ def deploy_mlflow(
             "mini_batch_size": mini_batch_rows,
             "max_concurrency_per_instance": workers,
             "error_threshold": 0,
+            "environment_variables": env or {},
         },
     }
+    if code:
+        spec["code_configuration"] = {"code": str(code), "scoring_script": "score.py"}
     if compute:
         spec["compute"] = f"azureml:{compute}"
     client.batch_deployments.create_or_update(spec, set_default=True)
@@ -163,3 +174,55 @@ def deploy_trivial(
     if compute:
         spec["compute"] = f"azureml:{compute}"
     client.batch_deployments.create_or_update(spec, set_default=True)
+
+
+# An Azure-style scoring script for an MLflow model: init() loads it, run() predicts a tabular
+# mini-batch. The first attempt of the first CRASHES mini-batches it sees takes its worker process
+# down (SIGKILL, as a segfault in a native library would); their retries score normally.
+CRASHING_SCRIPT = """
+import glob, os, signal
+import mlflow.pyfunc
+import pandas as pd
+
+
+def init():
+    global model
+    found = glob.glob(os.path.join(os.environ["AZUREML_MODEL_DIR"], "**", "MLmodel"), recursive=True)
+    model = mlflow.pyfunc.load_model(os.path.dirname(found[0]))
+
+
+def _crash_first_attempt(key):
+    folder = os.environ["CRASH_DIR"]
+    for slot in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, slot)) as fh:
+            if fh.read() == key:
+                return  # a retry of a mini-batch that crashed: score it
+    for i in range(int(os.environ["CRASHES"])):
+        try:
+            fd = os.open(os.path.join(folder, f"slot-{i}"), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            continue
+        os.write(fd, key.encode())
+        os.close(fd)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run(mini_batch):
+    _crash_first_attempt(repr(mini_batch.iloc[0, 0]))
+    return pd.DataFrame({"prediction": model.predict(mini_batch)})
+"""
+
+
+def deploy_crashing(
+    client: Any, root: Path, model_dir: Path, endpoint: str, workers: int, mini_batch_rows: int, crashes: int
+) -> Path:
+    """An endpoint whose scoring script loads ``model_dir`` with MLflow and crashes its worker on the
+    first attempt of ``crashes`` mini-batches. Returns the folder to empty before each job."""
+    code = root / f"code-{endpoint}"
+    code.mkdir(parents=True, exist_ok=True)
+    (code / "score.py").write_text(CRASHING_SCRIPT)
+    crash_dir = root / f"crashes-{endpoint}"
+    crash_dir.mkdir(exist_ok=True)
+    env = {"CRASH_DIR": str(crash_dir), "CRASHES": str(crashes)}
+    deploy_mlflow(client, model_dir, endpoint, workers, mini_batch_rows, code=code, env=env)
+    return crash_dir

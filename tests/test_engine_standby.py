@@ -123,8 +123,10 @@ def test_a_compute_without_idle_time_leaves_no_standby(client, deploy, csv_input
 
 # -- preloaded MLflow models ----------------------------------------------------------------------
 
-# An MLflow model (models from code) that records every load, by process and deployment, and holds a
-# mini-batch holding a negative x until the GATE file exists.
+# An MLflow model (models from code) that records every load, by process and deployment, and every
+# prediction, by process, its parent and the load it used; it holds a mini-batch holding a negative
+# x until the GATE file exists. Workers are forked from a zygote that loaded the model: a worker
+# that did not load it again predicts with the load of its parent.
 TRACED_MODEL = """
 import json, os, time
 import mlflow
@@ -133,14 +135,18 @@ from mlflow.pyfunc import PythonModel
 
 class Traced(PythonModel):
     def load_context(self, context):
+        self.loaded_in, self.tag = os.getpid(), os.environ.get("TAG")
         path = os.path.join(os.environ["TRACE"], f"load-{os.getpid()}-{time.time_ns()}.json")
         with open(path, "w") as fh:
-            json.dump({"pid": os.getpid(), "tag": os.environ.get("TAG")}, fh)
+            json.dump({"pid": os.getpid(), "tag": self.tag}, fh)
 
     def predict(self, context, model_input, params=None):
         gate = os.environ.get("GATE")
         while gate and (model_input["x"] < 0).any() and not os.path.exists(gate):
             time.sleep(0.05)
+        path = os.path.join(os.environ["TRACE"], f"score-{os.getpid()}-{time.time_ns()}.json")
+        with open(path, "w") as fh:
+            json.dump({"pid": os.getpid(), "ppid": os.getppid(), "loaded_in": self.loaded_in, "tag": self.tag}, fh)
         return model_input["x"] * 2
 
 
@@ -184,6 +190,12 @@ def _loads(trace: Path) -> list[dict[str, object]]:
     return [json.loads(p.read_text()) for p in sorted(trace.glob("load-*.json"))]
 
 
+def _scores(trace: Path, workers: set[int]) -> list[dict[str, object]]:
+    """The predictions made by ``workers``: which process's load of the model each one used."""
+    found = [json.loads(p.read_text()) for p in sorted(trace.glob("score-*.json"))]
+    return [r for r in found if r["pid"] in workers]
+
+
 def _scored_by(client, job: str) -> set[int]:
     with client.store.read() as db:
         rows = db.execute("SELECT DISTINCT worker FROM minibatches WHERE job = ? AND status = 'done'", (job,))
@@ -217,8 +229,9 @@ def test_a_standby_preloads_the_model_and_a_job_of_that_deployment_runs_no_init(
     trace, first, ready = _blue_job_then_standby(client, csv_inputs, tmp_path, warm)
     assert ready["preload_key"] and '"deployment": "blue"' in ready["preload_key"]
     before = _loads(trace)
-    preloaded = {int(r["pid"]) for r in before} - _scored_by(client, first["name"])
-    assert len(preloaded) == 2 and all(r["tag"] == "blue" for r in before)
+    # One load by the first job's zygote, one by the standby's: none by a worker.
+    assert len(before) == 2 and all(r["tag"] == "blue" for r in before)
+    assert not {int(r["pid"]) for r in before} & _scored_by(client, first["name"])
 
     second = client.batch_endpoints.invoke("ep-ml", deployment_name="blue", input=str(csv_inputs(6, name="more"))).wait(
         timeout=180
@@ -226,11 +239,14 @@ def test_a_standby_preloads_the_model_and_a_job_of_that_deployment_runs_no_init(
     assert second["status"] == "Completed", second["error"]
     assert sorted(lines(output_file(second))) == sorted(f"0,{2 * i},f{i:03d}.csv" for i in range(6))
     assert supervisor_pid(client, second["name"]) == ready["pid"], "the standby did not run the job"
-    # The job ran on the preloaded workers, and none of them loaded the model again.
+    # The job's workers predicted with the model their parent (the standby's zygote) had loaded
+    # before the job was invoked, and loaded nothing themselves.
     workers = _scored_by(client, second["name"])
-    assert workers and workers <= preloaded
-    loads_by_worker = [int(r["pid"]) for r in _loads(trace) if int(r["pid"]) in workers]
-    assert sorted(loads_by_worker) == sorted(workers), "a preloaded worker ran init() again"
+    scores = _scores(trace, workers)
+    assert workers and {r["pid"] for r in scores} == workers
+    assert all(r["loaded_in"] == r["ppid"] for r in scores)
+    assert {r["loaded_in"] for r in scores} <= {r["pid"] for r in before}
+    assert not {int(r["pid"]) for r in _loads(trace)} & workers, "a preloaded worker ran init() again"
     log = _master_log(second)
     assert "init() had already run for this deployment" in log and "init() ran in" not in log
 
@@ -249,10 +265,11 @@ def test_a_job_of_another_deployment_does_not_get_the_preloaded_workers(
     assert second["status"] == "Completed", second["error"]
     assert supervisor_pid(client, second["name"]) == ready["pid"], "the standby did not run the job"
     workers = _scored_by(client, second["name"])
-    assert workers and not workers & blue_pids, "a worker preloaded for blue scored green's job"
-    green_loads = [r for r in _loads(trace) if int(r["pid"]) in workers]
-    assert sorted(int(r["pid"]) for r in green_loads) == sorted(workers)
-    assert all(r["tag"] == "green" for r in green_loads)
+    scores = _scores(trace, workers)
+    assert workers and {r["pid"] for r in scores} == workers
+    # Every prediction of green's job used a load made for green, in a fresh zygote.
+    assert all(r["tag"] == "green" and r["loaded_in"] not in blue_pids for r in scores), scores
+    assert all(r["loaded_in"] == r["ppid"] for r in scores)
     assert (
         "another deployment: it gets fresh workers"
         in (client.workspace.root / "standby" / warm / "standby.log").read_text()
@@ -282,7 +299,7 @@ def test_resume_after_a_sigkill_on_a_warm_compute_is_served_by_the_preloaded_sta
     psutil.wait_procs(first_workers, timeout=30)  # they follow their supervisor out
     wait_until(lambda: client.jobs.get(name)["status"] == "Interrupted", 60, "the job to read Interrupted")
     preloaded = {int(r["pid"]) for r in _loads(trace)} - {p.pid for p in first_workers}
-    assert len(preloaded) == 2
+    assert len(preloaded) == 1  # the standby's zygote: its workers are forked from it
 
     gate.write_text("open")
     client.jobs.resume(name)
@@ -290,9 +307,10 @@ def test_resume_after_a_sigkill_on_a_warm_compute_is_served_by_the_preloaded_sta
     assert done["status"] == "Completed", done["error"]
     assert supervisor_pid(client, name) == ready["pid"], "the resumed job was not served by the standby"
     resumed_workers = _scored_by(client, name) - {p.pid for p in first_workers}
-    assert resumed_workers and resumed_workers <= preloaded
-    loads = [int(r["pid"]) for r in _loads(trace) if int(r["pid"]) in resumed_workers]
-    assert sorted(loads) == sorted(resumed_workers), "a preloaded worker ran init() again"
+    scores = _scores(trace, resumed_workers)
+    assert resumed_workers and {r["pid"] for r in scores} == resumed_workers
+    assert all(r["loaded_in"] == r["ppid"] and r["loaded_in"] in preloaded for r in scores)
+    assert not {int(r["pid"]) for r in _loads(trace)} & resumed_workers, "a preloaded worker ran init() again"
     assert sorted(lines(output_file(done))) == sorted(f"0,{-6 if i == 3 else 2 * i},f{i:03d}.csv" for i in range(6))
 
 

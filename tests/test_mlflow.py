@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -315,11 +317,12 @@ def test_skops_types_are_refused_until_trusted_then_the_model_scores(
     assert lines(output_file(job)) == _expected(flow.rf, [data / "x.csv"])
 
 
-def test_a_model_saved_for_other_dependencies_scores_and_each_worker_says_what_differs(
+def test_a_model_saved_for_other_dependencies_scores_and_the_model_load_says_what_differs(
     client: BatchClient, flow: SimpleNamespace, tmp_path: Path
 ) -> None:
     """The driver checks the model's requirements.txt and Python version itself (MLflow's check
-    scans every installed distribution, 1.4 s per worker) and warns in each worker's log."""
+    scans every installed distribution, 1.4 s per process) and warns where the model is loaded:
+    once, in the zygote the workers are forked from (its log sits beside theirs)."""
     import sklearn
 
     source = _copy(flow.root / "lr", tmp_path / "lr")
@@ -336,8 +339,11 @@ def test_a_model_saved_for_other_dependencies_scores_and_each_worker_says_what_d
     job = client.batch_endpoints.invoke("ep-flow", input=str(data)).wait(timeout=120)
     assert job.status == "Completed", job.error
     assert lines(output_file(job)) == _expected(flow.lr, [data / "x.csv"])
-    (stdout,) = (Path(job["logs_dir"]) / "user" / "stdout").glob("*.txt")
-    log = stdout.read_text()
+    stdout = Path(job["logs_dir"]) / "user" / "stdout"
+    log = (stdout / "zygote.stdout.txt").read_text()
+    assert log.count("the model's dependencies do not match this environment") == 1
+    (worker,) = set(stdout.glob("process*.stdout.txt"))
+    assert "dependencies" not in worker.read_text()  # the worker did not load the model again
     assert "the model's dependencies do not match this environment" in log
     assert f"scikit-learn (current: {sklearn.__version__}, required: scikit-learn==0.0.1)" in log
     assert "batchnb-no-such-package (current: uninstalled, required: batchnb-no-such-package>=1)" in log
@@ -700,3 +706,52 @@ def test_predictions_are_written_as_numpy_prints_them_for_every_number_type() ->
         got = mlflow_score._lines([(frame, values, "a,b.csv", 5)])
         widened = values.astype(np.float64) if values.dtype.kind == "f" else values
         assert got == [f'{5 + i},{v},"a,b.csv"' for i, v in enumerate(widened.astype(str).tolist())]
+
+
+def _worker_view(_: int) -> dict[str, Any]:
+    """Run in a pool worker: which process it is, its parent, and the driver state it holds."""
+    from batchnb.engine import worker
+
+    time.sleep(0.2)  # long enough that each worker takes one probe
+    return {
+        "pid": os.getpid(),
+        "ppid": os.getppid(),
+        "preloaded": worker._STATE.preloaded,
+        "model": worker._STATE.module is not None and getattr(worker._STATE.module, "model", None) is not None,
+    }
+
+
+def test_workers_replacing_a_crashed_one_have_the_model_without_loading_it(
+    flow: SimpleNamespace, tmp_path: Path
+) -> None:
+    """The zygote loads the model once; a pool rebuilt after a worker's SIGKILL is forked from it
+    again, so the new workers score without importing mlflow or loading the model (the seconds a
+    crash used to cost every worker)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from batchnb.compute import LocalPool, standby
+    from batchnb.engine.supervisor import worker_env
+
+    spec = {"builtin_driver": "mlflow", "model_dir": str(flow.root / "rf"), "endpoint": "ep", "deployment": "d"}
+    env, logs = worker_env(2), tmp_path / "logs"
+    pool = LocalPool()
+    assert pool.prepare(env, standby.preload_for(spec), standby.preload_context(spec), str(logs))
+    try:
+        executor = pool.executor(2, env)
+        first = [f.result(timeout=120) for f in [executor.submit(_worker_view, i) for i in range(2)]]
+        [zygote] = {v["ppid"] for v in first}
+        assert zygote != os.getpid() and all(v["model"] for v in first)
+        assert {v["preloaded"] for v in first} == {standby.preload_key(spec)}
+
+        os.kill(first[0]["pid"], signal.SIGKILL)
+        with pytest.raises(BrokenProcessPool):
+            executor.submit(_worker_view, 0).result(timeout=60)
+        executor = pool.executor(2, env)
+        again = [f.result(timeout=60) for f in [executor.submit(_worker_view, i) for i in range(2)]]
+        assert not {v["pid"] for v in again} & {v["pid"] for v in first}
+        assert {v["ppid"] for v in again} == {zygote} and all(v["model"] for v in again)
+    finally:
+        pool.shutdown(kill=False)
+    log = (logs / "stdout" / "zygote.stdout.txt").read_text()
+    assert log.count("init() of batchnb's MLflow driver ok") == 1
+    assert not psutil.pid_exists(zygote) or psutil.Process(zygote).status() == psutil.STATUS_ZOMBIE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from concurrent.futures import Executor
+from typing import Any
 
 
 class ComputeTarget(abc.ABC):
@@ -14,6 +15,19 @@ class ComputeTarget(abc.ABC):
 
     #: Worker processes can be killed one by one (a hung ``run()`` is ended with SIGKILL).
     supports_kill_worker: bool = False
+
+    def prepare(
+        self,
+        env: dict[str, str],
+        modules: tuple[str, ...] = (),
+        preinit: dict[str, Any] | None = None,
+        log: str | None = None,
+    ) -> bool:
+        """Get ready for workers with thread settings ``env`` that import ``modules`` and run
+        batchnb's driver ``init()`` for ``preinit``: a target may start on it ahead of
+        :meth:`executor` (the local pool starts its zygote). ``log``: a folder for its output.
+        True if it started something (False: nothing to do, or a warm standby's was there)."""
+        return False
 
     @abc.abstractmethod
     def executor(self, n_workers: int, env: dict[str, str]) -> Executor:

@@ -80,16 +80,61 @@ def kept(compute: dict[str, Any]) -> int:
     return max(1, int(compute.get("min_instances") or 0))
 
 
+# Packages a zygote may import ahead of a user's scoring script that imports them: common, slow to
+# import, and safe to fork after importing (none starts threads or opens devices at import).
+FORK_SAFE_PACKAGES = frozenset({"numpy", "pandas", "pyarrow", "scipy", "sklearn", "mlflow", "skops", "joblib"})
+
+
 def preload_for(spec: dict[str, Any]) -> tuple[str, ...]:
-    """What a standby's workers import ahead of a job like this one: the data stack, and for an
-    MLflow model without a scoring script, mlflow and the model flavor's loader module."""
+    """What a pool's zygote imports ahead of a job like this one: the data stack; for an MLflow
+    model without a scoring script, mlflow and the model flavor's loader module (a skops-saved
+    model's skops first, as the driver does: its import-time scan is slower once mlflow is loaded);
+    for a user's scoring script, what it imports at its top level of :data:`FORK_SAFE_PACKAGES`
+    (the script itself is never imported ahead), and the model's loader if it imports mlflow."""
     modules = ["pandas", "pyarrow.parquet", "batchnb.engine.worker"]
-    if spec.get("builtin_driver") == "mlflow":
-        modules += ["mlflow.pyfunc", "batchnb.engine.drivers.mlflow_score"]
-        loader = _loader_module(spec.get("model_dir"))
+    mlflow_model = spec.get("builtin_driver") == "mlflow"
+    if not mlflow_model and spec.get("code_dir") and spec.get("scoring_script"):
+        imported = script_imports(Path(spec["code_dir"]) / spec["scoring_script"])
+        modules += [m for m in imported if m.split(".")[0] in FORK_SAFE_PACKAGES]
+        mlflow_model = any(m.split(".")[0] == "mlflow" for m in imported)
+    if mlflow_model:
+        flavors = _flavors(spec.get("model_dir"))
+        sklearn = flavors.get("sklearn")
+        if isinstance(sklearn, dict) and sklearn.get("serialization_format") == "skops":
+            modules.insert(3, "skops.io")
+        modules += ["mlflow.pyfunc"]
+        if spec.get("builtin_driver") == "mlflow":
+            modules.append("batchnb.engine.drivers.mlflow_score")
+        pyfunc = flavors.get("python_function")
+        loader = pyfunc.get("loader_module") if isinstance(pyfunc, dict) else None
         if loader:
-            modules.append(loader)
-    return tuple(modules)
+            modules.append(str(loader))
+    return tuple(dict.fromkeys(modules))
+
+
+def script_imports(script: Path) -> list[str]:
+    """The modules a scoring script imports at its top level (also inside a top-level ``try``, its
+    ``except`` fallbacks, or ``if``), in order; [] if it cannot be read or parsed (its job reports that)."""
+    import ast
+
+    try:
+        tree = ast.parse(script.read_text(), filename=str(script))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    found: list[str] = []
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        node = pending.pop(0)
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.append(node.module)
+        elif isinstance(node, ast.If):
+            pending[:0] = [*node.body, *node.orelse]
+        elif isinstance(node, ast.Try):
+            handlers = [stmt for handler in node.handlers for stmt in handler.body]
+            pending[:0] = [*node.body, *handlers, *node.orelse, *node.finalbody]
+    return found
 
 
 def preload_key(spec: dict[str, Any]) -> str | None:
@@ -126,14 +171,12 @@ def preload_context(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _loader_module(model_dir: str | None) -> str | None:
-    """The pyfunc loader module of the model the MLflow driver will load from ``model_dir``."""
+def _flavors(model_dir: str | None) -> dict[str, Any]:
+    """The flavors of the MLflow model the driver will load from ``model_dir`` ({} if none)."""
     from ..engine.drivers import mlflow_flavors, mlflow_model_folder
 
     folder = mlflow_model_folder(Path(model_dir)) if model_dir else None
-    pyfunc = mlflow_flavors(folder).get("python_function") if folder else None
-    loader = pyfunc.get("loader_module") if isinstance(pyfunc, dict) else None
-    return str(loader) if loader else None
+    return mlflow_flavors(folder) if folder else {}
 
 
 def _folder(workspace_root: Path, compute: str) -> Path:
@@ -370,27 +413,6 @@ def _warm_up(executor: Any, workers: int, stop: threading.Event) -> set[int]:
     return seen
 
 
-def _preinitialize(
-    executor: Any, pids: set[int], context: dict[str, Any], stop: threading.Event
-) -> dict[int, dict[str, Any]]:
-    """Run the deployment's init() once in every worker of ``pids``. Returns each worker's result."""
-    from concurrent.futures import wait
-
-    from ..engine.worker import preinitialize
-
-    results: dict[int, dict[str, Any]] = {}
-    deadline = time.monotonic() + 600
-    while not pids <= set(results) and time.monotonic() < deadline and not stop.is_set():
-        futures = [executor.submit(preinitialize, context) for _ in pids]
-        wait(futures, timeout=600)
-        for fut in futures:
-            if fut.done() and not fut.exception():
-                result = fut.result()
-                if result["status"] in ("ok", "failed"):
-                    results[result["pid"]] = result
-    return results
-
-
 class _WarmUp(threading.Thread):
     """Starts the workers, imports, and runs init() ahead, on a thread: the standby watches for a job
     meanwhile and may take one before it is done. That is safe: the warm-up's tasks are queued before
@@ -404,12 +426,10 @@ class _WarmUp(threading.Thread):
 
     def run(self) -> None:
         try:
+            # The workers start once their zygote has imported everything and run the driver's
+            # init() (it says so in this standby's log): then they are warm.
             pids = _warm_up(self.executor, self.workers, self.stop)
-            if self.spec is not None and preload_key(self.spec) is not None:
-                results = _preinitialize(self.executor, pids, preload_context(self.spec), self.stop)
-                shown = ", ".join(f"{pid} {r['status']} {r['duration']:.2f} s" for pid, r in sorted(results.items()))
-                where = f"{self.spec.get('endpoint')}/{self.spec.get('deployment')}"
-                print(f"init() ran ahead for {where}: {shown}", flush=True)
+            print(f"workers {', '.join(map(str, sorted(pids)))} are ready", flush=True)
         except Exception as exc:  # the pool was killed under it (a job of another deployment): no matter
             print(f"warm-up stopped: {exc!r}", flush=True)
         finally:
@@ -500,7 +520,10 @@ def main(argv: list[str] | None = None) -> int:
 
         def warm_up() -> _WarmUp:
             assert pool is not None
-            thread = _WarmUp(pool.executor(args.workers, worker_env(args.workers), preload), args.workers, spec)
+            env = worker_env(args.workers)
+            # The zygote imports and runs the driver's init() once; the workers are forked from it.
+            pool.prepare(env, preload, preload_context(spec) if key is not None and spec else None)
+            thread = _WarmUp(pool.executor(args.workers, env), args.workers, spec)
             thread.start()
             record["preload_key"] = key
             return thread

@@ -113,6 +113,7 @@ class Supervisor:
         self._last_progress = 0.0
         self._last_watchdog = 0.0
         self._log_records: list[dict[str, Any]] = []
+        self._warm_pool = False  # the pool (zygote and workers) was a warm standby's, not started for this job
 
     # -- store helpers --------------------------------------------------------------------------
 
@@ -169,6 +170,13 @@ class Supervisor:
             # On a thread: starting it must not delay the first mini-batch.
             early.start()
         try:
+            # The local pool's zygote imports (and loads an MLflow model) while the job is planned.
+            self._warm_pool = not target.prepare(
+                worker_env(int(self.spec["workers"])),
+                standby.preload_for(self.spec),
+                standby.preload_context(self.spec) if standby.preload_key(self.spec) else None,
+                str(self.job_dir / "logs" / "user"),
+            )
             self._start_tracking()
             self._plan()
             self._set_status(state.RUNNING)
@@ -444,7 +452,8 @@ class Supervisor:
         task.duration += float(result.get("duration") or 0.0)
         worker = result.get("worker")
         if result.get("init") == "preloaded":
-            self.logs.event(f"{worker}: init() had already run for this deployment (warm standby); not run again")
+            where = "(warm standby)" if self._warm_pool else f"once, in the zygote, in {result.get('init_s', 0):.2f} s"
+            self.logs.event(f"{worker}: init() had already run for this deployment {where}; not run again")
         elif result.get("init") == "ran":
             self.logs.event(f"{worker}: init() ran in {result.get('init_s', 0):.2f} s")
         if status == "init_failed":

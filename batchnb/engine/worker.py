@@ -14,9 +14,9 @@ or ``parquet``, from the output file name).
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import logging
+import multiprocessing.util
 import os
 import signal
 import sys
@@ -54,6 +54,10 @@ class _ProcessState:
         # The deployment (its preload key) whose init() ran in this process before any job, in a
         # warm standby's worker: only a job of that deployment may use this process.
         self.preloaded: str | None = None
+        # Where that init() ran ("standby": in this worker; "zygote": in the process this worker
+        # was forked from, see batchnb.compute.zygote) and how long it took.
+        self.preloaded_by = "standby"
+        self.preload_s = 0.0
         # How this process's init() went for the current job, told once to the supervisor.
         self.init_note: dict[str, Any] | None = None
 
@@ -98,13 +102,13 @@ def _install_entry_script_shim(context: dict[str, Any]) -> None:
     sys.modules["azureml_user.parallel_run"] = module
 
 
-def _redirect_stdio(job_dir: str) -> None:
-    # At the file-descriptor level, so C extensions and subprocesses write there too.
-    logs = Path(job_dir) / "logs" / "user"
+def redirect_stdio(logs: Path, name: str) -> None:
+    """Send this process's output to ``logs/stdout/<name>.stdout.txt`` and ``logs/stderr/…``, at
+    the file-descriptor level, so C extensions and subprocesses write there too."""
     for stream, sub, fd in ((sys.stdout, "stdout", 1), (sys.stderr, "stderr", 2)):
         folder = logs / sub
         folder.mkdir(parents=True, exist_ok=True)
-        target = os.open(folder / f"{process_name()}.{sub}.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        target = os.open(folder / f"{name}.{sub}.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         stream.flush()
         os.dup2(target, fd)
         os.close(target)
@@ -159,13 +163,14 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
     started = time.time()
     preloaded = _STATE.module if _STATE.preloaded is not None else None
     _STATE.key, _STATE.module, _STATE.init_error = key, None, None
-    _redirect_stdio(context["job_dir"])
+    redirect_stdio(Path(context["job_dir"]) / "logs" / "user", process_name())
     _set_environment(context)
     _install_entry_script_shim(context)
     logging.basicConfig(stream=sys.stdout, level=context["logging_level"].upper(), force=True)
     if preloaded is not None:
         _STATE.module = preloaded
-        _STATE.init_note = {"init": "preloaded"}
+        _STATE.init_note = {"init": "preloaded", "by": _STATE.preloaded_by, "init_s": round(_STATE.preload_s, 3)}
+        _register_shutdown(preloaded)
         return preloaded
     try:
         module = _load_script(context, Path(context["scoring_script"]).stem)
@@ -181,8 +186,9 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
     return module
 
 
-def preinitialize(context: dict[str, Any]) -> dict[str, Any]:
-    """Run the deployment's ``init()`` in this worker before any job (a warm standby's worker).
+def preinitialize(context: dict[str, Any], by: str = "standby") -> dict[str, Any]:
+    """Run the deployment's ``init()`` in this process before any job: a warm standby's worker, or
+    (``by="zygote"``) the process a pool's workers are forked from, which they inherit it from.
 
     Only for batchnb's own scoring scripts (the built-in MLflow driver), whose ``init()`` reads
     nothing of the job: ``context`` has no job, only the deployment (model, code, environment
@@ -197,11 +203,12 @@ def preinitialize(context: dict[str, Any]) -> dict[str, Any]:
     if _STATE.preloaded is not None or _STATE.key is not None:
         # Only ahead of any job, once: a worker that served a job already ran init() for it.
         return {"pid": os.getpid(), "status": "skipped", "duration": 0.0}
-    _STATE.preloaded = context["preload_key"]
+    _STATE.preloaded, _STATE.preloaded_by = context["preload_key"], by
     os.environ["AZUREML_MODEL_DIR"] = context["model_dir"] or ""
     os.environ.update(context["environment_variables"])
     sys.argv = [str(Path(context["code_dir"]) / context["scoring_script"]), "--logging_level"]
     sys.argv.append(context["logging_level"].upper())
+    logging.basicConfig(stream=sys.stdout, level=context["logging_level"].upper(), force=True)
     try:
         module = _load_script(context, Path(context["scoring_script"]).stem)
         module.init()
@@ -209,16 +216,17 @@ def preinitialize(context: dict[str, Any]) -> dict[str, Any]:
         traceback.print_exc()
         return {"pid": os.getpid(), "status": "failed", "duration": time.time() - started}
     _STATE.module = module
-    _register_shutdown(module)
-    return {"pid": os.getpid(), "status": "ok", "duration": time.time() - started}
+    _STATE.preload_s = time.time() - started
+    return {"pid": os.getpid(), "status": "ok", "duration": _STATE.preload_s}
 
 
 def _register_shutdown(module: types.ModuleType) -> None:
     shutdown = getattr(module, "shutdown", None)
     if callable(shutdown):
         # The optional shutdown() (v2 parallel jobs) runs once per worker process, when the pool
-        # lets its workers go at the end of the job: a normal process exit runs atexit handlers.
-        atexit.register(_run_shutdown, shutdown)
+        # lets its workers go at the end of the job. A multiprocessing finalizer, not atexit: a
+        # worker forked from the zygote ends with os._exit, which skips atexit handlers.
+        multiprocessing.util.Finalize(None, _run_shutdown, args=(shutdown,), exitpriority=10)
 
 
 def _run_shutdown(shutdown: Any) -> None:

@@ -1,0 +1,185 @@
+"""Local workers are forked from a zygote: one process per pool that imported the data stack (and,
+for batchnb's MLflow driver, loaded the model) once. Real processes, real SIGKILLs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import psutil
+import pytest
+from engine_helpers import csv_rows, lines, output_file, reaping, supervisor_pid, wait_until
+
+from batchnb.compute import zygote
+
+# Logs, per scored file, the scoring process, its parent and what it found in place.
+TRACE_SCRIPT = """
+import json, os, sys, time
+PANDAS_BEFORE_SCRIPT = "pandas" in sys.modules
+def init():
+    pass
+def run(mini_batch):
+    time.sleep(float(os.environ.get("SLEEP", "0")))
+    record = {"pid": os.getpid(), "ppid": os.getppid(), "pandas": PANDAS_BEFORE_SCRIPT,
+              "omp": os.environ.get("OMP_NUM_THREADS")}
+    with open(os.environ["TRACE"], "a") as fh:
+        fh.write("".join(json.dumps({**record, "file": os.path.basename(f)}) + "\\n" for f in mini_batch))
+    return [os.path.basename(f) for f in mini_batch]
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes():
+    with reaping():
+        yield
+
+
+def _records(trace: Path) -> list[dict]:
+    return [json.loads(line) for line in lines(trace)] if trace.exists() else []
+
+
+def _started(client, deploy, data: Path, trace: Path, sleep: float) -> tuple[object, dict]:
+    """Invoke TRACE_SCRIPT (2 workers, ``sleep`` s per file) on ``data``: the job, and the first
+    record once a file is scored."""
+    deploy(
+        TRACE_SCRIPT,
+        mini_batch_size=1,
+        max_concurrency_per_instance=2,
+        environment_variables={"TRACE": str(trace), "SLEEP": str(sleep)},
+    )
+    job = client.batch_endpoints.invoke("ep-test", input=str(data))
+    return job, wait_until(lambda: _records(trace), timeout=60, what="a first scored file")[0]
+
+
+def _zygote_log(job: dict) -> Path:
+    return Path(job["logs_dir"]) / "user" / "stdout" / "zygote.stdout.txt"
+
+
+def test_workers_are_forked_from_one_zygote_that_imported_the_data_stack(client, deploy, csv_inputs, tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    deploy(
+        TRACE_SCRIPT,
+        mini_batch_size=1,
+        max_concurrency_per_instance=2,
+        environment_variables={"TRACE": str(trace), "SLEEP": "0.3"},
+    )
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(6))).wait(timeout=120)
+    assert job["status"] == "Completed", job["error"]
+    assert sorted(lines(output_file(job))) == [f"f{i:03d}.csv" for i in range(6)]
+
+    records = _records(trace)
+    assert len(records) == 6
+    parents = {r["ppid"] for r in records}
+    assert len(parents) == 1, f"workers with different parents: {parents}"
+    (parent,) = parents
+    with client.store.read() as db:
+        supervisor = db.execute("SELECT supervisor_pid FROM jobs WHERE name = ?", (job["name"],)).fetchone()[0]
+    assert parent != supervisor, "the workers are the supervisor's own children, not the zygote's"
+    # The zygote says what it imported; the workers found pandas imported before their script was.
+    log = _zygote_log(job).read_text()
+    assert f"zygote {parent}: imported batchnb.engine.worker, pandas, pyarrow.parquet" in log
+    assert all(r["pandas"] for r in records)
+    # The thread settings reach forked workers too: the cores shared among the 2 workers.
+    assert {r["omp"] for r in records} == {str(max(1, (os.cpu_count() or 1) // 2))}
+    # Its configuration file (it may hold the deployment's environment variables) is gone.
+    assert not zygote.config_path(supervisor).exists()
+
+
+def test_a_killed_worker_is_replaced_by_a_fork_of_the_same_zygote(client, deploy, csv_inputs, tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    job, first = _started(client, deploy, csv_inputs(8), trace, sleep=0.5)
+    os.kill(first["pid"], signal.SIGKILL)
+    before = {r["pid"] for r in _records(trace)}
+    job.wait(timeout=120)
+
+    assert job["status"] == "Completed", job["error"]
+    assert sorted(lines(output_file(job))) == [f"f{i:03d}.csv" for i in range(8)]
+    assert "a worker process died" in (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text()
+    records = _records(trace)
+    # New workers (loky replaces the whole pool after a crash), forked from the same zygote.
+    assert {r["pid"] for r in records} - before, "no new worker scored after the kill"
+    assert {r["ppid"] for r in records} == {first["ppid"]}
+    assert _zygote_log(job).read_text().count("imported") == 1
+
+
+def test_a_killed_supervisor_takes_its_zygote_and_workers_with_it(client, deploy, csv_inputs, tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    job, first = _started(client, deploy, csv_inputs(8), trace, sleep=1)
+    supervisor = psutil.Process(supervisor_pid(client, job["name"]))
+    the_zygote = psutil.Process(first["ppid"])
+    workers = the_zygote.children()
+    assert the_zygote.ppid() == supervisor.pid and workers
+    supervisor.kill()
+    _, alive = psutil.wait_procs([supervisor, the_zygote, *workers], timeout=10)
+    assert not alive, f"still alive after the supervisor was killed: {[p.pid for p in alive]}"
+
+
+def test_worker_start_spawn_gives_clean_interpreters(client, deploy, csv_inputs, tmp_path, monkeypatch):
+    """``BATCHNB_WORKER_START=spawn``: no zygote; each worker is the supervisor's own child."""
+    monkeypatch.setenv("BATCHNB_WORKER_START", "spawn")
+    trace = tmp_path / "trace.jsonl"
+    deploy(TRACE_SCRIPT, mini_batch_size=1, max_concurrency_per_instance=2, environment_variables={"TRACE": str(trace)})
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(4))).wait(timeout=120)
+    assert job["status"] == "Completed", job["error"]
+    with client.store.read() as db:
+        supervisor = db.execute("SELECT supervisor_pid FROM jobs WHERE name = ?", (job["name"],)).fetchone()[0]
+    assert {r["ppid"] for r in _records(trace)} == {supervisor}
+    assert not _zygote_log(job).exists()
+
+
+def test_an_unknown_worker_start_method_fails_the_job_naming_the_variable(client, deploy, csv_inputs, monkeypatch):
+    monkeypatch.setenv("BATCHNB_WORKER_START", "fork")
+    deploy(TRACE_SCRIPT, environment_variables={"TRACE": "/dev/null"})
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2))).wait(timeout=120)
+    assert job["status"] == "Failed"
+    assert "BATCHNB_WORKER_START='fork' is not a worker start method; use one of zygote, spawn" in job["error"]
+
+
+def test_output_is_the_same_with_either_start_method(client, deploy, csv_inputs, monkeypatch):
+    deploy(
+        """
+        import pandas as pd
+        def init():
+            pass
+        def run(mini_batch):
+            return pd.concat([pd.read_csv(f) for f in mini_batch], ignore_index=True)
+        """,
+        mini_batch_size=2,
+        max_concurrency_per_instance=2,
+    )
+    data = csv_inputs(5)
+    outputs = []
+    for method in ("zygote", "spawn"):
+        monkeypatch.setenv("BATCHNB_WORKER_START", method)
+        job = client.batch_endpoints.invoke("ep-test", input=str(data)).wait(timeout=120)
+        assert job["status"] == "Completed", job["error"]
+        outputs.append(lines(output_file(job)))
+    assert outputs[0] == outputs[1] == csv_rows(5)
+
+
+def test_the_zygote_imports_what_a_scoring_script_imports_of_the_fork_safe_packages(tmp_path):
+    from batchnb.compute import standby
+
+    (tmp_path / "score.py").write_text(
+        "import os, numpy as np\n"
+        "from sklearn.ensemble import RandomForestClassifier\n"
+        "from . import helpers\n"
+        "try:\n    import torch\nexcept ImportError:\n    import pandas.api.types\n"
+        "if os.environ.get('X'):\n    import scipy.stats\n"
+        "def init():\n    import skops.io\n"
+    )
+    spec = {"code_dir": str(tmp_path), "scoring_script": "score.py"}
+    assert standby.preload_for(spec) == (
+        "pandas",
+        "pyarrow.parquet",
+        "batchnb.engine.worker",
+        "numpy",
+        "sklearn.ensemble",
+        "pandas.api.types",
+        "scipy.stats",
+    )
+    # torch is not known to be safe to fork after importing; skops is imported inside init() only.
+    (tmp_path / "broken.py").write_text("import numpy\ndef init(:\n")
+    assert standby.preload_for({**spec, "scoring_script": "broken.py"})[3:] == ()
