@@ -409,3 +409,15 @@ def test_a_niced_standby_lowers_its_whole_session_not_only_its_processes(tmp_pat
     ).stdout
     # [permitted, the session's niceness, as a worker sees it, the worker's own niceness]
     assert json.loads(out) == [[True, "19", "19", 19], [True, "0", "0", 0]]
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no autogroup scheduling in this kernel")
+def test_a_standby_started_niced_is_niced_from_its_first_instruction(tmp_path):
+    """Its interpreter's start and imports must not take CPU from the job that spawned it."""
+    import sys
+
+    log = tmp_path / "out.txt"
+    first = "import os; print(open('/proc/self/autogroup').read().split()[-1], os.nice(0))"
+    pid = standby.start_detached([sys.executable, "-c", first], log, tmp_path, nice=19)
+    wait_until(lambda: not psutil.pid_exists(pid) and log.read_text(), 30, "the detached process to report")
+    assert log.read_text().split() == ["19", "19"]

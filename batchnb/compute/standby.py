@@ -312,19 +312,7 @@ def _start(
     cmd += ["--keep", str(kept(compute))]
     if job:
         cmd += ["--job", job]
-    # Detached: the shell starts the standby in the background and exits, so the standby is no
-    # process's child. Killing a job's process tree leaves it, and it never lingers as a zombie.
-    started = subprocess.run(
-        ["/bin/sh", "-c", '"$@" >>"$0" 2>&1 </dev/null & echo $!', str(folder / "standby.log"), *cmd],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        cwd=folder,
-        start_new_session=True,
-        timeout=30,
-        check=True,
-    )
-    pid = int(started.stdout.split()[-1])
+    pid = start_detached(cmd, folder / "standby.log", folder, nice)
     with contextlib.suppress(psutil.Error, FileExistsError):
         # Visible at once to the next spawn(), before the standby has started Python; the standby
         # rewrites it (same pid and start time) as it warms up.
@@ -340,6 +328,32 @@ def _start(
 # beside the job (measured: every mini-batch of a CPU-bound job twice as slow while a niced standby
 # warmed up). The session's own niceness, written here, weighs against other sessions.
 AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def start_detached(cmd: list[str], log: Path, cwd: Path, nice: int = 0) -> int:
+    """Start ``cmd`` detached, appending its output to ``log``; return its pid.
+
+    The shell starts it in the background and exits, so it is no process's child: killing a job's
+    process tree leaves it, and it never lingers as a zombie. With ``nice``, it runs niced from its
+    first instruction (its session's autogroup too: the shell heads the new session), so that even
+    the interpreter's start and imports take no CPU from a running job: measured, an un-niced start
+    delayed a warm job's first mini-batch by 0.2 to 0.5 s.
+    """
+    script = '"$@" >>"$0" 2>&1 </dev/null & echo $!'
+    if nice:
+        script = f"{{ echo {int(nice)} >/proc/self/autogroup; }} 2>/dev/null; " + script
+        cmd = ["nice", "-n", str(int(nice)), *cmd]
+    started = subprocess.run(
+        ["/bin/sh", "-c", script, str(log), *cmd],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        start_new_session=True,
+        timeout=30,
+        check=True,
+    )
+    return int(started.stdout.split()[-1])
 
 
 def _set_session_priority(nice: int) -> bool:
