@@ -421,3 +421,24 @@ def test_a_standby_started_niced_is_niced_from_its_first_instruction(tmp_path):
     pid = standby.start_detached([sys.executable, "-c", first], log, tmp_path, nice=19)
     wait_until(lambda: not psutil.pid_exists(pid) and log.read_text(), 30, "the detached process to report")
     assert log.read_text().split() == ["19", "19"]
+
+
+def test_the_process_started_beside_a_standby_exits_without_importing_the_supervisor(
+    client, deploy, csv_inputs, tmp_path
+):
+    """Invoke and resume always start a supervisor process in case no standby takes the job; when a
+    standby did, that process must cost next to nothing beside the job's first mini-batches."""
+    import subprocess
+    import sys
+
+    deploy(TRACED, set_default=True, environment_variables={"TRACE": str(tmp_path)})
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2))).wait(timeout=120)
+    assert job["status"] == "Completed", job["error"]
+    probe = (
+        "import sys\n"
+        "from batchnb.engine import launch\n"
+        f"code = launch.main(['--workspace', {str(client.workspace.root)!r}, '--job', {job['name']!r}])\n"
+        "print(code, 'batchnb.engine.supervisor' in sys.modules, 'pydantic' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["0", "False", "False"]  # not ours to run: exit 0, nothing heavy loaded

@@ -285,7 +285,7 @@ class JobOperations:
 
             # Invoked (or resumed) by a user: its compute may leave warm standbys again after a stop_all.
             standby.allow(self._ws.root, json.loads(row["spec"]).get("compute", "local"))
-        module = "batchnb.pipelines.runner" if kind == "pipeline" else "batchnb.engine.supervisor"
+        module = "batchnb.pipelines.runner" if kind == "pipeline" else "batchnb.engine.launch"
         log = open(job_dir / "logs" / "sys" / "supervisor.txt", "ab")  # noqa: SIM115 - handed to the child
         try:
             proc = subprocess.Popen(

@@ -54,8 +54,6 @@ FLUSH_INTERVAL_S = 0.2  # for short mini-batches; a result of one that took long
 PROGRESS_INTERVAL_S = 1.0
 # How long past its timeout a run() may stay stuck in C code before its worker is killed.
 KILL_GRACE_S = 5.0
-# How long a cold supervisor leaves a queued job to a live standby of its compute before taking it.
-STANDBY_GRACE_S = 2.0
 # How often the watchdog looks for such a run(): far below the grace, far above a tiny mini-batch.
 WATCHDOG_INTERVAL_S = 0.5
 NO_SUCCESS_MESSAGE = (
@@ -649,37 +647,12 @@ class Supervisor:
         return may_define(Path(context["code_dir"]) / context["scoring_script"], name)
 
 
-def _queued_on(workspace_root: Path, job_name: str) -> str | None:
-    """The job's compute if the job is still Queued (or missing: reported by Supervisor), else None."""
-    store = Store(workspace_root / "batchnb.db")
-    try:
-        with store.read() as db:
-            row = db.execute("SELECT status, spec FROM jobs WHERE name = ?", (job_name,)).fetchone()
-    finally:
-        store.close()
-    if row is None:
-        return ""
-    return str(json.loads(row["spec"]).get("compute", "local")) if row["status"] == state.QUEUED else None
-
-
-def _run(workspace: Path, job: str) -> str:
-    compute = _queued_on(workspace, job)
-    if compute is None:
-        return "not-claimed"  # a warm standby took the job first (see batchnb.compute.standby)
-    if compute and standby.standbys(workspace, compute):
-        # A standby of this compute (even a niced one on a busy machine) is meant to take the job:
-        # give it a moment before taking it cold.
-        deadline = time.monotonic() + STANDBY_GRACE_S
-        while time.monotonic() < deadline:
-            if _queued_on(workspace, job) is None:
-                return "not-claimed"
-            time.sleep(0.02)
-    return Supervisor(workspace, job).run()
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m batchnb.engine.supervisor --workspace W --job J``."""
-    return lifecycle.main("batchnb-supervisor", _run, argv)
+    """Entry point: ``python -m batchnb.engine.supervisor --workspace W --job J`` (see
+    :mod:`batchnb.engine.launch`, which jobs are started with)."""
+    from . import launch
+
+    return launch.main(argv)
 
 
 if __name__ == "__main__":
