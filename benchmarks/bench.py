@@ -139,6 +139,20 @@ def run_baseline(kind: str, model: Path, files: list[Path], out: Path) -> dict[s
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "rows": rows}
 
 
+def with_start_method(method: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``run()`` with local workers started by ``method`` (zygote or spawn): the job's supervisor
+    inherits ``BATCHNB_WORKER_START`` from this process at invoke."""
+    saved = os.environ.get("BATCHNB_WORKER_START")
+    os.environ["BATCHNB_WORKER_START"] = method
+    try:
+        return run()
+    finally:
+        if saved is None:
+            os.environ.pop("BATCHNB_WORKER_START")
+        else:
+            os.environ["BATCHNB_WORKER_START"] = saved
+
+
 def alternate(contenders: dict[str, Callable[[], dict[str, Any]]], rounds: int) -> dict[str, list[dict[str, Any]]]:
     """Run every contender once per round, rotating the order each round (A B C, B C A, ...)."""
     names = list(contenders)
@@ -210,6 +224,8 @@ def scenario_cpu(root: Path, sizes: workload.Sizes, rounds: int, with_ray: bool,
     total_rows = sizes.files * sizes.rows
     contenders: dict[str, Callable[[], dict[str, Any]]] = {
         "batchnb": lambda: run_job(client, "ep-forest", data),
+        # The same cold job with workers started as clean interpreters instead of forked (the zygote).
+        "batchnb-spawn": lambda: with_start_method("spawn", lambda: run_job(client, "ep-forest", data)),
         # ready() returns None: the lambdas wait (untimed) for the standby, then run the job.
         "batchnb-warm": lambda: ready(client) or run_job(client, "ep-forest-warm", data),
         "single (a)": lambda: run_baseline("single", model, files, root / "out-single"),
@@ -220,7 +236,7 @@ def scenario_cpu(root: Path, sizes: workload.Sizes, rounds: int, with_ray: bool,
     results = alternate(contenders, rounds)
     per_cpu_a = [total_rows / r["cpu_s"] for r in results["single (a)"]]
     out: dict[str, Any] = {"rows": total_rows, "results": results}
-    for variant in ("batchnb", "batchnb-warm"):
+    for variant in ("batchnb", "batchnb-spawn", "batchnb-warm"):
         runs = results[variant]
         rate = [total_rows / r["wall_s"] for r in runs]
         eff = [x / (CORES * a) for x, a in zip(rate, per_cpu_a, strict=True)]
@@ -459,15 +475,7 @@ def scenario_recovery(root: Path, sizes: workload.Sizes, rounds: int, report: di
     def run(endpoint: str, folder: Path, method: str) -> dict[str, Any]:
         for slot in folder.iterdir():
             slot.unlink()
-        saved = os.environ.get("BATCHNB_WORKER_START")
-        os.environ["BATCHNB_WORKER_START"] = method  # read by the job's supervisor, which inherits it
-        try:
-            return run_job(client, endpoint, data)
-        finally:
-            if saved is None:
-                os.environ.pop("BATCHNB_WORKER_START")
-            else:
-                os.environ["BATCHNB_WORKER_START"] = saved
+        return with_start_method(method, lambda: run_job(client, endpoint, data))
 
     results = alternate(
         {
