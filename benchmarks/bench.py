@@ -458,7 +458,7 @@ def scenario_resume(root: Path, sizes: workload.Sizes, rounds: int, report: dict
 
 
 def scenario_recovery(root: Path, sizes: workload.Sizes, rounds: int, report: dict[str, Any]) -> None:
-    crashes = 3
+    crashes = sizes.crashes
     print(
         f"\n== recovery: an Azure-style scoring script loading the forest with MLflow over {sizes.resume_files} "
         f"files x {sizes.rows} rows; {crashes} mini-batches kill their worker (SIGKILL) on their first attempt. "

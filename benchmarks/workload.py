@@ -26,6 +26,7 @@ class Sizes:
     memory_files: int = 1  # memory workload: this many files, then 10x as many
     memory_rows: int = 500_000
     resume_files: int = 2
+    crashes: int = 3  # recovery workload: mini-batches that kill their worker once
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -39,6 +40,7 @@ class Sizes:
             memory_files=1,
             memory_rows=20_000,
             resume_files=2,
+            crashes=1,
         )
 
 

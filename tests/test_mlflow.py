@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from engine_helpers import lines, minibatches, output_file, reaping
+from engine_helpers import lines, minibatches, output_file, reaping, wait_until
 
 from batchnb import BatchClient
 from batchnb.errors import ValidationError
@@ -755,3 +755,24 @@ def test_workers_replacing_a_crashed_one_have_the_model_without_loading_it(
     log = (logs / "stdout" / "zygote.stdout.txt").read_text()
     assert log.count("init() of batchnb's MLflow driver ok") == 1
     assert not psutil.pid_exists(zygote) or psutil.Process(zygote).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_job_canceled_while_its_zygote_imports_does_not_wait_for_them(
+    client: BatchClient, flow: SimpleNamespace, tmp_path: Path
+) -> None:
+    """The zygote imports mlflow and scikit-learn for seconds before any worker can start; a cancel
+    meanwhile ends the job at once, and the zygote with it."""
+    client.models.create_or_update({"name": "lr", "path": str(flow.root / "lr"), "type": "mlflow_model"})
+    _deploy(client, "azureml:lr:1")
+    data = tmp_path / "data"
+    data.mkdir()
+    _frame(4, seed=6).to_csv(data / "x.csv", index=False)
+    job = client.batch_endpoints.invoke("ep-flow", input=str(data))
+    zygote_log = Path(job["logs_dir"]) / "user" / "stdout" / "zygote.stdout.txt"
+    wait_until(lambda: client.jobs.get(job["name"])["status"] == "Running", 60, "the job to run")
+    assert not zygote_log.exists() or "imported" not in zygote_log.read_text(), "the imports ended too soon"
+    client.jobs.cancel(job["name"])
+    job.wait(timeout=60)
+    assert job["status"] == "Canceled"
+    # Killed during its imports: it never said it had finished them.
+    assert not zygote_log.exists() or "imported" not in zygote_log.read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import threading
 from concurrent.futures import Executor
 from typing import Any
 
@@ -28,6 +29,10 @@ class ComputeTarget(abc.ABC):
         :meth:`executor` (the local pool starts its zygote). ``log``: a folder for its output.
         True if it started something (False: nothing to do, or a warm standby's was there)."""
         return False
+
+    def wait_started(self, stop: threading.Event) -> bool:
+        """Wait until what :meth:`prepare` started is ready, or until ``stop`` is set (False)."""
+        return True
 
     @abc.abstractmethod
     def executor(self, n_workers: int, env: dict[str, str]) -> Executor:

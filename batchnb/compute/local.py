@@ -140,7 +140,17 @@ def stop_zygote(kill: bool = False) -> None:
     with contextlib.suppress(OSError, ChildProcessError):
         server._stop()
     zygote.config_path(os.getpid()).unlink(missing_ok=True)  # if it never got to read it
+    zygote.ready_path(os.getpid()).unlink(missing_ok=True)
     _zygote = None
+
+
+def _alive(pid: int) -> bool:
+    """True unless child ``pid`` has exited (it is not reaped here: the forkserver reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def zygote_pid() -> int | None:
@@ -175,6 +185,17 @@ class LocalPool(ComputeTarget):
         if start_method() == "spawn":
             return False
         return start_zygote(env, modules, preinit, log)
+
+    def wait_started(self, stop: threading.Event) -> bool:
+        """Wait until the zygote has imported everything (a worker cannot start before), or until
+        ``stop`` is set (False): a job canceled meanwhile need not wait for the imports."""
+        while _zygote is not None and not zygote.ready_path(os.getpid()).exists():
+            pid = zygote_pid()
+            if pid is None or not _alive(pid):
+                break  # the executor starts it again, or reports why it cannot
+            if stop.wait(0.02):
+                return False
+        return True
 
     def executor(self, n_workers: int, env: dict[str, str]) -> Executor:
         """Return loky's reusable executor: the same one while it works (a warm standby's pool is

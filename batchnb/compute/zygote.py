@@ -47,8 +47,16 @@ def config_path(parent: int) -> Path:
     return Path(tempfile.gettempdir()) / f"batchnb-zygote-{parent}.json"
 
 
+def ready_path(parent: int) -> Path:
+    """The file the zygote of process ``parent`` creates once it has imported everything: until
+    then a worker cannot start, and the parent can wait for it without blocking (see
+    :meth:`batchnb.compute.local.LocalPool.wait_started`)."""
+    return Path(tempfile.gettempdir()) / f"batchnb-zygote-{parent}.ready"
+
+
 def write_config(config: dict[str, Any]) -> Path:
     """Leave ``config`` for the zygote this process starts next (replacing any left over)."""
+    ready_path(os.getpid()).unlink(missing_ok=True)
     path = config_path(os.getpid())
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -75,7 +83,7 @@ def prepare(config: dict[str, Any]) -> None:
     if config.get("preinit"):
         from ..engine.worker import preinitialize
 
-        result = preinitialize(config["preinit"], by="zygote")
+        result = preinitialize(config["preinit"])
         took = f"{result['status']} in {result['duration']:.2f} s"
         print(f"zygote {os.getpid()}: init() of batchnb's MLflow driver {took}")
     sys.stdout.flush()
@@ -99,3 +107,5 @@ if multiprocessing.parent_process() is None and sys.argv[:1] == ["-c"]:  # the f
             prepare(_config)
     except BaseException:  # an exception here would stop the forkserver, and with it every worker start
         traceback.print_exc()
+    finally:
+        ready_path(os.getppid()).touch()

@@ -367,6 +367,9 @@ class Supervisor:
         suspects: set[int] = set()  # in flight when a worker died: run alone next time
         killed: set[int] = set()  # their worker was killed by us for exceeding the timeout
         isolating: int | None = None
+        if not target.wait_started(self.cancel):  # canceled while the zygote imports
+            self._abandon({}, target)
+            return "canceled", None
         executor = target.executor(n_workers, env)
         self.logs.event(f"dispatching {len(queue)} mini-batch(es) to {n_workers} worker process(es)")
 

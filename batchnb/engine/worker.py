@@ -54,9 +54,7 @@ class _ProcessState:
         # The deployment (its preload key) whose init() ran in this process before any job, in a
         # warm standby's worker: only a job of that deployment may use this process.
         self.preloaded: str | None = None
-        # Where that init() ran ("standby": in this worker; "zygote": in the process this worker
-        # was forked from, see batchnb.compute.zygote) and how long it took.
-        self.preloaded_by = "standby"
+        # How long that init() took (in the zygote this worker was forked from).
         self.preload_s = 0.0
         # How this process's init() went for the current job, told once to the supervisor.
         self.init_note: dict[str, Any] | None = None
@@ -147,15 +145,15 @@ def _load_script(context: dict[str, Any], module_name: str) -> types.ModuleType:
 def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
     """Load the script and call ``init()`` once per process (per job). Returns None if init failed.
 
-    A warm standby's worker may have run ``init()`` already, for the deployment of ``context``
-    (:func:`preinitialize`): it is then only given the job's environment and logs.
+    A worker forked from a zygote that ran ``init()`` for the deployment of ``context``
+    (:func:`preinitialize`) has it already: it is then only given the job's environment and logs.
     """
     key = (context["job"], context["code_dir"], context["scoring_script"], context["model_dir"] or "")
     if _STATE.key == key:
         return _STATE.module
     wanted = context.get("preload_key")
     if _STATE.preloaded is not None and _STATE.preloaded != wanted:
-        # The standby restarts a pool it preloaded for another deployment before it runs a job, so
+        # A pool whose zygote ran init() for another deployment is replaced before it runs a job, so
         # this is a bug if it happens; refuse rather than let one deployment's init() state serve another.
         _STATE.key, _STATE.module = key, None
         _STATE.init_error = "batchnb: this worker process ran init() for another deployment; refusing this job"
@@ -169,7 +167,7 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
     logging.basicConfig(stream=sys.stdout, level=context["logging_level"].upper(), force=True)
     if preloaded is not None:
         _STATE.module = preloaded
-        _STATE.init_note = {"init": "preloaded", "by": _STATE.preloaded_by, "init_s": round(_STATE.preload_s, 3)}
+        _STATE.init_note = {"init": "preloaded", "init_s": round(_STATE.preload_s, 3)}
         _register_shutdown(preloaded)
         return preloaded
     try:
@@ -186,13 +184,13 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
     return module
 
 
-def preinitialize(context: dict[str, Any], by: str = "standby") -> dict[str, Any]:
-    """Run the deployment's ``init()`` in this process before any job: a warm standby's worker, or
-    (``by="zygote"``) the process a pool's workers are forked from, which they inherit it from.
+def preinitialize(context: dict[str, Any]) -> dict[str, Any]:
+    """Run the deployment's ``init()`` in this process before any job: the zygote a pool's workers
+    are forked from (see :mod:`batchnb.compute.zygote`), so that they inherit it.
 
     Only for batchnb's own scoring scripts (the built-in MLflow driver), whose ``init()`` reads
     nothing of the job: ``context`` has no job, only the deployment (model, code, environment
-    variables, logging level) and its ``preload_key``. Output goes to the standby's log. Returns
+    variables, logging level) and its ``preload_key``. Output goes to the zygote's log. Returns
     ``{"pid", "status": ok | failed | already | skipped, "duration"}``; a failed one leaves the process marked
     with the deployment anyway, so its job runs ``init()`` again, where the user sees the error.
     """
@@ -203,7 +201,7 @@ def preinitialize(context: dict[str, Any], by: str = "standby") -> dict[str, Any
     if _STATE.preloaded is not None or _STATE.key is not None:
         # Only ahead of any job, once: a worker that served a job already ran init() for it.
         return {"pid": os.getpid(), "status": "skipped", "duration": 0.0}
-    _STATE.preloaded, _STATE.preloaded_by = context["preload_key"], by
+    _STATE.preloaded = context["preload_key"]
     os.environ["AZUREML_MODEL_DIR"] = context["model_dir"] or ""
     os.environ.update(context["environment_variables"])
     sys.argv = [str(Path(context["code_dir"]) / context["scoring_script"]), "--logging_level"]
