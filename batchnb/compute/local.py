@@ -153,6 +153,15 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _has_children(pid: int) -> bool:
+    import psutil
+
+    try:
+        return bool(psutil.Process(pid).children())
+    except psutil.Error:
+        return False
+
+
 def zygote_pid() -> int | None:
     """The pid of this process's zygote, if one is running."""
     return _server()._forkserver_pid
@@ -191,8 +200,8 @@ class LocalPool(ComputeTarget):
         ``stop`` is set (False): a job canceled meanwhile need not wait for the imports."""
         while _zygote is not None and not zygote.ready_path(os.getpid()).exists():
             pid = zygote_pid()
-            if pid is None or not _alive(pid):
-                break  # the executor starts it again, or reports why it cannot
+            if pid is None or not _alive(pid) or _has_children(pid):
+                break  # it has forked workers already (a standby's), or the executor will say why not
             if stop.wait(0.02):
                 return False
         return True

@@ -30,6 +30,7 @@ output of the process that started it (a standby's log).
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import multiprocessing
@@ -95,12 +96,13 @@ def _read_config() -> dict[str, Any] | None:
         with open(path) as fh:
             return dict(json.load(fh))
     except FileNotFoundError:
-        return None  # imported by anything but a forkserver batchnb started: nothing to do
+        return None  # read by another zygote of the same parent meanwhile: nothing to do
     finally:
         path.unlink(missing_ok=True)
 
 
-if multiprocessing.parent_process() is None and sys.argv[:1] == ["-c"]:  # the forkserver's command line
+# The forkserver's command line, started by batchnb (it left a configuration for its pid).
+if multiprocessing.parent_process() is None and sys.argv[:1] == ["-c"] and config_path(os.getppid()).exists():
     try:
         _config = _read_config()
         if _config is not None:
@@ -108,4 +110,8 @@ if multiprocessing.parent_process() is None and sys.argv[:1] == ["-c"]:  # the f
     except BaseException:  # an exception here would stop the forkserver, and with it every worker start
         traceback.print_exc()
     finally:
-        ready_path(os.getppid()).touch()
+        _ready = ready_path(os.getppid())
+        _ready.touch()  # even after an error: the parent waits for this file
+        # Removed when the zygote exits (the forkserver ends normally once its parent has gone;
+        # the workers forked from it end with os._exit and skip this).
+        atexit.register(_ready.unlink, missing_ok=True)
