@@ -3,32 +3,34 @@
 A cold job pays for a new supervisor process, new loky workers and their imports (pandas, pyarrow,
 mlflow: seconds) before its first mini-batch. On a local compute (``local`` type or ``amlcompute``)
 with ``idle_time_before_scale_down`` set, each job's supervisor leaves behind, when the job ends, a
-*standby*: a supervisor process that has imported the engine, started the pool's workers and
-imported in them what the last job needed. It waits, for up to the idle time, for a ``Queued`` job
-on its compute, claims it (the same atomic claim as a cold supervisor: whichever comes first runs
-the job, the other exits) and runs it as that job's supervisor, with the pool it warmed::
+*standby*: a supervisor process that has imported the engine and started the pool's zygote (which
+imported what the last job needed, see :mod:`batchnb.compute.zygote`) and its workers. It waits, for
+up to the idle time, for a ``Queued`` job on its compute, claims it (the same atomic claim as a cold
+supervisor: whichever comes first runs the job, the other exits) and runs it as that job's
+supervisor, with the pool it warmed::
 
     job A ends ──spawns──▶ standby (imports, workers, preloads) ──claims──▶ job B's supervisor
                                        └── idle for idle_time_before_scale_down ──▶ exits
 
-A standby serves exactly one job and then ends like any supervisor, so every guarantee of a cold
-job holds: its workers are its children (they die with it, and the watchdog may SIGKILL them), and
+A standby serves exactly one job and then ends like any supervisor, so every guarantee of a cold job
+holds: its zygote and workers descend from it (they die with it, the watchdog may SIGKILL them), and
 ``resume`` works the same.
 
 **Preloaded models.** For a deployment scored by batchnb's own driver (an MLflow model without a
-scoring script), the standby also runs that driver's ``init()`` (the model load: seconds) in each
-worker ahead of time, for the deployment of the job that spawned it. Its *preload key* names that
-deployment exactly: endpoint, deployment and its revision, model folder, code and scoring script,
-environment variables, logging level. A job with the same key runs on those workers with no
-``init()``; any other job (another deployment, a user's scoring script) gets fresh workers: the
-pool is killed before the job is claimed, so no ``init()`` state or environment crosses deployments.
-A user's scoring script is never run ahead of its job: its ``init()`` may read the job's environment.
+scoring script), the standby's zygote also runs that driver's ``init()`` (the model load: seconds)
+ahead of time, for the deployment of the job that spawned it; its workers are forked with it. Its
+*preload key* names that deployment exactly: endpoint, deployment and its revision, model folder,
+code and scoring script, environment variables, logging level. A job with the same key runs on those
+workers with no ``init()``; any other job (another deployment, a user's scoring script) gets a fresh
+zygote and workers: the pool is killed before the job is claimed, so no ``init()`` state or
+environment crosses deployments. A user's scoring script is never run ahead of its job: its
+``init()`` may read the job's environment.
 
 **Early, at low priority.** A job on such a compute spawns its standby when it *starts*, at the
-lowest CPU priority (nice 19, for its processes and its session's autogroup: it warms up from the
-CPU the job leaves idle); a standby raises itself and its workers back to normal priority when it
-is warm or takes a job (if it may: root, or ``CAP_SYS_NICE``). Beside a CPU-bound job it gets
-almost no CPU, so a job killed midway finds it still loading.
+lowest CPU priority from its first instruction (nice 19, for its processes and its session's
+autogroup: it warms up from the CPU the job leaves idle); a standby raises itself and its workers
+back to normal priority when it is warm or takes a job (if it may: root, or ``CAP_SYS_NICE``).
+Beside a CPU-bound job it gets almost no CPU, so a job killed midway finds it still loading.
 
 **Spares: ``min_instances``.** A compute keeps ``min_instances`` standbys (at least one; a lock
 around spawning keeps the count). With two, a job takes one while the other stays warm, and a job
