@@ -205,16 +205,22 @@ def prime(client: Any, endpoint: str, data: Path, count: int = 1) -> None:
     ready(client, count)
 
 
+def _forest(root: Path, sizes: workload.Sizes, count: int) -> tuple[list[Path], Path]:
+    """``count`` Parquet files of the CPU workload and the forest saved with MLflow (built once)."""
+    files = workload.parquet_files(root / "data" / f"cpu-{count}x{sizes.rows}", count, sizes.rows)
+    model = workload.mlflow_model(
+        root / "models" / f"forest-{sizes.trees}-{sizes.depth}", "forest", sizes.trees, sizes.depth
+    )
+    return files, model
+
+
 def scenario_cpu(root: Path, sizes: workload.Sizes, rounds: int, with_ray: bool, report: dict[str, Any]) -> None:
     print(
         f"\n== cpu: random forest ({sizes.trees} trees, depth {sizes.depth}) over {sizes.files} Parquet files "
         f"x {sizes.rows} rows x 16 floats, {CORES} cores",
         flush=True,
     )
-    files = workload.parquet_files(root / "data" / f"cpu-{sizes.files}x{sizes.rows}", sizes.files, sizes.rows)
-    model = workload.mlflow_model(
-        root / "models" / f"forest-{sizes.trees}-{sizes.depth}", "forest", sizes.trees, sizes.depth
-    )
+    files, model = _forest(root, sizes, sizes.files)
     client = workload.workspace(root / "ws-cpu")
     warm_compute(client)
     workload.deploy_mlflow(client, model, "ep-forest", CORES, sizes.mini_batch_rows)
@@ -387,15 +393,6 @@ def _wait_ended(client: Any, name: str, t0: float) -> tuple[str, float | None]:
         if status in ENDED:
             return str(client.jobs.get(name)["status"]), first
         time.sleep(0.01 if first is None else 0.05)
-
-
-def _forest(root: Path, sizes: workload.Sizes, count: int) -> tuple[list[Path], Path]:
-    """``count`` Parquet files of the CPU workload and the forest saved with MLflow (built once)."""
-    files = workload.parquet_files(root / "data" / f"cpu-{count}x{sizes.rows}", count, sizes.rows)
-    model = workload.mlflow_model(
-        root / "models" / f"forest-{sizes.trees}-{sizes.depth}", "forest", sizes.trees, sizes.depth
-    )
-    return files, model
 
 
 def scenario_resume(root: Path, sizes: workload.Sizes, rounds: int, report: dict[str, Any]) -> None:

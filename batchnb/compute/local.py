@@ -125,7 +125,7 @@ def start_zygote(
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    _zygote = {"env": dict(env), "modules": wanted, "preinit_key": key, "pid": server._forkserver_pid}
+    _zygote = {"env": dict(env), "preinit_key": key}
     return True
 
 
@@ -144,22 +144,16 @@ def stop_zygote(kill: bool = False) -> None:
     _zygote = None
 
 
-def _alive(pid: int) -> bool:
-    """True unless child ``pid`` has exited (it is not reaped here: the forkserver reaps it)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _has_children(pid: int) -> bool:
+def _done_importing(pid: int) -> bool:
+    """True if zygote ``pid`` has forked workers already (a standby's), or has exited (the executor
+    then starts it again, or says why it cannot)."""
     import psutil
 
     try:
-        return bool(psutil.Process(pid).children())
+        proc = psutil.Process(pid)
+        return proc.status() == psutil.STATUS_ZOMBIE or bool(proc.children())
     except psutil.Error:
-        return False
+        return True
 
 
 def zygote_pid() -> int | None:
@@ -200,8 +194,8 @@ class LocalPool(ComputeTarget):
         ``stop`` is set (False): a job canceled meanwhile need not wait for the imports."""
         while _zygote is not None and not zygote.ready_path(os.getpid()).exists():
             pid = zygote_pid()
-            if pid is None or not _alive(pid) or _has_children(pid):
-                break  # it has forked workers already (a standby's), or the executor will say why not
+            if pid is None or _done_importing(pid):
+                break
             if stop.wait(0.02):
                 return False
         return True
@@ -214,26 +208,19 @@ class LocalPool(ComputeTarget):
         from joblib.externals.loky import get_reusable_executor
 
         modules, preinit = self._prepared
-        if start_method() == "spawn":
-            self._executor = get_reusable_executor(
-                max_workers=n_workers,
-                timeout=_IDLE_WORKER_TIMEOUT_S,
-                env=env,
-                reuse=env == _live_env,
-                initializer=_exit_with_parent,
-                initargs=(env, modules),
-            )
-            _live_env = dict(env)
-            return self._executor
         before = zygote_pid()
-        start_zygote(env, modules, preinit)  # keeps the running one if it serves these workers
+        if start_method() == "spawn":
+            start: dict[str, Any] = {"env": env}  # loky's clean interpreters take it at their start
+        else:
+            start_zygote(env, modules, preinit)  # keeps the running one if it serves these workers
+            start = {"context": multiprocessing.get_context("forkserver")}
         self._executor = get_reusable_executor(
             max_workers=n_workers,
-            context=multiprocessing.get_context("forkserver"),
             timeout=_IDLE_WORKER_TIMEOUT_S,
             reuse=env == _live_env and zygote_pid() == before,
             initializer=_exit_with_parent,
             initargs=(env, modules),
+            **start,
         )
         _live_env = dict(env)
         return self._executor

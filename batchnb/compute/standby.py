@@ -158,13 +158,17 @@ def preload_key(spec: dict[str, Any]) -> str | None:
     return json.dumps(fields, sort_keys=True)
 
 
-def preload_context(spec: dict[str, Any]) -> dict[str, Any]:
-    """What :func:`batchnb.engine.worker.preinitialize` needs of a job's deployment (nothing of the job)."""
+def preload_context(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """What :func:`batchnb.engine.worker.preinitialize` needs of a job's deployment (nothing of the
+    job); None for a deployment whose ``init()`` is never run ahead (a user's scoring script)."""
     from ..engine.drivers import DRIVERS_DIR, MLFLOW_DRIVER
 
+    key = preload_key(spec)
+    if key is None:
+        return None
     settings = spec.get("settings", {})
     return {
-        "preload_key": preload_key(spec),
+        "preload_key": key,
         "code_dir": str(DRIVERS_DIR),  # where this batchnb is installed, as the supervisor resolves it
         "scoring_script": MLFLOW_DRIVER,
         "model_dir": spec.get("model_dir"),
@@ -430,13 +434,13 @@ def _warm_up(executor: Any, workers: int, stop: threading.Event) -> set[int]:
 
 
 class _WarmUp(threading.Thread):
-    """Starts the workers, imports, and runs init() ahead, on a thread: the standby watches for a job
-    meanwhile and may take one before it is done. That is safe: the warm-up's tasks are queued before
-    any mini-batch, and a worker that has not run init() ahead runs it for the job as usual."""
+    """Waits, on a thread, until the workers have started (after their zygote's imports and init()):
+    the standby watches for a job meanwhile and may take one before it is done. That is safe: the
+    warm-up's probes are queued before any mini-batch."""
 
-    def __init__(self, executor: Any, workers: int, spec: dict[str, Any] | None) -> None:
+    def __init__(self, executor: Any, workers: int) -> None:
         super().__init__(name="batchnb-standby-warm-up", daemon=True)
-        self.executor, self.workers, self.spec = executor, workers, spec
+        self.executor, self.workers = executor, workers
         self.stop = threading.Event()
         self.done = threading.Event()
 
@@ -538,8 +542,8 @@ def main(argv: list[str] | None = None) -> int:
             assert pool is not None
             env = worker_env(args.workers)
             # The zygote imports and runs the driver's init() once; the workers are forked from it.
-            pool.prepare(env, preload, preload_context(spec) if key is not None and spec else None)
-            thread = _WarmUp(pool.executor(args.workers, env), args.workers, spec)
+            pool.prepare(env, preload, preload_context(spec) if spec else None)
+            thread = _WarmUp(pool.executor(args.workers, env), args.workers)
             thread.start()
             record["preload_key"] = key
             return thread

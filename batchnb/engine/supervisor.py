@@ -172,7 +172,7 @@ class Supervisor:
             self._warm_pool = not target.prepare(
                 worker_env(int(self.spec["workers"])),
                 standby.preload_for(self.spec),
-                standby.preload_context(self.spec) if standby.preload_key(self.spec) else None,
+                standby.preload_context(self.spec),
                 str(self.job_dir / "logs" / "user"),
             )
             self._start_tracking()

@@ -191,13 +191,10 @@ def preinitialize(context: dict[str, Any]) -> dict[str, Any]:
     Only for batchnb's own scoring scripts (the built-in MLflow driver), whose ``init()`` reads
     nothing of the job: ``context`` has no job, only the deployment (model, code, environment
     variables, logging level) and its ``preload_key``. Output goes to the zygote's log. Returns
-    ``{"pid", "status": ok | failed | already | skipped, "duration"}``; a failed one leaves the process marked
+    ``{"pid", "status": ok | failed | skipped, "duration"}``; a failed one leaves the process marked
     with the deployment anyway, so its job runs ``init()`` again, where the user sees the error.
     """
     started = time.time()
-    if _STATE.preloaded == context["preload_key"]:
-        time.sleep(0.05)  # long enough that the other workers take the other probes
-        return {"pid": os.getpid(), "status": "already", "duration": 0.0}
     if _STATE.preloaded is not None or _STATE.key is not None:
         # Only ahead of any job, once: a worker that served a job already ran init() for it.
         return {"pid": os.getpid(), "status": "skipped", "duration": 0.0}
