@@ -94,6 +94,12 @@ class Workspace:
         return self.root / "artifacts" / "code"
 
     @property
+    def cache_dir(self) -> Path:
+        """What batchnb keeps to go faster and can always rebuild (loaded models; see
+        :mod:`batchnb.engine.drivers.sklearn_direct`). Safe to delete."""
+        return self.root / "cache"
+
+    @property
     def jobs_dir(self) -> Path:
         """The parent of every job's folder."""
         return self.root / "jobs"

@@ -134,7 +134,9 @@ def test_migration_guide_states_the_schema_defaults() -> None:
 
 
 def test_environment_variables_and_log_files_in_the_docs_are_the_engines() -> None:
-    engine = "\n".join(p.read_text() for p in (ROOT / "batchnb" / "engine").rglob("*.py"))
+    # The engine sets the script's environment; the compute targets its thread settings.
+    sources = [*(ROOT / "batchnb" / "engine").rglob("*.py"), *(ROOT / "batchnb" / "compute").rglob("*.py")]
+    engine = "\n".join(p.read_text() for p in sources)
     table = _section((DOCS / "scoring-script.md").read_text(), "## What the script sees")
     names = set(re.findall(r"`([A-Z][A-Z0-9_]{3,})`", table))
     assert {"AZUREML_MODEL_DIR", "AZUREML_BI_OUTPUT_PATH", "OMP_NUM_THREADS"} <= names

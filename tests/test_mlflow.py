@@ -31,6 +31,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from engine_helpers import lines, minibatches, output_file, reaping, wait_until
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batchnb import BatchClient
 from batchnb.errors import ValidationError
@@ -689,23 +691,54 @@ def test_a_pipeline_step_scores_with_a_registered_mlflow_model(
     assert "/artifacts/models/lr/1/" in step["command"]  # pinned to the version registered now
 
 
+def _as_numpy_prints(values: np.ndarray, first_row: int, name: str) -> str:
+    """The driver's lines as they were first written: numpy's str of each value (float32 widened)."""
+    widened = values.astype(np.float64) if values.dtype.kind == "f" else values
+    return "".join(f"{first_row + i},{v},{name}\n" for i, v in enumerate(widened.astype(str).tolist()))
+
+
 def test_predictions_are_written_as_numpy_prints_them_for_every_number_type() -> None:
-    """The driver formats numbers with Python's repr (faster); the text must be what numpy's str
-    gives, as before: floats at shortest round-trip precision, float32 widened, ints, bools."""
+    """The driver formats numbers in C (Arrow) and mends what Arrow writes differently; the text
+    must be what numpy's str gives: floats at shortest round-trip precision, float32 widened,
+    whole floats with ``.0``, exponents below 1e-4 and from 1e16, ints, bools."""
     from batchnb.engine.drivers import mlflow_score
 
     cases = [
-        np.array([0.1, np.nan, np.inf, -np.inf, -0.0, 1e16, 5e-324, 123456789.123, 1.7976931348623157e308]),
+        np.array([0.1, np.nan, np.inf, -np.inf, -0.0, 0.0, 1e16, 5e-324, 123456789.123, 1.7976931348623157e308]),
+        np.array([1.0, -3.0, 1e15, 9999999999999998.0, 1e10 + 0.5, 9999999999.5, 1e-4, 9.99e-5, 1.5e-7]),
         np.array([0.1, 1 / 3], dtype=np.float32),
         np.array([-3, 0, 2**62], dtype=np.int64),
         np.array([7, 8], dtype=np.uint8),
         np.array([True, False]),
+        np.array([], dtype=np.float64),
     ]
     for values in cases:
-        frame = pd.DataFrame({"x": range(len(values))})
-        got = mlflow_score._lines([(frame, values, "a,b.csv", 5)])
-        widened = values.astype(np.float64) if values.dtype.kind == "f" else values
-        assert got == [f'{5 + i},{v},"a,b.csv"' for i, v in enumerate(widened.astype(str).tolist())]
+        got = mlflow_score._lines([(pd.DataFrame(index=range(len(values))), values, "a,b.csv", 5)])
+        assert len(got) == len(values)
+        assert got.data.decode() == _as_numpy_prints(values, 5, '"a,b.csv"')
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(allow_nan=True, allow_infinity=True) | st.floats(-1e12, 1e12), min_size=1, max_size=60),
+    st.integers(0, 10**9),
+)
+def test_any_float_prediction_is_written_as_numpy_prints_it(values: list[float], first_row: int) -> None:
+    from batchnb.engine.drivers import mlflow_score
+
+    array = np.array(values, dtype=np.float64)
+    got = mlflow_score._lines([(pd.DataFrame(index=range(len(array))), array, "x.parquet", first_row)])
+    assert got.data.decode() == _as_numpy_prints(array, first_row, "x.parquet")
+
+
+def test_a_mini_batch_of_every_bit_pattern_is_written_as_numpy_prints_it() -> None:
+    """200k doubles drawn from their bits (every exponent, subnormals, NaN payloads) in one block."""
+    from batchnb.engine.drivers import mlflow_score
+
+    bits = np.random.default_rng(7).integers(0, 2**64, size=200_000, dtype=np.uint64)
+    array = bits.view(np.float64)
+    got = mlflow_score._lines([(pd.DataFrame(index=range(len(array))), array, "x.csv", 0)])
+    assert got.data.decode() == _as_numpy_prints(array, 0, "x.csv")
 
 
 def _worker_view(_: int) -> dict[str, Any]:
@@ -760,8 +793,8 @@ def test_workers_replacing_a_crashed_one_have_the_model_without_loading_it(
 def test_a_job_canceled_while_its_zygote_imports_does_not_wait_for_them(
     client: BatchClient, flow: SimpleNamespace, tmp_path: Path
 ) -> None:
-    """The zygote imports mlflow and scikit-learn for seconds before any worker can start; a cancel
-    meanwhile ends the job at once, and the zygote with it."""
+    """The zygote imports scikit-learn and loads the model (the driver's init()) for a second or
+    more before any worker can start; a cancel meanwhile ends the job at once, and the zygote with it."""
     client.models.create_or_update({"name": "lr", "path": str(flow.root / "lr"), "type": "mlflow_model"})
     _deploy(client, "azureml:lr:1")
     data = tmp_path / "data"
@@ -770,9 +803,10 @@ def test_a_job_canceled_while_its_zygote_imports_does_not_wait_for_them(
     job = client.batch_endpoints.invoke("ep-flow", input=str(data))
     zygote_log = Path(job["logs_dir"]) / "user" / "stdout" / "zygote.stdout.txt"
     wait_until(lambda: client.jobs.get(job["name"])["status"] == "Running", 60, "the job to run")
-    assert not zygote_log.exists() or "imported" not in zygote_log.read_text(), "the imports ended too soon"
+    loaded = "init() of batchnb's MLflow driver"
+    assert not zygote_log.exists() or loaded not in zygote_log.read_text(), "the model load ended too soon"
     client.jobs.cancel(job["name"])
     job.wait(timeout=60)
     assert job["status"] == "Canceled"
-    # Killed during its imports: it never said it had finished them.
-    assert not zygote_log.exists() or "imported" not in zygote_log.read_text()
+    # Killed while loading: it never said it had finished.
+    assert not zygote_log.exists() or loaded not in zygote_log.read_text()

@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import abc
+import os
 import threading
 from concurrent.futures import Executor
 from typing import Any
+
+
+def worker_env(n_workers: int) -> dict[str, str]:
+    """Thread settings for ``n_workers`` pool processes: each gets its share of the cores for
+    BLAS/OpenMP pools, so N workers do not start N × cores threads and thrash."""
+    threads = str(max(1, (os.cpu_count() or 1) // n_workers))
+    return {
+        var: threads
+        for var in (
+            "OMP_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "VECLIB_MAXIMUM_THREADS",
+            "NUMEXPR_NUM_THREADS",
+        )
+    }
 
 
 class ComputeTarget(abc.ABC):
@@ -23,11 +40,12 @@ class ComputeTarget(abc.ABC):
         modules: tuple[str, ...] = (),
         preinit: dict[str, Any] | None = None,
         log: str | None = None,
+        job: str | None = None,
     ) -> bool:
         """Get ready for workers with thread settings ``env`` that import ``modules`` and run
         batchnb's driver ``init()`` for ``preinit``: a target may start on it ahead of
         :meth:`executor` (the local pool starts its zygote). ``log``: a folder for its output.
-        True if it started something (False: nothing to do, or a warm standby's was there)."""
+        True if it started something for ``job`` (False: nothing to do, or a warm standby's was there)."""
         return False
 
     def wait_started(self, stop: threading.Event) -> bool:

@@ -89,24 +89,25 @@ FORK_SAFE_PACKAGES = frozenset({"numpy", "pandas", "pyarrow", "scipy", "sklearn"
 
 def preload_for(spec: dict[str, Any]) -> tuple[str, ...]:
     """What a pool's zygote imports ahead of a job like this one: the data stack; for an MLflow
-    model without a scoring script, mlflow and the model flavor's loader module (a skops-saved
-    model's skops first, as the driver does: its import-time scan is slower once mlflow is loaded);
-    for a user's scoring script, what it imports at its top level of :data:`FORK_SAFE_PACKAGES`
-    (the script itself is never imported ahead), and the model's loader if it imports mlflow."""
+    model without a scoring script, batchnb's driver, whose ``init()`` (run in the zygote too, see
+    :func:`preload_context`) imports what its model needs (scikit-learn alone for a model it scores
+    directly, else mlflow and the flavor's loader); for a user's scoring script, what it imports at
+    its top level of :data:`FORK_SAFE_PACKAGES` (the script itself is never imported ahead), and
+    the model's loader if it imports mlflow (a skops-saved model's skops first: its import-time
+    scan is slower once mlflow is loaded)."""
     modules = ["pandas", "pyarrow.parquet", "batchnb.engine.worker"]
-    mlflow_model = spec.get("builtin_driver") == "mlflow"
-    if not mlflow_model and spec.get("code_dir") and spec.get("scoring_script"):
-        imported = script_imports(Path(spec["code_dir"]) / spec["scoring_script"])
-        modules += [m for m in imported if m.split(".")[0] in FORK_SAFE_PACKAGES]
-        mlflow_model = any(m.split(".")[0] == "mlflow" for m in imported)
-    if mlflow_model:
+    if spec.get("builtin_driver") == "mlflow":
+        return (*modules, "batchnb.engine.drivers.mlflow_score")
+    if not (spec.get("code_dir") and spec.get("scoring_script")):
+        return tuple(modules)
+    imported = script_imports(Path(spec["code_dir"]) / spec["scoring_script"])
+    modules += [m for m in imported if m.split(".")[0] in FORK_SAFE_PACKAGES]
+    if any(m.split(".")[0] == "mlflow" for m in imported):
         flavors = _flavors(spec.get("model_dir"))
         sklearn = flavors.get("sklearn")
         if isinstance(sklearn, dict) and sklearn.get("serialization_format") == "skops":
             modules.insert(3, "skops.io")
         modules += ["mlflow.pyfunc"]
-        if spec.get("builtin_driver") == "mlflow":
-            modules.append("batchnb.engine.drivers.mlflow_score")
         pyfunc = flavors.get("python_function")
         loader = pyfunc.get("loader_module") if isinstance(pyfunc, dict) else None
         if loader:
@@ -172,6 +173,7 @@ def preload_context(spec: dict[str, Any]) -> dict[str, Any] | None:
         "code_dir": str(DRIVERS_DIR),  # where this batchnb is installed, as the supervisor resolves it
         "scoring_script": MLFLOW_DRIVER,
         "model_dir": spec.get("model_dir"),
+        "cache_dir": spec.get("cache_dir"),
         "environment_variables": settings.get("environment_variables", {}),
         "logging_level": settings.get("logging_level", "info"),
     }

@@ -108,6 +108,8 @@ class BatchInvocation:
             "code_dir": str(DRIVERS_DIR) if builtin else resolved["code_dir"],
             "scoring_script": MLFLOW_DRIVER if builtin else resolved["scoring_script"],
             "builtin_driver": builtin,
+            # The built-in driver caches what it loaded there (BATCHNB_CACHE_DIR).
+            "cache_dir": str(self._client.workspace.cache_dir),
             "compute": resolved.get("compute", "local"),
             "compute_spec": dict(self._client.computes.get(resolved.get("compute", "local"))),
             "settings": settings,
@@ -216,6 +218,7 @@ class BatchInvocation:
             "code_dir": spec["code_dir"],
             "scoring_script": spec["scoring_script"],
             "model_dir": spec["model_dir"],
+            "cache_dir": spec.get("cache_dir"),
             "output_dir": str(scratch / "score"),
             "environment_variables": settings["environment_variables"],
             "logging_level": settings["logging_level"],

@@ -5,6 +5,7 @@ Formats (``append_row``), following Azure's PRS writer:
 * a DataFrame result: one line per row, values separated by spaces, no header, no index, fields
   containing a space quoted (``to_csv(sep=" ")``);
 * a list result: ``str(item)`` on its own line;
+* :class:`EncodedLines` (the built-in MLflow driver's result): its bytes, as they are;
 * an output file name ending in ``.parquet``: Parquet, with the DataFrame's column names kept (a list
   of dicts becomes columns; any other list a ``prediction`` column).
 
@@ -19,7 +20,7 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,25 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
     os.replace(tmp, path)
 
 
+class EncodedLines(Sequence[str]):
+    """Lines already formatted and encoded in UTF-8, each ending in a newline: a ``run()`` result
+    written as it is. The built-in MLflow driver formats a mini-batch's lines in C (Arrow) into one
+    block; 100k Python strings made from it again would cost about as much as the formatting."""
+
+    def __init__(self, data: bytes, n_lines: int) -> None:
+        self.data = data
+        self.n_lines = n_lines
+        self._decoded: list[str] | None = None
+
+    def __len__(self) -> int:
+        return self.n_lines
+
+    def __getitem__(self, index: Any) -> Any:
+        if self._decoded is None:  # only previews (dry runs) look at single lines
+            self._decoded = self.data.decode("utf-8").split("\n")[: self.n_lines]
+        return self._decoded[index]
+
+
 def is_dataframe(value: Any) -> bool:
     """True for a pandas DataFrame, without importing pandas (about a second) to find out."""
     pd = sys.modules.get("pandas")
@@ -63,6 +83,8 @@ def is_dataframe(value: Any) -> bool:
 
 
 def _to_text(result: Any) -> bytes:
+    if isinstance(result, EncodedLines):
+        return result.data
     if is_dataframe(result):
         return result.to_csv(sep=" ", header=False, index=False, lineterminator="\n").encode("utf-8")
     if len(result) == 0:

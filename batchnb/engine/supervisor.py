@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compute import get_target, standby
+from ..compute.base import worker_env
 from ..errors import BatchnbError, ValidationError
 from ..registry.code import may_define
 from ..store import Store
@@ -60,22 +61,6 @@ NO_SUCCESS_MESSAGE = (
     "No succeeded mini batch item returned from run(). Please check 'response: run()' in "
     "https://aka.ms/batch-inference-documentation"
 )
-
-
-def worker_env(n_workers: int) -> dict[str, str]:
-    """Thread settings for ``n_workers`` pool processes: each gets its share of the cores for
-    BLAS/OpenMP pools, so N workers do not start N × cores threads and thrash."""
-    threads = str(max(1, (os.cpu_count() or 1) // n_workers))
-    return {
-        var: threads
-        for var in (
-            "OMP_NUM_THREADS",
-            "OPENBLAS_NUM_THREADS",
-            "MKL_NUM_THREADS",
-            "VECLIB_MAXIMUM_THREADS",
-            "NUMEXPR_NUM_THREADS",
-        )
-    }
 
 
 @dataclass
@@ -174,6 +159,7 @@ class Supervisor:
                 standby.preload_for(self.spec),
                 standby.preload_context(self.spec),
                 str(self.job_dir / "logs" / "user"),
+                job=self.name,
             )
             self._start_tracking()
             self._plan()
@@ -334,6 +320,7 @@ class Supervisor:
             "code_dir": str(DRIVERS_DIR) if builtin else self.spec["code_dir"],
             "scoring_script": MLFLOW_DRIVER if builtin else self.spec["scoring_script"],
             "model_dir": self.spec.get("model_dir"),
+            "cache_dir": self.spec.get("cache_dir"),
             "output_dir": self.spec["output"]["dir"],
             "environment_variables": s.get("environment_variables", {}),
             "logging_level": s.get("logging_level", "info"),

@@ -112,10 +112,20 @@ def redirect_stdio(logs: Path, name: str) -> None:
         os.close(target)
 
 
+def _set_cache_dir(context: dict[str, Any]) -> None:
+    """``BATCHNB_CACHE_DIR``: the workspace's cache folder, where the built-in MLflow driver keeps
+    loaded models (a job invoked before there was one has none in its context)."""
+    if context.get("cache_dir"):
+        os.environ["BATCHNB_CACHE_DIR"] = context["cache_dir"]
+    else:
+        os.environ.pop("BATCHNB_CACHE_DIR", None)
+
+
 def _set_environment(context: dict[str, Any]) -> None:
     os.environ["AZUREML_MODEL_DIR"] = context["model_dir"] or ""
     os.environ["AZUREML_BI_OUTPUT_PATH"] = context["output_dir"]
     os.environ["AZUREML_BI_JOB_NAME"] = context["job"]
+    _set_cache_dir(context)
     os.environ.update(context["environment_variables"])
     # How append_row writes this job's output (text or parquet): the built-in MLflow driver shapes
     # its result by it, as Azure's generated driver does.
@@ -200,6 +210,7 @@ def preinitialize(context: dict[str, Any]) -> dict[str, Any]:
         return {"pid": os.getpid(), "status": "skipped", "duration": 0.0}
     _STATE.preloaded = context["preload_key"]
     os.environ["AZUREML_MODEL_DIR"] = context["model_dir"] or ""
+    _set_cache_dir(context)
     os.environ.update(context["environment_variables"])
     sys.argv = [str(Path(context["code_dir"]) / context["scoring_script"]), "--logging_level"]
     sys.argv.append(context["logging_level"].upper())
@@ -332,7 +343,7 @@ def _mini_batch_input(context: dict[str, Any], items: list[Any]) -> Any:
 
 def _normalize_result(result: Any) -> Any:
     """Return ``result`` as a list or DataFrame, or raise TypeError with PRS's message."""
-    if isinstance(result, list | tuple) or output.is_dataframe(result):
+    if isinstance(result, list | tuple | output.EncodedLines) or output.is_dataframe(result):
         return result
     if hasattr(result, "__array__") and hasattr(result, "__len__"):
         return list(result)

@@ -21,11 +21,18 @@ def mlflow_model_folder(root: Path) -> Path | None:
     return found[0].parent if found else None
 
 
-def mlflow_flavors(folder: Path) -> dict[str, Any]:
-    """The ``flavors`` of ``folder/MLmodel``; empty if it cannot be read (MLflow's own load says why)."""
+def read_mlmodel(folder: Path) -> dict[str, Any]:
+    """``folder/MLmodel`` as a mapping; empty if it cannot be read (MLflow's own load says why)."""
     import yaml
 
     try:
-        return dict(yaml.safe_load((folder / "MLmodel").read_text()).get("flavors") or {})
-    except (OSError, yaml.YAMLError, AttributeError, TypeError, ValueError):
+        data = yaml.safe_load((folder / "MLmodel").read_text())
+    except (OSError, yaml.YAMLError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+def mlflow_flavors(folder: Path) -> dict[str, Any]:
+    """The ``flavors`` of ``folder/MLmodel``; empty if it cannot be read."""
+    flavors = read_mlmodel(folder).get("flavors")
+    return dict(flavors) if isinstance(flavors, dict) else {}
