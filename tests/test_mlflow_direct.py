@@ -262,6 +262,13 @@ def test_jobs_score_the_same_output_with_and_without_mlflow_and_the_second_loads
     assert "loaded from skops without MLflow" in zygote_log(jobs[0])
     assert "loaded with mlflow.pyfunc (BATCHNB_MLFLOW_DIRECT is off)" in zygote_log(jobs[1])
     assert "loaded from cache without MLflow" in zygote_log(jobs[2])
+    for job in jobs:
+        # One zygote per job, started by the job's process before the supervisor was imported, and
+        # used as this job's own (not mistaken for a warm standby's).
+        assert zygote_log(job).count(": imported ") == 1
+        master = (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text()
+        assert "init() had already run for this deployment once, in the zygote" in master
+        assert "(warm standby)" not in master
     assert [p.parent for p in (client.workspace.cache_dir / "sklearn").iterdir()] == [
         client.workspace.cache_dir / "sklearn"
     ]
