@@ -204,6 +204,8 @@ def _mlmodel_with(folder: Path, edit: Any) -> dict[str, Any]:
         (lambda m: m["signature"].update(inputs='[{"type": "tensor", "tensor-spec": {}}]'), "without column names"),
         (lambda m: m["signature"].update(inputs='[{"type": "string", "name": "a"}]'), "of type 'string'"),
         (lambda m: m["signature"].update(inputs='[{"type": "double", "name": "a", "required": false}]'), "optional"),
+        (lambda m: m["signature"].update(inputs="[{not json"), "cannot read"),
+        (lambda m: m["signature"].update(inputs="[]"), "without inputs"),
     ],
 )
 def test_a_model_the_direct_path_does_not_fully_understand_goes_to_mlflow(

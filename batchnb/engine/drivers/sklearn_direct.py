@@ -124,6 +124,10 @@ def plan(folder: Path, mlmodel: dict[str, Any]) -> Plan | str:
     if isinstance(signature, dict) and signature.get("params"):
         return "a signature with params"
     inputs = signature_inputs(mlmodel)
+    if inputs is None and isinstance(signature, dict) and signature.get("inputs"):
+        return "a signature batchnb cannot read"
+    if inputs == []:
+        return "a signature without inputs"
     if inputs is not None:
         named = []
         for spec in inputs:
