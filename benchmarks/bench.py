@@ -17,8 +17,9 @@ Scenarios (the targets of issue 9):
 * ``recovery``: workers killed (SIGKILL) by a scoring script on 3 mini-batches: what each crash costs
   with workers forked from the zygote against clean interpreters (``BATCHNB_WORKER_START=spawn``).
 
-Each batchnb scenario runs on the built-in ``local`` compute (a cold pool per job) and, where it
-matters, on a local compute with ``idle_time_before_scale_down`` (a warm standby supervisor; two,
+Each batchnb scenario runs on the built-in ``local`` compute (a cold pool per job; ``cpu`` also runs
+it with the workspace's model cache emptied first, as the first job after registering the model)
+and, where it matters, on a local compute with ``idle_time_before_scale_down`` (a warm standby supervisor; two,
 ``min_instances: 2``, for ``resume``, so that one is warm for the killed job). Each warm run starts,
 as it would after some idle time, with the compute's standbys ready (the wait is not timed).
 """
