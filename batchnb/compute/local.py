@@ -23,7 +23,6 @@ import signal
 import threading
 import time
 from concurrent.futures import Executor
-from pathlib import Path
 from typing import Any
 
 from . import zygote
@@ -137,12 +136,10 @@ def start_early(spec: dict[str, Any], job: str) -> None:
     before it imports the supervisor (0.15 to 0.2 s here), so both run side by side; the
     supervisor's :meth:`LocalPool.prepare` then finds it. Does nothing for clean interpreters."""
     from . import standby
-    from .base import worker_env
 
     if start_method() == "spawn":
         return
-    log = str(Path(spec["job_dir"]) / "logs" / "user")
-    start_zygote(worker_env(int(spec["workers"])), standby.preload_for(spec), standby.preload_context(spec), log, job)
+    start_zygote(*standby.pool_setup(spec), job=job)
 
 
 def stop_zygote(kill: bool = False) -> None:

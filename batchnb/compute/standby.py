@@ -179,6 +179,16 @@ def preload_context(spec: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def pool_setup(spec: dict[str, Any]) -> tuple[dict[str, str], tuple[str, ...], dict[str, Any] | None, str]:
+    """What a job's pool is prepared with (:meth:`batchnb.compute.base.ComputeTarget.prepare`): the
+    workers' thread settings, the zygote's imports, the driver ``init()`` to run ahead, and the log
+    folder, the same whether the job's process starts it early or its supervisor does."""
+    from .base import worker_env
+
+    log = str(Path(spec["job_dir"]) / "logs" / "user")
+    return worker_env(int(spec["workers"])), preload_for(spec), preload_context(spec), log
+
+
 def _flavors(model_dir: str | None) -> dict[str, Any]:
     """The flavors of the MLflow model the driver will load from ``model_dir`` ({} if none)."""
     from ..engine.drivers import mlflow_flavors, mlflow_model_folder

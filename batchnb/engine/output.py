@@ -40,16 +40,18 @@ def part_path(parts_dir: Path, idx: int, fmt: str) -> Path:
     return parts_dir / f"mb-{idx:07d}.{'parquet' if fmt == 'parquet' else 'txt'}"
 
 
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
+def atomic_write_bytes(path: Path, data: bytes, durable: bool = True, private: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename.
 
     The rename alone makes the write atomic for readers and safe against a killed process (the page
     cache outlives it). ``durable`` also fsyncs, which only a power loss needs and which costs
     about a millisecond per file: parts skip it, because a resumed job checks its committed parts
-    again (see :func:`part_is_committed`) and scores a lost one anew.
+    again (see :func:`part_is_committed`) and scores a lost one anew. ``private`` makes the file
+    readable by its owner only (mode 0600), from its creation.
     """
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as fh:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
+    with os.fdopen(fd, "wb") as fh:
         fh.write(data)
         if durable:
             fh.flush()

@@ -154,13 +154,7 @@ class Supervisor:
             early.start()
         try:
             # The local pool's zygote imports (and loads an MLflow model) while the job is planned.
-            self._warm_pool = not target.prepare(
-                worker_env(int(self.spec["workers"])),
-                standby.preload_for(self.spec),
-                standby.preload_context(self.spec),
-                str(self.job_dir / "logs" / "user"),
-                job=self.name,
-            )
+            self._warm_pool = not target.prepare(*standby.pool_setup(self.spec), job=self.name)
             self._start_tracking()
             self._plan()
             self._set_status(state.RUNNING)

@@ -34,7 +34,6 @@ import logging
 import os
 import pickle
 import sys
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,14 +184,12 @@ def _load_cached(path: Path) -> Any:
 
 
 def _store_cached(path: Path, estimator: Any) -> None:
+    from ..output import atomic_write_bytes
+
     try:
         data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data, durable=False, private=True)
     except Exception as exc:  # a read-only workspace, a full disk: the next job loads it with skops again
         _log.warning("batchnb: could not cache the loaded model in %s: %s", path.parent, exc)
 
