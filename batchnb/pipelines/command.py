@@ -1,0 +1,253 @@
+"""A step's command line, filled in so that no input or output value can ever become shell syntax.
+
+Azure's commands are shell commands (``python a.py --x "${{inputs.x}}" && python b.py``), so a
+step runs its command with ``bash -c``. Values are never spliced into that text: each
+``${{inputs.x}}`` / ``${{outputs.y}}`` becomes a reference to an environment variable that the
+runner sets for the step (``BATCHNB_IN_x``, ``BATCHNB_OUT_y``), written for the quoting around
+it, which a small lexer tracks (POSIX quotes and escapes, plus bash's ``$'...'``, ``$(...)``,
+backticks and ``$((...))``)::
+
+    around the placeholder   the shell runs           the user sees (dry run, job show, logs)
+    unquoted                 "${BATCHNB_IN_x}"        'it'"'"'s $(x)'
+    "..."                    ${BATCHNB_IN_x}          "..."'it'"'"'s $(x)'"..."
+    '...'                    '"${BATCHNB_IN_x}"'      '...''it'"'"'s $(x)''...'
+
+A double-quoted expansion is never parsed again (no ``$(...)``, backticks, ``;``, globs or word
+splitting), so the program receives exactly the text given. The shown form puts the real values
+in, quoted so that pasting it into a shell gives the program the same arguments. What the
+command itself does with a value is its own business: ``eval``, ``bash -c`` or shell arithmetic
+on a variable re-read it as code, as they would any variable; only ``$((...))`` is checked here
+(a whole number or nothing), since that is where a template puts a value and bash evaluates it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ValidationError
+from .spec import COMMAND_REF, OPTIONAL_GROUP
+
+# The lexer's contexts. WORD is the top level; a $(...) or `...` holds words again, with its
+# own quotes (a " inside "$(cmd "x")" opens a new string rather than closing the outer one).
+WORD, SUBST, BACKTICK, DOUBLE, SINGLE, ANSI, ARITH = "word", "$()", "``", '"', "'", "$''", "$(())"
+
+_PREFIX = {"inputs": "BATCHNB_IN_", "outputs": "BATCHNB_OUT_"}
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_]+")
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+# Characters that keep their meaning inside "...", so a value holding one cannot be shown there as is
+# (``!`` only in an interactive shell, where a shown command is pasted).
+_DOUBLE_SPECIAL = frozenset('$`"\\!')
+# Where a # starts a comment: at the start of a word.
+_WORD_BREAK = frozenset(" \t\n;&|()")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command with its values bound.
+
+    Attributes:
+        script: What ``bash -c`` runs: every value read from ``env``.
+        shown: The same command with the real values in, quoted for copy-paste.
+        env: The environment variables that hold the values.
+    """
+
+    script: str
+    shown: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def env_name(kind: str, name: str) -> str:
+    """The environment variable that carries ``${{inputs.name}}`` or ``${{outputs.name}}`` to a step."""
+    if _SAFE_NAME.fullmatch(name):
+        return _PREFIX[kind] + name
+    # Port names are validated to letters, digits and underscores; anything else still gets a valid name.
+    return _PREFIX[kind] + "H" + hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def _text(slot: dict[str, Any]) -> str | None:
+    value = slot.get("path") if slot.get("path") is not None else slot.get("value")
+    return None if value is None else str(value)
+
+
+def render_command(command: str, inputs: dict[str, Any], outputs: dict[str, Any], where: str) -> Command:
+    """Bind a command template's ``${{inputs.x}}`` / ``${{outputs.y}}``; drop ``$[[ ]]`` groups whose inputs are absent.
+
+    Args:
+        command: The component's command, as written.
+        inputs: Each input's bound value: ``{"path": ...}`` or ``{"value": ...}`` (None when absent).
+        outputs: Each output's ``{"path": ...}``.
+        where: What to name in an error (``"pipeline.yml: jobs.train"``).
+
+    Returns:
+        The command to run, the command to show, and the environment that carries the values.
+
+    Raises:
+        ValidationError: A required input has no value, a value cannot be passed to a program (a NUL
+            character), a value inside ``$((...))`` is not a whole number, or the command leaves a
+            quote open.
+    """
+    ports = {"inputs": inputs, "outputs": outputs}
+
+    def missing(text: str) -> bool:
+        for m in COMMAND_REF.finditer(text):
+            slot = ports[m.group(1)].get(m.group(2))
+            if slot is None or _text(slot) is None:
+                return True
+        return False
+
+    text = OPTIONAL_GROUP.sub(lambda m: "" if missing(m.group(1)) else m.group(1), command).strip()
+    if missing(text):
+        absent = [m.group(2) for m in COMMAND_REF.finditer(text) if missing(m.group(0))]
+        raise ValidationError(f"{where}: the command needs input {absent[0]}, which has no value", field=where)
+    script: list[str] = []
+    shown: list[str] = []
+    env: dict[str, str] = {}
+    for piece in _lex(text, where):
+        if isinstance(piece, str):
+            script.append(piece)
+            shown.append(piece)
+            continue
+        kind, name, context = piece
+        value = _text(ports[kind][name]) or ""
+        _check_value(value, context, f"{where}: {kind}.{name}")
+        var = env_name(kind, name)
+        env[var] = value
+        script.append(_reference(var, context))
+        shown.append(_shown(value, context))
+    return Command("".join(script), "".join(shown), env)
+
+
+def _check_value(value: str, context: str, where: str) -> None:
+    if "\0" in value:
+        raise ValidationError(f"{where}: the value holds a NUL character, which no program can receive", field=where)
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError:
+        raise ValidationError(f"{where}: the value {value!r} is not valid text for a command", field=where) from None
+    if context == ARITH and not _WHOLE_NUMBER.fullmatch(value.strip()):
+        raise ValidationError(
+            f"{where}: the command puts it inside $((...)), where bash evaluates it as arithmetic; "
+            f"only a whole number can go there, not {value!r}",
+            field=where,
+        )
+
+
+def _reference(var: str, context: str) -> str:
+    """``var`` expanded as exactly one word, whatever quotes surround it."""
+    if context in (DOUBLE, ARITH):
+        return "${" + var + "}"
+    if context == SINGLE:
+        return "'\"${" + var + "}\"'"  # close the quote, expand in double quotes, reopen
+    if context == ANSI:
+        return "'\"${" + var + "}\"$'"
+    return '"${' + var + '}"'
+
+
+def _shown(value: str, context: str) -> str:
+    """``value`` written where ``context`` puts it, so that a shell reads back exactly ``value``."""
+    quoted = shlex.quote(value)
+    if quoted == value or context == ARITH:
+        return value
+    if context == DOUBLE:
+        return value if not _DOUBLE_SPECIAL & set(value) else f'"{quoted}"'
+    if context == SINGLE:
+        return value if "'" not in value else f"'{quoted}'"
+    if context == ANSI:
+        return value if not {"'", "\\"} & set(value) else f"'{quoted}$'"
+    return quoted
+
+
+def _lex(text: str, where: str) -> list[str | tuple[str, str, str]]:
+    """Split a command into literal text and placeholders ``(kind, name, context)``.
+
+    The context is the innermost quoting or nesting around the placeholder. Placeholders are
+    found wherever they are (as Azure fills them in textually), except in comments.
+    """
+    pieces: list[str | tuple[str, str, str]] = []
+    stack: list[list[Any]] = [[WORD, 0]]  # [context, open parentheses inside it]
+    start = i = 0
+    while i < len(text):
+        frame = stack[-1]
+        context = frame[0]
+        ref = COMMAND_REF.match(text, i)
+        if ref:
+            pieces += [text[start:i], (ref.group(1), ref.group(2), context)]
+            start = i = ref.end()
+            continue
+        c = text[i]
+        if context == SINGLE:
+            if c == "'":
+                stack.pop()
+            i += 1
+            continue
+        if c == "\\":
+            escaped = COMMAND_REF.match(text, i + 1)
+            if escaped:
+                raise ValidationError(
+                    f"{where}: the command has a backslash right before {escaped.group(0)}, which would "
+                    "escape part of the value; remove it",
+                    field=where,
+                )
+            i += 2
+            continue
+        if context == ANSI:
+            if c == "'":
+                stack.pop()
+            i += 1
+        elif text.startswith("$((", i):
+            stack.append([ARITH, 0])
+            i += 3
+        elif text.startswith("$(", i):
+            stack.append([SUBST, 0])
+            i += 2
+        elif context == DOUBLE:
+            if c == '"':
+                stack.pop()
+            elif c == "`":
+                stack.append([BACKTICK, 0])
+            i += 1
+        elif c in "()" and context in (SUBST, ARITH):
+            if c == "(":
+                frame[1] += 1
+            elif frame[1]:
+                frame[1] -= 1
+            elif context == SUBST:
+                stack.pop()
+            elif text.startswith("))", i):
+                stack.pop()
+                i += 1
+            i += 1
+        elif context == ARITH:
+            i += 1
+        elif c == "'":
+            stack.append([SINGLE, 0])
+            i += 1
+        elif text.startswith("$'", i):
+            stack.append([ANSI, 0])
+            i += 2
+        elif c == '"':
+            stack.append([DOUBLE, 0])
+            i += 1
+        elif c == "`":
+            if context == BACKTICK:
+                stack.pop()
+            else:
+                stack.append([BACKTICK, 0])
+            i += 1
+        elif c == "#" and (i == 0 or text[i - 1] in _WORD_BREAK):
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+        else:
+            i += 1
+    if stack[-1][0] in (SINGLE, DOUBLE, ANSI):
+        raise ValidationError(f"{where}: the command leaves a {stack[-1][0][-1]} quote open", field=where)
+    pieces.append(text[start:])
+    return [p for p in pieces if p != ""]
+
+
+__all__ = ["Command", "env_name", "render_command"]

@@ -1,0 +1,225 @@
+"""Values reach a step's program as exactly the text given, whatever quotes surround their
+placeholder, and are never run as shell code.
+
+The steps are real ``bash -c`` commands run by a real pipeline runner; the program is a tiny Python
+script that writes its ``sys.argv`` as JSON. A marker file that any injected command would create
+must never appear.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_helpers import job_count, reaping
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batchnb import BatchClient
+from batchnb.errors import ValidationError
+from batchnb.pipelines.command import render_command
+
+ARGV_PY = """
+import json, sys
+with open(sys.argv[1], "w", encoding="utf-8") as f:
+    json.dump(sys.argv[2:], f)
+"""
+
+
+def hostile(mark: Path) -> list[str]:
+    """Values that a shell would run, split, glob or unquote if they were spliced into the command."""
+    return [
+        f"$(touch {mark})",
+        f"`touch {mark}`",
+        f"; touch {mark}",
+        f"&& touch {mark}",
+        f"| touch {mark}",
+        f"x' ; touch {mark} ; '",
+        f'x" ; touch {mark} ; "',
+        "it's",
+        'say "hi"',
+        "'",
+        '"',
+        "back\\slash\\",
+        "two\nlines",
+        "*",
+        "-n",
+        "hello world",
+        "",
+        "ünïcødé ✓ 日本",
+        "$HOME ${HOME} !!",
+        " \ttabs  and spaces ",
+        "~/x",
+        "]] $[[ ${{inputs.v0}}",
+    ]
+
+
+# Each quoting position: the placeholder written in it, and the arguments the program must receive.
+POSITIONS: dict[str, tuple[str, Any]] = {
+    "unquoted": ("{ref}", lambda v: [v]),
+    "double": ('"{ref}"', lambda v: [v]),
+    "single": ("'{ref}'", lambda v: [v]),
+    "option": ('--x="{ref}"', lambda v: [f"--x={v}"]),
+    "group": ("$[[--x '{ref}']]", lambda v: ["--x", v]),
+    "ansi_c": ("$'{ref}'", lambda v: [v]),
+    "nested": ('"$(printf %s "{ref}")"', lambda v: [v.rstrip("\n")]),  # $(...) drops trailing newlines
+}
+# Positions whose shown command Python's shlex reads as bash does (no $'...' or $(...)).
+PLAIN_POSITIONS = ("unquoted", "double", "single", "option", "group")
+
+
+def _code_folder(tmp_path: Path) -> Path:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "argv.py").write_text(ARGV_PY)
+    for name in ("a.txt", "b.txt"):  # what an unquoted * would expand to
+        (code / name).write_text(name)
+    return code
+
+
+def test_hostile_values_reach_the_program_unchanged_in_every_quoting_position(
+    client: BatchClient, tmp_path: Path
+) -> None:
+    mark = tmp_path / "pwned"
+    values = hostile(mark)
+    code = _code_folder(tmp_path)
+    ports = {f"v{i}": {"type": "string"} for i in range(len(values))}
+    jobs: dict[str, Any] = {}
+    for position, (shape, _) in POSITIONS.items():
+        args = " ".join(shape.format(ref=f"${{{{inputs.v{i}}}}}") for i in range(len(values)))
+        jobs[position] = {
+            "component": {
+                "code": str(code),
+                "command": f"python argv.py ${{{{outputs.o}}}}/argv.json {args}",
+                "inputs": ports,
+                "outputs": {"o": {"type": "uri_folder"}},
+            },
+            "inputs": {name: f"${{{{parent.inputs.{name}}}}}" for name in ports},
+        }
+    # Shell arithmetic evaluates what is put in it: a whole number goes through.
+    jobs["arithmetic"] = {
+        "component": {
+            "code": str(code),
+            "command": "python argv.py ${{outputs.o}}/argv.json $(( ${{inputs.n}} * 2 ))",
+            "inputs": {"n": {"type": "integer"}},
+            "outputs": {"o": {"type": "uri_folder"}},
+        },
+        "inputs": {"n": 21},
+    }
+    spec = {
+        "type": "pipeline",
+        "inputs": {f"v{i}": {"type": "string", "value": v} for i, v in enumerate(values)},
+        "jobs": jobs,
+    }
+    with reaping():
+        job = client.jobs.create_or_update(spec).wait(timeout=180)
+    assert job["status"] == "Completed", job["error"]
+    assert not mark.exists()
+
+    steps = {c["step"]: c for c in client.jobs.list(parent_job_name=job["name"])}
+    for position, (_, expected) in POSITIONS.items():
+        received = json.loads((Path(steps[position]["outputs"]["o"]["path"]) / "argv.json").read_text("utf-8"))
+        assert received == [a for v in values for a in expected(v)], position
+    received = json.loads((Path(steps["arithmetic"]["outputs"]["o"]["path"]) / "argv.json").read_text("utf-8"))
+    assert received == ["42"]
+
+    # The command a user sees (job show, the step's log) has the real values, quoted so that
+    # pasting it gives the program the same arguments.
+    for position in PLAIN_POSITIONS:
+        shown = steps[position]["command"]
+        out = str(Path(steps[position]["outputs"]["o"]["path"]) / "argv.json")
+        expected = POSITIONS[position][1]
+        assert shlex.split(shown) == ["python", "argv.py", out, *(a for v in values for a in expected(v))]
+    log = Path(steps["double"]["std_log"]).read_text("utf-8")
+    assert log.startswith("$ python argv.py ") and shlex.quote(values[0]) in log
+
+
+def _bash_args(command: str, env: dict[str, str] | None = None) -> list[str]:
+    result = subprocess.run(
+        ["bash", "-c", command], env={**os.environ, **(env or {})}, capture_output=True, timeout=30, check=True
+    )
+    return result.stdout.decode("utf-8", "surrogateescape").split("\0")[:-1]
+
+
+ANY_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=24)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=ANY_TEXT)
+def test_any_text_is_received_as_given_by_the_command_and_by_its_shown_form(value: str, tmp_path: Path) -> None:
+    mark = tmp_path / "pwned"
+    template = "printf '%s\\0' " + " ".join(shape.format(ref="${{inputs.v}}") for shape, _ in POSITIONS.values())
+    command = render_command(template, {"v": {"type": "string", "value": value}}, {}, "step")
+    expected = [a for _, shape in POSITIONS.values() for a in shape(value)]
+    assert _bash_args(command.script, command.env) == expected
+    assert _bash_args(command.shown) == expected
+    assert not mark.exists()
+
+
+def _one_step(command: str, inputs: dict[str, Any], ports: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "pipeline", "jobs": {"a": {"component": {"command": command, "inputs": ports}, "inputs": inputs}}}
+
+
+STRING = {"m": {"type": "string"}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        (_one_step('echo "${{inputs.m}}"', {"m": "a\0b"}, STRING), "inputs.m: the value holds a NUL character"),
+        (
+            _one_step("echo $(( ${{inputs.m}} + 1 ))", {"m": "a[$(touch x)]"}, STRING),
+            "inputs.m: the command puts it inside $((...)), where bash evaluates it as arithmetic",
+        ),
+        (_one_step("echo '${{inputs.m}}", {"m": "x"}, STRING), "the command leaves a ' quote open"),
+        (_one_step("echo \\${{inputs.m}}", {"m": "x"}, STRING), "a backslash right before ${{inputs.m}}"),
+    ],
+)
+def test_commands_that_cannot_carry_a_value_safely_are_refused(
+    client: BatchClient, spec: dict[str, Any], needle: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        client.jobs.create_or_update(spec, source="bad.yml")
+    assert needle in str(info.value) and "jobs.a" in str(info.value)
+    assert job_count(client) == 0
+
+
+def test_a_hostile_value_given_with_set_on_the_command_line(tmp_path: Path) -> None:
+    mark = tmp_path / "pwned"
+    code = _code_folder(tmp_path)
+    (tmp_path / "echo.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json\n"
+        "type: pipeline\n"
+        "inputs:\n  msg:\n    type: string\n"
+        "jobs:\n  say:\n    type: command\n"
+        "    inputs:\n      msg: ${{parent.inputs.msg}}\n"
+        "    component:\n"
+        f"      code: {code}\n"
+        '      command: python argv.py ${{outputs.o}}/argv.json "${{inputs.msg}}"\n'
+        "      inputs:\n        msg:\n          type: string\n"
+        "      outputs:\n        o:\n          type: uri_folder\n"
+    )
+    env = {**os.environ, "BATCHNB_WORKSPACE": str(tmp_path / "ws")}
+    value = f'$(touch {mark}); it\'s "two words" *'
+
+    def cli(*args: str) -> Any:
+        done = subprocess.run(
+            [sys.executable, "-m", "batchnb", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    with reaping():
+        created = cli("job", "create", "-f", "echo.yml", "--set", f"inputs.msg={value}")
+        job = cli("job", "wait", "-n", created["name"])
+    assert job["status"] == "Completed", job["error"]
+    (step,) = cli("job", "list", "--parent-job-name", created["name"])
+    assert json.loads((Path(step["outputs"]["o"]["path"]) / "argv.json").read_text("utf-8")) == [value]
+    assert shlex.split(cli("job", "show", "-n", step["name"])["command"])[3] == value
+    assert not mark.exists()
