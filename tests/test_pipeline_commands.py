@@ -70,6 +70,13 @@ POSITIONS: dict[str, tuple[str, Any]] = {
     "ansi_c": ("$'{ref}'", lambda v: [v]),
     "nested": ('"$(printf %s "{ref}")"', lambda v: [v.rstrip("\n")]),  # $(...) drops trailing newlines
 }
+# Nestings where bash's quoting bends (checked against bash itself, not in a pipeline).
+NESTED_POSITIONS: dict[str, tuple[str, Any]] = {
+    "param": ("${{BATCHNB_TEST_UNSET:-{ref}}}", lambda v: [v]),
+    "param_quoted": ('"${{BATCHNB_TEST_UNSET:-"{ref}"}}"', lambda v: [v]),
+    "backticks_quoted": ('"`printf %s "{ref}"`"', lambda v: [v.rstrip("\n")]),
+    "backticks_escaped_quotes": ('"`printf %s \\"{ref}\\"`"', lambda v: [v.rstrip("\n")]),
+}
 # Positions whose shown command Python's shlex reads as bash does (no $'...' or $(...)).
 PLAIN_POSITIONS = ("unquoted", "double", "single", "option", "group")
 
@@ -154,9 +161,10 @@ ANY_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_charact
 @given(value=ANY_TEXT)
 def test_any_text_is_received_as_given_by_the_command_and_by_its_shown_form(value: str, tmp_path: Path) -> None:
     mark = tmp_path / "pwned"
-    template = "printf '%s\\0' " + " ".join(shape.format(ref="${{inputs.v}}") for shape, _ in POSITIONS.values())
+    positions = [*POSITIONS.values(), *NESTED_POSITIONS.values()]
+    template = "printf '%s\\0' " + " ".join(shape.format(ref="${{inputs.v}}") for shape, _ in positions)
     command = render_command(template, {"v": {"type": "string", "value": value}}, {}, "step")
-    expected = [a for _, shape in POSITIONS.values() for a in shape(value)]
+    expected = [a for _, shape in positions for a in shape(value)]
     assert _bash_args(command.script, command.env) == expected
     assert _bash_args(command.shown) == expected
     assert not mark.exists()

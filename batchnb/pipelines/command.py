@@ -5,7 +5,7 @@ step runs its command with ``bash -c``. Values are never spliced into that text:
 ``${{inputs.x}}`` / ``${{outputs.y}}`` becomes a reference to an environment variable that the
 runner sets for the step (``BATCHNB_IN_x``, ``BATCHNB_OUT_y``), written for the quoting around
 it, which a small lexer tracks (POSIX quotes and escapes, plus bash's ``$'...'``, ``$(...)``,
-backticks and ``$((...))``)::
+``${...}``, backticks and ``$((...))``)::
 
     around the placeholder   the shell runs           the user sees (dry run, job show, logs)
     unquoted                 "${BATCHNB_IN_x}"        'it'"'"'s $(x)'
@@ -14,10 +14,13 @@ backticks and ``$((...))``)::
 
 A double-quoted expansion is never parsed again (no ``$(...)``, backticks, ``;``, globs or word
 splitting), so the program receives exactly the text given. The shown form puts the real values
-in, quoted so that pasting it into a shell gives the program the same arguments. What the
-command itself does with a value is its own business: ``eval``, ``bash -c`` or shell arithmetic
-on a variable re-read it as code, as they would any variable; only ``$((...))`` is checked here
-(a whole number or nothing), since that is where a template puts a value and bash evaluates it.
+in, quoted so that pasting it into a shell gives the program the same arguments (inside
+backticks or a ``"${...}"``, where quoting rules bend, it assigns the variable up front instead:
+``BATCHNB_IN_x='...'; cmd "`tool "${BATCHNB_IN_x}"`"``).
+
+What the command itself does with a value is its own business: ``eval``, ``bash -c`` or shell
+arithmetic on a variable re-read it as code, as they would any variable. Only ``$((...))`` is
+checked here (it takes a whole number only), since there bash evaluates what the template puts in.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from .spec import COMMAND_REF, OPTIONAL_GROUP
 
 # The lexer's contexts. WORD is the top level; a $(...) or `...` holds words again, with its
 # own quotes (a " inside "$(cmd "x")" opens a new string rather than closing the outer one).
+# ${...} is PARAM, or PARAM_DQ inside "...", where a ' is a plain character but a " quotes.
 WORD, SUBST, BACKTICK, DOUBLE, SINGLE, ANSI, ARITH = "word", "$()", "``", '"', "'", "$''", "$(())"
+PARAM, PARAM_DQ = "${}", '"${}"'
 
 _PREFIX = {"inputs": "BATCHNB_IN_", "outputs": "BATCHNB_OUT_"}
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -107,19 +112,26 @@ def render_command(command: str, inputs: dict[str, Any], outputs: dict[str, Any]
     script: list[str] = []
     shown: list[str] = []
     env: dict[str, str] = {}
+    assigned: dict[str, str] = {}
     for piece in _lex(text, where):
         if isinstance(piece, str):
             script.append(piece)
             shown.append(piece)
             continue
-        kind, name, context = piece
+        kind, name, context, plain = piece
         value = _text(ports[kind][name]) or ""
         _check_value(value, context, f"{where}: {kind}.{name}")
         var = env_name(kind, name)
         env[var] = value
         script.append(_reference(var, context))
-        shown.append(_shown(value, context))
-    return Command("".join(script), "".join(shown), env)
+        if plain:
+            shown.append(_shown(value, context))
+        else:
+            # Inside `...` or "${...}" bash's quoting rules bend; show the variable, assigned up front.
+            shown.append(_reference(var, context))
+            assigned[var] = value
+    prefix = "".join(f"{var}={shlex.quote(value)}; " for var, value in assigned.items())
+    return Command("".join(script), prefix + "".join(shown), env)
 
 
 def _check_value(value: str, context: str, where: str) -> None:
@@ -139,7 +151,7 @@ def _check_value(value: str, context: str, where: str) -> None:
 
 def _reference(var: str, context: str) -> str:
     """``var`` expanded as exactly one word, whatever quotes surround it."""
-    if context in (DOUBLE, ARITH):
+    if context in (DOUBLE, PARAM_DQ, ARITH):
         return "${" + var + "}"
     if context == SINGLE:
         return "'\"${" + var + "}\"'"  # close the quote, expand in double quotes, reopen
@@ -162,30 +174,33 @@ def _shown(value: str, context: str) -> str:
     return quoted
 
 
-def _lex(text: str, where: str) -> list[str | tuple[str, str, str]]:
-    """Split a command into literal text and placeholders ``(kind, name, context)``.
+def _lex(text: str, where: str) -> list[str | tuple[str, str, str, bool]]:
+    """Split a command into literal text and placeholders ``(kind, name, context, plain)``.
 
-    The context is the innermost quoting or nesting around the placeholder. Placeholders are
-    found wherever they are (as Azure fills them in textually), except in comments.
+    The context is the innermost quoting or nesting around the placeholder; ``plain`` is False
+    inside backticks or a ``${...}`` in double quotes, where a value cannot be shown in place.
+    Placeholders are found wherever they are (as Azure fills them in textually), except in comments.
     """
-    pieces: list[str | tuple[str, str, str]] = []
-    stack: list[list[Any]] = [[WORD, 0]]  # [context, open parentheses inside it]
+    pieces: list[str | tuple[str, str, str, bool]] = []
+    stack: list[list[Any]] = [[WORD, 0]]  # [context, open ( or { inside it]
     start = i = 0
     while i < len(text):
         frame = stack[-1]
         context = frame[0]
         ref = COMMAND_REF.match(text, i)
         if ref:
-            pieces += [text[start:i], (ref.group(1), ref.group(2), context)]
+            plain = not any(f[0] in (BACKTICK, PARAM_DQ) for f in stack)
+            pieces += [text[start:i], (ref.group(1), ref.group(2), context, plain)]
             start = i = ref.end()
             continue
         c = text[i]
+        step = 1
+        if c == "\\" and text.startswith('"', i + 1) and _in_quoted_backticks(stack):
+            c, step = '"', 2  # "`cmd \"x\"`" runs cmd "x": the escaped quote quotes
         if context == SINGLE:
             if c == "'":
                 stack.pop()
-            i += 1
-            continue
-        if c == "\\":
+        elif c == "\\":
             escaped = COMMAND_REF.match(text, i + 1)
             if escaped:
                 raise ValidationError(
@@ -193,61 +208,61 @@ def _lex(text: str, where: str) -> list[str | tuple[str, str, str]]:
                     "escape part of the value; remove it",
                     field=where,
                 )
-            i += 2
-            continue
-        if context == ANSI:
+            step = 2
+        elif context == ANSI:
             if c == "'":
                 stack.pop()
-            i += 1
         elif text.startswith("$((", i):
             stack.append([ARITH, 0])
-            i += 3
+            step = 3
         elif text.startswith("$(", i):
             stack.append([SUBST, 0])
-            i += 2
-        elif context == DOUBLE:
-            if c == '"':
-                stack.pop()
-            elif c == "`":
-                stack.append([BACKTICK, 0])
-            i += 1
-        elif c in "()" and context in (SUBST, ARITH):
-            if c == "(":
-                frame[1] += 1
-            elif frame[1]:
-                frame[1] -= 1
-            elif context == SUBST:
-                stack.pop()
-            elif text.startswith("))", i):
-                stack.pop()
-                i += 1
-            i += 1
-        elif context == ARITH:
-            i += 1
-        elif c == "'":
-            stack.append([SINGLE, 0])
-            i += 1
-        elif text.startswith("$'", i):
-            stack.append([ANSI, 0])
-            i += 2
-        elif c == '"':
-            stack.append([DOUBLE, 0])
-            i += 1
+            step = 2
+        elif text.startswith("${", i):
+            stack.append([PARAM_DQ if context in (DOUBLE, PARAM_DQ) else PARAM, 0])
+            step = 2
         elif c == "`":
             if context == BACKTICK:
                 stack.pop()
             else:
                 stack.append([BACKTICK, 0])
-            i += 1
+        elif context == DOUBLE:
+            if c == '"':
+                stack.pop()
+        elif (c in "{}" and context in (PARAM, PARAM_DQ)) or (c in "()" and context in (SUBST, ARITH)):
+            if c in "({":
+                frame[1] += 1
+            elif frame[1]:
+                frame[1] -= 1
+            elif context != ARITH:
+                stack.pop()
+            elif text.startswith("))", i):
+                stack.pop()
+                step = 2
+        elif context == PARAM_DQ:
+            if c == '"':
+                stack.append([DOUBLE, 0])
+        elif context == ARITH:
+            pass
+        elif c == "'":
+            stack.append([SINGLE, 0])
+        elif text.startswith("$'", i):
+            stack.append([ANSI, 0])
+            step = 2
+        elif c == '"':
+            stack.append([DOUBLE, 0])
         elif c == "#" and (i == 0 or text[i - 1] in _WORD_BREAK):
             end = text.find("\n", i)
-            i = len(text) if end < 0 else end
-        else:
-            i += 1
+            step = (len(text) if end < 0 else end) - i
+        i += step
     if stack[-1][0] in (SINGLE, DOUBLE, ANSI):
         raise ValidationError(f"{where}: the command leaves a {stack[-1][0][-1]} quote open", field=where)
     pieces.append(text[start:])
     return [p for p in pieces if p != ""]
+
+
+def _in_quoted_backticks(stack: list[list[Any]]) -> bool:
+    return any(stack[k][0] == BACKTICK and stack[k - 1][0] in (DOUBLE, PARAM_DQ) for k in range(1, len(stack)))
 
 
 __all__ = ["Command", "env_name", "render_command"]
