@@ -198,23 +198,38 @@ def test_commands_that_cannot_carry_a_value_safely_are_refused(
     assert job_count(client) == 0
 
 
-def test_a_hostile_value_given_with_set_on_the_command_line(tmp_path: Path) -> None:
+SAY_PIPELINE_YML = """
+$schema: https://azuremlschemas.azureedge.net/latest/pipelineComponent.schema.json
+type: pipeline
+name: say
+inputs:
+  msg:
+    type: string
+jobs:
+  say:
+    type: command
+    inputs:
+      msg: ${{{{parent.inputs.msg}}}}
+    component:
+      code: {code}
+      command: python argv.py ${{{{outputs.o}}}}/argv.json --msg="${{{{inputs.msg}}}}"
+      inputs:
+        msg:
+          type: string
+      outputs:
+        o:
+          type: uri_folder
+"""
+
+
+def test_a_hostile_value_from_the_command_line(tmp_path: Path) -> None:
     mark = tmp_path / "pwned"
-    code = _code_folder(tmp_path)
-    (tmp_path / "echo.yml").write_text(
-        "$schema: https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json\n"
-        "type: pipeline\n"
-        "inputs:\n  msg:\n    type: string\n"
-        "jobs:\n  say:\n    type: command\n"
-        "    inputs:\n      msg: ${{parent.inputs.msg}}\n"
-        "    component:\n"
-        f"      code: {code}\n"
-        '      command: python argv.py ${{outputs.o}}/argv.json "${{inputs.msg}}"\n'
-        "      inputs:\n        msg:\n          type: string\n"
-        "      outputs:\n        o:\n          type: uri_folder\n"
-    )
-    env = {**os.environ, "BATCHNB_WORKSPACE": str(tmp_path / "ws")}
+    (tmp_path / "say.yml").write_text(SAY_PIPELINE_YML.format(code=_code_folder(tmp_path)))
+    (tmp_path / "job.yml").write_text("type: pipeline\ncomponent: say.yml\ninputs:\n  msg:\n    type: string\n")
+    (tmp_path / "deployment.yml").write_text("name: blue\nendpoint_name: says\ntype: pipeline\ncomponent: say.yml\n")
     value = f'$(touch {mark}); it\'s "two words" *'
+    (tmp_path / "inputs.yml").write_text(json.dumps({"inputs": {"msg": {"type": "string", "default": value}}}))
+    env = {**os.environ, "BATCHNB_WORKSPACE": str(tmp_path / "ws")}
 
     def cli(*args: str) -> Any:
         done = subprocess.run(
@@ -224,10 +239,19 @@ def test_a_hostile_value_given_with_set_on_the_command_line(tmp_path: Path) -> N
         return json.loads(done.stdout)
 
     with reaping():
-        created = cli("job", "create", "-f", "echo.yml", "--set", f"inputs.msg={value}")
+        created = cli("job", "create", "-f", "job.yml", "--set", f"inputs.msg={value}")
         job = cli("job", "wait", "-n", created["name"])
     assert job["status"] == "Completed", job["error"]
     (step,) = cli("job", "list", "--parent-job-name", created["name"])
-    assert json.loads((Path(step["outputs"]["o"]["path"]) / "argv.json").read_text("utf-8")) == [value]
-    assert shlex.split(cli("job", "show", "-n", step["name"])["command"])[3] == value
+    assert json.loads((Path(step["outputs"]["o"]["path"]) / "argv.json").read_text("utf-8")) == [f"--msg={value}"]
+    # job show and the step's log show the value as it was given, quoted for a shell.
+    assert shlex.split(cli("job", "show", "-n", step["name"])["command"])[3] == f"--msg={value}"
+    logged = Path(step["std_log"]).read_text("utf-8").splitlines()[0]
+    assert logged.startswith("$ ") and shlex.split(logged[2:])[3] == f"--msg={value}"
+
+    # A pipeline deployment's dry run shows the same command, and runs nothing.
+    cli("batch-endpoint", "create", "-n", "says")
+    cli("batch-deployment", "create", "-f", "deployment.yml", "--set-default")
+    plan = cli("batch-endpoint", "invoke", "-n", "says", "-f", "inputs.yml", "--dry-run")
+    assert shlex.split(plan["steps"][0]["command"])[3] == f"--msg={value}"
     assert not mark.exists()
