@@ -113,7 +113,8 @@ def test_hostile_values_reach_the_program_unchanged_in_every_quoting_position(
     jobs["arithmetic"] = {
         "component": {
             "code": str(code),
-            "command": "python argv.py ${{outputs.o}}/argv.json $(( ${{inputs.n}} * 2 ))",
+            "command": "python argv.py ${{outputs.o}}/argv.json $(( ${{inputs.n}} * 2 )) "
+            '$( (( ${{inputs.n}} > 20 )) && echo big) $([[ "${{inputs.n}}" -lt 30 ]] && echo small)',
             "inputs": {"n": {"type": "integer"}},
             "outputs": {"o": {"type": "uri_folder"}},
         },
@@ -134,7 +135,7 @@ def test_hostile_values_reach_the_program_unchanged_in_every_quoting_position(
         received = json.loads((Path(steps[position]["outputs"]["o"]["path"]) / "argv.json").read_text("utf-8"))
         assert received == [a for v in values for a in expected(v)], position
     received = json.loads((Path(steps["arithmetic"]["outputs"]["o"]["path"]) / "argv.json").read_text("utf-8"))
-    assert received == ["42"]
+    assert received == ["42", "big", "small"]
 
     # The command a user sees (job show, the step's log) has the real values, quoted so that
     # pasting it gives the program the same arguments.
@@ -181,9 +182,13 @@ STRING = {"m": {"type": "string"}}
     ("spec", "needle"),
     [
         (_one_step('echo "${{inputs.m}}"', {"m": "a\0b"}, STRING), "inputs.m: the value holds a NUL character"),
-        (
-            _one_step("echo $(( ${{inputs.m}} + 1 ))", {"m": "a[$(touch x)]"}, STRING),
-            "inputs.m: the command puts it inside $((...)), where bash evaluates it as arithmetic",
+        *(
+            (_one_step(command, {"m": "a[$(touch x)]"}, STRING), "inputs.m: the command puts it where bash evaluates")
+            for command in (
+                "echo $(( ${{inputs.m}} + 1 ))",
+                "(( ${{inputs.m}} > 0 )) && echo big",
+                '[[ "${{inputs.m}}" -gt 0 ]] && echo big',
+            )
         ),
         (_one_step("echo '${{inputs.m}}", {"m": "x"}, STRING), "the command leaves a ' quote open"),
         (_one_step("echo \\${{inputs.m}}", {"m": "x"}, STRING), "a backslash right before ${{inputs.m}}"),

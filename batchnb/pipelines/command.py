@@ -18,9 +18,10 @@ in, quoted so that pasting it into a shell gives the program the same arguments 
 backticks or a ``"${...}"``, where quoting rules bend, it assigns the variable up front instead:
 ``BATCHNB_IN_x='...'; cmd "`tool "${BATCHNB_IN_x}"`"``).
 
-What the command itself does with a value is its own business: ``eval``, ``bash -c`` or shell
-arithmetic on a variable re-read it as code, as they would any variable. Only ``$((...))`` is
-checked here (it takes a whole number only), since there bash evaluates what the template puts in.
+Bash evaluates a value used in arithmetic as an expression (``a[$(cmd)]`` runs ``cmd``), so where
+the template puts one there (``$((...))``, ``((...))``, the operands of ``[[ ... -gt ... ]]``) it
+must be a whole number. Beyond that, what the command does with a value is its own business:
+``eval``, ``bash -c`` or ``let`` re-read it as code, as they would any variable.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ from .spec import COMMAND_REF, OPTIONAL_GROUP
 # The lexer's contexts. WORD is the top level; a $(...) or `...` holds words again, with its
 # own quotes (a " inside "$(cmd "x")" opens a new string rather than closing the outer one).
 # ${...} is PARAM, or PARAM_DQ inside "...", where a ' is a plain character but a " quotes.
+# ARITH is $((...)) or a ((...)) command; TEST is [[ ... ]], whose -eq, -lt, ... evaluate their operands.
 WORD, SUBST, BACKTICK, DOUBLE, SINGLE, ANSI, ARITH = "word", "$()", "``", '"', "'", "$''", "$(())"
-PARAM, PARAM_DQ = "${}", '"${}"'
+PARAM, PARAM_DQ, TEST = "${}", '"${}"', "[[]]"
+_WORDS = (WORD, SUBST, BACKTICK, TEST)
 
 _PREFIX = {"inputs": "BATCHNB_IN_", "outputs": "BATCHNB_OUT_"}
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_]+")
@@ -47,8 +50,11 @@ _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 # Characters that keep their meaning inside "...", so a value holding one cannot be shown there as is
 # (``!`` only in an interactive shell, where a shown command is pasted).
 _DOUBLE_SPECIAL = frozenset('$`"\\!')
-# Where a # starts a comment: at the start of a word.
+# Where a # starts a comment, or (( and [[ a command: at the start of a word.
 _WORD_BREAK = frozenset(" \t\n;&|()")
+# An arithmetic comparison of [[ ]] right before or after a placeholder (its quotes aside).
+_OPERATOR_BEFORE = re.compile(r"-(?:eq|ne|lt|le|gt|ge)\s+[\"']?\Z")
+_OPERATOR_AFTER = re.compile(r"[\"']?\s+-(?:eq|ne|lt|le|gt|ge)\s")
 
 
 @dataclass(frozen=True)
@@ -93,8 +99,8 @@ def render_command(command: str, inputs: dict[str, Any], outputs: dict[str, Any]
 
     Raises:
         ValidationError: A required input has no value, a value cannot be passed to a program (a NUL
-            character), a value inside ``$((...))`` is not a whole number, or the command leaves a
-            quote open.
+            character), a value that bash would evaluate as arithmetic is not a whole number, or the
+            command leaves a quote open.
     """
     ports = {"inputs": inputs, "outputs": outputs}
 
@@ -118,9 +124,9 @@ def render_command(command: str, inputs: dict[str, Any], outputs: dict[str, Any]
             script.append(piece)
             shown.append(piece)
             continue
-        kind, name, context, plain = piece
+        kind, name, context, plain, arithmetic = piece
         value = _text(ports[kind][name]) or ""
-        _check_value(value, context, f"{where}: {kind}.{name}")
+        _check_value(value, arithmetic, f"{where}: {kind}.{name}")
         var = env_name(kind, name)
         env[var] = value
         script.append(_reference(var, context))
@@ -134,17 +140,17 @@ def render_command(command: str, inputs: dict[str, Any], outputs: dict[str, Any]
     return Command("".join(script), prefix + "".join(shown), env)
 
 
-def _check_value(value: str, context: str, where: str) -> None:
+def _check_value(value: str, arithmetic: bool, where: str) -> None:
     if "\0" in value:
         raise ValidationError(f"{where}: the value holds a NUL character, which no program can receive", field=where)
     try:
         os.fsencode(value)
     except UnicodeEncodeError:
         raise ValidationError(f"{where}: the value {value!r} is not valid text for a command", field=where) from None
-    if context == ARITH and not _WHOLE_NUMBER.fullmatch(value.strip()):
+    if arithmetic and not _WHOLE_NUMBER.fullmatch(value.strip()):
         raise ValidationError(
-            f"{where}: the command puts it inside $((...)), where bash evaluates it as arithmetic; "
-            f"only a whole number can go there, not {value!r}",
+            f"{where}: the command puts it where bash evaluates it as arithmetic ($((...)), ((...)) or "
+            f"[[ ... -eq ... ]]); only a whole number can go there, not {value!r}",
             field=where,
         )
 
@@ -174,14 +180,15 @@ def _shown(value: str, context: str) -> str:
     return quoted
 
 
-def _lex(text: str, where: str) -> list[str | tuple[str, str, str, bool]]:
-    """Split a command into literal text and placeholders ``(kind, name, context, plain)``.
+def _lex(text: str, where: str) -> list[str | tuple[str, str, str, bool, bool]]:
+    """Split a command into literal text and placeholders ``(kind, name, context, plain, arithmetic)``.
 
     The context is the innermost quoting or nesting around the placeholder; ``plain`` is False
-    inside backticks or a ``${...}`` in double quotes, where a value cannot be shown in place.
-    Placeholders are found wherever they are (as Azure fills them in textually), except in comments.
+    inside backticks or a ``${...}`` in double quotes, where a value cannot be shown in place;
+    ``arithmetic`` is True where bash evaluates the value as an arithmetic expression. Placeholders
+    are found wherever they are (as Azure fills them in textually), except in comments.
     """
-    pieces: list[str | tuple[str, str, str, bool]] = []
+    pieces: list[str | tuple[str, str, str, bool, bool]] = []
     stack: list[list[Any]] = [[WORD, 0]]  # [context, open ( or { inside it]
     start = i = 0
     while i < len(text):
@@ -190,11 +197,15 @@ def _lex(text: str, where: str) -> list[str | tuple[str, str, str, bool]]:
         ref = COMMAND_REF.match(text, i)
         if ref:
             plain = not any(f[0] in (BACKTICK, PARAM_DQ) for f in stack)
-            pieces += [text[start:i], (ref.group(1), ref.group(2), context, plain)]
+            compared = any(f[0] == TEST for f in stack) and bool(
+                _OPERATOR_BEFORE.search(text, 0, i) or _OPERATOR_AFTER.match(text, ref.end())
+            )
+            pieces += [text[start:i], (ref.group(1), ref.group(2), context, plain, context == ARITH or compared)]
             start = i = ref.end()
             continue
         c = text[i]
         step = 1
+        word_start = i == 0 or text[i - 1] in _WORD_BREAK
         if c == "\\" and text.startswith('"', i + 1) and _in_quoted_backticks(stack):
             c, step = '"', 2  # "`cmd \"x\"`" runs cmd "x": the escaped quote quotes
         if context == SINGLE:
@@ -229,6 +240,12 @@ def _lex(text: str, where: str) -> list[str | tuple[str, str, str, bool]]:
         elif context == DOUBLE:
             if c == '"':
                 stack.pop()
+        elif context in _WORDS and word_start and text.startswith(("((", "[[ "), i):
+            stack.append([ARITH if c == "(" else TEST, 0])
+            step = 2
+        elif context == TEST and word_start and text.startswith("]]", i):
+            stack.pop()
+            step = 2
         elif (c in "{}" and context in (PARAM, PARAM_DQ)) or (c in "()" and context in (SUBST, ARITH)):
             if c in "({":
                 frame[1] += 1
@@ -251,7 +268,7 @@ def _lex(text: str, where: str) -> list[str | tuple[str, str, str, bool]]:
             step = 2
         elif c == '"':
             stack.append([DOUBLE, 0])
-        elif c == "#" and (i == 0 or text[i - 1] in _WORD_BREAK):
+        elif c == "#" and word_start:
             end = text.find("\n", i)
             step = (len(text) if end < 0 else end) - i
         i += step

@@ -2,9 +2,10 @@
 
 Everything a step needs is decided here, before anything runs: each input's value (a literal, a
 resolved data path, a pinned model folder, or the folder an upstream step will write), each
-output's location, the command line with every ``${{...}}`` bound (see ``command``), the compute. A missing
-required input, a literal of the wrong type, an output that would overwrite existing files: each
-is refused now, naming the input or output, and nothing is recorded.
+output's location, the command line with every ``${{...}}`` bound (see ``command``), the compute.
+A missing required input, a literal of the wrong type, an output that would overwrite existing
+files, a value the command cannot carry: each is refused now, naming the input or output, and
+nothing is recorded.
 
 The pipeline job is a row of kind ``pipeline``; each step is a child job of kind ``command``
 (``parent`` = the pipeline job, ``step`` = the step's name), created ``NotStarted`` in the same
