@@ -148,27 +148,31 @@ def test_hostile_values_reach_the_program_unchanged_in_every_quoting_position(
     assert log.startswith("$ python argv.py ") and shlex.quote(values[0]) in log
 
 
-def _bash_args(command: str, env: dict[str, str] | None = None) -> list[str]:
+def _bash_args(command: str, cwd: Path, env: dict[str, str] | None = None) -> list[str]:
     result = subprocess.run(
-        ["bash", "-c", command], env={**os.environ, **(env or {})}, capture_output=True, timeout=30, check=True
+        ["bash", "-c", command], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, timeout=30, check=True
     )
     return result.stdout.decode("utf-8", "surrogateescape").split("\0")[:-1]
 
 
-ANY_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=24)
+# Any text a program can receive, with the shell's special pieces (and an injection that would
+# create ./pwned) mixed in often.
+SHELL_PIECES = ["$(touch pwned)", "`touch pwned`", ";touch pwned", "'", '"', "\\", "$", "`", "*", "\n", " ", "!", "#"]
+SHELL_PIECES += ["{", "}", "(", ")", "]]", "$[[", "${{inputs.v}}", "-", "~"]
+ANY_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=12)
+SHELL_TEXT = st.lists(st.one_of(st.sampled_from(SHELL_PIECES), ANY_TEXT), max_size=6).map("".join)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(value=ANY_TEXT)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=SHELL_TEXT)
 def test_any_text_is_received_as_given_by_the_command_and_by_its_shown_form(value: str, tmp_path: Path) -> None:
-    mark = tmp_path / "pwned"
     positions = [*POSITIONS.values(), *NESTED_POSITIONS.values()]
     template = "printf '%s\\0' " + " ".join(shape.format(ref="${{inputs.v}}") for shape, _ in positions)
     command = render_command(template, {"v": {"type": "string", "value": value}}, {}, "step")
     expected = [a for _, shape in positions for a in shape(value)]
-    assert _bash_args(command.script, command.env) == expected
-    assert _bash_args(command.shown) == expected
-    assert not mark.exists()
+    assert _bash_args(command.script, tmp_path, command.env) == expected
+    assert _bash_args(command.shown, tmp_path) == expected
+    assert not (tmp_path / "pwned").exists()
 
 
 def _one_step(command: str, inputs: dict[str, Any], ports: dict[str, Any]) -> dict[str, Any]:
