@@ -37,8 +37,10 @@ from typing import Any
 from ..engine import lifecycle, state
 from ..engine.logs import JobLogs
 from ..engine.output import atomic_write_bytes
+from ..errors import BatchnbError
 from ..store import Store
-from .submit import NOT_STARTED, render_command
+from .command import render_command
+from .submit import NOT_STARTED
 
 POLL_S = 0.1
 MAX_PARALLEL_STEPS = max(2, os.cpu_count() or 1)
@@ -310,7 +312,11 @@ class PipelineRunner:
             if out["type"] != "uri_file":
                 tmp.mkdir()
             temp_outputs[name] = {**out, "path": str(tmp)}
-        command = render_command(child["command_template"], child["inputs"], temp_outputs, f"step {step}")
+        try:
+            command = render_command(child["command_template"], child["inputs"], temp_outputs, f"step {step}")
+        except BatchnbError as exc:  # checked at submit; a job recorded by an older batchnb may still fail it
+            self._set_step(step, state.FAILED, f"could not start the step's command: {exc}")
+            return state.FAILED
         env = {
             **os.environ,
             **child.get("environment_variables", {}),
@@ -320,14 +326,15 @@ class PipelineRunner:
             "AZUREML_ROOT_RUN_ID": self.name,
             "BATCHNB_JOB": child["name"],
             "BATCHNB_PIPELINE_JOB": self.name,
+            **command.env,
         }
         log_path = user_logs / "std_log.txt"
         with open(log_path, "ab") as log:
-            log.write(f"$ {command}\n".encode())
+            log.write(f"$ {command.shown}\n".encode())
             log.flush()
             try:
                 proc = subprocess.Popen(
-                    ["bash", "-c", command],
+                    ["bash", "-c", command.script],
                     cwd=workdir,
                     env=env,
                     stdin=subprocess.DEVNULL,

@@ -2,9 +2,10 @@
 
 Everything a step needs is decided here, before anything runs: each input's value (a literal, a
 resolved data path, a pinned model folder, or the folder an upstream step will write), each
-output's location, the command line with every ``${{...}}`` filled in, the compute. A missing
-required input, a literal of the wrong type, an output that would overwrite existing files: each
-is refused now, naming the input or output, and nothing is recorded.
+output's location, the command line with every ``${{...}}`` bound (see ``command``), the compute.
+A missing required input, a literal of the wrong type, an output that would overwrite existing
+files, a value the command cannot carry: each is refused now, naming the input or output, and
+nothing is recorded.
 
 The pipeline job is a row of kind ``pipeline``; each step is a child job of kind ``command``
 (``parent`` = the pipeline job, ``step`` = the step's name), created ``NotStarted`` in the same
@@ -14,7 +15,6 @@ transaction, so ``job list --parent-job-name`` shows the whole graph at once.
 from __future__ import annotations
 
 import json
-import shlex
 import time
 import uuid
 from pathlib import Path
@@ -25,8 +25,9 @@ from ..engine.invoke import resolve_input
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..schemas import check_name
 from ..specfile import is_asset_ref, is_url, parse_datastore_uri, resolve_local
+from .command import render_command
 from .resolve import coerce_literal
-from .spec import COMMAND_REF, LITERAL_TYPES, MODEL_TYPES, OPTIONAL_GROUP
+from .spec import LITERAL_TYPES, MODEL_TYPES
 
 if TYPE_CHECKING:
     from ..client import BatchClient
@@ -314,40 +315,14 @@ class Submitter:
                 "needs": body["needs"],
                 "timeout": body.get("timeout"),
                 "command_template": component["command"],
-                "command": render_command(component["command"], step_ins, step_outs, where),
+                # shown, with the real values; the runner runs it with each value in an environment variable
+                "command": render_command(component["command"], step_ins, step_outs, where).shown,
             }
         return planned
-
-
-def _as_arg(value: Any) -> str:
-    if isinstance(value, dict):
-        value = value.get("path", value.get("value"))
-    return shlex.quote(str(value))
-
-
-def render_command(command: str, inputs: dict[str, Any], outputs: dict[str, Any], where: str) -> str:
-    """Fill a command's ``${{inputs.x}}`` / ``${{outputs.y}}``; drop ``$[[ ]]`` groups whose inputs are absent."""
-    ports = {"inputs": inputs, "outputs": outputs}
-
-    def missing(text: str) -> bool:
-        for m in COMMAND_REF.finditer(text):
-            slot = ports[m.group(1)].get(m.group(2))
-            if slot is None or (slot.get("path") is None and slot.get("value") is None):
-                return True
-        return False
-
-    def group(match: Any) -> str:
-        return "" if missing(match.group(1)) else match.group(1)
-
-    text = OPTIONAL_GROUP.sub(group, command)
-    if missing(text):
-        absent = [m.group(2) for m in COMMAND_REF.finditer(text) if missing(m.group(0))]
-        raise ValidationError(f"{where}: the command needs input {absent[0]}, which has no value", field=where)
-    return COMMAND_REF.sub(lambda m: _as_arg(ports[m.group(1)][m.group(2)]), text).strip()
 
 
 def _exists(tx: Any, name: str) -> bool:
     return tx.execute("SELECT 1 FROM jobs WHERE name = ?", (name,)).fetchone() is not None
 
 
-__all__ = ["NOT_STARTED", "Submitter", "render_command"]
+__all__ = ["NOT_STARTED", "Submitter"]
