@@ -18,8 +18,19 @@ from pathlib import Path
 
 import psutil
 import pytest
-from engine_helpers import csv_rows, job_count, kill_and_reap, lines, output_file, reaping, supervisor_pid, wait_until
-from test_cli import BATCHNB, assert_user_error
+from engine_helpers import (
+    csv_rows,
+    job_count,
+    kill_and_reap,
+    lines,
+    output_file,
+    reaping,
+    run_together,
+    supervisor_pid,
+    wait_until,
+)
+from test_cli import assert_user_error
+from test_cli import run as cli
 
 from batchnb.errors import ConflictError, ValidationError
 
@@ -108,6 +119,12 @@ def _calls(gate: dict[str, Path]) -> list[str]:
     return lines(gate["calls"])
 
 
+def _cli_invoke(client, data: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """``batchnb batch-endpoint invoke`` of ep-test on ``data``, writing to ``out``."""
+    args = ("batch-endpoint", "invoke", "-n", "ep-test", "--input", str(data), "--output-path", str(out))
+    return cli(*args, ws=client.workspace.root)
+
+
 def _interrupted(client, name: str) -> dict:
     return wait_until(
         lambda: (j := client.jobs.get(name))["status"] in ("Interrupted", "Completed", "Failed") and j,
@@ -121,23 +138,8 @@ def test_two_invocations_at_once_on_one_output_path_start_exactly_one_job(client
     data, out = csv_inputs(3), tmp_path / "out"
     script = tmp_path / "invoke.py"
     script.write_text(INVOKE)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(client.workspace.root), str(data), str(out)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    for proc in procs:
-        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-    for proc in procs:  # both go at once
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    answers = sorted(proc.communicate(timeout=120)[0].strip() for proc in procs)
+    results = run_together([sys.executable, str(script), str(client.workspace.root), str(data), str(out)])
+    answers = sorted(result.stdout.strip() for result in results)
 
     assert [a.split()[0] for a in answers] == ["accepted", "refused"], answers
     name = answers[0].split()[1]
@@ -163,13 +165,7 @@ def test_an_invoke_while_a_job_writes_that_output_is_refused_naming_the_job(clie
 
     # The same file, spelled differently, from the CLI: one ERROR line, exit 4, nothing recorded.
     other = tmp_path / "elsewhere" / ".." / "out"
-    result = subprocess.run(
-        [*BATCHNB, "batch-endpoint", "invoke", "-n", "ep-test", "--input", str(data), "--output-path", str(other)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    result = _cli_invoke(client, data, other)
     assert_user_error(result, 4, f"job {first['name']} (Running)", str(out / "predictions.csv"))
     assert job_count(client) == 1
 
@@ -277,13 +273,7 @@ def test_an_unwritable_output_folder_is_refused_at_invoke(client, gated, csv_inp
     deeper = out / "new" / "folder"
     with pytest.raises(ValidationError, match=f"{deeper} is not writable \\(it would be made in {out}\\)"):
         client.batch_endpoints.invoke("ep-test", input=str(data), output_path=str(deeper))
-    result = subprocess.run(
-        [*BATCHNB, "batch-endpoint", "invoke", "-n", "ep-test", "--input", str(data), "--output-path", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    result = _cli_invoke(client, data, out)
     assert_user_error(result, 2, f"the output folder {out} is not writable")
     assert job_count(client) == 0
     assert not _calls(gate)
@@ -313,9 +303,7 @@ def test_an_output_folder_made_unwritable_before_the_merge_leaves_the_job_resuma
     assert f"batchnb job resume -n {name}" in job["error"]
     assert job["progress"]["mini_batches"]["done"] == n
     assert os.listdir(out) == []
-    shown = subprocess.run(
-        [*BATCHNB, "job", "show", "-n", name], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
-    )
+    shown = cli("job", "show", "-n", name, ws=client.workspace.root)
     assert "Traceback" not in shown.stdout + shown.stderr
     assert "Operation not permitted" in shown.stdout
 

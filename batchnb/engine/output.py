@@ -148,6 +148,11 @@ def preview(result: Any, limit: int = 10) -> str:
     return _to_text(head).decode("utf-8")
 
 
+# Recorded before an upload, beside the stamps of the job's files: whatever is found at the
+# destination later may be this job's upload whose stamp was never recorded (it stopped in between).
+UPLOADING = "uploading"
+
+
 def file_stamp(path: str) -> str | None:
     """What tells one written file from any other at ``path`` (None if there is none).
 
@@ -170,6 +175,14 @@ def file_stamp(path: str) -> str | None:
     return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
 
 
+def is_foreign(destination: str, owned: Sequence[str]) -> bool:
+    """True if a file is at ``destination`` and it is none of ``owned`` (the stamps of the files a
+    job wrote there)."""
+    if UPLOADING in owned:
+        return False  # the job's own upload may be there, its stamp never recorded
+    return file_stamp(destination) not in (None, *owned)
+
+
 class ForeignOutputError(ConflictError):
     """The output file exists and is not the one this job's merge wrote: it is never replaced."""
 
@@ -179,11 +192,6 @@ class ForeignOutputError(ConflictError):
             "batch jobs never overwrite an output"
         )
         self.destination = destination
-
-
-# Recorded before an upload, beside the stamps of the job's files: whatever is found at the
-# destination later may be this job's upload whose stamp was never recorded (it stopped in between).
-UPLOADING = "uploading"
 
 
 def merge_parts(
@@ -207,7 +215,7 @@ def merge_parts(
     """
     parts = list(parts)
     keep = record or (lambda stamps: None)
-    if file_stamp(destination) not in (None, *owned) and UPLOADING not in owned:
+    if is_foreign(destination, owned):
         raise ForeignOutputError(destination)  # said before the work of merging
     if is_url(destination):
         import fsspec

@@ -118,11 +118,10 @@ def check_resumable(job: str, spec: dict[str, Any], stamps: list[str]) -> None:
     if spec["settings"]["output_action"] != "append_row":
         return
     destination = spec["output"]["path"]
-    current = output.file_stamp(destination)
-    if current is not None and current not in stamps and output.UPLOADING not in stamps:
+    if output.is_foreign(destination, stamps):
         raise ConflictError(
             f"the output file {destination} exists and was not written by job {job}; "
-            f"batch jobs never overwrite an output: move it away, then run this again"
+            "batch jobs never overwrite an output: move it away, then run this again"
         )
 
 
