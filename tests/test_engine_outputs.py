@@ -206,7 +206,7 @@ def test_an_interrupted_job_keeps_its_output_and_resume_writes_it(client, gated,
     kill_and_reap([supervisor, *supervisor.children(recursive=True)])  # the whole job dies at once
     wait_until(lambda: client.jobs.get(name)["status"] == "Interrupted", timeout=30, what="Interrupted")
 
-    with pytest.raises(ConflictError, match=f"held by job {name} \\(Interrupted\\)"):
+    with pytest.raises(ConflictError, match=f"held by job {name} \\(Interrupted\\).* resume or cancel {name} first"):
         client.batch_endpoints.invoke("ep-test", input=str(data), output_path=str(out))
     assert job_count(client) == 1
 

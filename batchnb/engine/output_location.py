@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConflictError, ValidationError
 from ..specfile import is_url
-from . import output
+from . import output, state
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -63,10 +63,13 @@ def reserve(tx: sqlite3.Connection, job: str, spec: dict[str, Any]) -> None:
     path = reserved_path(spec)
     row = tx.execute("SELECT job FROM output_reservations WHERE path = ?", (path,)).fetchone()
     if row is not None and row["job"] != job:
-        holder = tx.execute("SELECT status FROM jobs WHERE name = ?", (row["job"],)).fetchone()
+        holder = row["job"]
+        status = tx.execute("SELECT status FROM jobs WHERE name = ?", (holder,)).fetchone()["status"]
+        # An Interrupted job ends only by a user's hand: say which.
+        wait = f"resume or cancel {holder}" if status == state.INTERRUPTED else f"let {holder} end"
         raise ConflictError(
-            f"the output {path} is held by job {row['job']} ({holder['status']}): two jobs never write "
-            f"one output; choose another --output-path or output_file_name, or let {row['job']} end first"
+            f"the output {path} is held by job {holder} ({status}): two jobs never write one output; "
+            f"choose another --output-path or output_file_name, or {wait} first"
         )
     # The write transaction (BEGIN IMMEDIATE) makes the check and the insert one step; the
     # table's key is what guarantees it should a writer ever skip the check.
