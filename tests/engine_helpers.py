@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -94,3 +95,24 @@ def reaping(grace: float = 10.0) -> Iterator[None]:
         _, alive = psutil.wait_procs(started, timeout=grace)
         if alive:
             kill_and_reap(alive)
+
+
+def run_together(argv: list[str], copies: int = 2, timeout: float = 120.0) -> list[subprocess.CompletedProcess[str]]:
+    """Run ``copies`` processes of ``argv`` that start their work at one moment: each prints
+    ``ready`` when it is set up, then reads a line from stdin, which all get only once all are ready.
+    Returns each one's exit code and output."""
+    procs = [
+        subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(copies)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        results.append(subprocess.CompletedProcess(argv, proc.returncode, out, err))
+    return results

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 import sys
 import textwrap
 import threading
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from engine_helpers import run_together
 
 from batchnb import BatchClient
 from batchnb.errors import WorkspaceError
@@ -38,29 +38,13 @@ def test_two_processes_register_the_same_model_at_once(tmp_path: Path, model_dir
     script = tmp_path / "register.py"
     script.write_text(REGISTER)
     ws = tmp_path / "shared-ws"  # not created yet: both processes also race to create and migrate it
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(ws), str(model_dir), "20"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    for proc in procs:
-        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-    results = [proc.communicate(timeout=120) for proc in procs]
+    results = run_together([sys.executable, str(script), str(ws), str(model_dir), "20"])
 
     versions: list[int] = []
-    for proc, (out, err) in zip(procs, results, strict=True):
-        assert proc.returncode == 0, err
-        assert "locked" not in err.lower()
-        mine = [int(v) for v in out.split()]
+    for result in results:
+        assert result.returncode == 0, result.stderr
+        assert "locked" not in result.stderr.lower()
+        mine = [int(v) for v in result.stdout.split()]
         assert len(mine) == 20
         assert mine == sorted(mine)  # each process sees its own versions increase
         versions += mine

@@ -3,8 +3,10 @@
 ``plan`` turns an invocation (the deployment, the input, per-job overrides, the output location)
 into the job's spec, refusing anything wrong with the field named: a setting that cannot change
 per job, an input that does not exist or has the wrong type, an output that would overwrite a
-file. ``dry_run`` scores the first mini-batch of that plan in this process. Recording the job and
-starting its supervisor is :meth:`batchnb.engine.jobs.JobOperations.invoke`'s part.
+file or that cannot be written. ``dry_run`` scores the first mini-batch of that plan in this
+process. Recording the job (and reserving its output location, see
+:mod:`batchnb.engine.output_location`) and starting its supervisor is
+:meth:`batchnb.engine.jobs.JobOperations.invoke`'s part.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ..entities import Entity
 from ..errors import ConflictError, ValidationError
 from ..schemas import ModelDeploymentSettings, check_name, validate_spec
 from ..specfile import apply_set, is_asset_ref, is_url, parse_datastore_uri, parse_set, resolve_local
-from . import output, planner, tracking
+from . import output, output_location, planner, tracking
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
 
 if TYPE_CHECKING:
@@ -194,11 +196,13 @@ class BatchInvocation:
             out_dir = str(self._ws.default_datastore_root / "azureml" / name / "score")
         if settings["output_action"] == "append_row":
             target = _join(out_dir, file_name)
+            # As on Azure, whoever wrote it (an earlier job, a person): a job's output is its own.
             if _exists(target):
                 raise ConflictError(
                     f"the output file {target} already exists; batch jobs never overwrite an "
                     "output: choose another --output-path or output_file_name"
                 )
+        output_location.check_writable(out_dir)
         return out_dir, file_name
 
     def dry_run(self, spec: dict[str, Any]) -> Entity:

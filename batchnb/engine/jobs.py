@@ -25,7 +25,7 @@ from .. import display
 from ..entities import Entity
 from ..errors import ConflictError, InvalidStateError, JobFailedError, NotFoundError, ValidationError
 from ..specfile import is_url
-from . import output, state
+from . import output, output_location, state
 from .invoke import BatchInvocation
 from .logs import read_from
 
@@ -228,6 +228,7 @@ class JobOperations:
                     now,
                 ),
             )
+            output_location.reserve(tx, name, spec)  # refused (and nothing recorded) if another job holds it
         self._spawn(name)  # it makes the job's logs folder
         return self.get(name)
 
@@ -516,16 +517,23 @@ class JobOperations:
     def _requeue(self, name: str, reset_failed: bool) -> None:
         row = self._row(name)
         alive = state.supervisor_alive(row["supervisor_pid"], row["supervisor_started"])
-        if alive and row["status"] in state.TERMINAL:
-            # It recorded the final status and is exiting (``wait()`` returns at that write): a moment.
+        if alive and row["status"] in state.ENDED:
+            # It recorded its last status (an Interrupted one too: a merge it could not do) and is
+            # exiting (``wait()`` returns at that write): a moment.
             deadline = time.monotonic() + SUPERVISOR_EXIT_WAIT_S
             while alive and time.monotonic() < deadline:
                 time.sleep(0.05)
                 alive = state.supervisor_alive(row["supervisor_pid"], row["supervisor_started"])
         if alive:
             raise InvalidStateError(f"job {name}'s supervisor (pid {row['supervisor_pid']}) is still running")
+        spec = json.loads(row["spec"])
+        batch = row["kind"] == "batch"
+        if batch:  # refused now rather than after the scoring, at the merge
+            output_location.check_resumable(name, spec, (row["output_stamp"] or "").split())
         now = time.time()
         with self._store.write() as tx:
+            if batch:
+                output_location.reserve(tx, name, spec)  # kept if Interrupted; taken again if it had ended
             if reset_failed:
                 tx.execute(
                     "UPDATE minibatches SET status = 'pending', attempts = 0, succeeded = 0, failed = 0, "

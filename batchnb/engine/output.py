@@ -10,20 +10,23 @@ Formats (``append_row``), following Azure's PRS writer:
   of dicts becomes columns; any other list a ``prediction`` column).
 
 Every file is written under a temporary name in its final folder and renamed into place, so a
-reader never sees half a file and a crash leaves nothing that looks finished.
+reader never sees half a file and a crash leaves nothing that looks finished. The merged output
+replaces no file but the job's own (:func:`file_stamp` tells them apart).
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
 import sys
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConflictError
 from ..specfile import is_url
 
 # Folders a worker already made: a job's parts go to one folder, so ask the filesystem once.
@@ -145,13 +148,75 @@ def preview(result: Any, limit: int = 10) -> str:
     return _to_text(head).decode("utf-8")
 
 
-def merge_parts(parts: Iterable[Path], destination: str, fmt: str) -> int:
+# Recorded before an upload, beside the stamps of the job's files: whatever is found at the
+# destination later may be this job's upload whose stamp was never recorded (it stopped in between).
+UPLOADING = "uploading"
+
+
+def file_stamp(path: str) -> str | None:
+    """What tells one written file from any other at ``path`` (None if there is none).
+
+    Locally: its device, inode, size and modification time, which a rename or a hard link keeps,
+    so a merged file stamped under its temporary name has the same stamp in place. Behind an fsspec
+    URL: the filesystem's key for the file's current version.
+    """
+    if is_url(path):
+        import fsspec
+
+        fs, remote = fsspec.core.url_to_fs(path)
+        try:
+            return str(fs.ukey(remote))
+        except FileNotFoundError:
+            return None
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def is_foreign(destination: str, owned: Sequence[str]) -> bool:
+    """True if a file is at ``destination`` and it is none of ``owned`` (the stamps of the files a
+    job wrote there)."""
+    if UPLOADING in owned:
+        return False  # the job's own upload may be there, its stamp never recorded
+    return file_stamp(destination) not in (None, *owned)
+
+
+class ForeignOutputError(ConflictError):
+    """The output file exists and is not the one this job's merge wrote: it is never replaced."""
+
+    def __init__(self, destination: str) -> None:
+        super().__init__(
+            f"the output file {destination} exists and was not written by this job; "
+            "batch jobs never overwrite an output"
+        )
+        self.destination = destination
+
+
+def merge_parts(
+    parts: Iterable[Path],
+    destination: str,
+    fmt: str,
+    owned: Sequence[str] = (),
+    record: Callable[[list[str]], None] | None = None,
+) -> int:
     """Concatenate part files, in the given order, into ``destination`` atomically.
 
-    Returns the number of bytes (text) or rows (Parquet) written. ``destination`` may be an fsspec
-    URL, in which case the merged file is built locally and uploaded.
+    Only a file this job wrote is ever replaced: if ``destination`` exists and its
+    :func:`file_stamp` is not one of ``owned`` (the stamps recorded by this job's earlier merges),
+    the merge raises :class:`ForeignOutputError` and writes nothing there. ``record`` is called
+    with the stamps to keep: the new file's, beside the old ones, before it is put in place (so a
+    crash never leaves this job's own file unrecognised), then the new file's alone. ``destination``
+    may be an fsspec URL, in which case the merged file is built locally and uploaded.
+
+    Returns:
+        The number of bytes (text) or rows (Parquet) written.
     """
     parts = list(parts)
+    keep = record or (lambda stamps: None)
+    if is_foreign(destination, owned):
+        raise ForeignOutputError(destination)  # said before the work of merging
     if is_url(destination):
         import fsspec
 
@@ -159,7 +224,9 @@ def merge_parts(parts: Iterable[Path], destination: str, fmt: str) -> int:
         try:
             count = merge_parts(parts, str(local), fmt)
             fs, path = fsspec.core.url_to_fs(destination)
+            keep([*owned, UPLOADING])
             fs.put_file(str(local), path)
+            keep([str(file_stamp(destination))])
         finally:
             local.unlink(missing_ok=True)
         return count
@@ -168,10 +235,34 @@ def merge_parts(parts: Iterable[Path], destination: str, fmt: str) -> int:
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
     try:
         count = _merge_parquet(parts, tmp) if fmt == "parquet" else _merge_text(parts, tmp)
-        os.replace(tmp, dest)
+        new = str(file_stamp(str(tmp)))
+        keep([*owned, new])
+        _place(tmp, dest, owned)
+        keep([new])
     finally:
         tmp.unlink(missing_ok=True)
     return count
+
+
+def _place(tmp: Path, dest: Path, owned: Sequence[str]) -> None:
+    """Put the merged file in place, checking one last time that nobody else's file is there."""
+    current = file_stamp(str(dest))
+    if current is not None:
+        if current not in owned:
+            raise ForeignOutputError(str(dest))
+        os.replace(tmp, dest)  # this job's own earlier output (rerun-failed)
+        return
+    try:
+        # A hard link fails if the name exists: a file someone created since the check above is
+        # never replaced (a rename would replace it silently).
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise ForeignOutputError(str(dest)) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+            raise
+        # A filesystem without hard links: the rename, right after the check, is the best left.
+        os.replace(tmp, dest)
 
 
 def _merge_text(parts: list[Path], tmp: Path) -> int:

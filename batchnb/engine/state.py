@@ -2,8 +2,9 @@
 
 Statuses are Azure's (``Queued``, ``Preparing``, ``Running``, ``Finalizing``, ``Completed``,
 ``Failed``, ``CancelRequested``, ``Canceled``) plus ``Interrupted``: the job's supervisor process
-died (its heartbeat went stale, or its pid is gone). An interrupted job keeps every committed
-mini-batch, and ``job resume`` finishes it.
+died (its heartbeat went stale, or its pid is gone), or could not write the job's output at its end
+(the reason says why). An interrupted job keeps every committed mini-batch, and ``job resume``
+finishes it.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ Lifecycle::
                                                              ├─ init() raised / error threshold exceeded /
                                                              │  nothing succeeded ─▶ Failed
                                                              └─ cancel requested ─▶ Canceled
+    Finalizing ── the output cannot be written (see output_location.merge) ──▶ Interrupted (resumable)
 
 When the user configured an MLflow tracking URI at invoke, the job is also one MLflow run (see
 :mod:`batchnb.engine.tracking`): started after the claim, ended at Completed, Failed or Canceled, left
@@ -46,7 +47,7 @@ from ..compute.base import worker_env
 from ..errors import BatchnbError, ValidationError
 from ..registry.code import may_define
 from ..store import Store
-from . import lifecycle, output, planner, state
+from . import lifecycle, output, output_location, planner, state
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER, MLFLOW_SUFFIXES
 from .logs import JobLogs
 from .worker import RunningMarker, score_minibatch
@@ -596,21 +597,14 @@ class Supervisor:
             return state.FAILED
         self._set_status(state.FINALIZING)
         if self.settings["output_action"] == "append_row":
-            fmt = output.part_format(self.settings["output_file_name"])
-            with self.store.read() as db:
-                done = [
-                    r["idx"]
-                    for r in db.execute(
-                        "SELECT idx FROM minibatches WHERE job = ? AND status = 'done' AND rows > 0 ORDER BY idx",
-                        (self.name,),
-                    )
-                ]
-            parts = [output.part_path(self.job_dir / "parts", idx, fmt) for idx in done]
-            written = output.merge_parts(parts, self.spec["output"]["path"], fmt)
-            self.logs.event(
-                f"merged {len(parts)} part(s) into {self.spec['output']['path']} ({written} "
-                f"{'rows' if fmt == 'parquet' else 'bytes'})"
-            )
+            blocked = output_location.merge(self.store, self.name, self.spec, self.logs)
+            if blocked:
+                # Every mini-batch is scored and its part kept: resume only merges again.
+                self.logs.result(f"Interrupted: {blocked}\n")
+                if self._script_may_define("shutdown"):
+                    target.shutdown(kill=False)
+                self._set_status(state.INTERRUPTED, blocked)
+                return state.INTERRUPTED
         mb, items = p["mini_batches"], p["items"]
         appended = self.settings["output_action"] == "append_row"
         self.logs.result(

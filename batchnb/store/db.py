@@ -112,8 +112,22 @@ class Store:
         with self.write() as tx:
             version = tx.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
             for number in range(version, len(MIGRATIONS)):
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        tx.execute(statement)
+                for statement in _statements(MIGRATIONS[number]):
+                    tx.execute(statement)
             tx.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
         return len(MIGRATIONS)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of a migration, one by one. ``executescript`` would commit the migration's
+    transaction first, and a plain split on ``;`` would cut a trigger's body (its statements end in
+    ``;`` too): SQLite's own tokenizer says where each statement ends."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \t\n;"):
+        yield pending

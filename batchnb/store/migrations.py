@@ -118,3 +118,25 @@ MIGRATIONS.append(
     CREATE INDEX jobs_by_parent ON jobs(parent);
     """
 )
+
+MIGRATIONS.append(
+    # 4: output locations. A running job holds its output (the append_row file, or the summary_only
+    # folder; the normalized path) so that no second job writes there; the trigger releases it in
+    # the transaction that ends the job Completed, Failed or Canceled, whichever process writes it.
+    # An Interrupted job keeps it: resume writes there. output_stamp identifies the file the job's
+    # merge wrote (see engine.output.file_stamp): the only existing file a merge may replace.
+    """
+    CREATE TABLE output_reservations (
+        path TEXT PRIMARY KEY,
+        job TEXT NOT NULL REFERENCES jobs(name) ON DELETE CASCADE,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX output_reservations_by_job ON output_reservations(job);
+    ALTER TABLE jobs ADD COLUMN output_stamp TEXT;
+    CREATE TRIGGER output_released AFTER UPDATE OF status ON jobs
+    WHEN NEW.status IN ('Completed', 'Failed', 'Canceled')
+    BEGIN
+        DELETE FROM output_reservations WHERE job = NEW.name;
+    END;
+    """
+)
