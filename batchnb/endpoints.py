@@ -241,7 +241,7 @@ class BatchDeploymentOperations:
             raise NotFoundError(f"{source}: compute: {exc.message}") from None
         resolved["compute"] = compute["name"]
         if dep.code_configuration is not None:
-            code_dir = resolve_local(dep.code_configuration.code, base_dir)
+            code_dir = resolve_local(dep.code_configuration.code, base_dir, "code_configuration.code")
             snap = snapshot_code(
                 code_dir, dep.code_configuration.scoring_script, client.workspace.code_dir, validate=not skip_validation
             )

@@ -3,6 +3,12 @@
 batchnb's worker threads (a locked database then blocks that thread, never the server's event loop
 nor its default executor) and answers JSON.
 
+The verbs that lead to running code (creating a deployment, invoking or dry-running an endpoint,
+starting a pipeline job, resuming or rerunning one) also need Jupyter's ``execute`` permission
+(``@authorized(EXECUTE)``), so an authorizer can grant reading and writing without it. Every path a
+request names must resolve inside the server's root folder, its ``allowed_paths`` or a registered
+datastore (:meth:`BatchnbHandler.call`); one outside is a 403 naming the field.
+
 One error mapping for every route (:meth:`BatchnbHandler.write_error`): a :class:`BatchnbError` answers
 its ``http_status`` with ``{"error", "message", "field"?}``; a malformed body is a 400 naming the
 problem; anything unexpected is a 500 with a message, and its traceback goes to the server log.
@@ -23,8 +29,10 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
+from tornado.escape import url_escape
 
 from .. import __version__
+from ..confine import confined
 from ..engine import state as job_state
 from ..errors import BatchnbError, NotFoundError, UsageError, ValidationError
 from ..pipelines.submit import NOT_STARTED
@@ -41,6 +49,7 @@ T = TypeVar("T")
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 AUTH_RESOURCE = "batchnb"
+EXECUTE = "execute"
 # Keys of an endpoint record that the core computes; they are not part of its spec.
 _ENDPOINT_COMPUTED = ("deployments", "scoring_uri", "provisioning_state", "created_at", "updated_at")
 
@@ -56,13 +65,22 @@ class BatchnbHandler(APIHandler):
         return state
 
     async def call(self, fn: Callable[[BatchClient], T]) -> T:
-        """Run ``fn(client)`` in one of batchnb's worker threads (the event loop never waits on the store)."""
+        """Run ``fn(client)`` in one of batchnb's worker threads (the event loop never waits on the store).
+
+        Every path the call resolves must lie inside the server's allowed folders (:mod:`batchnb.confine`).
+        """
         state = self.batchnb
-        return await asyncio.get_running_loop().run_in_executor(state.executor, lambda: fn(state.client()))
+
+        def run() -> T:
+            client = state.client()
+            with confined(state.allowed_roots(client)):
+                return fn(client)
+
+        return await asyncio.get_running_loop().run_in_executor(state.executor, run)
 
     def api_url(self, *parts: str) -> str:
-        """The URL of a route of this API, with the server's base URL."""
-        return url_path_join(self.base_url, API_PREFIX, *parts)
+        """The URL of a route of this API, with the server's base URL (each part percent-encoded)."""
+        return url_path_join(self.base_url, API_PREFIX, *(url_escape(p, plus=False) for p in parts))
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -148,6 +166,9 @@ class BatchnbHandler(APIHandler):
         if isinstance(exc, BatchnbError):
             self.set_status(exc.http_status)
             payload = exc.to_dict()
+        elif isinstance(exc, pydantic.ValidationError):  # one the core did not translate: still bad input
+            self.set_status(400)
+            payload = {"error": "ValidationError", "message": str(exc)}
         elif isinstance(exc, tornado.web.HTTPError):
             reason = responses.get(status_code, "Error")
             message = exc.log_message or reason
@@ -269,6 +290,7 @@ class DeploymentsHandler(BatchnbHandler):
 
     @tornado.web.authenticated
     @authorized
+    @authorized(EXECUTE)
     async def post(self, endpoint: str) -> None:
         spec = self.json_body()
         given = spec.get("endpoint_name")
@@ -346,6 +368,7 @@ class EndpointJobsHandler(BatchnbHandler):
 
     @tornado.web.authenticated
     @authorized
+    @authorized(EXECUTE)
     async def post(self, endpoint: str) -> None:
         request = self.parse(InvokeRequest)
         kwargs = _invoke_kwargs(request)
@@ -447,6 +470,7 @@ class JobsHandler(BatchnbHandler):
 
     @tornado.web.authenticated
     @authorized
+    @authorized(EXECUTE)
     async def post(self) -> None:
         spec = self.json_body()
         overrides = spec.pop("set", None)
@@ -472,20 +496,24 @@ class JobHandler(BatchnbHandler):
         self.reply(await self.call(lambda c: c.jobs.get(job)))
 
 
-class JobActionHandler(BatchnbHandler):
-    """``jobs/<job>/cancel|resume|rerun-failed``: 200 with the job, 409 when its state forbids the action."""
+class JobCancelHandler(BatchnbHandler):
+    """``jobs/<job>/cancel``: 200 with the job, 409 when it has ended."""
 
     @tornado.web.authenticated
     @authorized
-    async def post(self, job: str, action: str) -> None:
-        def run(c: BatchClient) -> Any:
-            if action == "cancel":
-                return c.jobs.cancel(job)
-            if action == "resume":
-                return c.jobs.resume(job)
-            return c.jobs.rerun_failed(job)
+    async def post(self, job: str) -> None:
+        self.reply(await self.call(lambda c: c.jobs.cancel(job)))
 
-        self.reply(await self.call(run))
+
+class JobRerunHandler(BatchnbHandler):
+    """``jobs/<job>/resume|rerun-failed``: 200 with the job, 409 when its state forbids the action.
+    Both run the job's code again, so both need ``execute``."""
+
+    @tornado.web.authenticated
+    @authorized
+    @authorized(EXECUTE)
+    async def post(self, job: str, action: str) -> None:
+        self.reply(await self.call(lambda c: c.jobs.resume(job) if action == "resume" else c.jobs.rerun_failed(job)))
 
 
 class JobLogsHandler(BatchnbHandler):
@@ -584,7 +612,8 @@ ROUTES: list[tuple[str, type[BatchnbHandler]]] = [
     (f"components/(?P<component>{_NAME})", ComponentHandler),
     ("jobs", JobsHandler),
     (f"jobs/(?P<job>{_NAME})", JobHandler),
-    (f"jobs/(?P<job>{_NAME})/(?P<action>cancel|resume|rerun-failed)", JobActionHandler),
+    (f"jobs/(?P<job>{_NAME})/cancel", JobCancelHandler),
+    (f"jobs/(?P<job>{_NAME})/(?P<action>resume|rerun-failed)", JobRerunHandler),
     (f"jobs/(?P<job>{_NAME})/logs", JobLogsHandler),
     (f"jobs/(?P<job>{_NAME})/outputs", JobOutputsHandler),
     ("workspace", WorkspaceHandler),
