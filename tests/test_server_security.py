@@ -124,8 +124,9 @@ def test_each_path_outside_the_root_is_refused_naming_its_field(
     spec = {**deployment_spec("green"), "code_configuration": {"code": code_dir, "scoring_script": "score.py"}}
     refused(api(*deps, body=spec), "code_configuration.code", code_dir)
     model_dir = str(outside / "model")
-    refused(api(*deps, body={**deployment_spec("green"), "model": {"path": model_dir}}), "path", model_dir)
+    refused(api(*deps, body={**deployment_spec("green"), "model": {"path": model_dir}}), "model.path", model_dir)
     assert [d["name"] for d in store.batch_deployments.list("ep-rest")] == ["blue"]
+    assert len(list(store.workspace.code_dir.iterdir())) == 1  # blue's code; nothing copied for green
     assert [m["name"] for m in store.models.list()] == ["tiny"]
 
     # A pipeline job's fields are named as its other mistakes are: after the source ("request body").
