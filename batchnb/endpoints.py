@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import entities
 from .errors import InvalidStateError, NotFoundError, ValidationError
 from .registry import snapshot_code
-from .registry.mlflow_models import check_pyfunc
+from .registry.mlflow_models import check_pyfunc, is_mlflow_uri
 from .schemas import (
     BatchEndpointSpec,
     DeploymentSpec,
@@ -28,7 +28,7 @@ from .schemas import (
     parse_deployment,
     validate_spec,
 )
-from .specfile import apply_set, parse_set, resolve_local
+from .specfile import apply_set, is_url, parse_set, resolve_local
 
 if TYPE_CHECKING:
     from .client import BatchClient
@@ -222,6 +222,9 @@ class BatchDeploymentOperations:
         # Every check runs before an inline model is registered, so a refused deployment registers nothing.
         inline = dep.model if isinstance(dep.model, InlineModel) else None
         model = None
+        if inline is not None and not is_mlflow_uri(inline.path) and not is_url(inline.path):
+            # Its path is refused now if it must be, not after the code folder has been copied.
+            resolve_local(inline.path, base_dir, "model.path")
         if inline is None:
             try:
                 model = client.models.resolve(str(dep.model))
@@ -241,7 +244,7 @@ class BatchDeploymentOperations:
             raise NotFoundError(f"{source}: compute: {exc.message}") from None
         resolved["compute"] = compute["name"]
         if dep.code_configuration is not None:
-            code_dir = resolve_local(dep.code_configuration.code, base_dir)
+            code_dir = resolve_local(dep.code_configuration.code, base_dir, "code_configuration.code")
             snap = snapshot_code(
                 code_dir, dep.code_configuration.scoring_script, client.workspace.code_dir, validate=not skip_validation
             )

@@ -6,7 +6,8 @@ handlers, widgets) can catch ``BatchnbError`` and show it the same way::
     BatchnbError                    exit 1, HTTP 500  base class; never raised directly
     ├── UsageError                  exit 2, HTTP 400  a malformed command line or request
     ├── ValidationError             exit 2, HTTP 400  a bad value; names the field, file or value
-    │   └── InvalidNameError        exit 2, HTTP 400  a name that breaks Azure's naming rule
+    │   ├── InvalidNameError        exit 2, HTTP 400  a name that breaks Azure's naming rule
+    │   └── PathNotAllowedError     exit 2, HTTP 403  a path outside the folders a server may use
     ├── NotFoundError               exit 3, HTTP 404  an unknown endpoint, deployment, asset or job
     ├── ConflictError               exit 4, HTTP 409  already exists; an output file that exists
     │   └── InvalidStateError       exit 4, HTTP 409  an action the object's state forbids
@@ -72,6 +73,12 @@ class ValidationError(BatchnbError):
 
 class InvalidNameError(ValidationError):
     """A name that does not follow the naming rule for its kind."""
+
+
+class PathNotAllowedError(ValidationError):
+    """A path (or URL) that resolves outside the folders the caller may use (see :mod:`batchnb.confine`)."""
+
+    http_status = 403
 
 
 class NotFoundError(BatchnbError):

@@ -21,33 +21,35 @@ from .errors import InvalidNameError, ValidationError
 
 # --- names ------------------------------------------------------------------------------------
 
+# Each pattern must match the whole name (``fullmatch``: with ``match``, ``$`` also matches before a
+# trailing newline, so "name\n" would pass). ASCII classes only, so lookalike letters are refused.
 _NAME_RULES: dict[str, tuple[re.Pattern[str], str]] = {
     "endpoint": (
-        re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$"),
+        re.compile(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]"),
         "3 to 32 characters: letters, digits and hyphens, starting with a letter and not ending with a hyphen",
     ),
     "deployment": (
-        re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$"),
+        re.compile(r"[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]"),
         "3 to 32 characters: letters, digits and hyphens, starting with a letter and not ending with a hyphen",
     ),
     "asset": (
-        re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$"),
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}"),
         "1 to 255 characters: letters, digits, '-', '_' and '.', starting with a letter or digit",
     ),
     "version": (
-        re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"),
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}"),
         "1 to 100 characters: letters, digits, '-', '_' and '.', starting with a letter or digit",
     ),
     "compute": (
-        re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,31}$"),
+        re.compile(r"[A-Za-z][A-Za-z0-9-]{1,31}"),
         "2 to 32 characters: letters, digits and hyphens, starting with a letter",
     ),
     "datastore": (
-        re.compile(r"^[A-Za-z0-9_]{1,255}$"),
+        re.compile(r"[A-Za-z0-9_]{1,255}"),
         "1 to 255 characters: letters, digits and underscores",
     ),
     "job": (
-        re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$"),
+        re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}"),
         "1 to 255 characters: letters, digits, '-' and '_', starting with a letter or digit",
     ),
 }
@@ -69,7 +71,7 @@ def check_name(kind: str, value: str) -> str:
     The rules are Azure's; they also guarantee that a name can never escape a folder.
     """
     pattern, _ = _NAME_RULES[kind]
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise InvalidNameError(_name_message(kind, value), field="name")
     return value
 
@@ -77,7 +79,7 @@ def check_name(kind: str, value: str) -> str:
 def _name_validator(kind: str) -> Any:
     def check(value: str) -> str:
         pattern, _ = _NAME_RULES[kind]
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             raise _NameRuleError(_name_message(kind, value))
         return value
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from .confine import check_path
 from .errors import UsageError, ValidationError
 
 
@@ -87,14 +88,14 @@ class AssetRef:
         return f"{self.name}:{self.version}" if self.version else f"{self.name}@{self.label or 'latest'}"
 
 
-_ARM_RE = re.compile(r"^/subscriptions/.+/(?:models|data|environments|components)/([^/]+)/versions/([^/]+)$")
+_ARM_RE = re.compile(r"/subscriptions/.+/(?:models|data|environments|components)/([^/]+)/versions/([^/]+)")
 
 
 def parse_asset_ref(ref: str) -> AssetRef:
     """Parse ``azureml:name:version``, ``azureml:name@latest``, ``name:version``, ``name@label``,
     a bare ``name`` (meaning latest) or an ARM id ``/subscriptions/.../models/<name>/versions/<v>``."""
     text = ref.strip()
-    arm = _ARM_RE.match(text)
+    arm = _ARM_RE.fullmatch(text)
     if arm:
         return AssetRef(arm.group(1), version=arm.group(2))
     if text.startswith("azureml://"):
@@ -117,23 +118,35 @@ def is_asset_ref(value: str) -> bool:
     return value.startswith("azureml:") and not value.startswith("azureml://")
 
 
-_DATASTORE_URI = re.compile(r"^azureml://datastores/(?P<store>[^/]+)/paths/?(?P<path>.*)$")
+_DATASTORE_URI = re.compile(r"azureml://datastores/(?P<store>[^/]+)/paths/?(?P<path>.*)")
 
 
 def parse_datastore_uri(uri: str) -> tuple[str, str] | None:
     """Split ``azureml://datastores/<name>/paths/<path>`` into (name, path); None for other strings."""
-    match = _DATASTORE_URI.match(uri)
+    match = _DATASTORE_URI.fullmatch(uri)
     if not match:
         return None
     return match.group("store"), match.group("path")
 
 
-def resolve_local(path: str, base_dir: Path | None) -> Path:
-    """Resolve a local path from a YAML file against that file's folder (else the current folder)."""
+def resolve_local(path: str, base_dir: Path | None, field: str = "path") -> Path:
+    """Resolve a local path from a YAML file against that file's folder (else the current folder).
+
+    Args:
+        path: The path as written (``~`` is expanded).
+        base_dir: The folder a relative path is relative to.
+        field: The field that named it, for the error when the path is outside the folders that
+            the caller may use (:mod:`batchnb.confine`: a server's request).
+
+    Returns:
+        The absolute path, with ``..`` and symlinks resolved.
+    """
     p = Path(path).expanduser()
     if not p.is_absolute():
         p = (base_dir or Path.cwd()) / p
-    return p.resolve()
+    resolved = p.resolve()
+    check_path(resolved, field, given=path)
+    return resolved
 
 
 def is_url(path: str) -> bool:

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..confine import check_path, check_url
 from ..entities import Entity
 from ..errors import ConflictError, ValidationError
 from ..schemas import ModelDeploymentSettings, check_name, validate_spec
@@ -158,12 +159,14 @@ class BatchInvocation:
                     f"a model deployment takes exactly one input; got {len(inputs)}: {', '.join(inputs)}",
                     field="inputs",
                 )
-            given = next(iter(inputs.values()))
+            where, given = next((f"inputs.{key}", value) for key, value in inputs.items())
+        else:
+            where = "input"
         if given is None:
             raise ValidationError(
                 "an input is required: pass --input <path | azureml:data@latest | URI>", field="input"
             )
-        return resolve_input(self._client, given, input_type, base_dir)
+        return resolve_input(self._client, given, input_type, base_dir, where=where)
 
     def resolve_output(
         self,
@@ -174,6 +177,7 @@ class BatchInvocation:
         base_dir: Path | None,
     ) -> tuple[str, str]:
         file_name = settings["output_file_name"]
+        field = "output_path"
         if outputs:
             unknown = set(outputs) - {"score"}
             if unknown:
@@ -188,9 +192,15 @@ class BatchInvocation:
                     settings["output_file_name"] = file_name
                 else:
                     output_path = str(target)
+                field = "outputs.score"
         if output_path:
             resolved = self._client.datastores.resolve_uri(output_path)
-            out_dir = resolved if is_url(resolved) else str(resolve_local(resolved, base_dir))
+            if is_url(resolved):
+                check_url(resolved, field)
+                out_dir = resolved
+            else:
+                out_dir = str(resolve_local(resolved, base_dir, field))
+                check_path(Path(out_dir) / file_name, field)  # the file itself may be a symlink leading out
         else:
             # Azure's default: the default datastore, in a folder named by the job.
             out_dir = str(self._ws.default_datastore_root / "azureml" / name / "score")
@@ -268,8 +278,10 @@ def resolve_input(
         path, input_type = asset["path"], input_type or asset["type"]
     if parse_datastore_uri(path) is not None:
         path = client.datastores.resolve_uri(path)
-    if not is_url(path):
-        local = resolve_local(path.removeprefix("file://"), base_dir)
+    if is_url(path):
+        check_url(path, where)
+    else:
+        local = resolve_local(path.removeprefix("file://"), base_dir, where)
         if not local.exists():
             raise ValidationError(f"{where} {original!r} does not exist (resolved to {local})", field=where)
         inferred = "uri_file" if local.is_file() else "uri_folder"

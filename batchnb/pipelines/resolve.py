@@ -71,11 +71,11 @@ def coerce_literal(value: Any, type_: str, where: str) -> Any:
     return str(value)
 
 
-def _absolute(path: str, base_dir: Path | None) -> str:
+def _absolute(path: str, base_dir: Path | None, field: str) -> str:
     """A local path made absolute against the YAML's folder; references and URIs as they are."""
     if is_asset_ref(path) or is_url(path) or parse_datastore_uri(path) is not None:
         return path
-    return str(resolve_local(path.removeprefix("file://"), base_dir))
+    return str(resolve_local(path.removeprefix("file://"), base_dir, field))
 
 
 class Resolver:
@@ -99,7 +99,7 @@ class Resolver:
             resolved = copy.deepcopy(dict(record))
             resolved.pop("id", None)
             return resolved
-        path = resolve_local(ref, base_dir)
+        path = resolve_local(ref, base_dir, where)
         if not path.is_file():
             raise ValidationError(f"{where}: component file {ref!r} does not exist (resolved to {path})", field=where)
         data, folder = load_yaml(path)
@@ -137,12 +137,12 @@ class Resolver:
                 )
         code_dir = None
         if spec.code is not None:
-            folder = resolve_local(spec.code, base_dir)
+            folder = resolve_local(spec.code, base_dir, f"{source}: code")
             if not folder.is_dir():
                 raise ValidationError(
                     f"{source}: code folder {spec.code!r} does not exist (resolved to {folder})", field="code"
                 )
-            code_dir = str(snapshot_folder(folder, self._client.workspace.code_dir))
+            code_dir = str(snapshot_folder(folder, self._client.workspace.code_dir, f"{source}: code"))
         record = spec.model_dump(mode="json", exclude_none=True, by_alias=False)
         record.pop("schema_url", None)
         record.pop("code", None)
@@ -170,7 +170,7 @@ class Resolver:
                 port["default"] = (
                     coerce_literal(port["default"], port["type"], f"{source}: inputs.{name}.default")
                     if port["type"] in LITERAL_TYPES
-                    else _absolute(str(port["default"]), base_dir)
+                    else _absolute(str(port["default"]), base_dir, f"{source}: inputs.{name}.default")
                 )
         record["jobs"] = {step: self._step(step, body, record, base_dir, source) for step, body in spec.jobs.items()}
         self._check_outputs_bound(record, source)
@@ -236,7 +236,8 @@ class Resolver:
         if isinstance(value, dict) and set(value) <= {"path", "type", "mode"} and "path" in value:
             inner = value["path"]
             if parent_ref(inner) is None:
-                return {"data": {"type": value.get("type", port["type"]), "path": _absolute(str(inner), base_dir)}}
+                path = _absolute(str(inner), base_dir, where)
+                return {"data": {"type": value.get("type", port["type"]), "path": path}}
             value = inner
         ref = parent_ref(value)
         if ref is None:
@@ -248,7 +249,7 @@ class Resolver:
                 )
             if port["type"] in LITERAL_TYPES:
                 return {"literal": coerce_literal(value, port["type"], where)}
-            return {"data": {"type": port["type"], "path": _absolute(str(value), base_dir)}}
+            return {"data": {"type": port["type"], "path": _absolute(str(value), base_dir, where)}}
         kind, name, output = ref
         if kind == "inputs":
             if name not in parent["inputs"]:
@@ -271,7 +272,7 @@ class Resolver:
             return {}
         ref = parent_ref(value)
         if ref is None:
-            return {"path": _absolute(str(value), base_dir)}
+            return {"path": _absolute(str(value), base_dir, where)}
         kind, name, _ = ref
         if kind != "outputs":
             raise ValidationError(

@@ -28,7 +28,7 @@ PORT_TYPES = DATA_TYPES | MODEL_TYPES | LITERAL_TYPES
 
 # Step, input and output names: Azure allows letters, digits and underscores ("replace any
 # hyphens ... with underscore"); the names end up in ${{...}} expressions and folder names.
-_PORT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+_PORT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")  # fullmatch: "$" would allow a trailing newline
 
 # ${{inputs.x}} / ${{outputs.y}} inside a command.
 COMMAND_REF = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}")
@@ -36,14 +36,14 @@ COMMAND_REF = re.compile(r"\$\{\{\s*(inputs|outputs)\.([A-Za-z0-9_]+)\s*\}\}")
 OPTIONAL_GROUP = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)
 # A whole value that binds to the parent pipeline: ${{parent.inputs.x}} and friends.
 PARENT_REF = re.compile(
-    r"^\s*\$\{\{\s*parent\.(?:(?P<kind>inputs|outputs)\.(?P<name>[A-Za-z0-9_]+)"
-    r"|jobs\.(?P<step>[A-Za-z0-9_]+)\.outputs\.(?P<output>[A-Za-z0-9_]+))\s*\}\}\s*$"
+    r"\s*\$\{\{\s*parent\.(?:(?P<kind>inputs|outputs)\.(?P<name>[A-Za-z0-9_]+)"
+    r"|jobs\.(?P<step>[A-Za-z0-9_]+)\.outputs\.(?P<output>[A-Za-z0-9_]+))\s*\}\}\s*"
 )
 
 
 def check_port_name(kind: str, name: str) -> str:
     """Refuse a step, input or output name that Azure would refuse (or that could escape a folder)."""
-    if not _PORT_NAME.match(name):
+    if not _PORT_NAME.fullmatch(name):
         raise ValueError(
             f"{kind} name {name!r} must be letters, digits and underscores, starting with a letter or "
             "underscore (Azure: replace hyphens with underscores)"
@@ -195,7 +195,7 @@ def parent_ref(value: Any) -> tuple[str, str, str | None] | None:
     ("jobs", "s", "y"); anything else → None."""
     if not isinstance(value, str):
         return None
-    match = PARENT_REF.match(value)
+    match = PARENT_REF.fullmatch(value)
     if match is None:
         return None
     if match.group("step"):

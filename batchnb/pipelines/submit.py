@@ -199,7 +199,7 @@ class Submitter:
                     "given": path,
                     "model": f"{model['name']}:{model['version']}",
                 }
-            local = resolve_local(path, base_dir)
+            local = resolve_local(path, base_dir, where)
             if not local.exists():
                 raise ValidationError(f"{where}: model path {path!r} does not exist (resolved to {local})", field=where)
             return {"type": type_, "path": str(local), "given": path}
@@ -222,7 +222,7 @@ class Submitter:
                     f"{source}: outputs.{name}: {path!r} is remote; pipeline outputs are written to local folders",
                     field=f"outputs.{name}",
                 )
-            target = resolve_local(resolved, base_dir)
+            target = resolve_local(resolved, base_dir, f"outputs.{name}")
         else:
             target = default
         if target.exists() and (target.is_file() or any(target.iterdir())):

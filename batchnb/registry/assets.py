@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import entities
+from ..confine import check_tree
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..schemas import DataSpec, EnvironmentSpec, ModelSpec, check_name, validate_spec
 from ..specfile import AssetRef, is_url, parse_asset_ref, parse_datastore_uri, resolve_local
@@ -166,7 +167,7 @@ class ModelOperations(AssetOperations):
             )
         source: Path | None = None
         if not uri:
-            source = resolve_local(model.path, base_dir)
+            source = resolve_local(model.path, base_dir, "path")
             if not source.exists():
                 raise ValidationError(f"model path {model.path!r} does not exist (resolved to {source})", field="path")
             if model.type == "mlflow_model" and not (source.is_dir() and (source / "MLmodel").is_file()):
@@ -175,6 +176,8 @@ class ModelOperations(AssetOperations):
                     f"with an MLmodel file, and {source} has none",
                     field="path",
                 )
+            if source.is_dir():
+                check_tree(source, "path")  # copied with its symlinks followed
         # Copy (or download) outside the transaction (it may be large); move into place inside it.
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self._ws.models_dir))
         try:
@@ -221,7 +224,7 @@ class DataOperations(AssetOperations):
                         f"data path {path!r}: datastore {datastore[0]} does not exist in this workspace"
                     )
         if datastore is None and not is_url(path):
-            local = resolve_local(path.removeprefix("file://"), base_dir)
+            local = resolve_local(path.removeprefix("file://"), base_dir, "path")
             if not local.exists():
                 raise ValidationError(f"data path {path!r} does not exist (resolved to {local})", field="path")
             if data.type == "uri_folder" and not local.is_dir():
@@ -242,7 +245,7 @@ class EnvironmentOperations(AssetOperations):
         env = spec if isinstance(spec, EnvironmentSpec) else validate_spec(EnvironmentSpec, spec, "environment")
         record = env.model_dump(mode="json", exclude_none=True)
         if isinstance(env.conda_file, str):
-            conda = resolve_local(env.conda_file, base_dir)
+            conda = resolve_local(env.conda_file, base_dir, "conda_file")
             if not conda.is_file():
                 raise ValidationError(
                     f"conda_file {env.conda_file!r} does not exist (resolved to {conda})", field="conda_file"

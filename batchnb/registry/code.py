@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..confine import check_path
 from ..errors import ValidationError
 
 _SKIP_DIRS = {"__pycache__", ".git", ".ipynb_checkpoints", ".venv", "node_modules"}
@@ -93,13 +94,22 @@ def snapshot_code(code_dir: Path, scoring_script: str, store_root: Path, *, vali
         )
     if validate:
         check_scoring_script(script)
-    return snapshot_folder(code_dir, store_root)
+    return snapshot_folder(code_dir, store_root, "code_configuration.code")
 
 
-def snapshot_folder(code_dir: Path, store_root: Path) -> Path:
-    """Copy a folder into ``store_root/<sha256 of its files>`` (once per distinct content); return that folder."""
+def snapshot_folder(code_dir: Path, store_root: Path, field: str = "code") -> Path:
+    """Copy a folder into ``store_root/<sha256 of its files>`` (once per distinct content); return that folder.
+
+    Args:
+        code_dir: The folder, already resolved.
+        store_root: The workspace's ``artifacts/code`` folder.
+        field: The field that named the folder, for the error when a file in it is a symlink
+            leading outside the folders the caller may use (:mod:`batchnb.confine`).
+    """
     digest = hashlib.sha256()
     files = _files(code_dir)
+    for path in files:
+        check_path(path, field)  # a symlink is copied as its target's content
     for path in files:
         digest.update(str(path.relative_to(code_dir)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")

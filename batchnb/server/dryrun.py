@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import errors
+from ..confine import confined, current_roots
 from ..entities import Entity
 from ..errors import BatchnbError, ValidationError
 
@@ -40,12 +41,21 @@ class DryRunTimeout(BatchnbError):
 def run(workspace: Path, endpoint: str, kwargs: dict[str, Any], base_dir: Path, timeout: float) -> Entity:
     """Run ``jobs.invoke(endpoint, dry_run=True, **kwargs)`` in a child process and return its record.
 
-    A batchnb error in the child is raised here as the same class, message and field.
+    A batchnb error in the child is raised here as the same class, message and field. The child
+    keeps the caller's path confinement (:func:`batchnb.confine.current_roots`).
     """
     with tempfile.TemporaryDirectory(prefix="batchnb-dry-run-") as scratch:
         request, result = Path(scratch) / "request.json", Path(scratch) / "result.json"
         request.write_text(
-            json.dumps({"workspace": str(workspace), "endpoint": endpoint, "kwargs": kwargs, "base_dir": str(base_dir)})
+            json.dumps(
+                {
+                    "workspace": str(workspace),
+                    "endpoint": endpoint,
+                    "kwargs": kwargs,
+                    "base_dir": str(base_dir),
+                    "roots": current_roots(),
+                }
+            )
         )
         proc = subprocess.Popen(
             [sys.executable, "-m", "batchnb.server.dryrun", str(request), str(result)],
@@ -95,9 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         from ..client import BatchClient
 
         client = BatchClient(request["workspace"])
-        record = client.jobs.invoke(
-            request["endpoint"], **request["kwargs"], base_dir=Path(request["base_dir"]), dry_run=True
-        )
+        roots = request.get("roots")
+        with confined(roots) if roots is not None else contextlib.nullcontext():
+            record = client.jobs.invoke(
+                request["endpoint"], **request["kwargs"], base_dir=Path(request["base_dir"]), dry_run=True
+            )
         answer = {"ok": True, "result": dict(record)}
     except BatchnbError as exc:
         answer = {"ok": False, "error": exc.to_dict()}

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from traitlets import Float, Integer, Unicode
+from traitlets import Float, Integer, List, Unicode
 from traitlets.config import Configurable
 
 from ..workspace import ENV_VAR, MARKER, resolve_workspace_path
@@ -45,6 +45,18 @@ class BatchnbServer(Configurable):
         help="Seconds a dry-run invocation (run in its own process) may take before it is stopped.",
     )
 
+    allowed_paths = List(
+        Unicode(),
+        default_value=[],
+        config=True,
+        help=(
+            "Folders outside root_dir that paths in REST requests (inputs, outputs, models, code, "
+            "components) may name. By default a request may name only paths inside root_dir and the "
+            "workspace's registered datastores, after resolving '..' and symlinks. A relative entry "
+            "is relative to root_dir."
+        ),
+    )
+
     def __init__(self, root_dir: str | os.PathLike[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.root_dir = Path(root_dir).expanduser().resolve()
@@ -62,6 +74,12 @@ class BatchnbServer(Configurable):
         path = resolve_workspace_path(None, cwd=self.root_dir)
         near = path.name == MARKER and path.parent in (self.root_dir, *self.root_dir.parents)
         return path, "marker" if near else "default"
+
+    def allowed_roots(self, client: BatchClient) -> list[str]:
+        """The folders (and fsspec datastore URLs) that paths in a request may name: ``root_dir``,
+        ``allowed_paths`` and the workspace's registered datastores (read per request: one may be added)."""
+        extra = [str(self.root_dir / Path(p).expanduser()) for p in self.allowed_paths]
+        return [str(self.root_dir), *extra, *(str(ds["path"]) for ds in client.datastores.list() if ds.get("path"))]
 
     def client(self) -> BatchClient:
         """The server's client, opened on first use (so a broken workspace fails requests, not the server)."""

@@ -1,193 +1,34 @@
 """The REST handlers. Each verb is authenticated (``@tornado.web.authenticated``) and authorized
-(``@authorized`` on the resource ``batchnb``), parses its request, runs the core call in one of
-batchnb's worker threads (a locked database then blocks that thread, never the server's event loop
-nor its default executor) and answers JSON.
+(``@authorized`` on the resource ``batchnb``), parses its request, runs the core call through
+:meth:`BatchnbHandler.call` (:mod:`.base`) and answers JSON.
 
-One error mapping for every route (:meth:`BatchnbHandler.write_error`): a :class:`BatchnbError` answers
-its ``http_status`` with ``{"error", "message", "field"?}``; a malformed body is a 400 naming the
-problem; anything unexpected is a 500 with a message, and its traceback goes to the server log.
+The verbs that lead to running code (creating a deployment, invoking or dry-running an endpoint,
+starting a pipeline job, resuming or rerunning one) also need Jupyter's ``execute`` permission
+(``@authorized(EXECUTE)``), so an authorizer can grant reading and writing without it. Every path a
+request names must resolve inside the server's root folder, its ``allowed_paths`` or a registered
+datastore; one outside is a 403 naming the field.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-from collections.abc import Callable
-from http.client import responses
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-import pydantic
 import tornado.web
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
 from .. import __version__
-from ..engine import state as job_state
-from ..errors import BatchnbError, NotFoundError, UsageError, ValidationError
-from ..pipelines.submit import NOT_STARTED
-from ..schemas import validate_spec
+from ..errors import NotFoundError, ValidationError
 from ..specfile import apply_set, parse_set
 from . import API_PREFIX, dryrun, files
-from .extension import SETTINGS_KEY, BatchnbServer
+from .base import EXECUTE, BatchnbHandler
 from .models import EndpointPatch, InvokeRequest, api_schema
 
 if TYPE_CHECKING:
     from ..client import BatchClient
 
-T = TypeVar("T")
-M = TypeVar("M", bound=pydantic.BaseModel)
-
-AUTH_RESOURCE = "batchnb"
 # Keys of an endpoint record that the core computes; they are not part of its spec.
 _ENDPOINT_COMPUTED = ("deployments", "scoring_uri", "provisioning_state", "created_at", "updated_at")
-
-
-class BatchnbHandler(APIHandler):
-    """The base of every batchnb handler: the resource name, the worker-thread call, JSON in and out."""
-
-    auth_resource = AUTH_RESOURCE
-
-    @property
-    def batchnb(self) -> BatchnbServer:
-        state: BatchnbServer = self.settings[SETTINGS_KEY]
-        return state
-
-    async def call(self, fn: Callable[[BatchClient], T]) -> T:
-        """Run ``fn(client)`` in one of batchnb's worker threads (the event loop never waits on the store)."""
-        state = self.batchnb
-        return await asyncio.get_running_loop().run_in_executor(state.executor, lambda: fn(state.client()))
-
-    def api_url(self, *parts: str) -> str:
-        """The URL of a route of this API, with the server's base URL."""
-        return url_path_join(self.base_url, API_PREFIX, *parts)
-
-    # -- requests ------------------------------------------------------------------------------
-
-    def json_body(self) -> dict[str, Any]:
-        """The request body as a JSON object; an empty body is ``{}``."""
-        raw = self.request.body
-        if not raw.strip():
-            return {}
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise UsageError(f"the request body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise ValidationError(
-                f"the request body must be a JSON object, got a JSON {_json_type(data)}", field="(body)"
-            )
-        return data
-
-    def parse(self, model: type[M]) -> M:
-        """The request body validated as ``model``; a 400 naming the field otherwise."""
-        parsed: M = validate_spec(model, self.json_body(), "request body")
-        return parsed
-
-    def query_int(self, name: str, default: int | None, low: int, high: int) -> int | None:
-        """An integer query parameter within ``[low, high]``."""
-        raw = self.get_query_argument(name, None)
-        if raw is None or raw == "":
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ValidationError(f"query parameter {name}: {raw!r} is not an integer", field=name) from None
-        if not low <= value <= high:
-            raise ValidationError(f"query parameter {name}: must be between {low} and {high} (got {value})", field=name)
-        return value
-
-    def query_bool(self, name: str) -> bool:
-        """A boolean query parameter: true/1/yes or false/0/no; absent is false."""
-        raw = (self.get_query_argument(name, "") or "").strip().lower()
-        if raw in ("", "false", "0", "no"):
-            return False
-        if raw in ("true", "1", "yes"):
-            return True
-        raise ValidationError(f"query parameter {name}: {raw!r} is not true or false", field=name)
-
-    def query_status(self, steps: bool = False) -> str | None:
-        """The ``status`` query parameter, one of the job statuses (or, for ``steps``, ``NotStarted`` too)."""
-        status = self.get_query_argument("status", None) or None
-        allowed = (*job_state.ALL, NOT_STARTED) if steps else job_state.ALL
-        if status is not None and status not in allowed:
-            raise ValidationError(
-                f"query parameter status: {status!r} is not a job status ({', '.join(allowed)})",
-                field="status",
-            )
-        return status
-
-    def invoked_by(self) -> str:
-        """Who a job is recorded as invoked by: the Jupyter user's name."""
-        user = self.current_user
-        return getattr(user, "username", None) or str(user)
-
-    # -- responses -----------------------------------------------------------------------------
-
-    def reply(self, data: Any, status: int = 200, location: str | None = None) -> None:
-        """Answer ``data`` as JSON."""
-        self.set_status(status)
-        if location:
-            self.set_header("Location", location)
-        self.finish(json.dumps(data, default=str))
-
-    def no_content(self) -> None:
-        """Answer 204 with no body."""
-        self.set_status(204)
-        self.finish()
-
-    def endpoint_out(self, endpoint: dict[str, Any]) -> dict[str, Any]:
-        """An endpoint record with its invocation URL under this server's base URL."""
-        return {**endpoint, "scoring_uri": self.api_url("endpoints", endpoint["name"], "jobs")}
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Every error as ``{"error", "message", "field"?}`` with the status of the batchnb error."""
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, BatchnbError):
-            self.set_status(exc.http_status)
-            payload = exc.to_dict()
-        elif isinstance(exc, tornado.web.HTTPError):
-            reason = responses.get(status_code, "Error")
-            message = exc.log_message or reason
-            if status_code == 403 and not exc.log_message:
-                message = "this request needs an authenticated Jupyter user (the server's token or a login cookie)"
-            if exc.args and exc.log_message:
-                with contextlib.suppress(TypeError, ValueError):
-                    message = exc.log_message % exc.args
-            payload = {"error": "".join(reason.split()), "message": message}
-        elif exc is not None:
-            payload = {
-                "error": "InternalServerError",
-                "message": f"unexpected error: {type(exc).__name__}: {exc} (the traceback is in the server log)",
-            }
-        else:
-            reason = responses.get(status_code, "Error")
-            payload = {"error": "".join(reason.split()), "message": reason}
-        self.finish(json.dumps(payload))
-
-    def log_exception(
-        self,
-        typ: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """A user's mistake is one line in the log; anything unexpected keeps its traceback."""
-        if isinstance(value, BatchnbError) and value.http_status < 500:
-            self.log.info(
-                "batchnb: %s %s -> %s: %s", self.request.method, self.request.uri, type(value).__name__, value
-            )
-        elif isinstance(value, BatchnbError):
-            self.log.error(
-                "batchnb: %s %s -> %s: %s", self.request.method, self.request.uri, type(value).__name__, value
-            )
-        else:
-            super().log_exception(typ, value, tb)
-
-
-def _json_type(value: Any) -> str:
-    return {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(value), "null")
 
 
 # --- endpoints -------------------------------------------------------------------------------------
@@ -269,6 +110,7 @@ class DeploymentsHandler(BatchnbHandler):
 
     @tornado.web.authenticated
     @authorized
+    @authorized(EXECUTE)
     async def post(self, endpoint: str) -> None:
         spec = self.json_body()
         given = spec.get("endpoint_name")
@@ -346,6 +188,7 @@ class EndpointJobsHandler(BatchnbHandler):
 
     @tornado.web.authenticated
     @authorized
+    @authorized(EXECUTE)
     async def post(self, endpoint: str) -> None:
         request = self.parse(InvokeRequest)
         kwargs = _invoke_kwargs(request)
@@ -447,6 +290,7 @@ class JobsHandler(BatchnbHandler):
 
     @tornado.web.authenticated
     @authorized
+    @authorized(EXECUTE)
     async def post(self) -> None:
         spec = self.json_body()
         overrides = spec.pop("set", None)
@@ -472,20 +316,24 @@ class JobHandler(BatchnbHandler):
         self.reply(await self.call(lambda c: c.jobs.get(job)))
 
 
-class JobActionHandler(BatchnbHandler):
-    """``jobs/<job>/cancel|resume|rerun-failed``: 200 with the job, 409 when its state forbids the action."""
+class JobCancelHandler(BatchnbHandler):
+    """``jobs/<job>/cancel``: 200 with the job, 409 when it has ended."""
 
     @tornado.web.authenticated
     @authorized
-    async def post(self, job: str, action: str) -> None:
-        def run(c: BatchClient) -> Any:
-            if action == "cancel":
-                return c.jobs.cancel(job)
-            if action == "resume":
-                return c.jobs.resume(job)
-            return c.jobs.rerun_failed(job)
+    async def post(self, job: str) -> None:
+        self.reply(await self.call(lambda c: c.jobs.cancel(job)))
 
-        self.reply(await self.call(run))
+
+class JobRerunHandler(BatchnbHandler):
+    """``jobs/<job>/resume|rerun-failed``: 200 with the job, 409 when its state forbids the action.
+    Both run the job's code again, so both need ``execute``."""
+
+    @tornado.web.authenticated
+    @authorized
+    @authorized(EXECUTE)
+    async def post(self, job: str, action: str) -> None:
+        self.reply(await self.call(lambda c: c.jobs.resume(job) if action == "resume" else c.jobs.rerun_failed(job)))
 
 
 class JobLogsHandler(BatchnbHandler):
@@ -584,7 +432,8 @@ ROUTES: list[tuple[str, type[BatchnbHandler]]] = [
     (f"components/(?P<component>{_NAME})", ComponentHandler),
     ("jobs", JobsHandler),
     (f"jobs/(?P<job>{_NAME})", JobHandler),
-    (f"jobs/(?P<job>{_NAME})/(?P<action>cancel|resume|rerun-failed)", JobActionHandler),
+    (f"jobs/(?P<job>{_NAME})/cancel", JobCancelHandler),
+    (f"jobs/(?P<job>{_NAME})/(?P<action>resume|rerun-failed)", JobRerunHandler),
     (f"jobs/(?P<job>{_NAME})/logs", JobLogsHandler),
     (f"jobs/(?P<job>{_NAME})/outputs", JobOutputsHandler),
     ("workspace", WorkspaceHandler),

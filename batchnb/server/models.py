@@ -95,7 +95,8 @@ class InvokeRequest(_Request):
     """``POST endpoints/<name>/jobs``: invoke the endpoint (its default deployment unless one is named).
 
     Relative paths (``input``, ``output_path``, paths in ``inputs``/``outputs``) resolve against the
-    Jupyter server's root folder.
+    Jupyter server's root folder; every path must lie inside it, a registered datastore or the
+    server's ``allowed_paths``.
     """
 
     input: str | InputRef | None = Field(
@@ -127,8 +128,9 @@ class InvokeRequest(_Request):
 class CreatePipelineJob(PipelineJobSpec):
     """``POST jobs``: start a pipeline job from Azure's ``pipelineJob`` YAML (as JSON), as ``job create -f``.
 
-    Relative paths resolve against the Jupyter server's root folder. ``set`` applies az-style
-    overrides to the body before it is checked.
+    Relative paths resolve against the Jupyter server's root folder; every path must lie inside it,
+    a registered datastore or the server's ``allowed_paths``. ``set`` applies az-style overrides to
+    the body before it is checked.
     """
 
     set: list[str] | None = Field(
@@ -603,9 +605,11 @@ def api_schema(version: str) -> dict[str, Any]:
         "title": "batchnb REST API",
         "description": (
             "Routes are under <base_url>batchnb/api/. Errors are ErrorResponse with the HTTP status of "
-            "the batchnb error (400 bad request, 403 unauthenticated, 404 unknown, 409 conflict or wrong "
-            "state, 500 unexpected). POST endpoints/{endpoint}/deployments also accepts Azure's "
-            "pipeline and legacy deployment forms, and answers 200 for a new revision of an existing one; "
+            "the batchnb error (400 bad request; 403 unauthenticated, not permitted (the code-running verbs "
+            "need the execute permission), or a path outside the server's root folder, its allowed_paths and "
+            "the datastores; 404 unknown, 409 conflict or wrong state, 500 unexpected). "
+            "POST endpoints/{endpoint}/deployments also accepts Azure's pipeline and legacy deployment "
+            "forms, and answers 200 for a new revision of an existing one; "
             "POST endpoints answers 200 when it updates an existing endpoint; an invoke with dry_run "
             "answers 200 with a DryRunResult (a PipelineDryRunResult for a pipeline deployment). A job is "
             "a Job (type batch), a PipelineJob or a StepJob (type command, a pipeline's step)."

@@ -470,8 +470,9 @@ export interface ComputeList {
 /**
  * ``POST jobs``: start a pipeline job from Azure's ``pipelineJob`` YAML (as JSON), as ``job create -f``.
  *
- * Relative paths resolve against the Jupyter server's root folder. ``set`` applies az-style
- * overrides to the body before it is checked.
+ * Relative paths resolve against the Jupyter server's root folder; every path must lie inside it,
+ * a registered datastore or the server's ``allowed_paths``. ``set`` applies az-style overrides to
+ * the body before it is checked.
  */
 export interface CreatePipelineJob {
   $schema?: string | null;
@@ -630,7 +631,8 @@ export interface InputRef {
  * ``POST endpoints/<name>/jobs``: invoke the endpoint (its default deployment unless one is named).
  *
  * Relative paths (``input``, ``output_path``, paths in ``inputs``/``outputs``) resolve against the
- * Jupyter server's root folder.
+ * Jupyter server's root folder; every path must lie inside it, a registered datastore or the
+ * server's ``allowed_paths``.
  */
 export interface InvokeRequest {
   /**
