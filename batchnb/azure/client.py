@@ -84,7 +84,12 @@ class MLClient:
 
     @classmethod
     def from_config(
-        cls, credential: Any = None, *, path: str | os.PathLike[str] | None = None, file_name: str | None = None, **kwargs: Any
+        cls,
+        credential: Any = None,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        file_name: str | None = None,
+        **kwargs: Any,
     ) -> MLClient:
         """As azure-ai-ml's: reads ``config.json`` (from ``path``, or the current folder and its
         parents) when there is one, for a ``workspace_name`` that names a workspace folder."""

@@ -51,9 +51,9 @@ def reference(asset: Any, registered: Any) -> Any:
 
     ``registered(name, version)`` says whether that version exists.
     """
-    if isinstance(asset, Mapping) and asset.get("name") and asset.get("version"):
-        if registered(str(asset["name"]), str(asset["version"])):
-            return f"azureml:{asset['name']}:{asset['version']}"
+    named = isinstance(asset, Mapping) and asset.get("name") and asset.get("version")
+    if named and registered(str(asset["name"]), str(asset["version"])):
+        return f"azureml:{asset['name']}:{asset['version']}"
     return asset
 
 

@@ -35,7 +35,10 @@ class AzureJob:
         self.parent_job_name = record.get("parent_job_name")
         self.description = record.get("description")
         self.tags: dict[str, str] = dict(record.get("tags") or {})
-        self.properties: dict[str, Any] = {"endpoint": record.get("endpoint_name"), "deployment": record.get("deployment_name")}
+        self.properties: dict[str, Any] = {
+            "endpoint": record.get("endpoint_name"),
+            "deployment": record.get("deployment_name"),
+        }
         self.compute = record.get("compute")
         self.studio_url = None  # no studio here: the sidebar and `batchnb job show` show the job
         self.services: dict[str, Any] = {}

@@ -316,7 +316,11 @@ class BatchDeploymentOperations:
         return load(ModelBatchDeployment, "batch-deployment", data)
 
     def _registered(self, kind: str) -> Any:
-        ops = {"model": self._client.models, "environment": self._client.environments}.get(kind, self._client.components)
+        ops = {
+            "model": self._client.models,
+            "environment": self._client.environments,
+            "component": self._client.components,
+        }[kind]
 
         def exists(name: str, version: str) -> bool:
             try:
@@ -331,6 +335,10 @@ class BatchDeploymentOperations:
         """Create a deployment, or a new revision of an existing one."""
         spec = to_spec(deployment)
         spec.pop("properties", None)
+        component = getattr(deployment, "component", None)
+        source = getattr(component, "_source_path", None)
+        if source and Path(source).is_file():  # a load_component() result: deployed from its file, as the CLI does
+            spec["component"] = str(source)
         if spec.get("type") == "model":
             # azure-ai-ml writes some settings of a model deployment at its root as well (the
             # legacy form); Azure's typed YAML has them in settings only.
@@ -409,12 +417,9 @@ class JobOperations:
             job = self._core.stream(name)
         if job["status"] != "Completed":
             message = f"Exception: job {name} ended {job['status']}: {job.get('error') or 'see its logs'}"
-            raise JobException(
-                message=message,
-                target=ErrorTarget.JOB,
-                no_personal_data_message="The job did not complete.",
-                error_category=ErrorCategory.USER_ERROR,
-            )
+            # azure-ai-ml's constants are str-valued classes its own annotations do not name.
+            details: dict[str, Any] = {"target": ErrorTarget.JOB, "error_category": ErrorCategory.USER_ERROR}
+            raise JobException(message=message, no_personal_data_message="The job did not complete.", **details)
 
     def download(
         self, name: str, download_path: str | Path = ".", output_name: str | None = None, all: bool = False
