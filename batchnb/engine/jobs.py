@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 # How long resume / rerun-failed wait for the supervisor of a just-finished job to exit.
 SUPERVISOR_EXIT_WAIT_S = 10.0
+# A batch job's one child job, as on Azure (where the scoring runs as a pipeline step of that name).
+SCORING_STEP = "batchscoring"
+SCORING_CHILD = "-" + SCORING_STEP
 
 
 # Called with a job's name when ``wait()`` has seen it end. A front end that shows the job (the
@@ -325,6 +328,11 @@ class JobOperations:
     def _row(self, name: str) -> Any:
         with self._store.read() as db:
             row = db.execute("SELECT * FROM jobs WHERE name = ?", (name,)).fetchone()
+            if row is None and name.endswith(SCORING_CHILD):
+                # A batch job's scoring child (see get): actions on it act on the batch job.
+                row = db.execute(
+                    "SELECT * FROM jobs WHERE name = ? AND kind = 'batch'", (name.removesuffix(SCORING_CHILD),)
+                ).fetchone()
         if row is None:
             raise NotFoundError(f"job {name} does not exist in this workspace")
         return row
@@ -369,8 +377,18 @@ class JobOperations:
         return job
 
     def get(self, name: str) -> Job:
-        """Return one job with its live counters."""
-        return self._entity(self._row(name))
+        """Return one job with its live counters.
+
+        As on Azure, a batch job has one child job, its scoring step, named ``<job>-batchscoring``
+        here: the same status, counters and output, listed with ``parent_job_name`` (Azure's SDK
+        notebooks download the output from it).
+        """
+        row = self._row(name)
+        job = self._entity(row)
+        if row["name"] != name:
+            job = Job({**job, "name": name, "step": SCORING_STEP, "parent_job_name": row["name"]})
+            object.__setattr__(job, "_operations", self)
+        return job
 
     def list(
         self,
@@ -387,9 +405,12 @@ class JobOperations:
         """
         if parent_job_name:
             parent = self.get(parent_job_name)
-            if parent["type"] != "pipeline":
+            if parent.get("parent_job_name") or parent["type"] not in ("pipeline", "batch"):
                 raise ValidationError(f"job {parent_job_name} is a {parent['type']} job and has no child jobs")
-            children = [self.get(step["job_name"]) for step in parent["steps"]]
+            if parent["type"] == "batch":
+                children = [self.get(parent_job_name + SCORING_CHILD)]
+            else:
+                children = [self.get(step["job_name"]) for step in parent["steps"]]
             children = [c for c in children if not status or c["status"] == status]
             return children[:limit] if limit else children
         sql = "SELECT * FROM jobs WHERE parent IS NULL"
