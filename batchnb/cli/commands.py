@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..client import BatchClient
-from ..errors import UsageError
+from ..engine.jobs import ended_error
+from ..errors import JobFailedError, UsageError
 from ..specfile import apply_set, load_yaml, parse_set
 from .render import render
 
@@ -227,6 +228,10 @@ def endpoint_invoke(c: BatchClient, a: argparse.Namespace) -> Any:
         base_dir=base_dir,
     )
     if a.dry_run:
+        if job.get("status") == "failed":
+            # The record (with the traceback) is the result; the exit code and last line say it failed.
+            render(job, a.output, a.query, sys.stdout)
+            raise JobFailedError(f"the dry run failed in {job['stage']}(): {_last_line(job['error'])}")
         return job
     return _follow(c, job, a)
 
@@ -299,10 +304,24 @@ def job_create(c: BatchClient, a: argparse.Namespace) -> Any:
 
 def _follow(c: BatchClient, job: Any, a: argparse.Namespace) -> Any:
     if a.stream:
-        return c.jobs.stream(job["name"], out=sys.stderr)
+        return _ended(c.jobs.stream(job["name"], out=sys.stderr), a)
     if a.wait:
-        return c.jobs.wait(job["name"])
+        return _ended(c.jobs.wait(job["name"]), a)
     return job
+
+
+def _ended(job: Any, a: argparse.Namespace) -> Any:
+    """A followed job that did not complete: its record on stdout, then the error (non-zero exit),
+    as ``job wait`` fails; ``set -e`` scripts stop there."""
+    if job["status"] != "Completed":
+        render(job, a.output, a.query, sys.stdout)
+        raise ended_error(job)
+    return job
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "see the record above"
 
 
 def job_show(c: BatchClient, a: argparse.Namespace) -> Any:
@@ -322,7 +341,7 @@ def job_list(c: BatchClient, a: argparse.Namespace) -> Any:
 def job_stream(c: BatchClient, a: argparse.Namespace) -> Any:
     from .progress import stream_with_progress
 
-    return stream_with_progress(c, a.name)
+    return _ended(stream_with_progress(c, a.name), a)
 
 
 def job_wait(c: BatchClient, a: argparse.Namespace) -> Any:
@@ -352,6 +371,40 @@ def job_download(c: BatchClient, a: argparse.Namespace) -> Any:
 
 
 # --- workspace -------------------------------------------------------------------------------------
+
+
+# These take the workspace folder (``--workspace`` or None), not a client: a client refuses a
+# workspace whose database is lost, and that is when they are needed.
+WITHOUT_CLIENT = ("check", "backup", "restore")
+
+
+def workspace_check(root: str | None, a: argparse.Namespace) -> Any:
+    from ..errors import WorkspaceError
+    from ..recovery import check
+
+    report = check(root)
+    if not report["healthy"]:
+        render(report, a.output, a.query, sys.stdout)
+        raise WorkspaceError("; ".join(report["problems"]))
+    return report
+
+
+def workspace_backup(root: str | None, a: argparse.Namespace) -> Any:
+    from ..recovery import backup
+
+    return backup(root, a.file)
+
+
+def workspace_restore(root: str | None, a: argparse.Namespace) -> Any:
+    from ..recovery import restore
+
+    result = restore(root, a.file)
+    for holder in result["still_open_by"]:
+        print(
+            f"WARNING: process {holder['pid']} ({holder['name']}) still has the old database open: restart it",
+            file=sys.stderr,
+        )
+    return result
 
 
 def workspace_show(c: BatchClient, a: argparse.Namespace) -> Any:
