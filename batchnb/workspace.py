@@ -80,7 +80,13 @@ class Workspace:
         ws.refuse_lost_database()
         from .store import Store
 
-        Store(ws.db_path).migrate()
+        store = Store(ws.db_path)
+        try:
+            store.migrate()
+        finally:
+            # sqlite3 connections sit in a reference cycle (their statement cache): left to the
+            # garbage collector, this one would keep the file open for an unknown time.
+            store.close()
         return ws
 
     def contents(self) -> dict[str, int]:
