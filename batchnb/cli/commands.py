@@ -311,8 +311,8 @@ def _follow(c: BatchClient, job: Any, a: argparse.Namespace) -> Any:
 
 
 def _ended(job: Any, a: argparse.Namespace) -> Any:
-    """A followed job that did not complete: its record on stdout, then the error (non-zero exit),
-    as ``job wait`` fails; ``set -e`` scripts stop there."""
+    """A followed job that did not complete: its record on stdout, then the error (non-zero exit,
+    the last line of stderr), as ``az ml job stream`` fails; ``set -e`` scripts stop there."""
     if job["status"] != "Completed":
         render(job, a.output, a.query, sys.stdout)
         raise ended_error(job)
@@ -345,7 +345,7 @@ def job_stream(c: BatchClient, a: argparse.Namespace) -> Any:
 
 
 def job_wait(c: BatchClient, a: argparse.Namespace) -> Any:
-    return c.jobs.wait(a.name, timeout=a.timeout, raise_on_failure=True)
+    return _ended(c.jobs.wait(a.name, timeout=a.timeout), a)
 
 
 def job_cancel(c: BatchClient, a: argparse.Namespace) -> Any:
