@@ -62,7 +62,9 @@ def check(root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     problems: list[str] = []
     folders = sorted(p.name for p in ws.jobs_dir.glob("*") if p.is_dir())
     report["jobs"]["folders"] = len(folders)
-    if db.state != OK:
+    if not ws.root.is_dir():
+        problems.append(f"the workspace folder {ws.root} does not exist")
+    elif db.state != OK:
         held = ws.contents()
         if db.state in (MISSING, EMPTY) and not held:
             report["notes"] = ["a new workspace: the database is made when it is first opened"]
@@ -176,6 +178,7 @@ def restore(root: str | os.PathLike[str] | None, file: str | os.PathLike[str]) -
     _refuse_running(ws.root, standbys=False)
     _stop_standbys(ws.root)
     _refuse_running(ws.root, standbys=True)  # a standby that took a job meanwhile runs it
+    ws.root.mkdir(parents=True, exist_ok=True)  # a backup may move a workspace to a new folder
     holders = _holders(ws.db_path)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     staged = ws.db_path.with_name(f"{ws.db_path.name}.restoring")

@@ -106,10 +106,10 @@ class Workspace:
         Raises:
             WorkspaceError: naming the file, what is wrong with it and how to restore a backup.
         """
-        from .store.files import EMPTY, MISSING, OK, inspect
+        from .store.files import BUSY, EMPTY, MISSING, OK, inspect
 
         db = inspect(self.db_path)
-        if db.state == OK:
+        if db.state in (OK, BUSY):  # a busy file is in use, so not lost: the store waits on it as usual
             return
         held = self.contents()
         if db.state in (MISSING, EMPTY) and not held:

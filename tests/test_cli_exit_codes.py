@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from engine_helpers import reaping, wait_until
+from engine_helpers import HOLD, reaping, wait_until
 from test_cli import run
 
 from batchnb import BatchClient
@@ -24,18 +24,6 @@ def init():
 
 def run(mini_batch):
     raise ValueError("this model cannot score " + str(len(mini_batch)) + " files")
-"""
-
-HOLD = """
-import os, time
-
-def init():
-    pass
-
-def run(mini_batch):
-    while not os.path.exists(os.environ["RELEASE"]):
-        time.sleep(0.05)
-    return [str(p) for p in mini_batch]
 """
 
 CHATTY = """

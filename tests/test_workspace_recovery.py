@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from engine_helpers import reaping, supervisor_pid, wait_until
+from engine_helpers import HOLD, reaping, supervisor_pid, wait_until
 from test_cli import run
 
 from batchnb import BatchClient, WorkspaceError
@@ -21,19 +21,6 @@ def init():
     pass
 
 def run(mini_batch):
-    return [str(p) for p in mini_batch]
-"""
-
-# Holds its mini-batch until the file named by RELEASE exists: a job that runs as long as a test needs.
-HOLD = """
-import os, time
-
-def init():
-    pass
-
-def run(mini_batch):
-    while not os.path.exists(os.environ["RELEASE"]):
-        time.sleep(0.05)
     return [str(p) for p in mini_batch]
 """
 
@@ -139,6 +126,15 @@ def test_backup_then_truncate_then_restore_brings_everything_back(
     check = run("workspace", "check", ws=ws)
     assert check.returncode == 0, check.stderr
     assert json.loads(check.stdout)["jobs"] == {"records": 1, "folders": 1}
+
+    # The same backup moves the records to a new folder; the job's folder did not come with them.
+    moved = tmp_path / "moved"
+    assert _one_error(run("workspace", "check", ws=moved), 7).endswith(f"the workspace folder {moved} does not exist")
+    assert run("workspace", "restore", "--file", str(backup_file), ws=moved).returncode == 0
+    assert run("batch-endpoint", "list", "--query", "[].name", "-o", "tsv", ws=moved).stdout == "ep-test\n"
+    check = run("workspace", "check", ws=moved)
+    assert "1 started jobs have no folder" in _one_error(check, 7)
+    assert json.loads(check.stdout)["records_without_folders"] == [name]
 
 
 def test_restore_refuses_a_file_that_is_not_a_batchnb_database(client: BatchClient, tmp_path: Path) -> None:

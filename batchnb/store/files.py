@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .migrations import MIGRATIONS
 
-MISSING, EMPTY, UNREADABLE, OK = "missing", "empty", "unreadable", "ok"
+MISSING, EMPTY, UNREADABLE, BUSY, OK = "missing", "empty", "unreadable", "busy", "ok"
 # The tables every batchnb store has had since its first schema version.
 _CORE_TABLES = frozenset({"assets", "endpoints", "deployments", "jobs", "minibatches"})
 
@@ -29,7 +29,8 @@ class DatabaseFile:
     Attributes:
         path: The file.
         state: ``ok`` (a batchnb store), ``missing``, ``empty`` (no tables: zero bytes or never
-            written) or ``unreadable`` (not SQLite, corrupt, or another program's database).
+            written), ``unreadable`` (not SQLite, corrupt, or another program's database) or
+            ``busy`` (locked by a writer past the wait: nothing is known).
         size: Its size in bytes (``None`` if missing).
         schema_version: Its ``PRAGMA user_version`` (``None`` if unreadable or missing).
         problem: What is wrong, in words, for the states other than ``ok``.
@@ -67,6 +68,10 @@ def inspect(path: Path) -> DatabaseFile:
         with closing(_connect(path)) as conn:
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):  # another process is writing: readable, not now
+            return DatabaseFile(path, BUSY, size, problem=f"is locked by another process ({exc})")
+        return DatabaseFile(path, UNREADABLE, size, problem=f"is not a readable SQLite database ({exc})")
     except sqlite3.Error as exc:
         return DatabaseFile(path, UNREADABLE, size, problem=f"is not a readable SQLite database ({exc})")
     if not tables and version == 0:
