@@ -372,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
             assert handler is not None  # checked above
             result = handler(client, args)
         render(result, args.output, args.query, sys.stdout)
+        failure = cmd.outcome_error(args, result)
+        if failure is not None:  # after the result: the error is the last line, and the exit code says it
+            raise failure
         return 0
     except BatchnbError as exc:
         if debug:

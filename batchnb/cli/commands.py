@@ -13,7 +13,7 @@ from typing import Any
 
 from ..client import BatchClient
 from ..engine.jobs import ended_error
-from ..errors import JobFailedError, UsageError
+from ..errors import BatchnbError, JobFailedError, UsageError
 from ..specfile import apply_set, load_yaml, parse_set
 from .render import render
 
@@ -228,10 +228,6 @@ def endpoint_invoke(c: BatchClient, a: argparse.Namespace) -> Any:
         base_dir=base_dir,
     )
     if a.dry_run:
-        if job.get("status") == "failed":
-            # The record (with the traceback) is the result; the exit code and last line say it failed.
-            render(job, a.output, a.query, sys.stdout)
-            raise JobFailedError(f"the dry run failed in {job['stage']}(): {_last_line(job['error'])}")
         return job
     return _follow(c, job, a)
 
@@ -304,19 +300,25 @@ def job_create(c: BatchClient, a: argparse.Namespace) -> Any:
 
 def _follow(c: BatchClient, job: Any, a: argparse.Namespace) -> Any:
     if a.stream:
-        return _ended(c.jobs.stream(job["name"], out=sys.stderr), a)
+        return c.jobs.stream(job["name"], out=sys.stderr)
     if a.wait:
-        return _ended(c.jobs.wait(job["name"]), a)
+        return c.jobs.wait(job["name"])
     return job
 
 
-def _ended(job: Any, a: argparse.Namespace) -> Any:
-    """A followed job that did not complete: its record on stdout, then the error (non-zero exit,
-    the last line of stderr), as ``az ml job stream`` fails; ``set -e`` scripts stop there."""
-    if job["status"] != "Completed":
-        render(job, a.output, a.query, sys.stdout)
-        raise ended_error(job)
-    return job
+def outcome_error(a: argparse.Namespace, result: Any) -> BatchnbError | None:
+    """The error a command's result stands for on the command line, printed after the result: a
+    followed job (``job stream``, ``--stream``, ``--wait``) that did not complete, as ``az ml job
+    stream`` fails, and a failed dry run. The magics return such results as they are."""
+    if not isinstance(result, dict):
+        return None
+    if getattr(a, "dry_run", False) and result.get("status") == "failed":
+        return JobFailedError(f"the dry run failed in {result['stage']}(): {_last_line(result['error'])}")
+    streamed = (a.group, getattr(a, "command", None)) == ("job", "stream")
+    followed = streamed or getattr(a, "stream", False) or getattr(a, "wait", False)
+    if followed and result.get("status") not in (None, "Completed"):
+        return ended_error(result)
+    return None
 
 
 def _last_line(text: str | None) -> str:
@@ -341,11 +343,11 @@ def job_list(c: BatchClient, a: argparse.Namespace) -> Any:
 def job_stream(c: BatchClient, a: argparse.Namespace) -> Any:
     from .progress import stream_with_progress
 
-    return _ended(stream_with_progress(c, a.name), a)
+    return stream_with_progress(c, a.name)
 
 
 def job_wait(c: BatchClient, a: argparse.Namespace) -> Any:
-    return _ended(c.jobs.wait(a.name, timeout=a.timeout), a)
+    return c.jobs.wait(a.name, timeout=a.timeout, raise_on_failure=True)
 
 
 def job_cancel(c: BatchClient, a: argparse.Namespace) -> Any:
