@@ -309,9 +309,14 @@ def _follow(c: BatchClient, job: Any, a: argparse.Namespace) -> Any:
 def outcome_error(a: argparse.Namespace, result: Any) -> BatchnbError | None:
     """The error a command's result stands for on the command line, printed after the result: a
     followed job (``job stream``, ``--stream``, ``--wait``) that did not complete, as ``az ml job
-    stream`` fails, and a failed dry run. The magics return such results as they are."""
+    stream`` fails, a failed dry run, an unhealthy workspace. The magics return such results as
+    they are."""
     if not isinstance(result, dict):
         return None
+    if (a.group, getattr(a, "command", None)) == ("workspace", "check") and not result["healthy"]:
+        from ..errors import WorkspaceError
+
+        return WorkspaceError("; ".join(result["problems"]))
     if getattr(a, "dry_run", False) and result.get("status") == "failed":
         return JobFailedError(f"the dry run failed in {result['stage']}(): {_last_line(result['error'])}")
     streamed = (a.group, getattr(a, "command", None)) == ("job", "stream")
@@ -381,14 +386,9 @@ WITHOUT_CLIENT = ("check", "backup", "restore")
 
 
 def workspace_check(root: str | None, a: argparse.Namespace) -> Any:
-    from ..errors import WorkspaceError
     from ..recovery import check
 
-    report = check(root)
-    if not report["healthy"]:
-        render(report, a.output, a.query, sys.stdout)
-        raise WorkspaceError("; ".join(report["problems"]))
-    return report
+    return check(root)
 
 
 def workspace_backup(root: str | None, a: argparse.Namespace) -> Any:
