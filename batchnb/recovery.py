@@ -77,6 +77,8 @@ def check(root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
             problems.append(f"SQLite's integrity check of {ws.db_path} failed: {report['integrity'][0]}")
         if db.schema_version is not None and db.schema_version < len(MIGRATIONS):
             report["notes"] = [f"schema version {db.schema_version}: opening the workspace upgrades it"]
+        elif db.schema_version is not None and db.schema_version > len(MIGRATIONS):
+            report["notes"] = [f"schema version {db.schema_version}: written by a newer batchnb"]
         try:
             records = _job_records(ws.db_path)
         except WorkspaceError as exc:

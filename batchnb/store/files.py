@@ -15,8 +15,6 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from .migrations import MIGRATIONS
-
 MISSING, EMPTY, UNREADABLE, BUSY, OK = "missing", "empty", "unreadable", "busy", "ok"
 # The tables every batchnb store has had since its first schema version.
 _CORE_TABLES = frozenset({"assets", "endpoints", "deployments", "jobs", "minibatches"})
@@ -81,14 +79,6 @@ def inspect(path: Path) -> DatabaseFile:
     if missing:
         return DatabaseFile(
             path, UNREADABLE, size, version, problem=f"is not a batchnb database (no table {', '.join(missing)})"
-        )
-    if version > len(MIGRATIONS):
-        return DatabaseFile(
-            path,
-            UNREADABLE,
-            size,
-            version,
-            problem=f"has schema version {version}, written by a newer batchnb (this one knows {len(MIGRATIONS)})",
         )
     return DatabaseFile(path, OK, size, version)
 
