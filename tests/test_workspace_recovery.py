@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -114,8 +115,17 @@ def test_backup_then_truncate_then_restore_brings_everything_back(
 
     (ws / "batchnb.db").write_bytes(b"")
     assert _one_error(run("workspace", "check", ws=ws), 7).endswith("is empty (0 bytes)")
+    # Another process (a kernel, say) has the file open: restore names it, as it would keep using the old file.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); print(1, flush=True); "
+         "sys.stdin.read()", str(ws / "batchnb.db")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline() == "1\n"
     result = run("workspace", "restore", "--file", str(backup_file), ws=ws)
+    holder.communicate("", timeout=30)
     assert result.returncode == 0, result.stderr
+    assert f"WARNING: process {holder.pid} (python" in result.stderr and "restart it" in result.stderr
     restored = json.loads(result.stdout)
     damaged = Path(restored["damaged_kept_as"])
     assert damaged.name.startswith("batchnb.db.damaged-") and damaged.stat().st_size == 0
