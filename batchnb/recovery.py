@@ -187,6 +187,10 @@ def restore(root: str | os.PathLike[str] | None, file: str | os.PathLike[str]) -
     staged.unlink(missing_ok=True)
     copy_database(source, staged)
     kept = ws.db_path.with_name(f"{ws.db_path.name}.damaged-{stamp}")
+    for n in range(2, 1000):  # two restores in one second: the first file kept aside stays
+        if not kept.exists():
+            break
+        kept = ws.db_path.with_name(f"{ws.db_path.name}.damaged-{stamp}-{n}")
     if ws.db_path.exists():
         os.replace(ws.db_path, kept)
         # A write-ahead log belongs to the file it was written for: applied to the restored copy it
@@ -263,12 +267,12 @@ def _stop_standbys(root: Path) -> None:
 
 
 def _holders(db_path: Path) -> list[dict[str, Any]]:
-    """Other processes of this user with the database file open."""
+    """Other processes with the database file open (those of this user: others' cannot be read)."""
     import psutil
 
     target = str(db_path.resolve())
     found = []
-    for proc in psutil.process_iter(["pid", "name", "username"]):
+    for proc in psutil.process_iter(["pid", "name"]):
         if proc.pid == os.getpid():
             continue
         with contextlib.suppress(psutil.Error):
