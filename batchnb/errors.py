@@ -12,7 +12,7 @@ handlers, widgets) can catch ``BatchnbError`` and show it the same way::
     ├── ConflictError               exit 4, HTTP 409  already exists; an output file that exists
     │   └── InvalidStateError       exit 4, HTTP 409  an action the object's state forbids
     ├── MissingDependencyError      exit 5, HTTP 501  an optional extra is not installed
-    ├── JobFailedError              exit 6, HTTP 500  a waited-for job ended Failed or Canceled
+    ├── JobFailedError              exit 6, HTTP 500  a followed job did not complete; a dry run failed
     ├── WorkspaceError              exit 7, HTTP 500  the workspace or its store is unusable
     └── ComputeError                exit 8, HTTP 502  a compute target cannot be reached or used
 
@@ -107,7 +107,7 @@ class MissingDependencyError(BatchnbError):
 
 
 class JobFailedError(BatchnbError):
-    """A job that was waited for ended Failed or Canceled."""
+    """A job that was waited for or streamed ended other than Completed, or a dry run's scoring script raised."""
 
     exit_code = 6
     http_status = 500

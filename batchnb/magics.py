@@ -106,7 +106,12 @@ class BatchMagics(Magics):
             raise IPythonUsageError(f"%batch {args.group}: choose a command (%batch {args.group} --help)")
         if getattr(args, "stream", False):
             args.stream = False  # the returned Job shows live progress instead of printing events
-        result = handler(self.client(args.workspace), args)
+        from .cli.commands import WITHOUT_CLIENT
+
+        if args.group == "workspace" and getattr(args, "command", None) in WITHOUT_CLIENT:
+            result = handler(args.workspace, args)  # they work on a workspace a client refuses
+        else:
+            result = handler(self.client(args.workspace), args)
         return apply_query(result, args.query) if args.query else result
 
     def _run_with_file(self, argv: list[str], cell: str) -> Any:

@@ -17,6 +17,10 @@ A workspace folder holds::
     artifacts/code/<sha256>/   snapshots of scoring-script folders (content-addressed)
     datastores/workspaceblobstore/   the default datastore's root
     jobs/<job-name>/           each job's logs and committed mini-batch parts
+
+A workspace whose folders hold jobs or artifacts but whose database is missing, empty or unreadable
+is refused, never silently given a new empty database: its records can only come back from a
+backup (``batchnb workspace backup`` / ``restore``, :mod:`batchnb.recovery`).
 """
 
 from __future__ import annotations
@@ -73,10 +77,49 @@ class Workspace:
         except OSError as exc:
             raise WorkspaceError(f"cannot create the workspace folder {root}: {exc.strerror}") from exc
         ws = cls(root)
+        ws.refuse_lost_database()
         from .store import Store
 
-        Store(ws.db_path).migrate()
+        store = Store(ws.db_path)
+        try:
+            store.migrate()
+        finally:
+            # sqlite3 connections sit in a reference cycle (their statement cache): left to the
+            # garbage collector, this one would keep the file open for an unknown time.
+            store.close()
         return ws
+
+    def contents(self) -> dict[str, int]:
+        """What the folders hold, whatever the database says: job folders, registered model
+        versions and code snapshots (zero counts are left out)."""
+        counts = {
+            "job folders": _count(self.jobs_dir, "*"),
+            "registered model versions": _count(self.models_dir, "*/*"),
+            "code snapshots": _count(self.code_dir, "*"),
+        }
+        return {what: n for what, n in counts.items() if n}
+
+    def refuse_lost_database(self) -> None:
+        """Raise :class:`WorkspaceError` if the database cannot be used as it is: unreadable, or
+        missing or empty while the folders hold jobs or artifacts (a brand-new workspace is fine).
+
+        Raises:
+            WorkspaceError: naming the file, what is wrong with it and how to restore a backup.
+        """
+        from .store.files import BUSY, EMPTY, MISSING, OK, inspect
+
+        db = inspect(self.db_path)
+        if db.state in (OK, BUSY):  # a busy file is in use, so not lost: the store waits on it as usual
+            return
+        held = self.contents()
+        if db.state in (MISSING, EMPTY) and not held:
+            return
+        found = f" while the workspace still holds its work ({_words(held)})" if held else ""
+        raise WorkspaceError(
+            f"the workspace database {self.db_path} {db.problem}{found}. Nothing was changed. "
+            f"Restore a backup: batchnb workspace restore --workspace {self.root} --file BACKUP "
+            "(batchnb workspace check says what is wrong)"
+        )
 
     @property
     def db_path(self) -> Path:
@@ -112,3 +155,11 @@ class Workspace:
     def job_dir(self, job_name: str) -> Path:
         """The folder that holds one job's logs and parts."""
         return self.jobs_dir / job_name
+
+
+def _count(folder: Path, pattern: str) -> int:
+    return sum(1 for p in folder.glob(pattern) if p.is_dir() or p.is_file())
+
+
+def _words(counts: dict[str, int]) -> str:
+    return ", ".join(f"{what}: {n}" for what, n in counts.items())

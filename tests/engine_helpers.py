@@ -16,6 +16,20 @@ import psutil
 
 T = TypeVar("T")
 
+# A scoring script that holds its mini-batch until the file named by RELEASE exists: a job that runs
+# as long as a test needs (deploy it with environment_variables={"RELEASE": path}).
+HOLD = """
+import os, time
+
+def init():
+    pass
+
+def run(mini_batch):
+    while not os.path.exists(os.environ["RELEASE"]):
+        time.sleep(0.05)
+    return [str(p) for p in mini_batch]
+"""
+
 
 def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
     """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` seconds."""

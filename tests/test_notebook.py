@@ -91,6 +91,19 @@ def test_cell_is_the_scoring_script_then_yaml_inputs_invoke(
     assert not list(tmp_path.glob(".batchnb-cell-*"))  # the cell's YAML file is cleaned up
 
 
+def test_workspace_check_and_backup_and_a_failed_dry_run_return_records(
+    shell: InteractiveShell, client: BatchClient, deploy, csv_inputs, tmp_path: Path
+) -> None:
+    deploy("def init():\n    raise RuntimeError('no model')\n\ndef run(mb):\n    return mb\n", set_default=True)
+    shell.user_ns["data"] = str(csv_inputs(2))
+    dry = shell.run_line_magic("batch", "batch-endpoint invoke -n ep-test --input {data} --dry-run")
+    assert (dry["status"], dry["stage"]) == ("failed", "init") and "RuntimeError: no model" in dry["error"]
+    assert shell.run_line_magic("batch", "workspace check --query healthy") is True
+    shell.user_ns["backup"] = str(tmp_path / "nb-backup.db")
+    made = shell.run_line_magic("batch", "workspace backup --file {backup}")
+    assert made["backup"] == str(tmp_path / "nb-backup.db") and Path(made["backup"]).is_file()
+
+
 def test_cell_yaml_creates_an_endpoint(shell: InteractiveShell) -> None:
     endpoint = shell.run_cell_magic("batch", "batch-endpoint create", "name: from-cell\ndescription: made in a cell\n")
     assert endpoint["description"] == "made in a cell"

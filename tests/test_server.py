@@ -734,6 +734,19 @@ def test_a_broken_workspace_is_a_json_500_not_a_crash(api: Api, ws_dir: Path) ->
     assert err["error"] == "WorkspaceError" and "batchnb.db" in err["message"]
 
 
+def test_an_emptied_workspace_database_is_refused_not_recreated(api: Api, ws_dir: Path, model_dir: Path) -> None:
+    client = BatchClient(ws_dir)
+    client.models.create_or_update({"name": "tiny", "path": str(model_dir)})
+    client.batch_endpoints.create_or_update({"name": "ep-kept"})
+    client.store.close()
+    (ws_dir / "batchnb.db").write_bytes(b"")
+    code, err = api("GET", "endpoints")
+    assert code == 500 and err["error"] == "WorkspaceError"
+    assert str(ws_dir / "batchnb.db") in err["message"] and "is empty (0 bytes)" in err["message"]
+    assert "Restore a backup" in err["message"]
+    assert (ws_dir / "batchnb.db").stat().st_size == 0
+
+
 def test_schema_describes_every_route_and_model(api: Api, ws_dir: Path) -> None:
     code, schema = api("GET", "schema")
     assert code == 200

@@ -299,6 +299,23 @@ GROUPS: dict[str, tuple[tuple[str, ...], str, dict[str, Command]]] = {
                 [_a("path", nargs="?", default=".")],  # type: ignore[dict-item]
                 "create a .batchnb workspace in a folder (default: here)",
             ),
+            "check": (
+                cmd.workspace_check,
+                [],
+                "check the database (SQLite integrity, schema version, jobs against their folders); "
+                "non-zero if anything is wrong",
+            ),
+            "backup": (
+                cmd.workspace_backup,
+                [_a("--file", "-f", required=True, help="the backup file to write (must not exist)")],
+                "copy the database to a file, consistently, also while jobs run",
+            ),
+            "restore": (
+                cmd.workspace_restore,
+                [_a("--file", "-f", required=True, help="a backup written by `batchnb workspace backup`")],
+                "put a backup in place of the database (kept aside as batchnb.db.damaged-<time>); "
+                "refused while jobs run",
+            ),
         },
     ),
     "demo": ((), "register the bundled sample and run a job on it", {}),
@@ -347,15 +364,17 @@ def main(argv: list[str] | None = None) -> int:
 
             client = BatchClient(args.workspace or Path(args.path) / ".batchnb")
             result: Any = cmd.workspace_show(client, args)
+        elif args.group == "workspace" and args.command in cmd.WITHOUT_CLIENT:
+            assert handler is not None  # checked above
+            result = handler(args.workspace, args)
         else:
             client = BatchClient(args.workspace)
             assert handler is not None  # checked above
             result = handler(client, args)
         render(result, args.output, args.query, sys.stdout)
-        status = result.get("status") if isinstance(result, dict) else None
-        waited = getattr(args, "stream", False) or getattr(args, "wait", False)
-        if args.group == "batch-endpoint" and waited and status != "Completed":
-            return 6
+        failure = cmd.outcome_error(args, result)
+        if failure is not None:  # after the result: the error is the last line, and the exit code says it
+            raise failure
         return 0
     except BatchnbError as exc:
         if debug:

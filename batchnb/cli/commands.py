@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..client import BatchClient
-from ..errors import UsageError
+from ..engine.jobs import ended_error
+from ..errors import BatchnbError, JobFailedError, UsageError
 from ..specfile import apply_set, load_yaml, parse_set
 from .render import render
 
@@ -305,6 +306,31 @@ def _follow(c: BatchClient, job: Any, a: argparse.Namespace) -> Any:
     return job
 
 
+def outcome_error(a: argparse.Namespace, result: Any) -> BatchnbError | None:
+    """The error a command's result stands for on the command line, printed after the result: a
+    followed job (``job stream``, ``--stream``, ``--wait``) that did not complete, as ``az ml job
+    stream`` fails, a failed dry run, an unhealthy workspace. The magics return such results as
+    they are."""
+    if not isinstance(result, dict):
+        return None
+    if (a.group, getattr(a, "command", None)) == ("workspace", "check") and not result["healthy"]:
+        from ..errors import WorkspaceError
+
+        return WorkspaceError("; ".join(result["problems"]))
+    if getattr(a, "dry_run", False) and result.get("status") == "failed":
+        return JobFailedError(f"the dry run failed in {result['stage']}(): {_last_line(result['error'])}")
+    streamed = (a.group, getattr(a, "command", None)) == ("job", "stream")
+    followed = streamed or getattr(a, "stream", False) or getattr(a, "wait", False)
+    if followed and result.get("status") not in (None, "Completed"):
+        return ended_error(result)
+    return None
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "see the record above"
+
+
 def job_show(c: BatchClient, a: argparse.Namespace) -> Any:
     return c.jobs.get(a.name)
 
@@ -352,6 +378,35 @@ def job_download(c: BatchClient, a: argparse.Namespace) -> Any:
 
 
 # --- workspace -------------------------------------------------------------------------------------
+
+
+# These take the workspace folder (``--workspace`` or None), not a client: a client refuses a
+# workspace whose database is lost, and that is when they are needed.
+WITHOUT_CLIENT = ("check", "backup", "restore")
+
+
+def workspace_check(root: str | None, a: argparse.Namespace) -> Any:
+    from ..recovery import check
+
+    return check(root)
+
+
+def workspace_backup(root: str | None, a: argparse.Namespace) -> Any:
+    from ..recovery import backup
+
+    return backup(root, a.file)
+
+
+def workspace_restore(root: str | None, a: argparse.Namespace) -> Any:
+    from ..recovery import restore
+
+    result = restore(root, a.file)
+    for holder in result["still_open_by"]:
+        print(
+            f"WARNING: process {holder['pid']} ({holder['name']}) still has the old database open: restart it",
+            file=sys.stderr,
+        )
+    return result
 
 
 def workspace_show(c: BatchClient, a: argparse.Namespace) -> Any:

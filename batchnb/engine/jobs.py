@@ -91,6 +91,12 @@ def invoked_by_default() -> str:
         return f"unknown@{socket.gethostname()}"
 
 
+def ended_error(job: dict[str, Any]) -> JobFailedError:
+    """The error for a job that ended other than Completed (Failed, Canceled, Interrupted)."""
+    why = display.first_line(job["error"]) or "see its logs"
+    return JobFailedError(f"job {job['name']} ended {job['status']}: {why}")
+
+
 def job_header(row: Any, spec: dict[str, Any]) -> dict[str, Any]:
     """The fields every kind of job shows first: name, type, status, where it came from, when."""
     return {
@@ -458,11 +464,15 @@ class JobOperations:
         for hook in list(ON_JOB_END):
             hook(name)
         if raise_on_failure and job["status"] != state.COMPLETED:
-            raise JobFailedError(f"job {name} ended {job['status']}: {job['error'] or 'see its logs'}")
+            raise ended_error(job)
         return job
 
     def stream(self, name: str, out: TextIO | None = None, poll: float = 0.5) -> Job:
-        """Print the job's events as they happen until it ends (``az ml job stream``); return it."""
+        """Print the job's events as they happen until it ends (``az ml job stream``); return it.
+
+        Whatever it ended as: the caller decides what a Failed or Canceled job means (the CLI
+        exits non-zero with :func:`ended_error`, like ``az ml job stream``).
+        """
         out = out or sys.stdout
         job = self.get(name)
         log = Path(job["std_log"]) if job["type"] == "command" else Path(job["logs_dir"]) / "sys" / "master_role.txt"
@@ -595,4 +605,4 @@ class JobOperations:
         return target
 
 
-__all__ = ["Job", "JobOperations", "output"]
+__all__ = ["Job", "JobOperations", "ended_error", "output"]

@@ -24,7 +24,8 @@ import threading
 import time
 import traceback
 import types
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -417,10 +418,39 @@ def score_minibatch(context: dict[str, Any], idx: int, attempt: int, items: list
         marker.stop()
 
 
+def _flush_stdout() -> None:
+    for stream in {id(s): s for s in (sys.__stdout__, sys.stdout) if s is not None}.values():
+        stream.flush()
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """While the user's code runs in the caller's process, send what it prints to stderr: the
+    caller's stdout carries its result (``invoke --dry-run -o tsv``). At the file-descriptor level
+    too, for C extensions and subprocesses, when there are real descriptors to redirect."""
+    try:
+        os.fstat(2)
+        saved: int | None = os.dup(1)
+    except OSError:  # no real descriptors (e.g. a GUI process): Python's own streams only
+        saved = None
+    _flush_stdout()
+    if saved is not None:
+        os.dup2(2, 1)
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _flush_stdout()
+        if saved is not None:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def dry_run(context: dict[str, Any], items: list[Any], n_items: int) -> dict[str, Any]:
     """Run ``init()`` and ``run()`` on one mini-batch in the calling process; restore the environment.
 
-    Used by ``invoke --dry-run``: no pool, no part files, the result or the traceback at once.
+    Used by ``invoke --dry-run``: no pool, no part files, the result or the traceback at once. What
+    the scoring script prints goes to stderr, never into the caller's stdout.
     """
     saved_env, saved_argv, saved_path = dict(os.environ), list(sys.argv), list(sys.path)
     started = time.time()
@@ -431,10 +461,11 @@ def dry_run(context: dict[str, Any], items: list[Any], n_items: int) -> dict[str
         _install_entry_script_shim(context)
         stage = "init"
         try:
-            module = _load_script(context, module_name)
-            module.init()
-            stage = "run"
-            result = _normalize_result(module.run(_mini_batch_input(context, items)))
+            with _stdout_to_stderr():
+                module = _load_script(context, module_name)
+                module.init()
+                stage = "run"
+                result = _normalize_result(module.run(_mini_batch_input(context, items)))
         except Exception:  # the user's code: show its traceback
             record.update(status="failed", stage=stage, error=traceback.format_exc())
             return record

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from ..errors import WorkspaceError
@@ -27,6 +27,16 @@ _BUSY_TIMEOUT_MS = 5000
 def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
+
+
+def _damaged(path: Path, exc: sqlite3.DatabaseError) -> WorkspaceError | None:
+    """The error to show for a database file that SQLite finds corrupt or not a database, else None."""
+    if getattr(exc, "sqlite_errorname", None) not in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+        return None
+    return WorkspaceError(
+        f"the workspace database {path} is damaged ({exc}); nothing more was written to it. "
+        "`batchnb workspace check` says what is wrong; `batchnb workspace restore --file BACKUP` restores a backup"
+    )
 
 
 class Store:
@@ -64,7 +74,13 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A connection for reads. Each statement sees a consistent snapshot."""
-        yield self._connection()
+        try:
+            yield self._connection()
+        except sqlite3.DatabaseError as exc:
+            damaged = _damaged(self.path, exc)
+            if damaged is None:
+                raise
+            raise damaged from exc
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -90,6 +106,14 @@ class Store:
                 delay = min(delay * 2, 0.5)
         try:
             yield conn
+        except sqlite3.DatabaseError as exc:
+            damaged = _damaged(self.path, exc)
+            if damaged is None:
+                conn.execute("ROLLBACK")
+                raise
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise damaged from exc
         except BaseException:
             conn.execute("ROLLBACK")
             raise
