@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             client = BatchClient(args.workspace)
             assert handler is not None  # checked above
             result = handler(client, args)
-        render(result, args.output, args.query, sys.stdout)
+        render(result, args.output, args.query, sys.stdout, kind=args.group)
         status = result.get("status") if isinstance(result, dict) else None
         waited = getattr(args, "stream", False) or getattr(args, "wait", False)
         if args.group == "batch-endpoint" and waited and status != "Completed":
