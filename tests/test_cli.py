@@ -149,7 +149,7 @@ def test_output_formats(ws: Path) -> None:
     assert (as_json["name"], as_json["auth_mode"]) == ("ep-one", "aad_token")
     assert as_json["created_at"].endswith("+00:00")  # ISO-8601 UTC, not an epoch float
     table = ok("batch-endpoint", "list", "-o", "table", ws=ws).splitlines()
-    assert table[0].split()[:2] == ["Name", "AuthMode"]
+    assert table[0].split()[:3] == ["Name", "Default", "deployment"]
     assert set(table[1]) <= {"-", " "}
     assert [line.split()[0] for line in table[2:]] == ["ep-one", "ep-two"]
     assert ok("batch-endpoint", "list", "--query", "[].[name, auth_mode]", "-o", "tsv", ws=ws) == (

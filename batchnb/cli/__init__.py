@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             client = BatchClient(args.workspace)
             assert handler is not None  # checked above
             result = handler(client, args)
-        render(result, args.output, args.query, sys.stdout)
+        render(result, args.output, args.query, sys.stdout, kind=args.group)
         failure = cmd.outcome_error(args, result)
         if failure is not None:  # after the result: the error is the last line, and the exit code says it
             raise failure

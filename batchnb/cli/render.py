@@ -1,4 +1,7 @@
-"""How the CLI prints results: az's ``--query`` (JMESPath) and ``-o json|jsonc|yaml|tsv|table|none``."""
+"""How the CLI prints results: az's ``--query`` (JMESPath) and ``-o json|jsonc|yaml|tsv|table|none``.
+
+Machine formats keep times as ISO 8601; ``-o table`` is for people (:mod:`.tables`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import json
 from typing import Any, TextIO
 
 from ..errors import UsageError
+from .tables import print_table
 
 FORMATS = ("json", "jsonc", "yaml", "tsv", "table", "none")
 
@@ -57,8 +61,16 @@ def _rows(data: Any) -> list[Any]:
     return data if isinstance(data, list) else [data]
 
 
-def render(result: Any, output: str, query: str | None, out: TextIO) -> None:
-    """Print ``result`` in the requested format."""
+def render(result: Any, output: str, query: str | None, out: TextIO, kind: str | None = None) -> None:
+    """Print ``result`` in the requested format.
+
+    Args:
+        result: what the command returned.
+        output: one of :data:`FORMATS`.
+        query: a JMESPath expression, or ``None``.
+        out: where to print.
+        kind: the CLI group of the command (``job``, ``model``, ...): it picks the columns of ``-o table``.
+    """
     if output not in FORMATS:
         raise UsageError(f"-o/--output {output!r}: choose one of {', '.join(FORMATS)}")
     data = apply_query(result, query)
@@ -80,25 +92,4 @@ def render(result: Any, output: str, query: str | None, out: TextIO) -> None:
             else:
                 out.write(_scalar(row) + "\n")
     else:
-        _table(_rows(data), out)
-
-
-def _table(rows: list[Any], out: TextIO) -> None:
-    if not rows:
-        return
-    if not all(isinstance(r, dict) for r in rows):
-        for row in rows:
-            out.write(_scalar(row) + "\n")
-        return
-    columns: list[str] = []
-    for row in rows:
-        for key, value in row.items():
-            if key not in columns and not isinstance(value, dict | list):
-                columns.append(key)
-    cells = [[_scalar(r.get(c)) for c in columns] for r in rows]
-    headers = [c.replace("_", " ").title().replace(" ", "") for c in columns]
-    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
-    out.write("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
-    out.write("  ".join("-" * w for w in widths) + "\n")
-    for row in cells:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+        print_table(data, kind, query, out)
