@@ -18,7 +18,7 @@ from typing import Any
 from .. import entities
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..schemas import DataSpec, EnvironmentSpec, ModelSpec, check_name, validate_spec
-from ..specfile import AssetRef, is_url, parse_asset_ref, parse_datastore_uri, resolve_local
+from ..specfile import AssetRef, is_url, load_yaml, parse_asset_ref, parse_datastore_uri, resolve_local
 from ..store import Store
 from ..workspace import DEFAULT_DATASTORE, Workspace
 from .mlflow_models import download_mlflow_model, is_mlflow_uri, prepare_mlflow_copy
@@ -247,9 +247,7 @@ class EnvironmentOperations(AssetOperations):
                 raise ValidationError(
                     f"conda_file {env.conda_file!r} does not exist (resolved to {conda})", field="conda_file"
                 )
-            import yaml
-
-            record["conda_file"] = yaml.safe_load(conda.read_text(encoding="utf-8"))
+            record["conda_file"] = load_yaml(conda)[0]
         return self._insert(record)
 
 
