@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import errno
 import os
 import re
 import stat
@@ -13,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from .errors import MissingDependencyError, UsageError, ValidationError
+from .errors import UsageError, ValidationError
+from .storage import describe_kind
 
 # Bounds on any YAML batchnb reads. Azure's spec files are a few kilobytes; these leave ample room
 # while refusing, before any memory is spent, a file whose aliases expand it exponentially (the
@@ -159,21 +159,6 @@ def read_text_file(path: str | Path, what: str = "file") -> str:
         ) from None
 
 
-def describe_kind(mode: int) -> str:
-    """What a ``st_mode`` is, in words: ``a folder``, ``a named pipe (FIFO)``, ..."""
-    for check, words in (
-        (stat.S_ISREG, "a regular file"),
-        (stat.S_ISDIR, "a folder"),
-        (stat.S_ISFIFO, "a named pipe (FIFO)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    ):
-        if check(mode):
-            return words
-    return "a special file"
-
-
 def load_yaml(path: str | Path) -> tuple[dict[str, Any], Path]:
     """Load a YAML mapping from a file, as ``safe_load`` would, within the bounds above.
 
@@ -290,62 +275,6 @@ def resolve_local(path: str, base_dir: Path | None, what: str = "path") -> Path:
         return p.resolve()
     except (RuntimeError, OSError):  # RuntimeError: a symlink loop, before Python 3.13
         raise ValidationError(f"{what} {path!r} is a symbolic link loop, which leads to no file or folder") from None
-
-
-def local_kind(path: Path, given: str, what: str) -> str:
-    """``uri_file`` for a regular file, ``uri_folder`` for a folder (symbolic links followed).
-
-    Raises:
-        ValidationError: ``path`` does not exist, is a symbolic link loop, or is something that
-            cannot be read as data (a FIFO, a socket, a device), named in words.
-    """
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise ValidationError(f"{what} {given!r} does not exist (resolved to {path})", field=what) from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ValidationError(
-                f"{what} {given!r} is a symbolic link loop, which leads to no file or folder", field=what
-            ) from None
-        raise ValidationError(f"{what} {given!r}: cannot read {path}: {exc.strerror or exc}", field=what) from None
-    if stat.S_ISDIR(mode):
-        return "uri_folder"
-    if stat.S_ISREG(mode):
-        return "uri_file"
-    raise ValidationError(f"{what} {given!r} is {describe_kind(mode)}, not a regular file or a folder", field=what)
-
-
-# The pip extras of batchnb that install fsspec's storage packages (fsspec's registry names the package).
-_STORAGE_EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "adlfs": "azure-storage"}
-
-
-def check_url_scheme(url: str, what: str) -> None:
-    """Refuse a URL whose scheme fsspec does not know, or whose package is not installed.
-
-    Raises:
-        ValidationError: an unknown scheme.
-        MissingDependencyError: a known scheme whose package is missing; names it and the extra.
-    """
-    import fsspec
-    from fsspec.registry import known_implementations
-
-    protocol = url.split("://", 1)[0]
-    try:
-        fsspec.get_filesystem_class(protocol)
-    except ValueError:
-        raise ValidationError(
-            f"{what} {url!r}: {protocol}:// is not a storage scheme batchnb can use (fsspec does not know it)",
-            field=what,
-        ) from None
-    except ImportError:
-        known = known_implementations.get(protocol, {})
-        package = str(known.get("class", "")).split(".")[0]
-        reason = str(known.get("err") or f"{protocol}:// needs a package that is not installed").rstrip(".")
-        hint = ""
-        if package in _STORAGE_EXTRAS:
-            hint = f": pip install 'batchnb[{_STORAGE_EXTRAS[package]}]' (or pip install {package})"
-        raise MissingDependencyError(f"{what} {url!r}: {reason}{hint}") from None
 
 
 def is_url(path: str) -> bool:

@@ -18,16 +18,8 @@ from typing import TYPE_CHECKING, Any
 from ..entities import Entity
 from ..errors import ConflictError, ValidationError
 from ..schemas import ModelDeploymentSettings, Resources, check_name, check_workers, validate_spec
-from ..specfile import (
-    apply_set,
-    check_url_scheme,
-    is_asset_ref,
-    is_url,
-    local_kind,
-    parse_datastore_uri,
-    parse_set,
-    resolve_local,
-)
+from ..specfile import apply_set, is_asset_ref, is_url, parse_datastore_uri, parse_set, resolve_local
+from ..storage import check_url_scheme, local_kind
 from . import output, planner, tracking
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
 
