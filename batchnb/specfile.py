@@ -140,10 +140,11 @@ def read_text_file(path: str | Path, what: str = "file") -> str:
         raise ValidationError(f"{path}: no such file", field=what) from None
     except OSError as exc:
         raise ValidationError(f"{path}: cannot read: {exc.strerror or exc}", field=what) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise ValidationError(f"{path}: is {describe_kind(mode)}, not a regular file", field=what)
     with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise ValidationError(f"{path}: is {describe_kind(mode)}, not a regular file", field=what)
         try:
             data = handle.read(MAX_YAML_BYTES + 1)
         except OSError as exc:
