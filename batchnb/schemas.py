@@ -444,7 +444,12 @@ class ComputeSpec(_OpenSpec):
 
 
 def _where(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc if not str(part).startswith("function-"))
+    # A key with spaces, dots or control characters is quoted, so the path stays one readable line.
+    return ".".join(
+        part if isinstance(part, str) and part.isidentifier() else repr(part) if isinstance(part, str) else str(part)
+        for part in loc
+        if not str(part).startswith("function-")
+    )
 
 
 def _allowed_range(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
