@@ -93,7 +93,7 @@ class BatchMagics(Magics):
 
     def _run(self, argv: list[str]) -> Any:
         from .cli import build_parser
-        from .cli.render import apply_query
+        from .cli.render import apply_query, check_query
 
         if not argv:
             raise IPythonUsageError("%batch: give a command, e.g. %batch batch-endpoint list")
@@ -106,6 +106,7 @@ class BatchMagics(Magics):
             raise IPythonUsageError(f"%batch {args.group}: choose a command (%batch {args.group} --help)")
         if getattr(args, "stream", False):
             args.stream = False  # the returned Job shows live progress instead of printing events
+        check_query(args.query)  # before the command changes anything
         result = handler(self.client(args.workspace), args)
         return apply_query(result, args.query) if args.query else result
 

@@ -125,6 +125,21 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ValidationError(f"{source}:{_yaml_problem(exc, text)}", field="file") from None
 
 
+def check_nesting(data: Any, source: str) -> None:
+    """Refuse data (such as a parsed JSON request body) nested deeper than YAML files may be.
+
+    Raises:
+        ValidationError: naming ``source`` and the bound.
+    """
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_YAML_DEPTH:
+            raise ValidationError(f"{source}: nested deeper than {MAX_YAML_DEPTH} levels")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+
+
 def read_text_file(path: str | Path, what: str = "file") -> str:
     """The UTF-8 text of a regular file of at most :data:`MAX_YAML_BYTES`.
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import tomllib
 import yaml
+from cli_helpers import error_line, run_cli, snapshot
 
 from batchnb.specfile import MAX_YAML_BYTES, load_yaml
-from tests.cli_helpers import error_line, run_cli, snapshot
 
 EP, DEP = "bad-ep", "bad-dep"
 
@@ -316,3 +316,25 @@ def test_the_worker_bound_counts_a_jobs_own_instance_count(project: Path) -> Non
         "--instance-count", "300", needles=("instance_count (300) x max_concurrency_per_instance (4) is 1200",),
     )  # fmt: skip
     assert snapshot(project / "ws") == before
+
+
+# --- found by tests/test_cli_properties.py --------------------------------------------------------
+
+
+def test_an_error_naming_a_key_with_a_line_break_stays_one_line(project: Path, unchanged: None) -> None:
+    spec = yaml.safe_load((project / "deployment.yml").read_text())
+    spec["code_configuration"] = {"\r\nscript": None}
+    (project / "odd.yml").write_text(yaml.safe_dump(spec))
+    refused(project, "batch-deployment", "create", "-f", str(project / "odd.yml"), needles=("code_configuration.",))
+
+
+def test_a_malformed_query_is_refused_before_the_command_runs(project: Path, unchanged: None) -> None:
+    create = ("model", "create", "-n", "never", "--path", str(project / "model"))
+    refused(project, *create, "--query", "bad-ep", needles=("--query 'bad-ep'",))
+
+
+def test_a_dry_run_with_stream_or_wait_succeeds(project: Path) -> None:
+    invoke = ("batch-endpoint", "invoke", "-n", EP, "--input", str(project / "data"), "--dry-run")
+    for follow in ("--stream", "--wait"):
+        code, out, err = run_cli(*invoke, follow, "--query", "n_items", "-o", "tsv", ws=project / "ws")
+        assert (code, out.strip()) == (0, "3"), err

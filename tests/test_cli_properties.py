@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 import yaml
+from cli_helpers import error_line, run_cli, snapshot
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from batchnb.cli import build_parser
-from tests.cli_helpers import error_line, run_cli, snapshot
 
 EP, DEP = "prop-ep", "prop-dep"
 NEST = "nested-value-placeholder"
