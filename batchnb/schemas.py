@@ -405,7 +405,7 @@ class ComputeSpec(_OpenSpec):
 
     name: ComputeName
     type: Literal["local", "amlcompute", "ssh"] = "local"
-    max_workers: int | None = Field(default=None, ge=1)
+    max_workers: int | None = Field(default=None, ge=1, le=MAX_WORKERS)
     min_instances: int = Field(default=0, ge=0)
     max_instances: int = Field(default=1, ge=1)
     size: str | None = None
@@ -414,7 +414,7 @@ class ComputeSpec(_OpenSpec):
     tags: dict[str, str] = Field(default_factory=dict)
     # type: ssh. No secret is ever stored: keys are named by path (or come from the SSH agent).
     hosts: list[str] = Field(default_factory=list)
-    workers_per_host: int = Field(default=1, ge=1)
+    workers_per_host: int = Field(default=1, ge=1, le=MAX_CONCURRENCY_PER_INSTANCE)
     python: str | None = None
     ssh_user: str | None = None
     ssh_key: str | None = None
