@@ -105,20 +105,24 @@ def check_tree(root: Path, given: str, what: str) -> None:
                 "(a loop)",
                 field=what,
             )
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                path = Path(entry.path)
-                rel = path.relative_to(root)
-                try:
-                    mode = path.stat().st_mode
-                except FileNotFoundError:
-                    raise ValidationError(f"{what} {given!r}: {rel} is a broken symbolic link", field=what) from None
-                except OSError as exc:
-                    problem = "a symbolic link loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
-                    raise ValidationError(f"{what} {given!r}: {rel}: {problem}", field=what) from None
-                if stat.S_ISDIR(mode):
-                    stack.append((path, ancestors | {key}))
-                elif not stat.S_ISREG(mode):
-                    raise ValidationError(
-                        f"{what} {given!r}: {rel} is {describe_kind(mode)}, not a regular file", field=what
-                    )
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+            raise ValidationError(f"{what} {given!r}: cannot read {folder}: {problem}", field=what) from None
+        for entry in entries:
+            path = Path(entry.path)
+            rel = path.relative_to(root)
+            try:
+                mode = path.stat().st_mode
+            except FileNotFoundError:
+                raise ValidationError(f"{what} {given!r}: {rel} is a broken symbolic link", field=what) from None
+            except OSError as exc:
+                problem = "a symbolic link loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+                raise ValidationError(f"{what} {given!r}: {rel}: {problem}", field=what) from None
+            if stat.S_ISDIR(mode):
+                stack.append((path, ancestors | {key}))
+            elif not stat.S_ISREG(mode):
+                raise ValidationError(
+                    f"{what} {given!r}: {rel} is {describe_kind(mode)}, not a regular file", field=what
+                )
