@@ -248,7 +248,7 @@ class EnvironmentOperations(AssetOperations):
         record = env.model_dump(mode="json", exclude_none=True)
         if isinstance(env.conda_file, str):
             conda = resolve_local(env.conda_file, base_dir)
-            if not conda.is_file():
+            if not conda.exists():  # a FIFO or a folder: load_yaml says which
                 raise ValidationError(
                     f"conda_file {env.conda_file!r} does not exist (resolved to {conda})", field="conda_file"
                 )
