@@ -93,7 +93,7 @@ class BatchMagics(Magics):
 
     def _run(self, argv: list[str]) -> Any:
         from .cli import build_parser
-        from .cli.render import apply_query
+        from .cli.render import apply_query, check_query
 
         if not argv:
             raise IPythonUsageError("%batch: give a command, e.g. %batch batch-endpoint list")
@@ -108,6 +108,7 @@ class BatchMagics(Magics):
             args.stream = False  # the returned Job shows live progress instead of printing events
         from .cli.commands import WITHOUT_CLIENT
 
+        check_query(args.query)  # before the command changes anything
         if args.group == "workspace" and getattr(args, "command", None) in WITHOUT_CLIENT:
             result = handler(args.workspace, args)  # they work on a workspace a client refuses
         else:

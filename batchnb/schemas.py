@@ -146,13 +146,39 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
 
 
+# Bounds on the numbers a deployment or a job may set, so that a typo (an extra three zeros) is
+# refused up front with its range instead of forking without end or overflowing a timer later.
+# Azure's own ranges where it states one: error_threshold is an int32; a parallel job's timeout is at
+# most 259200 s (3 days). The worker bounds are batchnb's: every worker is a process on this machine
+# (or a Dask worker process on a host), and more than 1024 of them is a mistake, not a workload.
+MAX_INSTANCE_COUNT = 1024
+MAX_CONCURRENCY_PER_INSTANCE = 1024
+MAX_WORKERS = 1024
+MAX_TIMEOUT_SECONDS = 259_200
+MAX_RETRIES = 100
+INT32_MAX = 2**31 - 1
+
+
+def check_workers(instance_count: int, max_concurrency_per_instance: int) -> None:
+    """Refuse ``instance_count x max_concurrency_per_instance`` past :data:`MAX_WORKERS` processes.
+
+    Raises:
+        ValueError: naming both settings (pydantic and :func:`validate_spec` add the source).
+    """
+    if instance_count * max_concurrency_per_instance > MAX_WORKERS:
+        raise ValueError(
+            f"instance_count ({instance_count}) x max_concurrency_per_instance ({max_concurrency_per_instance}) "
+            f"is {instance_count * max_concurrency_per_instance} worker processes; at most {MAX_WORKERS} are allowed"
+        )
+
+
 class RetrySettings(_Spec):
     """``settings.retry_settings``. ``max_retries`` is the total number of attempts per mini-batch,
     as PRS's ``run_max_try`` (0 is accepted, as Azure accepts it, and means a single attempt);
-    ``timeout`` bounds one ``run()`` call, in seconds."""
+    ``timeout`` bounds one ``run()`` call, in seconds (1 to 259200, three days)."""
 
-    max_retries: int = Field(default=3, ge=0)
-    timeout: int = Field(default=30, ge=1)
+    max_retries: int = Field(default=3, ge=0, le=MAX_RETRIES)
+    timeout: int = Field(default=30, ge=1, le=MAX_TIMEOUT_SECONDS)
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -175,13 +201,13 @@ class ModelDeploymentSettings(_Spec):
     and passes ``run()`` a pandas DataFrame; ``recursive`` lists input folders recursively.
     """
 
-    max_concurrency_per_instance: int = Field(default=1, ge=1)
+    max_concurrency_per_instance: int = Field(default=1, ge=1, le=MAX_CONCURRENCY_PER_INSTANCE)
     mini_batch_size: int | str = 10
-    instance_count: int | None = Field(default=None, ge=1)
+    instance_count: int | None = Field(default=None, ge=1, le=MAX_INSTANCE_COUNT)
     output_action: Literal["append_row", "summary_only"] = "append_row"
     output_file_name: str = "predictions.csv"
     retry_settings: RetrySettings = Field(default_factory=RetrySettings)
-    error_threshold: int = Field(default=-1, ge=-1)
+    error_threshold: int = Field(default=-1, ge=-1, le=INT32_MAX)
     logging_level: Literal["warning", "info", "debug"] = "info"
     environment_variables: dict[str, str] = Field(default_factory=dict)
     mini_batch_mode: Literal["file", "tabular"] = "file"
@@ -218,8 +244,8 @@ class ModelDeploymentSettings(_Spec):
             else:
                 parse_size(value)
                 return value.strip()
-        if value < 1:
-            raise ValueError(f"must be at least 1 (got {value})")
+        if not 1 <= value <= INT32_MAX:
+            raise ValueError(f"must be between 1 and {INT32_MAX} (got {value})")
         return value
 
     @model_validator(mode="after")
@@ -242,7 +268,7 @@ class CodeConfiguration(_Spec):
 class Resources(_OpenSpec):
     """``resources``: only ``instance_count`` matters locally."""
 
-    instance_count: int = Field(default=1, ge=1)
+    instance_count: int = Field(default=1, ge=1, le=MAX_INSTANCE_COUNT)
     instance_type: str | None = None
 
 
@@ -278,6 +304,7 @@ class ModelBatchDeploymentSpec(_Spec):
         # The SDK's settings.instance_count is "equivalent to resources.instance_count".
         if self.settings.instance_count is not None:
             self.resources.instance_count = self.settings.instance_count
+        check_workers(self.resources.instance_count, self.settings.max_concurrency_per_instance)
         return self
 
 
@@ -380,7 +407,7 @@ class ComputeSpec(_OpenSpec):
 
     name: ComputeName
     type: Literal["local", "amlcompute", "ssh"] = "local"
-    max_workers: int | None = Field(default=None, ge=1)
+    max_workers: int | None = Field(default=None, ge=1, le=MAX_WORKERS)
     min_instances: int = Field(default=0, ge=0)
     max_instances: int = Field(default=1, ge=1)
     size: str | None = None
@@ -389,7 +416,7 @@ class ComputeSpec(_OpenSpec):
     tags: dict[str, str] = Field(default_factory=dict)
     # type: ssh. No secret is ever stored: keys are named by path (or come from the SSH agent).
     hosts: list[str] = Field(default_factory=list)
-    workers_per_host: int = Field(default=1, ge=1)
+    workers_per_host: int = Field(default=1, ge=1, le=MAX_CONCURRENCY_PER_INSTANCE)
     python: str | None = None
     ssh_user: str | None = None
     ssh_key: str | None = None
@@ -419,7 +446,31 @@ class ComputeSpec(_OpenSpec):
 
 
 def _where(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc if not str(part).startswith("function-"))
+    # A key with spaces, dots or control characters is quoted, so the path stays one readable line.
+    return ".".join(
+        part if isinstance(part, str) and part.isidentifier() else repr(part) if isinstance(part, str) else str(part)
+        for part in loc
+        if not str(part).startswith("function-")
+    )
+
+
+def _allowed_range(model: type[BaseModel], loc: tuple[Any, ...]) -> str | None:
+    """``between 1 and 1024`` for the bounded number field at ``loc`` of ``model``, else None."""
+    field = None
+    current: Any = model
+    for part in loc:
+        fields = getattr(current, "model_fields", None)
+        if not isinstance(part, str) or not fields or part not in fields:
+            return None
+        field = fields[part]
+        current = field.annotation
+    if field is None:
+        return None
+    low = next((m.ge for m in field.metadata if hasattr(m, "ge")), None)
+    high = next((m.le for m in field.metadata if hasattr(m, "le")), None)
+    if low is not None and high is not None:
+        return f"must be between {low} and {high}"
+    return f"must be at least {low}" if low is not None else None
 
 
 def validate_spec(model: type[BaseModel], data: Any, source: str) -> Any:
@@ -444,7 +495,9 @@ def validate_spec(model: type[BaseModel], data: Any, source: str) -> Any:
                 msg = "unknown key (check the spelling against Azure's schema)"
             elif err["type"] == "missing":
                 msg = "required key is missing"
-            elif "input" in err and err["type"] not in ("model_type", "dict_type") and repr(err["input"]) not in msg:
+            elif err["type"] in ("greater_than_equal", "less_than_equal"):
+                msg = f"{_allowed_range(model, err['loc']) or msg} (got {err['input']!r})"
+            elif not isinstance(err.get("input"), dict | list) and "input" in err and repr(err["input"]) not in msg:
                 msg = f"{msg} (got {err['input']!r})"
             lines.append(f"{where}: {msg}")
         errors = exc.errors()
@@ -463,13 +516,15 @@ def parse_deployment(data: Any, source: str) -> DeploymentSpec:
     if kind == "pipeline":
         return validate_spec(PipelineComponentBatchDeploymentSpec, data, source)  # type: ignore[no-any-return]
     if kind is None:
-        settings = dict(data.get("settings") or {})
-        for key in LEGACY_SETTINGS_KEYS:
-            if key in data:
-                settings[key] = data.pop(key)
-        if settings:
-            data["settings"] = settings
-        data.setdefault("type", "model")
+        settings = data.get("settings") or {}
+        if isinstance(settings, dict):  # else the model refuses it, naming the key
+            settings = dict(settings)
+            for key in LEGACY_SETTINGS_KEYS:
+                if key in data:
+                    settings[key] = data.pop(key)
+            if settings:
+                data["settings"] = settings
+        data["type"] = "model"
     elif kind != "model":
         raise ValidationError(
             f"{source}: type: {kind!r} is not a batch deployment type (model or pipeline)", field="type"

@@ -76,6 +76,26 @@ def _table(actions: list[argparse.Action]) -> list[str]:
     return rows
 
 
+def _exit_codes() -> list[str]:
+    """The exit codes, read from the error classes of batchnb.errors (each carries its own)."""
+    from batchnb import errors
+
+    def tree(cls: type) -> list[type]:
+        return [cls, *(c for sub in cls.__subclasses__() for c in tree(sub))]
+
+    rows = ["| Exit code | Error | When |", "| --- | --- | --- |", "| `0` |  | success |"]
+    for cls in tree(errors.BatchnbError):
+        if cls.__module__ != errors.__name__:
+            continue
+        when = (cls.__doc__ or "").strip().splitlines()[0].rstrip(".")
+        if cls is errors.BatchnbError:
+            when = "an internal error (a bug of batchnb's: `ERROR: internal error: ...`; `--debug` shows the traceback)"
+        rows.append(f"| `{cls.exit_code}` | `{cls.__name__}` | {_cell(when)} |")
+    rows.append("| `6` |  | `batch-endpoint invoke --wait` or `--stream`: the job ended other than Completed |")
+    rows.append("| `130` |  | interrupted (Ctrl-C) |")
+    return rows
+
+
 def anchor(title: str) -> str:
     """The anchor GitHub gives a heading (lowercase; spaces become hyphens; no punctuation but - and _)."""
     return "".join(c for c in title.lower().replace(" ", "-") if c.isalnum() or c in "-_")
@@ -104,6 +124,13 @@ def generate() -> str:
         "Accepted before or after the command.",
         "",
         *_table(global_args),
+        "",
+        "## Exit codes",
+        "",
+        "A user mistake prints exactly one `ERROR:` line on stderr (naming the file, field or value) and no "
+        "traceback, and exits with the code of its error class:",
+        "",
+        *_exit_codes(),
         "",
         "## Groups",
         "",

@@ -111,6 +111,18 @@ def test_cell_yaml_creates_an_endpoint(shell: InteractiveShell) -> None:
         shell.run_cell_magic("batch", "batch-endpoint create -f x.yml", "name: x\n")
 
 
+def test_a_cell_of_expanding_aliases_or_a_bad_query_is_one_line_and_creates_nothing(
+    shell: InteractiveShell, client: BatchClient
+) -> None:
+    laughs = ["name: lol", "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    laughs += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    with pytest.raises(UsageError, match=r"line \d+, column \d+: invalid YAML: with its aliases expanded"):
+        shell.run_cell_magic("batch", "batch-endpoint create", "\n".join(laughs))
+    with pytest.raises(UsageError, match="--query 'ep-cell'"):
+        shell.run_cell_magic("batch", "batch-endpoint create --query ep-cell", "name: ep-cell\n")
+    assert client.batch_endpoints.list() == []
+
+
 def test_deploy_cell_with_a_syntax_error_is_one_line(
     shell: InteractiveShell, client: BatchClient, model_dir: Path
 ) -> None:

@@ -574,6 +574,9 @@ def test_pipeline_deployment_invoked_with_an_inputs_file(registered: BatchClient
     assert plan["dry_run"] and plan["steps"][0]["name"] == "prepare_job"
     assert "--scale 10.0" in plan["steps"][0]["command"]
     assert job_count(client) == 0  # a dry run records nothing
+    for remote in ("s3://bucket/unlabeled", "nope://bucket/unlabeled"):  # refused as remote, whatever is installed
+        with pytest.raises(ValidationError, match="is remote; pipeline steps read local paths"):
+            client.batch_endpoints.invoke("heart-pipes", inputs={"input_data": remote}, base_dir=project, dry_run=True)
 
     with reaping():
         job = client.batch_endpoints.invoke(

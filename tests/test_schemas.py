@@ -194,6 +194,14 @@ def test_logging_level_is_case_insensitive_and_checked() -> None:
         ({"max_concurrency_per_instance": 0}, "max_concurrency_per_instance"),
         ({"error_threshold": -2}, "error_threshold"),
         ({"output_file_name": "sub/predictions.csv"}, "output_file_name"),
+        # A mistyped extra zero: refused with the range, not forked or overflowed later.
+        ({"max_concurrency_per_instance": 1_000_000_000}, "max_concurrency_per_instance: must be between 1 and 1024"),
+        ({"instance_count": 0}, "instance_count: must be between 1 and 1024 \\(got 0\\)"),
+        ({"retry_settings": {"timeout": 10_000_000_000}}, "timeout: must be between 1 and 259200"),
+        ({"retry_settings": {"timeout": "PT100H"}}, "timeout: must be between 1 and 259200 \\(got 360000\\)"),
+        ({"retry_settings": {"max_retries": 1000}}, "max_retries: must be between 0 and 100"),
+        ({"mini_batch_size": 2**31}, "mini_batch_size: must be between 1 and 2147483647"),
+        ({"instance_count": 64, "max_concurrency_per_instance": 32}, "2048 worker processes; at most 1024"),
     ],
 )
 def test_out_of_range_settings_are_refused(settings: dict, field: str) -> None:

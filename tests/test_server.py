@@ -10,6 +10,7 @@ the tests are plain functions that drive the server's loop through :func:`api`.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import sqlite3
@@ -394,6 +395,29 @@ def test_malformed_json_is_a_400_naming_the_problem(api: Api, ws_dir: Path, stor
     code, err = api("PATCH", "endpoints", "ep-rest", raw="{nope")
     assert code == 400 and err["error"] == "UsageError"
     assert store.batch_endpoints.list() == []
+
+
+def test_bodies_and_invocations_that_used_to_crash_are_refused_and_record_nothing(
+    api: Api, deployed: dict[str, Any], store: BatchClient, project: Path
+) -> None:
+    for depth in (150, 100_000):  # past the bound, and past what the JSON decoder's recursion survives
+        code, err = api("POST", "endpoints", raw='{"name": "ep-deep", "tags": ' + "[" * depth + "]" * depth + "}")
+        assert code == 400, err
+        assert "nested deeper than 100 levels" in err["message"]
+    assert [e["name"] for e in store.batch_endpoints.list()] == ["ep-rest"]
+    invoke = ("POST", "endpoints", "ep-rest", "jobs")
+    code, err = api(*invoke, body={"input": "data", "instance_count": 5000})
+    assert code == 400 and "instance_count" in err["message"] and "1024" in err["message"], err
+    code, err = api(*invoke, body={"input": "data", "set": ["retry_settings.timeout=10000000000"]})
+    assert code == 400 and "timeout: must be between 1 and 259200" in err["message"], err
+    if importlib.util.find_spec("s3fs") is None:
+        code, err = api(*invoke, body={"input": "s3://bucket/in"})
+        assert code == 501 and err["error"] == "MissingDependencyError", err
+        assert "pip install 'batchnb[s3]'" in err["message"]
+    os.mkfifo(project / "pipe")
+    code, err = api(*invoke, body={"input": "pipe", "input_type": "uri_file"})
+    assert code == 400 and "is a named pipe (FIFO), not a regular file" in err["message"], err
+    assert store.jobs.list() == []
 
 
 def test_invalid_names_and_fields_are_400s_naming_the_field(api: Api, deployed: dict[str, Any]) -> None:

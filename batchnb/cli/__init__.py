@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import BatchnbError, UsageError
 from . import commands as cmd
-from .render import FORMATS, render
+from .render import FORMATS, check_query, render
 
 
 class _Parser(argparse.ArgumentParser):
@@ -344,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(message: str) -> str:
+    """The message with line breaks and other control characters escaped: a user's value (a key,
+    a file name) may hold them, and the error must stay one line."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code."""
     argv = sys.argv[1:] if argv is None else argv
@@ -357,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if handler is None and getattr(args, "command", None) != "init":
             raise UsageError(f"batchnb {args.group}: choose a command (see batchnb {args.group} --help)")
+        check_query(args.query)
         from ..client import BatchClient
 
         if args.group == "workspace" and args.command == "init":
@@ -379,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     except BatchnbError as exc:
         if debug:
             traceback.print_exc()
-        print(f"ERROR: {exc.message}", file=sys.stderr)
+        print(f"ERROR: {_one_line(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("ERROR: interrupted", file=sys.stderr)
@@ -388,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(
-            f"ERROR: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr
+            f"ERROR: internal error: {type(exc).__name__}: {_one_line(str(exc))} (run with --debug for the traceback)",
+            file=sys.stderr,
         )
         return 1
 

@@ -320,8 +320,9 @@ def outcome_error(a: argparse.Namespace, result: Any) -> BatchnbError | None:
     if getattr(a, "dry_run", False) and result.get("status") == "failed":
         return JobFailedError(f"the dry run failed in {result['stage']}(): {_last_line(result['error'])}")
     streamed = (a.group, getattr(a, "command", None)) == ("job", "stream")
+    # A dry run starts no job, so --stream and --wait have nothing to follow.
     followed = streamed or getattr(a, "stream", False) or getattr(a, "wait", False)
-    if followed and result.get("status") not in (None, "Completed"):
+    if followed and not getattr(a, "dry_run", False) and result.get("status") not in (None, "Completed"):
         return ended_error(result)
     return None
 

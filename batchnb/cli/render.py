@@ -33,6 +33,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def check_query(query: str | None) -> None:
+    """Refuse a malformed JMESPath ``--query`` before the command runs, not after it changed things."""
+    if not query:
+        return
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    try:
+        jmespath.compile(query)
+    except JMESPathError as exc:
+        raise UsageError(f"--query {query!r}: {exc}") from None
+
+
 def apply_query(result: Any, query: str | None) -> Any:
     """Apply a JMESPath ``--query`` as az does; a bad expression is a usage error."""
     data = _plain(result)

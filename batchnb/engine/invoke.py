@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 from ..confine import check_path, check_url
 from ..entities import Entity
 from ..errors import ConflictError, ValidationError
-from ..schemas import ModelDeploymentSettings, check_name, validate_spec
+from ..schemas import ModelDeploymentSettings, Resources, check_name, check_workers, validate_spec
 from ..specfile import apply_set, is_asset_ref, is_url, parse_datastore_uri, parse_set, resolve_local
+from ..storage import check_url_scheme, local_kind
 from . import output, output_location, planner, tracking
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
 
@@ -86,14 +87,18 @@ class BatchInvocation:
         for item in params_override or []:
             overrides.extend(item.items())
         settings = self.effective_settings(deployment, overrides, mini_batch_size)
-        instances = instance_count or int(deployment["resources"].get("instance_count", 1))
+        instances: Any = deployment["resources"].get("instance_count", 1) if instance_count is None else instance_count
         for key, value in overrides:
             if key in INSTANCE_COUNT_KEYS:
-                instances = int(value)
+                instances = value
             elif key in OUTPUT_PATH_KEYS:
                 output_path = str(value)
-        if instances < 1:
-            raise ValidationError(f"instance_count must be at least 1 (got {instances})", field="instance_count")
+        # Checked by the deployment's own schema, so a job gets the same range as a deployment.
+        instances = validate_spec(Resources, {"instance_count": instances}, "job settings").instance_count
+        try:
+            check_workers(instances, settings["max_concurrency_per_instance"])
+        except ValueError as exc:
+            raise ValidationError(f"job settings: {exc}", field="instance_count") from None
 
         inp = self._select_input(input, input_type, inputs, base_dir)
         name = check_name("job", job_name) if job_name else f"batchjob-{uuid.uuid4().hex[:12]}"
@@ -196,6 +201,7 @@ class BatchInvocation:
         if output_path:
             resolved = self._client.datastores.resolve_uri(output_path)
             if is_url(resolved):
+                check_url_scheme(resolved, field)
                 check_url(resolved, field)
                 out_dir = resolved
             else:
@@ -278,20 +284,19 @@ def resolve_input(
         path, input_type = asset["path"], input_type or asset["type"]
     if parse_datastore_uri(path) is not None:
         path = client.datastores.resolve_uri(path)
-    if is_url(path):
-        check_url(path, where)
-    else:
+    if not is_url(path):
         local = resolve_local(path.removeprefix("file://"), base_dir, where)
-        if not local.exists():
-            raise ValidationError(f"{where} {original!r} does not exist (resolved to {local})", field=where)
-        inferred = "uri_file" if local.is_file() else "uri_folder"
+        inferred = local_kind(local, original, where)
         if input_type and input_type != inferred:
             raise ValidationError(
-                f"{where} {original!r} is a {'file' if local.is_file() else 'folder'}, "
+                f"{where} {original!r} is a {'file' if inferred == 'uri_file' else 'folder'}, "
                 f"but the input type is {input_type}",
                 field=where if where != "input" else "input_type",
             )
         path, input_type = str(local), inferred
+    else:
+        check_url_scheme(path, where)
+        check_url(path, where)
     return {"given": original, "path": path, "type": input_type or "uri_folder"}
 
 

@@ -203,7 +203,8 @@ class Submitter:
             if not local.exists():
                 raise ValidationError(f"{where}: model path {path!r} does not exist (resolved to {local})", field=where)
             return {"type": type_, "path": str(local), "given": path}
-        resolved = resolve_input(self._client, path, type_, base_dir, where=where)
+        # A URL is refused as remote before resolve_input would ask for its storage package.
+        resolved = {"path": path} if is_url(path) else resolve_input(self._client, path, type_, base_dir, where=where)
         if is_url(resolved["path"]):
             raise ValidationError(
                 f"{where}: {path!r} is remote; pipeline steps read local paths (register a local datastore)",

@@ -19,7 +19,8 @@ from .. import entities
 from ..confine import check_tree
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..schemas import DataSpec, EnvironmentSpec, ModelSpec, check_name, validate_spec
-from ..specfile import AssetRef, is_url, parse_asset_ref, parse_datastore_uri, resolve_local
+from ..specfile import AssetRef, is_url, load_yaml, parse_asset_ref, parse_datastore_uri, resolve_local
+from ..storage import check_copyable, local_kind
 from ..store import Store
 from ..workspace import DEFAULT_DATASTORE, Workspace
 from .mlflow_models import download_mlflow_model, is_mlflow_uri, prepare_mlflow_copy
@@ -167,9 +168,12 @@ class ModelOperations(AssetOperations):
             )
         source: Path | None = None
         if not uri:
-            source = resolve_local(model.path, base_dir, "path")
+            source = resolve_local(model.path, base_dir, "path", what="model path")
             if not source.exists():
                 raise ValidationError(f"model path {model.path!r} does not exist (resolved to {source})", field="path")
+            # The model is copied: a loop inside it would copy without end, a device forever.
+            if local_kind(source, model.path, "model path") == "uri_folder":
+                check_copyable(source, model.path, "model path")
             if model.type == "mlflow_model" and not (source.is_dir() and (source / "MLmodel").is_file()):
                 raise ValidationError(
                     f"model path {model.path!r} is not an MLflow model: an mlflow_model must be a folder "
@@ -224,12 +228,13 @@ class DataOperations(AssetOperations):
                         f"data path {path!r}: datastore {datastore[0]} does not exist in this workspace"
                     )
         if datastore is None and not is_url(path):
-            local = resolve_local(path.removeprefix("file://"), base_dir, "path")
+            local = resolve_local(path.removeprefix("file://"), base_dir, "path", what="data path")
             if not local.exists():
                 raise ValidationError(f"data path {path!r} does not exist (resolved to {local})", field="path")
-            if data.type == "uri_folder" and not local.is_dir():
+            kind = local_kind(local, path, "data path")
+            if data.type == "uri_folder" and kind != "uri_folder":
                 raise ValidationError(f"data path {path!r} is a file, but type is uri_folder", field="type")
-            if data.type == "uri_file" and not local.is_file():
+            if data.type == "uri_file" and kind != "uri_file":
                 raise ValidationError(f"data path {path!r} is a folder, but type is uri_file", field="type")
             path = str(local)
         return self._insert({**data.model_dump(mode="json", exclude_none=True), "path": path})
@@ -246,13 +251,11 @@ class EnvironmentOperations(AssetOperations):
         record = env.model_dump(mode="json", exclude_none=True)
         if isinstance(env.conda_file, str):
             conda = resolve_local(env.conda_file, base_dir, "conda_file")
-            if not conda.is_file():
+            if not conda.exists():  # a FIFO or a folder: load_yaml says which
                 raise ValidationError(
                     f"conda_file {env.conda_file!r} does not exist (resolved to {conda})", field="conda_file"
                 )
-            import yaml
-
-            record["conda_file"] = yaml.safe_load(conda.read_text(encoding="utf-8"))
+            record["conda_file"] = load_yaml(conda)[0]
         return self._insert(record)
 
 

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from ..errors import MissingDependencyError, ValidationError
+from ..specfile import load_yaml
 
 MLFLOW_URI_PREFIXES = ("runs:/", "models:/")
 
@@ -120,11 +121,9 @@ def download_mlflow_model(uri: str, staging: Path) -> Path:
 def read_mlmodel(folder: Path) -> dict[str, Any]:
     """Parse a model folder's ``MLmodel`` file."""
     try:
-        data = yaml.safe_load((folder / "MLmodel").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValidationError(f"{folder / 'MLmodel'}: cannot read the MLflow model description: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValidationError(f"{folder / 'MLmodel'}: not an MLflow model description")
+        data, _ = load_yaml(folder / "MLmodel")
+    except ValidationError as exc:
+        raise ValidationError(f"cannot read the MLflow model description: {exc.message}") from None
     return data
 
 

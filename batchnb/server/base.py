@@ -30,6 +30,7 @@ from ..engine import state as job_state
 from ..errors import BatchnbError, UsageError, ValidationError
 from ..pipelines.submit import NOT_STARTED
 from ..schemas import validate_spec
+from ..specfile import MAX_YAML_DEPTH, check_nesting
 from . import API_PREFIX
 from .extension import SETTINGS_KEY, BatchnbServer
 
@@ -83,6 +84,9 @@ class BatchnbHandler(APIHandler):
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise UsageError(f"the request body is not valid JSON: {exc}") from None
+        except RecursionError:  # the decoder recurses once per level
+            raise ValidationError(f"the request body is nested deeper than {MAX_YAML_DEPTH} levels") from None
+        check_nesting(data, "the request body")
         if not isinstance(data, dict):
             raise ValidationError(
                 f"the request body must be a JSON object, got a JSON {_json_type(data)}", field="(body)"

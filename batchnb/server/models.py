@@ -20,6 +20,7 @@ from pydantic.json_schema import models_json_schema
 
 from ..pipelines.spec import PipelineJobSpec
 from ..schemas import (
+    MAX_INSTANCE_COUNT,
     BatchEndpointSpec,
     DeploymentName,
     ModelBatchDeploymentSpec,
@@ -114,7 +115,7 @@ class InvokeRequest(_Request):
     output_path: str | None = None
     job_name: str | None = None
     mini_batch_size: int | str | None = None
-    instance_count: int | None = Field(default=None, ge=1)
+    instance_count: int | None = Field(default=None, ge=1, le=MAX_INSTANCE_COUNT)
     set: list[str] | None = Field(
         default=None, description="Per-job overrides, e.g. 'error_threshold=5', 'retry_settings.timeout=60'."
     )

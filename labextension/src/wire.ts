@@ -837,7 +837,7 @@ export interface ModelDeploymentSettings {
 /**
  * ``settings.retry_settings``. ``max_retries`` is the total number of attempts per mini-batch,
  * as PRS's ``run_max_try`` (0 is accepted, as Azure accepts it, and means a single attempt);
- * ``timeout`` bounds one ``run()`` call, in seconds.
+ * ``timeout`` bounds one ``run()`` call, in seconds (1 to 259200, three days).
  */
 export interface RetrySettings {
   $schema?: string | null;

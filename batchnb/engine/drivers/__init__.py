@@ -23,13 +23,13 @@ def mlflow_model_folder(root: Path) -> Path | None:
 
 def read_mlmodel(folder: Path) -> dict[str, Any]:
     """``folder/MLmodel`` as a mapping; empty if it cannot be read (MLflow's own load says why)."""
-    import yaml
+    from ...errors import ValidationError
+    from ...specfile import load_yaml
 
     try:
-        data = yaml.safe_load((folder / "MLmodel").read_text())
-    except (OSError, yaml.YAMLError, ValueError):
+        return load_yaml(folder / "MLmodel")[0]
+    except ValidationError:
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def mlflow_flavors(folder: Path) -> dict[str, Any]:
