@@ -88,6 +88,16 @@ def invoked_by_default() -> str:
         return f"unknown@{socket.gethostname()}"
 
 
+def run_metrics(spec: dict[str, Any]) -> dict[str, float]:
+    """The last value of each metric in the MLflow run of the job of ``spec`` (``{}`` without one)."""
+    run_id = spec.get("mlflow_run_id")
+    if not run_id:
+        return {}
+    from .tracking_store import read_metrics
+
+    return read_metrics(spec.get("mlflow_tracking_uri"), [run_id]).get(run_id, {})
+
+
 def job_header(row: Any, spec: dict[str, Any]) -> dict[str, Any]:
     """The fields every kind of job shows first: name, type, status, where it came from, when."""
     return {
@@ -328,11 +338,12 @@ class JobOperations:
             raise NotFoundError(f"job {name} does not exist in this workspace")
         return row
 
-    def _entity(self, row: Any) -> Job:
+    def _entity(self, row: Any, metrics: bool = False) -> Job:
+        """The job as the API returns it; with ``metrics``, read from its MLflow run (if it has one)."""
         if row["kind"] != "batch":
             from ..pipelines.operations import entity
 
-            return entity(self, row)
+            return entity(self, row, metrics)
         status = state.check_interrupted(self._store, row)
         if status != row["status"]:
             row = self._row(row["name"])
@@ -364,11 +375,18 @@ class JobOperations:
                 "logs_dir": str(Path(spec["job_dir"]) / "logs"),
             }
         )
+        if metrics:
+            job["metrics"] = run_metrics(spec)
         object.__setattr__(job, "_operations", self)
         return job
 
     def get(self, name: str) -> Job:
-        """Return one job with its live counters."""
+        """Return one job with its live counters and ``metrics`` (each metric's last value in the
+        job's MLflow run: ``{}`` for a job without one; for a pipeline job, each step's too)."""
+        return self._entity(self._row(name), metrics=True)
+
+    def _peek(self, name: str) -> Job:
+        """:meth:`get` without the metrics: for polling, which must not read an MLflow store."""
         return self._entity(self._row(name))
 
     def list(
@@ -385,10 +403,10 @@ class JobOperations:
         list --parent-job-name``), then in the pipeline's step order.
         """
         if parent_job_name:
-            parent = self.get(parent_job_name)
+            parent = self._peek(parent_job_name)
             if parent["type"] != "pipeline":
                 raise ValidationError(f"job {parent_job_name} is a {parent['type']} job and has no child jobs")
-            children = [self.get(step["job_name"]) for step in parent["steps"]]
+            children = [self._peek(step["job_name"]) for step in parent["steps"]]
             children = [c for c in children if not status or c["status"] == status]
             return children[:limit] if limit else children
         sql = "SELECT * FROM jobs WHERE parent IS NULL"
@@ -427,8 +445,9 @@ class JobOperations:
         """Block until the job is Completed, Failed, Canceled or Interrupted; return it."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            job = self.get(name)
+            job = self._peek(name)
             if job["status"] in state.ENDED:
+                job = self.get(name)
                 break
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {name} is still {job['status']} after {timeout} s")
@@ -442,11 +461,11 @@ class JobOperations:
     def stream(self, name: str, out: TextIO | None = None, poll: float = 0.5) -> Job:
         """Print the job's events as they happen until it ends (``az ml job stream``); return it."""
         out = out or sys.stdout
-        job = self.get(name)
+        job = self._peek(name)
         log = Path(job["std_log"]) if job["type"] == "command" else Path(job["logs_dir"]) / "sys" / "master_role.txt"
         offset = 0
         while True:
-            job = self.get(name)
+            job = self._peek(name)
             chunk, offset = read_from(log, offset)
             if chunk:
                 out.write(chunk)
@@ -459,7 +478,7 @@ class JobOperations:
 
     def cancel(self, name: str) -> Job:
         """Request cancellation: dispatch stops, workers stop, committed outputs stay; ends Canceled."""
-        job = self._refuse_step(self.get(name), "cancel")
+        job = self._refuse_step(self._peek(name), "cancel")
         if job["status"] in state.TERMINAL:
             raise InvalidStateError(f"job {name} already ended {job['status']}")
         with self._store.write() as tx:
@@ -480,7 +499,7 @@ class JobOperations:
 
     def resume(self, name: str) -> Job:
         """Finish an Interrupted (or Canceled) job with a new supervisor; committed mini-batches are kept."""
-        job = self._refuse_step(self.get(name), "resume")
+        job = self._refuse_step(self._peek(name), "resume")
         if job["status"] not in (state.INTERRUPTED, state.CANCELED):
             raise InvalidStateError(
                 f"job {name} is {job['status']}; only Interrupted or Canceled jobs can be "
@@ -491,7 +510,7 @@ class JobOperations:
 
     def rerun_failed(self, name: str) -> Job:
         """Run again only the failed (and never-run) mini-batches of a finished job, then rebuild its output."""
-        job = self._refuse_step(self.get(name), "rerun-failed")
+        job = self._refuse_step(self._peek(name), "rerun-failed")
         if job["status"] not in (state.COMPLETED, state.FAILED):
             raise InvalidStateError(f"job {name} is {job['status']}; rerun-failed applies to Completed or Failed jobs")
         if job["type"] == "pipeline":
@@ -541,7 +560,7 @@ class JobOperations:
 
     def download(self, name: str, download_path: str | Path = ".", output_name: str = "score") -> Path:
         """Copy a job's output into ``<download_path>/named-outputs/<output_name>/``, as ``az ml job download``."""
-        job = self.get(name)
+        job = self._peek(name)
         if job["type"] != "batch":
             from ..pipelines.operations import output_location
 

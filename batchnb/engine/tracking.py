@@ -1,16 +1,19 @@
-"""Each job as one MLflow run (when a tracking URI is configured), logged by the supervisor only.
+"""Each job as one MLflow run (when it has a tracking store), started and ended by the supervisor.
 
 Azure records batch jobs as runs in an experiment named after the endpoint; so do we. The tracking
 URI is captured when the job is invoked (``MLFLOW_TRACKING_URI``, or the URI the invoking process
 set with ``mlflow.set_tracking_uri``), made absolute there (the supervisor runs in the job's folder,
 so a relative ``sqlite:///mlflow.db`` would name another file), and the supervisor logs where the
-user is looking. Only the supervisor writes (one writer per job: no "database is locked" from a
-sqlite tracking store), and a tracking failure is logged, never fatal: the job's output matters more
-than its bookkeeping.
+user is looking. Without one, a job whose scoring script imports mlflow is logged to the workspace's
+own store (see :mod:`batchnb.engine.tracking_store`, which also says why other jobs have no run).
+The supervisor writes the job's parameters and totals; the scoring script's workers may log their
+own metrics into the same run (they get ``MLFLOW_TRACKING_URI`` and ``MLFLOW_RUN_ID``). A tracking
+failure is logged, never fatal: the job's output matters more than its bookkeeping.
 
 The run is started in a background thread of the supervisor, so importing mlflow and opening the
-store (seconds, more for a new sqlite store) overlap the job's work instead of delaying it; ending
-the run waits for that start.
+store (seconds, more for a new sqlite store) overlap the planning and the pool's start-up; ending
+the run waits for that start, and so does the first mini-batch of a script that imports mlflow
+(its ``init()`` must find the run).
 
 The run is written through ``MlflowClient`` rather than the fluent ``mlflow.start_run``: the fluent
 API ends its active run with status FINISHED at interpreter exit, which would mark the run of an
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..registry.mlflow_models import redact_uri
+from . import tracking_store
 
 # A tracking server that does not answer must not hold a job for minutes (MLflow's defaults retry
 # for a long time); applied in the supervisor only, unless the user set them.
@@ -95,10 +99,8 @@ class JobRun:
             for key, value in HTTP_LIMITS.items():
                 os.environ.setdefault(key, value)
             started = time.perf_counter()
-            from mlflow import MlflowClient
-
+            self._client = client = tracking_store.client(self.uri)
             imported = time.perf_counter() - started
-            self._client = client = MlflowClient(tracking_uri=self.uri)
             if self.run_id:
                 client.update_run(self.run_id, status="RUNNING")
                 self.log(f"MLflow run {self.run_id} reopened at {redact_uri(self.uri)}")
@@ -135,7 +137,11 @@ class JobRun:
         self._thread = threading.Thread(target=work, name="batchnb-mlflow-run", daemon=True)
         self._thread.start()
 
-    def _started(self) -> bool:
+    def script_env(self) -> dict[str, str]:
+        """The variables that let a scoring script log into this run (``{}`` while it has none)."""
+        return tracking_store.script_env(self.uri, self.run_id) if self.enabled else {}
+
+    def wait_started(self) -> bool:
         """Wait for a background start; False if it is still going after START_WAIT_S."""
         if self._thread is None:
             return True
@@ -200,7 +206,7 @@ class JobRun:
 
     def finish(self, status: str, totals: dict[str, Any]) -> None:
         """Log the job's totals and end the run with the status MLflow uses for ``status``."""
-        if not self._started() or not self.enabled or not self.run_id or self._client is None:
+        if not self.wait_started() or not self.enabled or not self.run_id or self._client is None:
             return
         try:
             from mlflow.entities import Metric, RunTag
