@@ -194,3 +194,16 @@ def test_a_pipeline_step_logs_into_its_own_child_run_in_the_workspace_store(
         "train": {"loss": 0.25},
         "report": {},
     }
+
+
+def test_a_pipeline_whose_steps_never_use_mlflow_has_no_runs_and_no_store(client: BatchClient) -> None:
+    spec = {"type": "pipeline", "jobs": {"hello": {"component": {"command": "echo hello"}}}}
+    job = client.jobs.create_or_update(spec).wait(timeout=120)
+    assert job["status"] == "Completed", job["error"]
+    assert job["metrics"] == {} and job["steps"][0]["metrics"] == {}
+    assert _spec(client, job["name"])["mlflow_tracking_uri"] is None
+    assert "mlflow_run_id" not in _spec(client, job["steps"][0]["job_name"])
+    assert not (client.workspace.root / "mlruns").exists()
+    assert "mlflow" not in (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text().lower()
+    step_log = Path(client.jobs.get(job["steps"][0]["job_name"])["std_log"]).read_text()
+    assert step_log.splitlines()[-1] == "hello"

@@ -11,6 +11,8 @@ download or a resume never sees half an output. Lifecycle of a step::
                                                    Canceled, the rest go on : everything stops)
 
 A step whose command cannot even be started (no process: ``Popen`` failed) fails the same way.
+When the pipeline has an MLflow tracking store, each step's command also gets its own run, a child
+of the pipeline's (see :mod:`batchnb.pipelines.runs`).
 
 The runner stamps a heartbeat on the pipeline and its running steps; if it dies, they read
 ``Interrupted`` and ``job resume`` starts a new runner that keeps every Completed step, kills
