@@ -105,7 +105,8 @@ class JobRun:
                 client.update_run(self.run_id, status="RUNNING")
                 self.log(f"MLflow run {self.run_id} reopened at {redact_uri(self.uri)}")
                 return self.run_id
-            experiment_id = self._experiment_id(self.spec.get("experiment_name") or self.spec["endpoint"])
+            experiment = self.spec.get("experiment_name") or self.spec["endpoint"]
+            experiment_id = tracking_store.experiment_id(client, experiment)
             run = client.create_run(experiment_id, run_name=job_name, tags=self._tags(job_name))
             self.run_id = run.info.run_id
         except Exception as exc:
@@ -152,21 +153,6 @@ class JobRun:
             )
             return False
         return True
-
-    def _experiment_id(self, name: str) -> str:
-        client = self._client
-        found = client.get_experiment_by_name(name)
-        if found is not None:
-            if found.lifecycle_stage == "deleted":
-                raise RuntimeError(f"experiment {name!r} is deleted; restore it or use another experiment name")
-            return str(found.experiment_id)
-        try:
-            return str(client.create_experiment(name))
-        except Exception:  # another supervisor created it meanwhile
-            found = client.get_experiment_by_name(name)
-            if found is None:
-                raise
-            return str(found.experiment_id)
 
     def _tags(self, job_name: str) -> dict[str, str]:
         tags = {

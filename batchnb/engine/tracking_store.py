@@ -97,6 +97,22 @@ def job_tracking_uri(captured: str | None, root: Path, code_uses_mlflow: bool) -
     return workspace_uri(root) if code_uses_mlflow else None
 
 
+def experiment_id(tracker: Any, name: str) -> str:
+    """The id of experiment ``name`` in the store of ``tracker`` (an ``MlflowClient``), created if missing."""
+    found = tracker.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            raise RuntimeError(f"experiment {name!r} is deleted; restore it or use another experiment name")
+        return str(found.experiment_id)
+    try:
+        return str(tracker.create_experiment(name))
+    except Exception:  # another job created it meanwhile
+        found = tracker.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return str(found.experiment_id)
+
+
 def script_env(uri: str | None, run_id: str | None) -> dict[str, str]:
     """What a scoring script or a step's command gets to log into the job's run (``{}`` without one)."""
     if not uri or not run_id:

@@ -36,6 +36,7 @@ class PipelineRuns:
         self.log = log  # JobLogs.event
         self._client: Any = None
         self._reopened = False
+        self._experiment_id: str | None = None
         self.step_runs: dict[str, str] = {}  # step name → its current run
 
     def _fail(self, what: str, exc: BaseException) -> None:
@@ -53,10 +54,9 @@ class PipelineRuns:
             self._reopened = True
             self.log(f"MLflow run {self.run_id} reopened at {redact_uri(self.uri)}")
         if not self.run_id:
-            found = client.get_experiment_by_name(self.experiment)
-            experiment_id = found.experiment_id if found is not None else client.create_experiment(self.experiment)
+            self._experiment_id = tracking_store.experiment_id(client, self.experiment)
             tags = {"batchnb.job": self.name, "batchnb.kind": "pipeline-job"}
-            self.run_id = client.create_run(experiment_id, run_name=self.name, tags=tags).info.run_id
+            self.run_id = client.create_run(self._experiment_id, run_name=self.name, tags=tags).info.run_id
             tracking_store.record_run_id(self.store, self.name, self.run_id)
             self.log(f"MLflow run {self.run_id} at {redact_uri(self.uri)}")
         return self.run_id
@@ -67,14 +67,15 @@ class PipelineRuns:
             return {}
         try:
             parent = self._pipeline_run()
-            experiment_id = self._client.get_run(parent).info.experiment_id
+            if self._experiment_id is None:  # a resumed pipeline's run: its steps go where it is
+                self._experiment_id = str(self._client.get_run(parent).info.experiment_id)
             tags = {
                 "mlflow.parentRunId": parent,
                 "batchnb.job": child["name"],
                 "batchnb.kind": "pipeline-step",
                 "batchnb.step": step,
             }
-            run_id = self._client.create_run(experiment_id, run_name=step, tags=tags).info.run_id
+            run_id = self._client.create_run(self._experiment_id, run_name=step, tags=tags).info.run_id
             tracking_store.record_run_id(self.store, child["name"], run_id, self.uri)
         except Exception as exc:
             self._fail(f"could not start the run of step {step}", exc)
