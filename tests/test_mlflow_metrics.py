@@ -176,6 +176,7 @@ def test_a_pipeline_step_logs_into_its_own_child_run_in_the_workspace_store(
     steps = {s["name"]: s for s in job["steps"]}
     assert steps["train"]["metrics"] == {"loss": 0.25}
     assert steps["report"]["metrics"] == {}
+    assert client.jobs.get(steps["train"]["job_name"])["metrics"] == {"loss": 0.25}  # the step job itself
     step_spec = _spec(client, steps["train"]["job_name"])
     wd = Path(step_spec["job_dir"]) / "wd"
     assert (wd / "train.py").exists() and not (wd / "mlflow.db").exists() and not (wd / "mlruns").exists()
@@ -207,3 +208,56 @@ def test_a_pipeline_whose_steps_never_use_mlflow_has_no_runs_and_no_store(client
     assert "mlflow" not in (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text().lower()
     step_log = Path(client.jobs.get(job["steps"][0]["job_name"])["std_log"]).read_text()
     assert step_log.splitlines()[-1] == "hello"
+
+
+def test_a_resumed_pipeline_keeps_its_run_and_a_rerun_step_logs_into_a_new_child_run(
+    client: BatchClient, tmp_path: Path
+) -> None:
+    import psutil
+    from engine_helpers import supervisor_pid, wait_until
+
+    code = tmp_path / "src"
+    code.mkdir()
+    (code / "first.py").write_text("import mlflow\n\nmlflow.log_metric('a', 1)\n")
+    (code / "second.py").write_text(
+        "import pathlib, sys, time\n\nimport mlflow\n\n"
+        "mlflow.log_metric('b', 1)\n"
+        "marks = pathlib.Path(sys.argv[1])\n"
+        "(marks / 'started').touch()\n"
+        "deadline = time.monotonic() + 60\n"
+        "while not (marks / 'go').exists() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "mlflow.log_metric('b', 2)\n"
+    )
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    spec = {
+        "type": "pipeline",
+        "jobs": {
+            "first": {"component": {"code": str(code), "command": "python first.py"}},
+            "second": {"component": {"code": str(code), "command": f"python second.py {marks}"}},
+        },
+    }
+    name = client.jobs.create_or_update(spec)["name"]
+    wait_until(lambda: (marks / "started").exists(), 120, "the second step to start")
+    lost_run = _spec(client, f"{name}-second")["mlflow_run_id"]
+    runner = psutil.Process(supervisor_pid(client, name))
+    runner.kill()  # SIGKILL: the step dies with it, its run left open
+    runner.wait(10)
+    wait_until(lambda: client.jobs.get(name)["status"] == "Interrupted", 15, "the pipeline to read Interrupted")
+    pipeline_run = _spec(client, name)["mlflow_run_id"]
+
+    (marks / "started").unlink()
+    (marks / "go").touch()
+    client.jobs.resume(name)
+    job = client.jobs.wait(name, timeout=180)
+    assert job["status"] == "Completed", job["error"]
+
+    assert {s["name"]: s["metrics"] for s in job["steps"]} == {"first": {"a": 1.0}, "second": {"b": 2.0}}
+    assert _spec(client, name)["mlflow_run_id"] == pipeline_run  # reopened, not replaced
+    tracker = _workspace_client(client)
+    assert tracker.get_run(pipeline_run).info.status == "FINISHED"
+    assert tracker.get_run(lost_run).info.status == "KILLED"
+    rerun = tracker.get_run(_spec(client, f"{name}-second")["mlflow_run_id"])
+    assert rerun.info.run_id != lost_run and rerun.info.status == "FINISHED"
+    assert rerun.data.tags["mlflow.parentRunId"] == pipeline_run

@@ -185,6 +185,8 @@ class PipelineRunner:
                 self.logs.event(f"step {step} already Completed: kept")
                 continue
             kill_group(row["process_pid"], row["process_started"], grace=1.0)
+            if row["status"] != NOT_STARTED:
+                self.runs.abandon(step, self.children[step].get("mlflow_run_id"))
             for out in self.children[step]["outputs"].values():
                 leftover = partial_path(out["path"], self.children[step]["name"])
                 if leftover.is_dir():

@@ -83,6 +83,17 @@ class PipelineRuns:
         self.step_runs[step] = run_id
         return tracking_store.script_env(self.uri, run_id)
 
+    def abandon(self, step: str, run_id: str | None) -> None:
+        """End, KILLED, the run a lost runner left open for ``step`` (it is run again, in a new run)."""
+        if not (self.uri and run_id):
+            return
+        try:
+            if self._client is None:
+                self._client = tracking_store.client(self.uri)
+            self._client.set_terminated(run_id, status="KILLED")
+        except Exception as exc:
+            self._fail(f"could not end the lost run of step {step}", exc)
+
     def end_step(self, step: str, status: str) -> None:
         """End the run of ``step`` (if it has one) with the status MLflow uses for ``status``."""
         run_id = self.step_runs.pop(step, None)
