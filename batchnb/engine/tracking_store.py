@@ -46,7 +46,7 @@ def workspace_uri(root: Path) -> str:
 def is_file_store(uri: str) -> bool:
     """True for a ``file:`` URI or a bare local path: MLflow's file store."""
     head = uri.split("/", 1)[0]
-    return uri.startswith("file:") or ":" not in head
+    return uri.startswith("file:") or (":" not in head and uri not in ("databricks", "databricks-uc"))
 
 
 def allow_file_store(uri: str) -> dict[str, str]:
