@@ -154,7 +154,8 @@ def test_a_pipeline_step_logs_into_its_own_child_run_in_the_workspace_store(
     code = tmp_path / "train-src"
     code.mkdir()
     (code / "train.py").write_text(
-        "import sys\n\nimport mlflow\n\nmlflow.log_metric('loss', 0.5)\nmlflow.log_metric('loss', float(sys.argv[1]))\n"
+        "import sys\n\nimport mlflow\n\n"
+        "mlflow.log_metric('loss', 0.5, step=0)\nmlflow.log_metric('loss', float(sys.argv[1]), step=1)\n"
     )
     spec = {
         "type": "pipeline",
@@ -221,13 +222,13 @@ def test_a_resumed_pipeline_keeps_its_run_and_a_rerun_step_logs_into_a_new_child
     (code / "first.py").write_text("import mlflow\n\nmlflow.log_metric('a', 1)\n")
     (code / "second.py").write_text(
         "import pathlib, sys, time\n\nimport mlflow\n\n"
-        "mlflow.log_metric('b', 1)\n"
+        "mlflow.log_metric('b', 1, step=0)\n"
         "marks = pathlib.Path(sys.argv[1])\n"
         "(marks / 'started').touch()\n"
         "deadline = time.monotonic() + 60\n"
         "while not (marks / 'go').exists() and time.monotonic() < deadline:\n"
         "    time.sleep(0.05)\n"
-        "mlflow.log_metric('b', 2)\n"
+        "mlflow.log_metric('b', 2, step=1)\n"
     )
     marks = tmp_path / "marks"
     marks.mkdir()

@@ -53,9 +53,10 @@ class Job(Entity):
             raise InvalidStateError("this Job record is detached from its workspace")
         return ops
 
-    def refresh(self) -> Job:
-        """Re-read the job from the store (in place) and return it."""
-        self.update(self._ops().get(self["name"]))  # same keys every time: no clear(), no gap
+    def refresh(self, metrics: bool = True) -> Job:
+        """Re-read the job from the store (in place) and return it; ``metrics=False`` leaves its
+        ``metrics`` as they were (see :meth:`JobOperations.get`)."""
+        self.update(self._ops().get(self["name"], metrics=metrics))  # same keys every time: no clear(), no gap
         return self
 
     def wait(self, timeout: float | None = None, raise_on_failure: bool = False) -> Job:
@@ -380,14 +381,23 @@ class JobOperations:
         object.__setattr__(job, "_operations", self)
         return job
 
-    def get(self, name: str) -> Job:
-        """Return one job with its live counters and ``metrics`` (each metric's last value in the
-        job's MLflow run: ``{}`` for a job without one; for a pipeline job, each step's too)."""
-        return self._entity(self._row(name), metrics=True)
+    def get(self, name: str, metrics: bool = True) -> Job:
+        """Return one job with its live counters.
+
+        Args:
+            name: The job's name.
+            metrics: Also read ``metrics``: each metric's last value in the job's MLflow run (``{}``
+                for a job without one; for a pipeline job, each step's too). Pollers pass False: it
+                reads the tracking store (and imports mlflow, once per process, for a job with a run).
+
+        Returns:
+            The job.
+        """
+        return self._entity(self._row(name), metrics=metrics)
 
     def _peek(self, name: str) -> Job:
-        """:meth:`get` without the metrics: for polling, which must not read an MLflow store."""
-        return self._entity(self._row(name))
+        """:meth:`get` without the metrics."""
+        return self.get(name, metrics=False)
 
     def list(
         self,
