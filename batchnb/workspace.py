@@ -17,6 +17,7 @@ A workspace folder holds::
     artifacts/code/<sha256>/   snapshots of scoring-script folders (content-addressed)
     datastores/workspaceblobstore/   the default datastore's root
     jobs/<job-name>/           each job's logs and committed mini-batch parts
+    mlruns/                    MLflow runs of jobs whose scripts log with mlflow (no tracking URI set)
 
 A workspace whose folders hold jobs or artifacts but whose database is missing, empty or unreadable
 is refused, never silently given a new empty database: its records can only come back from a

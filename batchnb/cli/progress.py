@@ -58,7 +58,7 @@ def stream_with_progress(client: BatchClient, name: str, poll: float = 0.5) -> A
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
-    job = client.jobs.get(name)
+    job = client.jobs.get(name, metrics=False)
     # The events: the supervisor's (or pipeline runner's) log; a step job's command output.
     log = Path(job["std_log"]) if job["type"] == "command" else Path(job["logs_dir"]) / "sys" / "master_role.txt"
     offset = 0
@@ -72,7 +72,7 @@ def stream_with_progress(client: BatchClient, name: str, poll: float = 0.5) -> A
     ) as bar:
         task = bar.add_task(name, total=None, status="Queued", unit="", detail="")
         while True:
-            job = client.jobs.get(name)
+            job = client.jobs.get(name, metrics=False)
             bar.update(task, status=job["status"], **progress_fields(job))
             chunk, offset = read_from(log, offset)
             for line in chunk.splitlines():

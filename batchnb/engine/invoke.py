@@ -23,7 +23,7 @@ from ..errors import ConflictError, ValidationError
 from ..schemas import ModelDeploymentSettings, Resources, check_name, check_workers, validate_spec
 from ..specfile import apply_set, is_asset_ref, is_url, parse_datastore_uri, parse_set, resolve_local
 from ..storage import check_url_scheme, local_kind
-from . import output, output_location, planner, tracking
+from . import output, output_location, planner, tracking, tracking_store
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ class BatchInvocation:
         name = check_name("job", job_name) if job_name else f"batchjob-{uuid.uuid4().hex[:12]}"
         out_dir, out_file = self.resolve_output(name, output_path, outputs, settings, base_dir)
         workers = instances * settings["max_concurrency_per_instance"]
+        uses = not builtin and tracking_store.uses_mlflow(resolved["code_dir"])
 
         spec = {
             "endpoint": endpoint_name,
@@ -126,8 +127,13 @@ class BatchInvocation:
             "input": inp,
             "output": {"dir": out_dir, "file_name": out_file, "path": _join(out_dir, out_file)},
             "experiment_name": experiment_name or endpoint_name,
-            # Where the job is logged as an MLflow run (by its supervisor), if the user set one.
-            "mlflow_tracking_uri": tracking.capture_tracking_uri(),
+            # The scoring script logs to MLflow: its workers get the job's run before init().
+            "mlflow_in_code": uses,
+            # Where the job is logged as an MLflow run (by its supervisor): the store the user set,
+            # else the workspace's if the script uses mlflow, else none (see engine/tracking_store).
+            "mlflow_tracking_uri": tracking_store.job_tracking_uri(
+                tracking.capture_tracking_uri(), self._client.workspace.root, uses
+            ),
         }
         return name, spec
 

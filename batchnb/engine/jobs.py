@@ -56,9 +56,10 @@ class Job(Entity):
             raise InvalidStateError("this Job record is detached from its workspace")
         return ops
 
-    def refresh(self) -> Job:
-        """Re-read the job from the store (in place) and return it."""
-        self.update(self._ops().get(self["name"]))  # same keys every time: no clear(), no gap
+    def refresh(self, metrics: bool = True) -> Job:
+        """Re-read the job from the store (in place) and return it; ``metrics=False`` leaves its
+        ``metrics`` as they were (see :meth:`JobOperations.get`)."""
+        self.update(self._ops().get(self["name"], metrics=metrics))  # same keys every time: no clear(), no gap
         return self
 
     def wait(self, timeout: float | None = None, raise_on_failure: bool = False) -> Job:
@@ -95,6 +96,16 @@ def ended_error(job: dict[str, Any]) -> JobFailedError:
     """The error for a job that ended other than Completed (Failed, Canceled, Interrupted)."""
     why = display.first_line(job["error"]) or "see its logs"
     return JobFailedError(f"job {job['name']} ended {job['status']}: {why}")
+
+
+def run_metrics(spec: dict[str, Any]) -> dict[str, float]:
+    """The last value of each metric in the MLflow run of the job of ``spec`` (``{}`` without one)."""
+    run_id = spec.get("mlflow_run_id")
+    if not run_id:
+        return {}
+    from .tracking_store import read_metrics
+
+    return read_metrics(spec.get("mlflow_tracking_uri"), [run_id]).get(run_id, {})
 
 
 def job_header(row: Any, spec: dict[str, Any]) -> dict[str, Any]:
@@ -343,11 +354,12 @@ class JobOperations:
             raise NotFoundError(f"job {name} does not exist in this workspace")
         return row
 
-    def _entity(self, row: Any) -> Job:
+    def _entity(self, row: Any, metrics: bool = False) -> Job:
+        """The job as the API returns it; with ``metrics``, read from its MLflow run (if it has one)."""
         if row["kind"] != "batch":
             from ..pipelines.operations import entity
 
-            return entity(self, row)
+            return entity(self, row, metrics)
         status = state.check_interrupted(self._store, row)
         if status != row["status"]:
             row = self._row(row["name"])
@@ -379,22 +391,37 @@ class JobOperations:
                 "logs_dir": str(Path(spec["job_dir"]) / "logs"),
             }
         )
+        if metrics:
+            job["metrics"] = run_metrics(spec)
         object.__setattr__(job, "_operations", self)
         return job
 
-    def get(self, name: str) -> Job:
+    def get(self, name: str, metrics: bool = True) -> Job:
         """Return one job with its live counters.
 
         As on Azure, a batch job has one child job, its scoring step, named ``<job>-batchscoring``
-        here: the same status, counters and output, listed with ``parent_job_name`` (Azure's SDK
-        notebooks download the output from it).
+        here: the same status, counters, metrics and output, listed with ``parent_job_name``
+        (Azure's SDK notebooks download the output from it).
+
+        Args:
+            name: The job's name.
+            metrics: Also read ``metrics``: each metric's last value in the job's MLflow run (``{}``
+                for a job without one; for a pipeline job, each step's too). Pollers pass False: it
+                reads the tracking store (and imports mlflow, once per process, for a job with a run).
+
+        Returns:
+            The job.
         """
         row = self._row(name)
-        job = self._entity(row)
+        job = self._entity(row, metrics=metrics)
         if row["name"] != name:
             job = Job({**job, "name": name, "step": SCORING_STEP, "parent_job_name": row["name"]})
             object.__setattr__(job, "_operations", self)
         return job
+
+    def _peek(self, name: str) -> Job:
+        """:meth:`get` without the metrics."""
+        return self.get(name, metrics=False)
 
     def list(
         self,
@@ -410,13 +437,13 @@ class JobOperations:
         list --parent-job-name``), then in the pipeline's step order.
         """
         if parent_job_name:
-            parent = self.get(parent_job_name)
+            parent = self._peek(parent_job_name)
             if parent.get("parent_job_name") or parent["type"] not in ("pipeline", "batch"):
                 raise ValidationError(f"job {parent_job_name} is a {parent['type']} job and has no child jobs")
             if parent["type"] == "batch":
                 children = [self.get(parent_job_name + SCORING_CHILD)]
             else:
-                children = [self.get(step["job_name"]) for step in parent["steps"]]
+                children = [self._peek(step["job_name"]) for step in parent["steps"]]
             children = [c for c in children if not status or c["status"] == status]
             return children[:limit] if limit else children
         sql = "SELECT * FROM jobs WHERE parent IS NULL"
@@ -455,8 +482,9 @@ class JobOperations:
         """Block until the job is Completed, Failed, Canceled or Interrupted; return it."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            job = self.get(name)
+            job = self._peek(name)
             if job["status"] in state.ENDED:
+                job = self.get(name)
                 break
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {name} is still {job['status']} after {timeout} s")
@@ -474,11 +502,11 @@ class JobOperations:
         exits non-zero with :func:`ended_error`, like ``az ml job stream``).
         """
         out = out or sys.stdout
-        job = self.get(name)
+        job = self._peek(name)
         log = Path(job["std_log"]) if job["type"] == "command" else Path(job["logs_dir"]) / "sys" / "master_role.txt"
         offset = 0
         while True:
-            job = self.get(name)
+            job = self._peek(name)
             chunk, offset = read_from(log, offset)
             if chunk:
                 out.write(chunk)
@@ -491,7 +519,7 @@ class JobOperations:
 
     def cancel(self, name: str) -> Job:
         """Request cancellation: dispatch stops, workers stop, committed outputs stay; ends Canceled."""
-        job = self._refuse_step(self.get(name), "cancel")
+        job = self._refuse_step(self._peek(name), "cancel")
         if job["status"] in state.TERMINAL:
             raise InvalidStateError(f"job {name} already ended {job['status']}")
         with self._store.write() as tx:
@@ -512,7 +540,7 @@ class JobOperations:
 
     def resume(self, name: str) -> Job:
         """Finish an Interrupted (or Canceled) job with a new supervisor; committed mini-batches are kept."""
-        job = self._refuse_step(self.get(name), "resume")
+        job = self._refuse_step(self._peek(name), "resume")
         if job["status"] not in (state.INTERRUPTED, state.CANCELED):
             raise InvalidStateError(
                 f"job {name} is {job['status']}; only Interrupted or Canceled jobs can be "
@@ -523,7 +551,7 @@ class JobOperations:
 
     def rerun_failed(self, name: str) -> Job:
         """Run again only the failed (and never-run) mini-batches of a finished job, then rebuild its output."""
-        job = self._refuse_step(self.get(name), "rerun-failed")
+        job = self._refuse_step(self._peek(name), "rerun-failed")
         if job["status"] not in (state.COMPLETED, state.FAILED):
             raise InvalidStateError(f"job {name} is {job['status']}; rerun-failed applies to Completed or Failed jobs")
         if job["type"] == "pipeline":
@@ -580,7 +608,7 @@ class JobOperations:
 
     def download(self, name: str, download_path: str | Path = ".", output_name: str = "score") -> Path:
         """Copy a job's output into ``<download_path>/named-outputs/<output_name>/``, as ``az ml job download``."""
-        job = self.get(name)
+        job = self._peek(name)
         if job["type"] != "batch":
             from ..pipelines.operations import output_location
 

@@ -11,10 +11,11 @@ Lifecycle::
                                                              └─ cancel requested ─▶ Canceled
     Finalizing ── the output cannot be written (see output_location.merge) ──▶ Interrupted (resumable)
 
-When the user configured an MLflow tracking URI at invoke, the job is also one MLflow run (see
-:mod:`batchnb.engine.tracking`): started after the claim, ended at Completed, Failed or Canceled, left
-open at Interrupted and reopened by ``resume``. Only this process imports mlflow for it, and only
-then; tracking never fails a job.
+When the user configured an MLflow tracking URI at invoke, or the scoring script imports mlflow, the
+job is also one MLflow run (see :mod:`batchnb.engine.tracking`): started after the claim, ended at
+Completed, Failed or Canceled, left open at Interrupted and reopened by ``resume``. The workers get
+its ``MLFLOW_TRACKING_URI`` and ``MLFLOW_RUN_ID`` with the job's environment, before ``init()``.
+Only then does this process import mlflow; tracking never fails a job.
 
 A heartbeat thread stamps the job every second; if this process dies, readers see the stale
 heartbeat and show ``Interrupted``, and ``resume`` starts a new supervisor that skips every
@@ -210,12 +211,10 @@ class Supervisor:
         the tracking thread (the store keeps one connection per thread; this one is closed after)."""
         if run_id == self.spec.get("mlflow_run_id"):
             return
+        from .tracking_store import record_run_id
+
         try:
-            with self.store.write() as tx:
-                row = tx.execute("SELECT spec FROM jobs WHERE name = ?", (self.name,)).fetchone()
-                stored = json.loads(row["spec"])
-                stored["mlflow_run_id"] = run_id
-                tx.execute("UPDATE jobs SET spec = ? WHERE name = ?", (json.dumps(stored), self.name))
+            record_run_id(self.store, self.name, run_id)
         finally:
             self.store.close()
 
@@ -317,7 +316,8 @@ class Supervisor:
             "model_dir": self.spec.get("model_dir"),
             "cache_dir": self.spec.get("cache_dir"),
             "output_dir": self.spec["output"]["dir"],
-            "environment_variables": s.get("environment_variables", {}),
+            # The job's MLflow run, if it has started (the deployment's own variables win).
+            "environment_variables": {**self.tracking.script_env(), **s.get("environment_variables", {})},
             "logging_level": s.get("logging_level", "info"),
             "timeout": s["retry_settings"]["timeout"],
             "max_attempts": max(1, s["retry_settings"]["max_retries"]),  # 0 means a single attempt
@@ -330,6 +330,8 @@ class Supervisor:
 
     def _dispatch(self, target: Any) -> tuple[str, str | None]:
         """Score every pending mini-batch. Returns (``done`` | ``canceled`` | ``failed``, reason)."""
+        if self.spec.get("mlflow_in_code"):
+            self.tracking.wait_started()  # the script's init() may log: its run must exist by then
         context = self._context()
         n_workers = int(self.spec["workers"])
         env = worker_env(n_workers)

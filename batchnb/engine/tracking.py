@@ -1,16 +1,19 @@
-"""Each job as one MLflow run (when a tracking URI is configured), logged by the supervisor only.
+"""Each job as one MLflow run (when it has a tracking store), started and ended by the supervisor.
 
 Azure records batch jobs as runs in an experiment named after the endpoint; so do we. The tracking
 URI is captured when the job is invoked (``MLFLOW_TRACKING_URI``, or the URI the invoking process
 set with ``mlflow.set_tracking_uri``), made absolute there (the supervisor runs in the job's folder,
 so a relative ``sqlite:///mlflow.db`` would name another file), and the supervisor logs where the
-user is looking. Only the supervisor writes (one writer per job: no "database is locked" from a
-sqlite tracking store), and a tracking failure is logged, never fatal: the job's output matters more
-than its bookkeeping.
+user is looking. Without one, a job whose scoring script imports mlflow is logged to the workspace's
+own store (see :mod:`batchnb.engine.tracking_store`, which also says why other jobs have no run).
+The supervisor writes the job's parameters and totals; the scoring script's workers may log their
+own metrics into the same run (they get ``MLFLOW_TRACKING_URI`` and ``MLFLOW_RUN_ID``). A tracking
+failure is logged, never fatal: the job's output matters more than its bookkeeping.
 
 The run is started in a background thread of the supervisor, so importing mlflow and opening the
-store (seconds, more for a new sqlite store) overlap the job's work instead of delaying it; ending
-the run waits for that start.
+store (seconds, more for a new sqlite store) overlap the planning and the pool's start-up; ending
+the run waits for that start, and so does the first mini-batch of a script that imports mlflow
+(its ``init()`` must find the run).
 
 The run is written through ``MlflowClient`` rather than the fluent ``mlflow.start_run``: the fluent
 API ends its active run with status FINISHED at interpreter exit, which would mark the run of an
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..registry.mlflow_models import redact_uri
+from . import tracking_store
 
 # A tracking server that does not answer must not hold a job for minutes (MLflow's defaults retry
 # for a long time); applied in the supervisor only, unless the user set them.
@@ -95,15 +99,14 @@ class JobRun:
             for key, value in HTTP_LIMITS.items():
                 os.environ.setdefault(key, value)
             started = time.perf_counter()
-            from mlflow import MlflowClient
-
+            self._client = client = tracking_store.client(self.uri)
             imported = time.perf_counter() - started
-            self._client = client = MlflowClient(tracking_uri=self.uri)
             if self.run_id:
                 client.update_run(self.run_id, status="RUNNING")
                 self.log(f"MLflow run {self.run_id} reopened at {redact_uri(self.uri)}")
                 return self.run_id
-            experiment_id = self._experiment_id(self.spec.get("experiment_name") or self.spec["endpoint"])
+            experiment = self.spec.get("experiment_name") or self.spec["endpoint"]
+            experiment_id = tracking_store.experiment_id(client, experiment)
             run = client.create_run(experiment_id, run_name=job_name, tags=self._tags(job_name))
             self.run_id = run.info.run_id
         except Exception as exc:
@@ -135,7 +138,11 @@ class JobRun:
         self._thread = threading.Thread(target=work, name="batchnb-mlflow-run", daemon=True)
         self._thread.start()
 
-    def _started(self) -> bool:
+    def script_env(self) -> dict[str, str]:
+        """The variables that let a scoring script log into this run (``{}`` while it has none)."""
+        return tracking_store.script_env(self.uri, self.run_id) if self.enabled else {}
+
+    def wait_started(self) -> bool:
         """Wait for a background start; False if it is still going after START_WAIT_S."""
         if self._thread is None:
             return True
@@ -146,21 +153,6 @@ class JobRun:
             )
             return False
         return True
-
-    def _experiment_id(self, name: str) -> str:
-        client = self._client
-        found = client.get_experiment_by_name(name)
-        if found is not None:
-            if found.lifecycle_stage == "deleted":
-                raise RuntimeError(f"experiment {name!r} is deleted; restore it or use another experiment name")
-            return str(found.experiment_id)
-        try:
-            return str(client.create_experiment(name))
-        except Exception:  # another supervisor created it meanwhile
-            found = client.get_experiment_by_name(name)
-            if found is None:
-                raise
-            return str(found.experiment_id)
 
     def _tags(self, job_name: str) -> dict[str, str]:
         tags = {
@@ -200,7 +192,7 @@ class JobRun:
 
     def finish(self, status: str, totals: dict[str, Any]) -> None:
         """Log the job's totals and end the run with the status MLflow uses for ``status``."""
-        if not self._started() or not self.enabled or not self.run_id or self._client is None:
+        if not self.wait_started() or not self.enabled or not self.run_id or self._client is None:
             return
         try:
             from mlflow.entities import Metric, RunTag

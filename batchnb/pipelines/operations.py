@@ -208,9 +208,10 @@ def graph_from_job(client: BatchClient, ref: str, where: str) -> dict[str, Any]:
 UNSETTLED = (NOT_STARTED, state.RUNNING, state.INTERRUPTED)
 
 
-def entity(ops: JobOperations, row: Any) -> Job:
-    """A pipeline job (with its steps) or a step job, as the job API returns it."""
-    from ..engine.jobs import Job, job_header
+def entity(ops: JobOperations, row: Any, metrics: bool = False) -> Job:
+    """A pipeline job (with its steps) or a step job, as the job API returns it; with ``metrics``,
+    each one's metrics from its MLflow run (see :meth:`JobOperations.get`)."""
+    from ..engine.jobs import Job, job_header, run_metrics
 
     store = ops._store
     moved = state.check_interrupted(store, row) != row["status"]
@@ -263,6 +264,9 @@ def entity(ops: JobOperations, row: Any) -> Job:
             for step in spec["order"]
             if step in by_step
         ]
+        if metrics:
+            for entry in steps:
+                entry["metrics"] = run_metrics(json.loads(by_step[entry["name"]]["spec"]))
         counts = {
             s: sum(1 for x in steps if x["status"] == s)
             for s in (NOT_STARTED, state.RUNNING, state.COMPLETED, state.FAILED, state.CANCELED)
@@ -294,6 +298,8 @@ def entity(ops: JobOperations, row: Any) -> Job:
             progress={"elapsed_s": round(elapsed, 3)},
             std_log=str(Path(spec["job_dir"]) / "logs" / "user_logs" / "std_log.txt"),
         )
+    if metrics:
+        record["metrics"] = run_metrics(spec)
     job = Job(record)
     object.__setattr__(job, "_operations", ops)
     return job
@@ -335,7 +341,7 @@ def _produces(job: dict[str, Any], step: str, output_name: str) -> bool:
 def _step_outputs(job: dict[str, Any], step: str) -> list[str]:
     ops = job._ops()  # type: ignore[attr-defined]
     child = next(s["job_name"] for s in job["steps"] if s["name"] == step)
-    return [o["path"] for o in ops.get(child)["outputs"].values()]
+    return [o["path"] for o in ops._peek(child)["outputs"].values()]
 
 
 __all__ = ["create_job", "entity", "graph_from_job", "invoke_deployment", "output_location"]

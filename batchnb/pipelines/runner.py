@@ -11,6 +11,8 @@ download or a resume never sees half an output. Lifecycle of a step::
                                                    Canceled, the rest go on : everything stops)
 
 A step whose command cannot even be started (no process: ``Popen`` failed) fails the same way.
+When the pipeline has an MLflow tracking store, each step's command also gets its own run, a child
+of the pipeline's (see :mod:`batchnb.pipelines.runs`).
 
 The runner stamps a heartbeat on the pipeline and its running steps; if it dies, they read
 ``Interrupted`` and ``job resume`` starts a new runner that keeps every Completed step, kills
@@ -40,6 +42,7 @@ from ..engine.output import atomic_write_bytes
 from ..errors import BatchnbError
 from ..store import Store
 from .command import render_command
+from .runs import PipelineRuns
 from .submit import NOT_STARTED
 
 POLL_S = 0.1
@@ -102,10 +105,13 @@ class PipelineRunner:
         self.running: dict[str, subprocess.Popen[bytes]] = {}
         self._timed_out: set[str] = set()
         self.started_at: dict[str, float] = {}
+        self.runs = PipelineRuns(self.store, job_name, self.spec, self.logs.event)
 
     # -- store ----------------------------------------------------------------------------------
 
     def _set_status(self, status: str, error: str | None = None, ended: bool = False) -> None:
+        if ended and status in state.TERMINAL:
+            self.runs.end(status)  # before the status: whoever sees the job ended sees its run ended
         lifecycle.record_status(self.store, self.logs, self.name, status, error, ended)
 
     def _set_step(self, step: str, status: str, error: str | None = None, **extra: Any) -> None:
@@ -122,6 +128,8 @@ class PipelineRunner:
         else:
             sets += ["ended_at = ?"]
             params.append(now)
+            if status in state.TERMINAL:
+                self.runs.end_step(step, status)
         with self.store.write() as tx:
             tx.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE name = ?", (*params, child))
         self.logs.event(f"step {step} ({child}) {status}" + (f": {error.splitlines()[0]}" if error else ""))
@@ -177,6 +185,8 @@ class PipelineRunner:
                 self.logs.event(f"step {step} already Completed: kept")
                 continue
             kill_group(row["process_pid"], row["process_started"], grace=1.0)
+            if row["status"] != NOT_STARTED:
+                self.runs.abandon(step, self.children[step].get("mlflow_run_id"))
             for out in self.children[step]["outputs"].values():
                 leftover = partial_path(out["path"], self.children[step]["name"])
                 if leftover.is_dir():
@@ -319,6 +329,8 @@ class PipelineRunner:
             return state.FAILED
         env = {
             **os.environ,
+            # The step's MLflow run, if the pipeline has a tracking store (the step's own variables win).
+            **self.runs.step_env(step, child),
             **child.get("environment_variables", {}),
             "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
             "PYTHONUNBUFFERED": "1",

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine import state
 from ..engine.invoke import resolve_input
+from ..engine.tracking import capture_tracking_uri
+from ..engine.tracking_store import job_tracking_uri, uses_mlflow
 from ..errors import ConflictError, NotFoundError, ValidationError
 from ..schemas import check_name
 from ..specfile import is_asset_ref, is_url, parse_datastore_uri, resolve_local
@@ -124,6 +126,10 @@ class Submitter:
             "outputs": outs,
             "order": graph["order"],
             "steps": {s: {"job": body["name"], "needs": body["needs"]} for s, body in steps.items()},
+            # Each step's MLflow run is a child of the pipeline's run in this store (pipelines/runs.py).
+            "mlflow_tracking_uri": job_tracking_uri(
+                capture_tracking_uri(), ws.root, any(body["mlflow_in_code"] for body in steps.values())
+            ),
         }
         now = time.time()
         from ..engine.jobs import invoked_by_default
@@ -318,6 +324,7 @@ class Submitter:
                 "command_template": component["command"],
                 # shown, with the real values; the runner runs it with each value in an environment variable
                 "command": render_command(component["command"], step_ins, step_outs, where).shown,
+                "mlflow_in_code": uses_mlflow(component.get("code_dir"), component["command"]),
             }
         return planned
 

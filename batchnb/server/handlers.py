@@ -346,7 +346,7 @@ class JobLogsHandler(BatchnbHandler):
         assert lines is not None
 
         def run(c: BatchClient) -> dict[str, Any]:
-            record = c.jobs.get(job)
+            record = c.jobs.get(job, metrics=False)
             return {
                 "name": record["name"],
                 "status": record["status"],
@@ -371,7 +371,7 @@ class JobOutputsHandler(BatchnbHandler):
         given = self.get_query_argument("output", None) or None
 
         def run(c: BatchClient) -> dict[str, Any]:
-            record = c.jobs.get(job)
+            record = c.jobs.get(job, metrics=False)
             outputs = record["outputs"]
             name = given or ("score" if "score" in outputs or len(outputs) != 1 else next(iter(outputs)))
             if name not in outputs:

@@ -283,6 +283,10 @@ class Job(_JobHeader):
     instance_count: int
     workers: int
     progress: JobProgress
+    metrics: dict[str, float] | None = Field(
+        default=None,
+        description="Each metric's last value in the job's MLflow run ({} without one); only on a single job's GET.",
+    )
 
 
 class StepCounts(_Response):
@@ -310,6 +314,9 @@ class JobStep(_Response):
     needs: list[str] = Field(description="The steps whose outputs it reads: it starts when they have completed.")
     duration_s: float | None = None
     error: str | None = None
+    metrics: dict[str, float] | None = Field(
+        default=None, description="Each metric's last value in the step's MLflow run; only on a single job's GET."
+    )
 
 
 class PipelineInput(_Response):
@@ -344,6 +351,10 @@ class PipelineJob(_JobHeader):
     component: ComponentRef | None = None
     steps: list[JobStep]
     progress: PipelineJobProgress
+    metrics: dict[str, float] | None = Field(
+        default=None,
+        description="Each metric's last value in the job's MLflow run ({} without one); only on a single job's GET.",
+    )
 
 
 class StepJobProgress(_Response):
@@ -366,6 +377,10 @@ class StepJob(_JobHeader):
     outputs: dict[str, PipelineOutput]
     progress: StepJobProgress
     std_log: str = Field(description="The command's output (stdout and stderr).")
+    metrics: dict[str, float] | None = Field(
+        default=None,
+        description="Each metric's last value in the job's MLflow run ({} without one); only on a single job's GET.",
+    )
 
 
 AnyJobItem = Annotated[Job | PipelineJob | StepJob, Field(discriminator="type")]

@@ -180,7 +180,7 @@ class JobProgress:
             last = None
             while not self._stop.is_set():
                 try:
-                    self.job.refresh()
+                    self.job.refresh(metrics=False)
                 except Exception:  # a transient store error: try again next tick
                     time.sleep(POLL_S)
                     continue

@@ -111,6 +111,12 @@ export interface Job {
   instance_count: number;
   workers: number;
   progress: JobProgress;
+  /**
+   * Each metric's last value in the job's MLflow run ({} without one); only on a single job's GET.
+   */
+  metrics?: {
+    [k: string]: number;
+  } | null;
   [k: string]: unknown;
 }
 export interface JobInput {
@@ -190,6 +196,12 @@ export interface PipelineJob {
   component?: ComponentRef | null;
   steps: JobStep[];
   progress: PipelineJobProgress;
+  /**
+   * Each metric's last value in the job's MLflow run ({} without one); only on a single job's GET.
+   */
+  metrics?: {
+    [k: string]: number;
+  } | null;
   [k: string]: unknown;
 }
 /**
@@ -240,6 +252,12 @@ export interface JobStep {
   needs: string[];
   duration_s?: number | null;
   error?: string | null;
+  /**
+   * Each metric's last value in the step's MLflow run; only on a single job's GET.
+   */
+  metrics?: {
+    [k: string]: number;
+  } | null;
   [k: string]: unknown;
 }
 export interface PipelineJobProgress {
@@ -307,6 +325,12 @@ export interface StepJob {
    * The command's output (stdout and stderr).
    */
   std_log: string;
+  /**
+   * Each metric's last value in the job's MLflow run ({} without one); only on a single job's GET.
+   */
+  metrics?: {
+    [k: string]: number;
+  } | null;
   [k: string]: unknown;
 }
 export interface StepJobProgress {
