@@ -85,8 +85,9 @@ def test_workers_are_forked_from_one_zygote_that_imported_the_data_stack(client,
     assert {r["omp"] for r in records} == {str(max(1, (os.cpu_count() or 1) // 2))}
     # Its configuration file (it may hold the deployment's environment variables) is gone, and so is
     # its ready file once it has exited after its supervisor.
-    assert not zygote.config_path(supervisor).exists()
-    wait_until(lambda: not zygote.ready_path(supervisor).exists(), 30, "the zygote's ready file to go")
+    run = client.workspace.root / "run"
+    assert not list(run.glob("*.json"))
+    wait_until(lambda: not list(run.iterdir()), 30, "the zygote's ready file to go")
 
 
 def test_a_killed_worker_is_replaced_by_a_fork_of_the_same_zygote(client, deploy, csv_inputs, tmp_path):
