@@ -17,6 +17,10 @@ A workspace folder holds::
     artifacts/code/<sha256>/   snapshots of scoring-script folders (content-addressed)
     datastores/workspaceblobstore/   the default datastore's root
     jobs/<job-name>/           each job's logs and committed mini-batch parts
+    cache/                     what batchnb can rebuild (loaded models); safe to delete
+    run/                       private (0700): the files a local pool's zygote reads as it starts
+
+Whoever can write to this folder can run code as the user who runs jobs (docs/security.md).
 """
 
 from __future__ import annotations
