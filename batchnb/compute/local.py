@@ -258,9 +258,8 @@ class LocalPool(ComputeTarget):
         if start_method() == "spawn":
             start: dict[str, Any] = {"env": env}  # loky's clean interpreters take it at their start
         else:
-            start_zygote(
-                self._workspace_root, env, modules, preinit
-            )  # keeps the running one if it serves these workers
+            # Keeps the running zygote if it serves these workers.
+            start_zygote(self._workspace_root, env, modules, preinit)
             start = {"context": multiprocessing.get_context("forkserver")}
         self._executor = get_reusable_executor(
             max_workers=n_workers,

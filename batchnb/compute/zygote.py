@@ -19,7 +19,8 @@ deployment's environment variables. The file lives in the workspace's private ``
 0700, this user's), is created with mode 0600 (never readable by others, not even for a moment) and
 has an unpredictable name, ``zygote-<parent pid>-<parent start>-<random>.json``; the zygote learns
 it from ``BATCHNB_ZYGOTE_CONFIG``, set only while the starting process spawns it (another thread may
-start a process meanwhile, a standby, which inherits only that name: the file is gone by then)::
+start a process meanwhile, a standby, which inherits only that name and gives its own zygote
+another)::
 
     {"env": {thread settings}, "modules": [...], "preinit": {deployment context} | null,
      "log": "<job>/logs/user" | null}
