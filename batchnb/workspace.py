@@ -18,6 +18,10 @@ A workspace folder holds::
     datastores/workspaceblobstore/   the default datastore's root
     jobs/<job-name>/           each job's logs and committed mini-batch parts
     mlruns/                    MLflow runs of jobs whose scripts log with mlflow (no tracking URI set)
+    cache/                     what batchnb can rebuild (loaded models); safe to delete
+    run/                       private (0700): the files a local pool's zygote reads as it starts
+
+Whoever can write to this folder can run code as the user who runs jobs (docs/security.md).
 
 A workspace whose folders hold jobs or artifacts but whose database is missing, empty or unreadable
 is refused, never silently given a new empty database: its records can only come back from a

@@ -767,7 +767,7 @@ def test_workers_replacing_a_crashed_one_have_the_model_without_loading_it(
 
     spec = {"builtin_driver": "mlflow", "model_dir": str(flow.root / "rf"), "endpoint": "ep", "deployment": "d"}
     env, logs = worker_env(2), tmp_path / "logs"
-    pool = LocalPool()
+    pool = LocalPool(tmp_path)
     assert pool.prepare(env, standby.preload_for(spec), standby.preload_context(spec), str(logs))
     try:
         executor = pool.executor(2, env)

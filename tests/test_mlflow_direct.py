@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -274,3 +275,95 @@ def test_jobs_score_the_same_output_with_and_without_mlflow_and_the_second_loads
     assert [p.parent for p in (client.workspace.cache_dir / "sklearn").iterdir()] == [
         client.workspace.cache_dir / "sklearn"
     ]
+
+
+class _Plant:
+    """Unpickled, it creates the file ``marker``: what a pickle planted by another user could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (self.marker,))
+
+
+def _plant(entry: Path, marker: Path, untrusted: str) -> None:
+    """Put a pickle that creates ``marker`` in the place of the cache ``entry``, made ``untrusted``."""
+    entry.unlink(missing_ok=True)
+    fd = os.open(entry, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pickle.dumps(_Plant(marker)))
+    entry.parent.chmod(0o700)
+    if untrusted == "file mode 0666":
+        entry.chmod(0o666)
+    elif untrusted == "file owned by another user":
+        os.chown(entry, 65534, 65534)
+    elif untrusted == "folder mode 0777":
+        entry.parent.chmod(0o777)
+
+
+UNTRUSTED = {
+    "file mode 0666": "the file is writable by other users (mode 666)",
+    "file owned by another user": "the file is owned by uid 65534",
+    "folder mode 0777": "is writable by other users (mode 777)",
+}
+
+
+def _needs_root(untrusted: str) -> None:
+    if "another user" in untrusted and os.getuid() != 0:
+        pytest.skip("giving a file to another user needs root")
+
+
+def test_a_cache_entry_is_unpickled_only_if_no_other_user_could_have_written_it(
+    models: SimpleNamespace, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = tmp_path / "cache"
+    reference = _direct(models.forest, cache)
+    [entry] = (cache / "sklearn").iterdir()
+    frame = _frame(20, seed=6)
+    # The planted pickle does run when the entry is the user's own (so it is a real test below);
+    # it gives no estimator, so the model is loaded with skops all the same.
+    marker = tmp_path / "ran"
+    _plant(entry, marker, untrusted="")
+    assert sklearn_direct.load_estimator(reference.plan, str(cache))[1] == "skops"
+    assert marker.exists()
+    for untrusted, why in UNTRUSTED.items():
+        if "another user" in untrusted and os.getuid() != 0:
+            continue
+        marker = tmp_path / f"ran-{untrusted.replace(' ', '-')}"
+        _plant(entry, marker, untrusted)
+        caplog.clear()
+        estimator, how = sklearn_direct.load_estimator(reference.plan, str(cache))
+        assert not marker.exists(), untrusted
+        assert how == "skops", untrusted
+        np.testing.assert_array_equal(estimator.predict(frame), reference.predict(frame))
+        [line] = [r.getMessage() for r in caplog.records if "not loading the cached model" in r.getMessage()]
+        assert why in line and line.endswith("loading the model with skops"), line
+    # Each skops load cached the model anew, the user's own: the next load takes it.
+    (cache / "sklearn").chmod(0o700)
+    assert sklearn_direct.load_estimator(reference.plan, str(cache))[1] == "cache"
+
+
+@pytest.mark.parametrize("untrusted", ["file mode 0666", "file owned by another user"])
+def test_a_job_ignores_a_cache_entry_another_user_could_have_written(
+    client: BatchClient, models: SimpleNamespace, tmp_path: Path, untrusted: str
+) -> None:
+    _needs_root(untrusted)
+    data = tmp_path / "data"
+    data.mkdir()
+    _frame(60, seed=7).to_parquet(data / "a.parquet", index=False)
+    _deploy(client, models.forest, "ep-direct")
+    first = client.batch_endpoints.invoke("ep-direct", input=str(data)).wait(timeout=120)
+    assert first.status == "Completed", first.error
+    [entry] = (client.workspace.cache_dir / "sklearn").iterdir()
+    marker = tmp_path / "ran"
+    _plant(entry, marker, untrusted)
+
+    job = client.batch_endpoints.invoke("ep-direct", input=str(data)).wait(timeout=120)
+    assert job.status == "Completed", job.error
+    assert not marker.exists()
+    assert output_file(job).read_bytes() == output_file(first).read_bytes()
+    log = (Path(job["logs_dir"]) / "user" / "stdout" / "zygote.stdout.txt").read_text()
+    [line] = [line for line in log.splitlines() if "not loading the cached model" in line]
+    assert UNTRUSTED[untrusted] in line
+    assert "loaded from skops without MLflow" in log

@@ -20,10 +20,11 @@ if TYPE_CHECKING:
 def get_target(
     compute: dict[str, Any], store: Store | None = None, workspace_root: Path | None = None, job: str = ""
 ) -> ComputeTarget:
-    """Return the execution target for a compute record (``ssh`` needs the store, workspace and job)."""
+    """Return the execution target for a compute record (``local`` needs the workspace; ``ssh`` the
+    store, workspace and job)."""
     kind = compute.get("type", "local")
-    if kind in ("local", "amlcompute"):
-        return LocalPool()
+    if kind in ("local", "amlcompute") and workspace_root is not None:
+        return LocalPool(workspace_root)
     if kind == "ssh" and store is not None and workspace_root is not None:
         from .ssh import SSHClusterTarget
 

@@ -14,6 +14,7 @@ not safe to fork after importing, and as the benchmarks' baseline.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import multiprocessing
@@ -23,6 +24,7 @@ import signal
 import threading
 import time
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import Any
 
 from . import zygote
@@ -99,6 +101,7 @@ def _serves(zygote: dict[str, Any], env: dict[str, str], preinit_key: str | None
 
 
 def start_zygote(
+    workspace_root: Path,
     env: dict[str, str],
     modules: tuple[str, ...] = (),
     preinit: dict[str, Any] | None = None,
@@ -110,7 +113,8 @@ def start_zygote(
     :func:`batchnb.compute.standby.preload_context`). Returns at once: the zygote works while the
     caller goes on, and the first worker starts when it is done. A running zygote that serves such
     workers is kept: returns False (a warm standby's), or True if it was started for ``job`` (by
-    :func:`start_early`). One that does not serve them is stopped first."""
+    :func:`start_early`). One that does not serve them is stopped first. Its configuration goes
+    through the workspace's private run folder (see :mod:`batchnb.compute.zygote`)."""
     global _zygote
     key = preinit.get("preload_key") if preinit else None
     server = _server()
@@ -118,20 +122,25 @@ def start_zygote(
         if _serves(_zygote, env, key):
             return job is not None and _zygote.get("job") == job
         stop_zygote()
+    _remove_files()  # those of a zygote that ended by itself
     wanted = list(dict.fromkeys((*BASE_MODULES, *modules)))
     config = {"env": env, "modules": wanted, "preinit": preinit, "log": log}
     multiprocessing.forkserver.set_forkserver_preload(["batchnb.compute.zygote"])
-    path = zygote.write_config(config)
+    path = zygote.write_config(zygote.run_folder(workspace_root), config)
+    _register_cleanup()
     try:
+        os.environ[zygote.CONFIG_ENV] = str(path)
         multiprocessing.forkserver.ensure_running()
     except BaseException:
-        path.unlink(missing_ok=True)
+        zygote.remove(path)
         raise
-    _zygote = {"env": dict(env), "preinit_key": key, "job": job}
+    finally:
+        os.environ.pop(zygote.CONFIG_ENV, None)
+    _zygote = {"env": dict(env), "preinit_key": key, "job": job, "config": path}
     return True
 
 
-def start_early(spec: dict[str, Any], job: str) -> None:
+def start_early(spec: dict[str, Any], job: str, workspace_root: Path) -> None:
     """Start the zygote for the job of ``spec`` as the first thing its supervisor process does,
     before it imports the supervisor (0.15 to 0.2 s here), so both run side by side; the
     supervisor's :meth:`LocalPool.prepare` then finds it. Does nothing for clean interpreters."""
@@ -139,7 +148,7 @@ def start_early(spec: dict[str, Any], job: str) -> None:
 
     if start_method() == "spawn":
         return
-    start_zygote(*standby.pool_setup(spec), job=job)
+    start_zygote(workspace_root, *standby.pool_setup(spec), job=job)
 
 
 def stop_zygote(kill: bool = False) -> None:
@@ -152,9 +161,26 @@ def stop_zygote(kill: bool = False) -> None:
             os.kill(server._forkserver_pid, signal.SIGKILL)
     with contextlib.suppress(OSError, ChildProcessError):
         server._stop()
-    zygote.config_path(os.getpid()).unlink(missing_ok=True)  # if it never got to read it
-    zygote.ready_path(os.getpid()).unlink(missing_ok=True)
+    _remove_files()
     _zygote = None
+
+
+def _remove_files() -> None:
+    """Delete the zygote's configuration (if it never got to read it) and its ready file."""
+    if _zygote is not None:
+        zygote.remove(_zygote["config"])
+
+
+_cleanup_registered = False
+
+
+def _register_cleanup() -> None:
+    """At this process's exit, however it ends short of a SIGKILL, its zygote's files go too (a
+    supervisor that did not claim its job exits without stopping the zygote it started early)."""
+    global _cleanup_registered
+    if not _cleanup_registered:
+        atexit.register(_remove_files)
+        _cleanup_registered = True
 
 
 def _done_importing(pid: int) -> bool:
@@ -179,11 +205,16 @@ _live_env: dict[str, str] | None = None
 
 
 class LocalPool(ComputeTarget):
-    """``instance_count × max_concurrency_per_instance`` loky worker processes, forked from a zygote."""
+    """``instance_count × max_concurrency_per_instance`` loky worker processes, forked from a zygote.
+
+    Args:
+        workspace_root: The workspace of the jobs it runs (its zygote's files go to its ``run/``).
+    """
 
     supports_kill_worker = True
 
-    def __init__(self) -> None:
+    def __init__(self, workspace_root: Path) -> None:
+        self._workspace_root = workspace_root
         self._executor: Executor | None = None
         self._leaving: threading.Thread | None = None
         self._prepared: tuple[tuple[str, ...], dict[str, Any] | None] = ((), None)
@@ -201,14 +232,15 @@ class LocalPool(ComputeTarget):
         self._prepared = (modules, preinit)
         if start_method() == "spawn":
             return False
-        return start_zygote(env, modules, preinit, log, job)
+        return start_zygote(self._workspace_root, env, modules, preinit, log, job)
 
     def wait_started(self, stop: threading.Event) -> bool:
         """Wait until the zygote has imported everything (a worker cannot start before), or until
         ``stop`` is set (False): a job canceled meanwhile need not wait for the imports."""
-        while _zygote is not None and not zygote.ready_path(os.getpid()).exists():
+        while _zygote is not None and not zygote.ready_path(_zygote["config"]).exists():
             pid = zygote_pid()
             if pid is None or _done_importing(pid):
+                _zygote["config"].unlink(missing_ok=True)  # if it ended before reading it
                 break
             if stop.wait(0.02):
                 return False
@@ -226,7 +258,8 @@ class LocalPool(ComputeTarget):
         if start_method() == "spawn":
             start: dict[str, Any] = {"env": env}  # loky's clean interpreters take it at their start
         else:
-            start_zygote(env, modules, preinit)  # keeps the running one if it serves these workers
+            # Keeps the running zygote if it serves these workers.
+            start_zygote(self._workspace_root, env, modules, preinit)
             start = {"context": multiprocessing.get_context("forkserver")}
         self._executor = get_reusable_executor(
             max_workers=n_workers,

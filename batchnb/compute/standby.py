@@ -560,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
             record["preload_key"] = key
             return thread
 
-        pool = LocalPool()
+        pool = LocalPool(root)
         warming = warm_up()
         wal = root / "batchnb.db-wal"
         last_seen: tuple[int, int] | None = None

@@ -37,7 +37,7 @@ def _queued_spec(workspace_root: Path, job_name: str) -> dict[str, Any] | None:
     return dict(json.loads(row["spec"])) if row["status"] == state.QUEUED else None
 
 
-def _start_pool_early(spec: dict[str, Any], job: str) -> None:
+def _start_pool_early(spec: dict[str, Any], job: str, workspace: Path) -> None:
     """A local pool's zygote starts importing now, beside the supervisor's own imports."""
     compute = spec.get("compute_spec") or {"type": "local"}
     if compute.get("type") not in ("local", "amlcompute") or "job_dir" not in spec:
@@ -45,7 +45,7 @@ def _start_pool_early(spec: dict[str, Any], job: str) -> None:
     from ..compute import local
 
     try:
-        local.start_early(spec, job)
+        local.start_early(spec, job, workspace)
     except Exception:  # only a head start: the supervisor starts the pool itself and reports what fails
         return
 
@@ -66,7 +66,7 @@ def _run(workspace: Path, job: str) -> str:
                 return "not-claimed"
             time.sleep(0.02)
     if spec:
-        _start_pool_early(spec, job)
+        _start_pool_early(spec, job, workspace)
     from .supervisor import Supervisor
 
     return Supervisor(workspace, job).run()

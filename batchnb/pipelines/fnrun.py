@@ -3,6 +3,9 @@
 The payload (written by :mod:`batchnb.pipelines.dsl`) holds the function, pickled by value, and its
 declared ports. Each ``--name value`` pair becomes a keyword argument: literal inputs converted to
 their declared type, data inputs and outputs passed as the local paths the runner gave.
+
+Unpickling runs code: the payload, in the workspace's code snapshots, is trusted as the workspace is
+(whoever can write to it can run code as the user who runs jobs; see ``docs/security.md``).
 """
 
 from __future__ import annotations

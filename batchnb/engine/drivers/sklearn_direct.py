@@ -13,8 +13,10 @@ What this module does instead, for a model it fully understands (see :func:`plan
   types the user trusted), or ``pickle`` / ``cloudpickle``. A skops-loaded estimator is then kept
   as a pickle in the workspace's cache folder (``BATCHNB_CACHE_DIR``), keyed by the model file's
   SHA-256, the trusted types and the versions of Python, numpy, scipy, scikit-learn and skops, so
-  the next job loads it without skops. The pickle is made by batchnb from what skops loaded, and
-  lives in the workspace beside the code snapshots batchnb runs: it is trusted as they are.
+  the next job loads it without skops. The pickle is made by batchnb from what skops loaded
+  (mode 0600, in a 0700 folder), and is unpickled only if no other user could have replaced it:
+  the file and its folder owned by the user running the job, writable by nobody else. Otherwise
+  the entry is ignored, with one line in the log, and skops loads the model as if it were not cached.
 * **Predict** as ``PyFuncModel.predict`` does for an input that already satisfies the signature:
   MLflow's schema enforcement then changes nothing and passes the signature's columns, in its
   order, to the estimator's predict function (extra columns dropped, with MLflow's warning, once
@@ -33,10 +35,11 @@ import json
 import logging
 import os
 import pickle
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -171,16 +174,67 @@ def cache_key(plan: Plan) -> str:
     return digest.hexdigest()
 
 
-def _load_cached(path: Path) -> Any:
+class _Untrusted(Exception):
+    """A cache entry that another user may have written."""
+
+
+def _check_owner(info: os.stat_result, what: str) -> None:
+    """Raise :class:`_Untrusted` unless ``info`` is of this user's, writable by nobody else."""
+    if info.st_uid != os.getuid():
+        raise _Untrusted(f"{what} is owned by uid {info.st_uid}, not by this user (uid {os.getuid()})")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise _Untrusted(f"{what} is writable by other users (mode {stat.S_IMODE(info.st_mode):o})")
+
+
+def _open_trusted(path: Path) -> BinaryIO | None:
+    """``path`` opened for reading, or None if there is no such file.
+
+    Unpickling runs code, so a cache entry is read only if no other user could have written it: the
+    file and its folder owned by this user and writable by nobody else, as checked on the open
+    descriptors (nothing can be swapped in between the check and the read).
+
+    Raises:
+        _Untrusted: Someone else may have written it.
+    """
     try:
-        with open(path, "rb") as fh:
-            return pickle.load(fh)
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     except FileNotFoundError:
         return None
-    except Exception as exc:  # an unreadable cache entry only costs the slow load: drop it
-        _log.warning("batchnb: ignoring the cached model %s: %s", path, exc)
-        path.unlink(missing_ok=True)
+    try:
+        _check_owner(os.fstat(folder), f"its folder {path.parent}")
+        fh = open(path.name, "rb", opener=lambda name, flags: os.open(name, flags, dir_fd=folder))  # noqa: SIM115
+    except FileNotFoundError:
         return None
+    finally:
+        os.close(folder)
+    try:
+        info = os.fstat(fh.fileno())
+        _check_owner(info, "the file")
+        if not stat.S_ISREG(info.st_mode):
+            raise _Untrusted("not a regular file")
+    except BaseException:
+        fh.close()
+        raise
+    return fh
+
+
+def _load_cached(path: Path) -> Any:
+    """The estimator cached at ``path``; None if there is none or it cannot be trusted (logged:
+    the model is then loaded with skops, through its trusted types, as if it were not cached)."""
+    try:
+        fh = _open_trusted(path)
+    except (_Untrusted, OSError) as exc:
+        _log.warning("batchnb: not loading the cached model %s (%s): loading the model with skops", path, exc)
+        return None
+    if fh is None:
+        return None
+    with fh:
+        try:
+            return pickle.load(fh)
+        except Exception as exc:  # an unreadable cache entry only costs the slow load: drop it
+            _log.warning("batchnb: ignoring the cached model %s: %s", path, exc)
+            path.unlink(missing_ok=True)
+            return None
 
 
 def _store_cached(path: Path, estimator: Any) -> None:
