@@ -3,6 +3,11 @@
 Pure string building, no widget or IPython import: the same HTML serves a notebook output, an
 nbconvert report (it needs no JavaScript) and a terminal's ``repr``. The live widget
 (:mod:`batchnb.widgets`) replaces itself with :func:`job_html` when its job ends.
+
+Every CSS rule here is scoped to the card's own root class (``batchnb-card``), so it can neither
+change the JupyterLab sidebar nor be changed by it. Colours come from JupyterLab's theme variables
+(with light fallbacks for pages without them); text keeps the theme's font colours and a status
+carries its hue in a tinted background, so the light and the dark theme both stay readable.
 """
 
 from __future__ import annotations
@@ -11,60 +16,111 @@ import datetime as dt
 import html
 from typing import Any
 
-_STATUS_COLOURS = {
-    "Completed": "#1a7f37",
-    "Failed": "#cf222e",
-    "Canceled": "#6e7781",
-    "Interrupted": "#bf8700",
-    "Running": "#0969da",
-    "Queued": "#6e7781",
-    "Preparing": "#6e7781",
-    "Finalizing": "#0969da",
-    "CancelRequested": "#bf8700",
-    "NotStarted": "#6e7781",
+# A status's hue: a JupyterLab theme variable, and the light theme's value where it is undefined.
+TONES = {
+    "success": ("--jp-success-color1", "#388e3c"),
+    "error": ("--jp-error-color1", "#d32f2f"),
+    "warn": ("--jp-warn-color1", "#f57c00"),
+    "info": ("--jp-brand-color1", "#1976d2"),
+    "neutral": ("--jp-layout-color4", "#757575"),
 }
+_STATUS_TONES = {
+    "Completed": "success",
+    "Failed": "error",
+    "Interrupted": "warn",
+    "CancelRequested": "warn",
+    "Running": "info",
+    "Finalizing": "info",
+}
+MUTED = "var(--jp-ui-font-color2,#616161)"
+# Red text that stays readable on both themes' backgrounds: the theme's red darkened (light theme)
+# or lightened (dark theme) towards the theme's strongest font colour.
+ERROR_TEXT = "color-mix(in srgb,var(--jp-error-color1,#d32f2f) 70%,var(--jp-ui-font-color0,#000))"
+
+
+def tone(status: str) -> str:
+    """The hue of a status: ``success``, ``error``, ``warn``, ``info`` or ``neutral``."""
+    return _STATUS_TONES.get(status, "neutral")
+
+
+def status_css(selector: str) -> str:
+    """CSS for status badges matched by ``selector``: the text in the theme's font colour on a tint
+    of the status's hue (``data-tone``), which reads in the light and the dark theme alike."""
+    rules = [f"{selector}{{border:1px solid;border-radius:3px;padding:0 5px;font-weight:600;white-space:nowrap}}"]
+    for name, (var, fallback) in TONES.items():
+        colour = f"var({var},{fallback})"
+        rules.append(
+            f"{selector}[data-tone={name}]{{border-color:{colour};"
+            f"background:color-mix(in srgb,{colour} 22%,transparent)}}"
+        )
+    return "".join(rules)
+
 
 _STYLE = (
     "<style>.batchnb-card{font-family:var(--jp-ui-font-family,sans-serif);font-size:13px;max-width:760px}"
     ".batchnb-card table{border-collapse:collapse;margin:4px 0}"
-    # !important: JupyterLab right-aligns the cells of rendered HTML tables.
+    # !important: JupyterLab right-aligns the cells of rendered HTML tables and stripes their rows.
     ".batchnb-card td,.batchnb-card th{padding:2px 10px 2px 0;text-align:left!important;vertical-align:top}"
-    ".batchnb-card th{color:#57606a;font-weight:normal}"
-    ".batchnb-status{font-weight:bold}.batchnb-error{white-space:pre-wrap;color:#cf222e;font-size:12px}"
-    ".batchnb-steps td.batchnb-step-error{color:#cf222e;font-size:12px}.batchnb-card code{font-size:12px}</style>"
+    ".batchnb-card tr{background:transparent!important}"
+    f".batchnb-card th{{color:{MUTED};font-weight:normal;white-space:nowrap}}"
+    + status_css(".batchnb-card .batchnb-card-status")
+    + ".batchnb-card .batchnb-card-error{white-space:pre-wrap;font-size:12px;padding:4px 8px;margin-top:4px;"
+    "border-left:3px solid var(--jp-error-color1,#d32f2f);"
+    "background:color-mix(in srgb,var(--jp-error-color1,#d32f2f) 12%,transparent)}"
+    f".batchnb-card td.batchnb-card-step-error{{color:{ERROR_TEXT};font-size:12px}}"
+    ".batchnb-card code{font-size:12px}"
+    f".batchnb-card .batchnb-chart text{{fill:{MUTED}}}"
+    f".batchnb-card .batchnb-chart .batchnb-chart-axis{{stroke:{MUTED}}}"
+    ".batchnb-card .batchnb-chart .batchnb-chart-bar{fill:var(--jp-brand-color2,#64b5f6);opacity:0.6}"
+    ".batchnb-card .batchnb-chart .batchnb-chart-line{stroke:var(--jp-brand-color1,#1976d2)}</style>"
 )
 
 
-def _when(ts: float | None) -> str:
+def local_time(ts: float | None, seconds: bool = False) -> str:
+    """An epoch time as the reader's local time, ``2026-12-02 04:13`` (JSON keeps ISO 8601)."""
     if ts is None:
         return ""
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 def _seconds(value: float | None) -> str:
     if value is None:
         return ""
     value = float(value)
+    if 0 < value < 0.1:  # a fast run(): "0.0 s" would read as "nothing ran"
+        return f"{value * 1000:.0f} ms" if value >= 0.0005 else "<1 ms"
     if value < 60:
         return f"{value:.1f} s"
     minutes, seconds = divmod(int(value), 60)
     return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
-def status_badge(status: str) -> str:
-    """The job status in its colour."""
-    colour = _STATUS_COLOURS.get(status, "#24292f")
-    return f'<span class="batchnb-status" style="color:{colour}">{html.escape(status)}</span>'
+def status_badge(status: str, css_class: str = "batchnb-card-status") -> str:
+    """The job status as a badge tinted with its hue (styled by :func:`status_css`)."""
+    return f'<span class="{css_class}" data-tone="{tone(status)}">{html.escape(status)}</span>'
 
 
-def svg_chart(points: list[tuple[float, int, int]], width: int = 360, height: int = 90) -> str:
-    """A small inline SVG: mini-batches finished (line) and rows written per second (bars) over time.
+def _ticks(top: float) -> list[float]:
+    return [0.0, top / 2, top] if top > 0 else [0.0]
+
+
+def svg_chart(points: list[tuple[float, int, int]], width: int = 440, height: int = 150) -> str:
+    """A small inline SVG with axes: mini-batches finished (line, left axis) and rows written per
+    second (bars, right axis) against the time since the job started.
 
     Args:
         points: ``(seconds since start, mini-batches finished so far, rows written so far)``, in time order.
+        width: The chart's width in pixels.
+        height: The chart's height in pixels.
+
+    Returns:
+        The ``<svg>`` element, or ``""`` with fewer than two points.
     """
     if len(points) < 2:
         return ""
+    left, right, top, bottom = 34, 46, 18, 32
+    plot_w, plot_h = width - left - right, height - top - bottom
+    base = top + plot_h
     t_max = max(p[0] for p in points) or 1.0
     done_max = max(p[1] for p in points) or 1
     # Throughput per bucket: rows written in each of up to 30 equal slices of the run.
@@ -78,19 +134,39 @@ def svg_chart(points: list[tuple[float, int, int]], width: int = 360, height: in
     slice_s = t_max / buckets
     rates = [r / slice_s for r in rates]
     rate_max = max(rates) or 1.0
-    bar_w = width / buckets
-    bars = "".join(
-        f'<rect x="{i * bar_w:.1f}" y="{height - r / rate_max * (height - 14):.1f}" width="{bar_w * 0.8:.1f}" '
-        f'height="{r / rate_max * (height - 14):.1f}" fill="#afc8f0"/>'
+    bar_w = plot_w / buckets
+    parts = [
+        f'<rect class="batchnb-chart-bar" x="{left + i * bar_w:.1f}" y="{base - r / rate_max * plot_h:.1f}" '
+        f'width="{bar_w * 0.8:.1f}" height="{r / rate_max * plot_h:.1f}" fill="#64b5f6" opacity="0.6"/>'
         for i, r in enumerate(rates)
+    ]
+    line = " ".join(f"{left + p[0] / t_max * plot_w:.1f},{base - p[1] / done_max * plot_h:.1f}" for p in points)
+    parts.append(
+        f'<polyline class="batchnb-chart-line" points="{line}" fill="none" stroke="#1976d2" stroke-width="2"/>'
     )
-    line = " ".join(f"{p[0] / t_max * width:.1f},{height - p[1] / done_max * (height - 14):.1f}" for p in points)
+    axis = 'class="batchnb-chart-axis" stroke="#616161" stroke-width="1"'
+    parts.append(f'<path {axis} fill="none" d="M{left},{top} V{base} H{left + plot_w} V{top}"/>')
+    text = 'font-size="10" fill="#616161"'
+    for t in _ticks(t_max):
+        x = left + t / t_max * plot_w
+        parts.append(f'<path {axis} d="M{x:.1f},{base} v3"/>')
+        parts.append(f'<text {text} x="{x:.1f}" y="{base + 13}" text-anchor="middle">{_seconds(t)}</text>')
+    for d in _ticks(float(done_max)):
+        y = base - d / done_max * plot_h
+        parts.append(f'<text {text} x="{left - 4}" y="{y + 3:.1f}" text-anchor="end">{d:g}</text>')
+    for r in _ticks(rate_max):
+        y = base - r / rate_max * plot_h
+        parts.append(f'<text {text} x="{left + plot_w + 4}" y="{y + 3:.1f}">{r:,.0f}</text>')
+    parts += [
+        f'<text {text} x="{left}" y="11">mini-batches done (line)</text>',
+        f'<text {text} x="{width - 2}" y="11" text-anchor="end">rows/s (bars)</text>',
+        f'<text {text} x="{left + plot_w / 2:.1f}" y="{height - 3}" text-anchor="middle">time since start</text>',
+    ]
     return (
         f'<svg class="batchnb-chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="progress and throughput over time">'
-        f'{bars}<polyline points="{line}" fill="none" stroke="#0969da" stroke-width="2"/>'
-        f'<text x="2" y="11" font-size="10" fill="#57606a">mini-batches done (line), rows/s (bars, peak '
-        f"{rate_max:,.0f}) over {_seconds(t_max)}</text></svg>"
+        f'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="mini-batches done and rows/s over time">'
+        + "".join(parts)
+        + "</svg>"
     )
 
 
@@ -108,8 +184,9 @@ def steps_summary(progress: dict[str, Any]) -> str:
 
 
 def _card(job: dict[str, Any], title: str, rows: list[tuple[str, str]], extra: str = "") -> str:
-    body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    error = f'<div class="batchnb-error">{html.escape(job["error"])}</div>' if job.get("error") else ""
+    # data-row names each row for tests and user styles: "Rows written" -> "rows-written".
+    body = "".join(f'<tr data-row="{k.lower().replace(" ", "-")}"><th>{k}</th><td>{v}</td></tr>' for k, v in rows)
+    error = f'<div class="batchnb-card-error">{html.escape(job["error"])}</div>' if job.get("error") else ""
     return (
         f'{_STYLE}<div class="batchnb-card batchnb-summary" data-job="{html.escape(job["name"])}" '
         f'data-type="{html.escape(str(job.get("type", "batch")))}" data-status="{html.escape(job["status"])}">'
@@ -119,7 +196,7 @@ def _card(job: dict[str, Any], title: str, rows: list[tuple[str, str]], extra: s
 
 def _time_row(job: dict[str, Any]) -> tuple[str, str]:
     elapsed = (job.get("progress") or {}).get("elapsed_s")
-    return "Time", f"started {_when(job.get('started_at'))}, elapsed {_seconds(elapsed)}"
+    return "Time", f"started {local_time(job.get('started_at'), seconds=True)}, elapsed {_seconds(elapsed)}"
 
 
 def _output_rows(job: dict[str, Any]) -> list[tuple[str, str]]:
@@ -152,11 +229,11 @@ def _pipeline_html(job: dict[str, Any]) -> str:
         f'<tr data-step="{html.escape(s["name"])}" data-status="{html.escape(s["status"])}">'
         f"<td>{html.escape(s['name'])}</td><td>{status_badge(s['status'])}</td>"
         f"<td>{_seconds(s.get('duration_s'))}</td><td>{html.escape(', '.join(s.get('needs') or []))}</td>"
-        f'<td class="batchnb-step-error">{html.escape(first_line(s.get("error")))}</td></tr>'
+        f'<td class="batchnb-card-step-error">{html.escape(first_line(s.get("error")))}</td></tr>'
         for s in job.get("steps") or []
     )
     table = (
-        '<table class="batchnb-steps"><tr><th>step</th><th>status</th><th>duration</th><th>after</th>'
+        '<table class="batchnb-card-steps"><tr><th>step</th><th>status</th><th>duration</th><th>after</th>'
         f"<th></th></tr>{steps}</table>"
     )
     heading = f"Pipeline job {job['name']}" + (f" ({title})" if title != job["name"] else "")
@@ -200,10 +277,11 @@ def job_html(job: dict[str, Any], timeline: list[tuple[float, int, int]] | None 
         ("Rows written", f"{p.get('rows_written', 0):,} ({p.get('rows_per_second', 0):,.1f} rows/s)"),
         (
             "Time",
-            f"started {_when(job.get('started_at'))}, elapsed {_seconds(p.get('elapsed_s'))}"
+            f"started {local_time(job.get('started_at'), seconds=True)}, elapsed {_seconds(p.get('elapsed_s'))}"
             + (f", ETA {_seconds(p.get('eta_s'))}" if p.get("eta_s") is not None else ""),
         ),
-        ("Worker time", _seconds(p.get("worker_seconds"))),
+        # Time inside run(), summed over the workers (init() and the pool's start are not in it).
+        ("Worker time", f"{_seconds(p.get('worker_seconds', 0.0))} in run(), summed over the workers"),
         ("Output", html.escape(str((job.get("outputs") or {}).get("score", {}).get("path", "")))),
         ("Logs", html.escape(str(job.get("logs_dir", "")))),
     ]
@@ -267,5 +345,8 @@ def job_text(job: dict[str, Any]) -> str:
 def entity_html(entity: dict[str, Any], title: str) -> str:
     """Any other entity (endpoint, deployment, model) as a small key/value table."""
     shown = {k: v for k, v in entity.items() if not isinstance(v, dict | list) and not k.startswith("_")}
+    for key, value in shown.items():  # created_at, updated_at: epoch seconds in the record
+        if key.endswith("_at") and isinstance(value, int | float) and not isinstance(value, bool):
+            shown[key] = local_time(value)
     body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in shown.items())
     return f'{_STYLE}<div class="batchnb-card"><b>{html.escape(title)}</b><table>{body}</table></div>'

@@ -3,6 +3,8 @@ widget following a real job, and the static renderings."""
 
 from __future__ import annotations
 
+import datetime
+import re
 import textwrap
 import time
 from html import unescape
@@ -175,7 +177,13 @@ def test_finished_job_renders_as_html_with_a_chart_and_as_text(client: BatchClie
     html = job._repr_html_()
     assert 'data-status="Completed"' in html
     assert "<svg" in html and "rows/s" in html
+    # The chart has axes with units: time since start along the bottom, ticks in seconds.
+    assert "time since start" in html and "mini-batches done" in html and re.search(r">\d+\.\d s</text>", html)
     assert "4 done, 0 failed" in html
+    # A fast run() still shows its time (in ms), not "0.0 s".
+    worker = re.search(r'data-row="worker-time"><th>Worker time</th><td>([^<]*)</td>', html).group(1)
+    assert re.fullmatch(r"(<1 ms|\d+ ms|\d+\.\d s) in run\(\), summed over the workers", worker), worker
+    assert not worker.startswith("0.0 s")
     text = repr(job)
     assert text.startswith(f"Job {job['name']}: Completed")
     assert "4 succeeded, 0 failed" in text
@@ -261,3 +269,7 @@ def test_entities_render_as_html(client: BatchClient) -> None:
     html = endpoint._repr_html_()
     assert "BatchEndpoint ep-html" in html
     assert "&lt;b&gt;bold&lt;/b&gt;" in html  # escaped, never injected
+    # Times read as local times, not epoch seconds.
+    local = datetime.datetime.fromtimestamp(endpoint["created_at"]).strftime("%Y-%m-%d %H:%M")
+    assert f"<th>created_at</th><td>{local}</td>" in html
+    assert str(endpoint["created_at"]) not in html

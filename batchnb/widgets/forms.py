@@ -23,8 +23,15 @@ _LABEL = {"style": {"description_width": "170px"}, "layout": w.Layout(width="460
 
 
 def _message(kind: str, text: str) -> str:
-    colour = {"ok": "#1a7f37", "error": "#cf222e"}[kind]
-    return f"<div class='batchnb-form-{kind}' style='color:{colour}'>{html.escape(text)}</div>"
+    # The text keeps the theme's font colour (readable in light and dark); the hue is in the border.
+    var, fallback = static.TONES["success" if kind == "ok" else "error"]
+    return (
+        f"<div class='batchnb-form-{kind}' style='border-left:3px solid var({var},{fallback});padding:0 6px'>"
+        f"{html.escape(text)}</div>"
+    )
+
+
+_TABLE_STYLE = "<style>" + static.status_css(".batchnb-job-table .batchnb-job-table-status") + "</style>"
 
 
 class _Form:
@@ -256,13 +263,16 @@ class JobTable:
             body.append(
                 f"<tr data-job='{html.escape(job['name'])}' data-type='{html.escape(job['type'])}'>"
                 f"<td>{html.escape(job['name'])}</td>"
-                f"<td>{static.status_badge(job['status'])}</td><td>{html.escape(where)}</td>"
+                f"<td>{static.status_badge(job['status'], 'batchnb-job-table-status')}</td>"
+                f"<td>{html.escape(where)}</td>"
                 f"<td>{progress}</td><td>{failed}</td><td>{rows}</td>"
-                f"<td>{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(job['created_at']))}</td></tr>"
+                f"<td>{static.local_time(job['created_at'])}</td></tr>"
             )
         self.table.value = (
-            "<table class='batchnb-jobs'><tr><th>job</th><th>status</th><th>endpoint/deployment</th>"
-            "<th>progress</th><th>failed</th><th>rows</th><th>created</th></tr>" + "".join(body) + "</table>"
+            f"{_TABLE_STYLE}<table class='batchnb-job-table-rows'><tr><th>job</th><th>status</th>"
+            "<th>endpoint/deployment</th><th>progress</th><th>failed</th><th>rows</th><th>created</th></tr>"
+            + "".join(body)
+            + "</table>"
         )
         return any(j["status"] not in ENDED for j in jobs)
 

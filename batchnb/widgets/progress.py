@@ -6,6 +6,10 @@ The widget is created in the cell (the kernel's main thread) and only mutated by
 thread (ipykernel >= 7.1 sends comm messages from threads; 7.0 broke this, see
 jupyter-widgets/ipywidgets#4001). The poller reads the store, so it keeps going while the kernel
 runs other cells, and the same job shown again anywhere shows the same state.
+
+The widget styles itself with a ``<style>`` element of its own, scoped to its root class
+``batchnb-live`` (so it looks the same with or without the JupyterLab extension, and neither's CSS
+reaches the other), in JupyterLab's theme colours.
 """
 
 from __future__ import annotations
@@ -17,6 +21,15 @@ from typing import Any
 
 from .. import display as static
 from ..engine.state import ENDED
+
+_STYLE = (
+    "<style>"
+    + static.status_css(".batchnb-live .batchnb-live-status")
+    + f".batchnb-live .batchnb-live-where,.batchnb-live .batchnb-live-paths{{color:{static.MUTED}}}"
+    ".batchnb-live .batchnb-live-paths,.batchnb-live .batchnb-live-steps{font-size:12px;line-height:18px}"
+    f".batchnb-live .batchnb-live-error{{color:{static.ERROR_TEXT}}}"
+    "</style>"
+)
 
 POLL_S = 0.5  # at most two widget updates a second: each one is a comm message
 FINAL_UPDATE_WAIT_S = 5.0
@@ -70,6 +83,8 @@ class JobProgress:
         import ipywidgets as w
 
         self.job = job._ops().get(job["name"])  # its own copy: the poller mutates it
+        # Hidden: a <style> element applies wherever it sits, and this one takes no line of its own.
+        style = w.HTML(_STYLE, layout=w.Layout(display="none"))
         self.header = w.HTML()
         self.bar = w.IntProgress(min=0, max=1, value=0, layout=w.Layout(width="420px"))
         self.counters = w.HTML()
@@ -78,9 +93,9 @@ class JobProgress:
         self.cancel_button = w.Button(description="Cancel", icon="stop", layout=w.Layout(width="90px"))
         self.cancel_button.on_click(self._cancel)
         self.widget = w.VBox(
-            [self.header, w.HBox([self.bar, self.cancel_button]), self.counters, self.steps, self.paths]
+            [style, self.header, w.HBox([self.bar, self.cancel_button]), self.counters, self.steps, self.paths]
         )
-        self.widget.add_class("batchnb-progress")
+        self.widget.add_class("batchnb-live")
         self._stop = threading.Event()
         self.render()
 
@@ -88,7 +103,8 @@ class JobProgress:
         try:
             self.job._ops().cancel(self.job["name"])
         except Exception as exc:  # already finished, etc.: say so in the widget
-            self.counters.value += f"<div style='color:#cf222e'>{type(exc).__name__}: {exc}</div>"
+            problem = html.escape(f"{type(exc).__name__}: {exc}")
+            self.counters.value += f"<div class='batchnb-live-error'>{problem}</div>"
 
     def render(self) -> None:
         """Copy the job's current state into the widgets."""
@@ -103,8 +119,9 @@ class JobProgress:
         else:
             title, where = "Job", f"{job['endpoint_name']} / {job['deployment_name']}"
         self.header.value = (
-            f"<b>{title} {html.escape(job['name'])}</b> &nbsp; {static.status_badge(job['status'])} &nbsp; "
-            f"<span style='color:#57606a'>{html.escape(where)}</span>"
+            f"<b>{title} {html.escape(job['name'])}</b> &nbsp; "
+            f"{static.status_badge(job['status'], 'batchnb-live-status')} &nbsp; "
+            f"<span class='batchnb-live-where'>{html.escape(where)}</span>"
         )
         self.bar.bar_style = {
             "Completed": "success",
@@ -124,7 +141,7 @@ class JobProgress:
         self.bar.value = mb["done"] + mb["failed"]
         eta = f", ETA {static._seconds(p['eta_s'])}" if p.get("eta_s") is not None else ""
         self.counters.value = (
-            f"<span class='batchnb-counters'>{mb['done'] + mb['failed']}/{mb['total']} mini-batches "
+            f"<span class='batchnb-live-counters'>{mb['done'] + mb['failed']}/{mb['total']} mini-batches "
             f"({mb['failed']} failed, {mb['retrying']} retrying) &middot; {items['succeeded']:,} items ok, "
             f"{items['failed']:,} failed &middot; {p['rows_written']:,} rows, {p['rows_per_second']:,.1f} rows/s"
             f"{eta}</span>"
@@ -137,17 +154,21 @@ class JobProgress:
         self.bar.max = max(counts["total"], 1)
         self.bar.value = counts["completed"] + counts["failed"] + counts["canceled"]
         self.counters.value = (
-            f"<span class='batchnb-counters'>{html.escape(static.steps_summary(job['progress']))} &middot; "
+            f"<span class='batchnb-live-counters'>{html.escape(static.steps_summary(job['progress']))} &middot; "
             f"elapsed {static._seconds(job['progress']['elapsed_s'])}</span>"
         )
         self.steps.value = (
-            "<div class='batchnb-steps' style='font-size:12px'>"
+            "<div class='batchnb-live-steps'>"
             + "".join(
                 f"<div data-step='{html.escape(s['name'])}' data-status='{html.escape(s['status'])}'>"
-                f"{static.status_badge(s['status'])} {html.escape(s['name'])}"
-                + (f" <span style='color:#57606a'>{static._seconds(s['duration_s'])}</span>" if s["duration_s"] else "")
+                f"{static.status_badge(s['status'], 'batchnb-live-status')} {html.escape(s['name'])}"
                 + (
-                    f" <span style='color:#cf222e'>{html.escape(static.first_line(s['error']))}</span>"
+                    f" <span class='batchnb-live-where'>{static._seconds(s['duration_s'])}</span>"
+                    if s["duration_s"]
+                    else ""
+                )
+                + (
+                    f" <span class='batchnb-live-error'>{html.escape(static.first_line(s['error']))}</span>"
                     if s["error"]
                     else ""
                 )
@@ -163,14 +184,14 @@ class JobProgress:
         job = self.job
         self.bar.max, self.bar.value = 1, int(job["status"] in ENDED)
         self.counters.value = (
-            f"<span class='batchnb-counters'><code>{html.escape(job['command'])}</code> &middot; "
+            f"<span class='batchnb-live-counters'><code>{html.escape(job['command'])}</code> &middot; "
             f"elapsed {static._seconds(job['progress']['elapsed_s'])}</span>"
         )
         self._paths(f"log: {job['std_log']}")
 
     def _paths(self, *parts: str) -> None:
         self.paths.value = (
-            "<span style='color:#57606a;font-size:12px'>" + " &middot; ".join(html.escape(p) for p in parts) + "</span>"
+            "<span class='batchnb-live-paths'>" + " &middot; ".join(html.escape(p) for p in parts) + "</span>"
         )
 
     def follow(self, on_end: Any = None) -> threading.Thread:

@@ -106,12 +106,7 @@ function SidebarView(props: { model: BatchModel; actions: ISidebarActions }): JS
         </div>
       )}
       {!model.loaded && model.error === null && <div className="batchnb-empty">Loading…</div>}
-      {model.loaded && model.endpoints.length === 0 && (
-        <div className="batchnb-empty">
-          No batch endpoints in this workspace yet. Create one with{' '}
-          <code>batchnb batch-endpoint create</code> or <code>BatchClient</code>.
-        </div>
-      )}
+      {model.loaded && model.endpoints.length === 0 && <GettingStarted />}
       {model.endpoints.map(endpoint => (
         <EndpointView
           key={endpoint.name}
@@ -128,6 +123,29 @@ function SidebarView(props: { model: BatchModel; actions: ISidebarActions }): JS
           <JobListView jobs={orphans.slice(0, JOBS_PER_ENDPOINT)} actions={actions} />
         </section>
       )}
+    </div>
+  );
+}
+
+/** The empty workspace: the three ways to a first deployment, from where a data scientist already is. */
+function GettingStarted(): JSX.Element {
+  return (
+    <div className="batchnb-getting-started" data-empty="workspace">
+      <p>No batch endpoints in this workspace yet. Deploy a model from a notebook:</p>
+      <ul>
+        <li>
+          <code>%load_ext batchnb</code>, then a cell that starts with{' '}
+          <code>%%batch deploy my-endpoint/blue --model my-model@latest</code>: the cell is the scoring script
+          (<code>init()</code> and <code>run(mini_batch)</code>), and the endpoint is created with it.
+        </li>
+        <li>
+          Or the forms: <code>from batchnb.widgets import ModelForm, EndpointForm, DeploymentForm</code>.
+        </li>
+        <li>
+          Or a terminal: <code>batchnb batch-endpoint create -f endpoint.yml</code> with Azure&apos;s YAML.
+        </li>
+      </ul>
+      <p>Endpoints, their jobs and live progress show up here as they are made.</p>
     </div>
   );
 }
@@ -226,9 +244,6 @@ export function progressSummary(job: AnyJob, active: boolean): IProgressSummary 
         details.push(`${count} ${word}`);
       }
     }
-    if (active && job.progress.elapsed_s > 0) {
-      details.push(formatDuration(job.progress.elapsed_s));
-    }
     return { done: c.completed, failed: c.failed + c.canceled, total: c.total, unit: 'steps', details };
   }
   if (job.type === 'command') {
@@ -315,6 +330,7 @@ function JobView(props: { job: AnyJob; actions: ISidebarActions }): JSX.Element 
         <div className="batchnb-progress-failed" style={{ width: `${failedPct}%` }} />
       </div>
       <div className="batchnb-job-detail">{p.details.join(' · ')}</div>
+      <JobTimeView job={job} active={active} />
       {job.error && (
         <div className="batchnb-job-error" title={job.error}>
           {job.error}
@@ -394,6 +410,30 @@ function JobView(props: { job: AnyJob; actions: ISidebarActions }): JSX.Element 
   );
 }
 
+/** When a job started (relative, the local time on hover) and how long it ran, or has been running. */
+function JobTimeView(props: { job: AnyJob; active: boolean }): JSX.Element {
+  const { job, active } = props;
+  const now = Date.now() / 1000;
+  const started = job.started_at ?? null;
+  if (started === null) {
+    return (
+      <div className="batchnb-job-time" title={`created ${formatTime(job.created_at)}`}>
+        {`created ${formatAgo(now - job.created_at)}`}
+      </div>
+    );
+  }
+  const ran = (job.ended_at ?? (active ? now : started)) - started;
+  return (
+    <div
+      className="batchnb-job-time"
+      data-started={started}
+      title={`started ${formatTime(started)}` + (job.ended_at ? `\nended ${formatTime(job.ended_at)}` : '')}
+    >
+      {`started ${formatAgo(now - started)} · ${active ? 'running for' : 'took'} ${formatDuration(ran)}`}
+    </div>
+  );
+}
+
 /** A pipeline job's steps, in run order: status, name, duration, and the first line of an error. */
 function StepListView(props: { steps: JobStep[] }): JSX.Element {
   return (
@@ -439,6 +479,25 @@ function formatRate(rate: number): string {
   return rate >= 100 ? Math.round(rate).toLocaleString() : rate.toFixed(1);
 }
 
+/** How long ago, in the words of a person: "just now", "3 min ago", "2 h ago", "4 days ago". */
+export function formatAgo(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 45) {
+    return 'just now';
+  }
+  if (s < 3600) {
+    return `${Math.max(1, Math.round(s / 60))} min ago`;
+  }
+  if (s < 86400) {
+    return `${Math.round(s / 3600)} h ago`;
+  }
+  const days = Math.round(s / 86400);
+  return days === 1 ? 'yesterday' : `${days} days ago`;
+}
+
+/** A local time as people read it in a table: `2026-12-02 04:13`. */
 export function formatTime(epochSeconds: number): string {
-  return new Date(epochSeconds * 1000).toLocaleString();
+  const d = new Date(epochSeconds * 1000);
+  const two = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
 }

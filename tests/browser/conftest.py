@@ -7,6 +7,7 @@ under CI (``CI`` set), where .ci/run installs it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -62,7 +63,20 @@ class Lab:
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    root = tmp_path_factory.mktemp("labroot")
+    """The JupyterLab most browser tests share (one start per session)."""
+    with _running_lab(tmp_path_factory.mktemp("labroot")) as running:
+        yield running
+
+
+@pytest.fixture
+def empty_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A JupyterLab of its own whose workspace has nothing in it yet."""
+    with _running_lab(tmp_path_factory.mktemp("emptylab")) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _running_lab(root: Path) -> Iterator[Lab]:
     workspace = root / ".batchnb"
     port = _free_port()
     env = {
@@ -87,6 +101,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             f"--ServerApp.root_dir={root}",
             "--LabApp.news_url=",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            # window.jupyterapp, for the tests that switch the theme with its command.
+            "--LabApp.expose_app_in_browser=True",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

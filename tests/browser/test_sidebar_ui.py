@@ -24,6 +24,8 @@ from playwright.sync_api import Page, expect
 
 from batchnb import BatchClient
 
+from .visual import DARK, LIGHT, low_contrast_text, use_theme
+
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "images" / "sidebar.png"
 EP = "ep-sidebar"
@@ -117,6 +119,11 @@ def test_cli_job_goes_live_to_completed_and_default_can_be_changed(page: Page, l
     expect(progress).to_have_attribute("data-total", str(N_FILES))
     expect(progress).to_have_attribute("aria-valuenow", "100")
     expect(row.locator(".batchnb-job-detail")).to_contain_text(f"{N_FILES}/{N_FILES} mini-batches")
+    # When it started, in words, and how long it ran (12 mini-batches of 0.5 s on 2 workers: 3 s or more).
+    took = re.compile(r"started (just now|\d+ min ago) · took (?:(\d+)m)?(\d+)s")
+    expect(row.locator(".batchnb-job-time")).to_have_text(took)
+    minutes, seconds = took.fullmatch(row.locator(".batchnb-job-time").inner_text()).groups()[1:]
+    assert 60 * int(minutes or 0) + int(seconds) >= 3, (minutes, seconds)
     assert setup.client.jobs.get(job_name)["status"] == "Completed"
 
     # Logs open in a main-area panel with the tail of job_result.txt.
@@ -220,7 +227,16 @@ def test_invoke_from_the_dialog_and_open_the_output_folder(page: Page, lab, setu
     news = page.get_by_role("alert").get_by_role("button", name="No")
     if news.count():
         news.click()
-    time.sleep(0.5)
+    # Every text in the sidebar is readable in the light and the dark theme (WCAG AA).
+    sidebar = page.locator("#batchnb-sidebar")
+    try:
+        for theme in (DARK, LIGHT):
+            use_theme(page, theme)
+            assert low_contrast_text(sidebar) == [], f"sidebar text below WCAG AA contrast in {theme}"
+            page.screenshot(path=str(tmp_path / f"sidebar-{theme.split()[-1].lower()}.png"))
+    finally:
+        use_theme(page, LIGHT)
+    expect(page.get_by_role("alert")).to_have_count(0)
     page.screenshot(path=str(tmp_path / "sidebar.png"))
     # The committed image is rewritten only on request (or when missing), so test runs leave the tree clean.
     if os.environ.get("BATCHNB_UPDATE_SCREENSHOTS") or not SCREENSHOT.exists():
@@ -285,3 +301,14 @@ def test_a_pipeline_job_shows_its_steps_and_reruns_the_failed_one(page: Page, la
     expect(row.locator(".batchnb-job-detail")).to_contain_text("3/3 steps")
     expect(row.locator('[data-action="rerun-failed"]')).to_have_count(0)
     assert client.jobs.get(job["name"])["status"] == "Completed"
+
+
+def test_an_empty_workspace_says_how_to_deploy_from_a_notebook(page: Page, empty_lab) -> None:
+    page.goto(f"{empty_lab.url}/lab?reset")
+    page.locator('.jp-SideBar [data-id="batchnb-sidebar"]').click()
+    empty = page.locator('#batchnb-sidebar [data-empty="workspace"]')
+    expect(empty).to_be_visible(timeout=30_000)
+    expect(empty).to_contain_text("No batch endpoints in this workspace yet")
+    expect(empty).to_contain_text("%%batch deploy")
+    expect(empty).to_contain_text("DeploymentForm")
+    assert low_contrast_text(empty) == []
