@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..specfile import is_url
 from . import output
 
 RUN_RETURN_MESSAGE = (
@@ -124,6 +125,10 @@ def _set_cache_dir(context: dict[str, Any]) -> None:
 def _set_environment(context: dict[str, Any]) -> None:
     os.environ["AZUREML_MODEL_DIR"] = context["model_dir"] or ""
     os.environ["AZUREML_BI_OUTPUT_PATH"] = context["output_dir"]
+    if not is_url(context["output_dir"]):
+        # Azure mounts the output folder before run(): a script that writes its own files there
+        # (summary_only) expects it to exist, on whichever host this worker runs.
+        Path(context["output_dir"]).mkdir(parents=True, exist_ok=True)
     os.environ["AZUREML_BI_JOB_NAME"] = context["job"]
     _set_cache_dir(context)
     os.environ.update(context["environment_variables"])
