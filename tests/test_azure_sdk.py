@@ -312,3 +312,33 @@ def test_pipelines_built_in_python_deploy_registered_or_inline(ml_client, csv_in
         ml_client.jobs.download(name=job.name, download_path=name, output_name="total")
         totals[name] = (tmp_path / name / "named-outputs" / "total" / "total.txt").read_text()
     assert totals == {"registered": "3", "inline": "6"}
+
+
+def test_the_workspace_mlflow_tracking_uri_is_a_store_in_the_workspace(client, tmp_path, monkeypatch):
+    # As Azure's notebooks do before they log runs; in a fresh process, where MLflow has no URI set.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    notebook = (
+        "import mlflow\n"
+        "from batchnb.azure import MLClient\n"
+        "ml_client = MLClient(None, '<SUBSCRIPTION_ID>', '<RESOURCE_GROUP>', '<AML_WORKSPACE_NAME>')\n"
+        "uri = ml_client.workspaces.get('<AML_WORKSPACE_NAME>').mlflow_tracking_uri\n"
+        "mlflow.set_tracking_uri(uri)\n"
+        "mlflow.set_experiment('heart-training')\n"
+        "with mlflow.start_run():\n"
+        "    mlflow.log_metric('auc', 0.9)\n"
+        "print(uri)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", notebook], capture_output=True, text=True, cwd=tmp_path, check=True)
+    uri = done.stdout.split()[-1]
+    assert uri == f"sqlite:///{client.workspace.root / 'mlflow.db'}"
+    from mlflow.tracking import MlflowClient
+
+    runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("heart-training").experiment_id])
+    assert [r.data.metrics["auc"] for r in runs] == [0.9]
+
+
+def test_the_workspace_mlflow_tracking_uri_is_the_one_configured(ml_client, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///tracking.db")
+    workspace = ml_client.workspaces.get("<AML_WORKSPACE_NAME>")
+    assert workspace.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'tracking.db'}"
+    assert [w.name for w in ml_client.workspaces.list()] == ["<AML_WORKSPACE_NAME>"]
