@@ -147,7 +147,8 @@ class ComponentOperations(_AssetOperations):
         if data.get("code_dir"):
             data["code"] = data["code_dir"]  # the registered snapshot: the source folder may have changed
         # azure-ai-ml's output ports take no "optional" (the core records one on every port).
-        data["outputs"] = {k: {f: v for f, v in port.items() if f != "optional"} for k, port in data["outputs"].items()}
+        outputs = data.get("outputs") or {}
+        data["outputs"] = {k: {f: v for f, v in port.items() if f != "optional"} for k, port in outputs.items()}
         return load(CommandComponent, "component", data)
 
 
