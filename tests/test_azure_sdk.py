@@ -5,8 +5,6 @@ notebook relies on one fact at a time: errors a notebook catches, entities that 
 kept as given, the scoring child job, and a failed job raising as azure-ai-ml does.
 """
 
-from __future__ import annotations
-
 import json
 import subprocess
 import sys
@@ -16,8 +14,9 @@ import pytest
 
 pytest.importorskip("azure.ai.ml")
 
-from azure.ai.ml import Input
-from azure.ai.ml.constants import AssetTypes
+from azure.ai.ml import Input, load_component
+from azure.ai.ml.constants import AssetTypes, BatchDeploymentOutputAction
+from azure.ai.ml.dsl import pipeline
 from azure.ai.ml.entities import (
     AmlCompute,
     BatchEndpoint,
@@ -25,6 +24,7 @@ from azure.ai.ml.entities import (
     Model,
     ModelBatchDeployment,
     ModelBatchDeploymentSettings,
+    PipelineComponentBatchDeployment,
 )
 from azure.core.exceptions import ResourceNotFoundError
 
@@ -47,6 +47,42 @@ def run(mini_batch):
         rows += [f"{os.path.basename(f)},{x * 3}" for x in frame["x"]]
     return rows
 """
+
+# A command component in Azure's YAML: the sum of column x over a folder of CSV files, doubled or not.
+TALLY_YML = """
+$schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json
+name: tally
+version: 1
+type: command
+inputs:
+  data:
+    type: uri_folder
+  double:
+    type: boolean
+    default: true
+outputs:
+  total:
+    type: uri_folder
+code: src
+environment: azureml:tally-env@latest
+command: python tally.py ${{inputs.data}} ${{inputs.double}} ${{outputs.total}}
+"""
+
+TALLY_PY = """
+import pathlib, sys
+
+data, double, out = sys.argv[1:]
+total = sum(int(f.read_text().splitlines()[1].split(",")[0]) for f in pathlib.Path(data).glob("*.csv"))
+pathlib.Path(out, "total.txt").write_text(str(total * 2 if double.lower() == "true" else total))
+"""
+
+
+def write_tally(folder: Path) -> str:
+    """The tally component's files under ``folder``; returns its YAML's path."""
+    (folder / "tally" / "src").mkdir(parents=True)
+    (folder / "tally" / "src" / "tally.py").write_text(TALLY_PY)
+    (folder / "tally" / "tally.yml").write_text(TALLY_YML)
+    return "tally/tally.yml"
 
 
 @pytest.fixture
@@ -185,3 +221,126 @@ def test_importing_batchnb_imports_no_azure_sdk_and_a_missing_sdk_names_the_extr
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, check=True)
     assert "pip install 'batchnb[azure]'" in done.stdout
+
+
+def test_a_scoring_script_writing_its_own_files_finds_the_output_folder(ml_client, model_dir, csv_inputs, tmp_path):
+    # summary_only: run() writes one file per input into AZUREML_BI_OUTPUT_PATH, which Azure mounts
+    # before run() is called.
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "score.py").write_text(
+        "import os, pathlib\n"
+        "def init():\n    global out\n    out = os.environ['AZUREML_BI_OUTPUT_PATH']\n"
+        "def run(mini_batch):\n"
+        "    for f in mini_batch:\n"
+        "        x = int(pathlib.Path(f).read_text().splitlines()[1].split(',')[0])\n"
+        "        pathlib.Path(out, pathlib.Path(f).stem + '.txt').write_text(str(x * 3))\n"
+        "    return mini_batch\n"
+    )
+    csv_inputs(4)
+    model = ml_client.models.create_or_update(Model(name="tiny", path=str(model_dir), type=AssetTypes.CUSTOM_MODEL))
+    ml_client.begin_create_or_update(AmlCompute(name="batch-cluster", min_instances=0, max_instances=1)).result()
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="own-files")).result()
+    deployment = ModelBatchDeployment(
+        name="writer",
+        endpoint_name="own-files",
+        model=model,
+        code_configuration=CodeConfiguration(code="own", scoring_script="score.py"),
+        compute="batch-cluster",
+        settings=ModelBatchDeploymentSettings(
+            mini_batch_size=2, output_action=BatchDeploymentOutputAction.SUMMARY_ONLY
+        ),
+    )
+    ml_client.batch_deployments.begin_create_or_update(deployment).result()
+    job = ml_client.batch_endpoints.invoke(
+        endpoint_name="own-files", deployment_name="writer", input=Input(type=AssetTypes.URI_FOLDER, path="data")
+    )
+    ml_client.jobs.stream(job.name)
+    (scoring_job,) = ml_client.jobs.list(parent_job_name=job.name)
+    ml_client.jobs.download(name=scoring_job.name, download_path="out", output_name="score")
+    written = sorted((tmp_path / "out" / "named-outputs" / "score").glob("*.txt"))
+    assert {f.name: f.read_text() for f in written} == {f"f{i:03d}.txt": str(i * 3) for i in range(4)}
+
+
+def test_a_registered_component_in_a_python_pipeline_job(ml_client, client, csv_inputs, tmp_path):
+    csv_inputs(4)  # x = 0..3
+    ml_client.components.create_or_update(load_component(source=write_tally(tmp_path)))
+    tally = ml_client.components.get("tally", label="latest")  # as on Azure: a component a pipeline calls
+
+    @pipeline()
+    def totals(input_data: Input(type=AssetTypes.URI_FOLDER)):
+        step = tally(data=input_data, double=False)
+        return {"total": step.outputs.total}
+
+    pipeline_job = totals(input_data=Input(type=AssetTypes.URI_FOLDER, path="data"))
+    pipeline_job.settings.default_datastore = "workspaceblobstore"
+    run = ml_client.jobs.create_or_update(pipeline_job, experiment_name="tallies")
+    ml_client.jobs.stream(run.name)
+    steps = {s.properties["azureml.moduleName"]: s for s in ml_client.jobs.list(parent_job_name=run.name)}
+    assert steps["tally"].status == "Completed"
+    assert client.jobs.get(steps["tally"].name)["component"]["version"] == "1"  # the registered version ran
+    assert ml_client.jobs.get(run.name).experiment_name == "tallies"
+    ml_client.jobs.download(name=run.name, download_path="out", output_name="total")
+    # double=False stays False (azure-ai-ml writes a boolean as 0), the local folder is read as given.
+    assert (tmp_path / "out" / "named-outputs" / "total" / "total.txt").read_text() == "6"
+
+
+def test_pipelines_built_in_python_deploy_registered_or_inline(ml_client, csv_inputs, tmp_path):
+    csv_inputs(3)  # x = 0..2
+    tally = load_component(source=write_tally(tmp_path))
+
+    @pipeline()
+    def plain_total(input_data: Input(type=AssetTypes.URI_FOLDER)):
+        return {"total": tally(data=input_data, double=False).outputs.total}
+
+    @pipeline()
+    def doubled_total(input_data: Input(type=AssetTypes.URI_FOLDER)):
+        return {"total": tally(data=input_data, double=True).outputs.total}
+
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="totals")).result()
+    registered = ml_client.components.create_or_update(plain_total().component)
+    for name, component in (("registered", registered), ("inline", doubled_total._pipeline_builder.build())):
+        deployment = PipelineComponentBatchDeployment(
+            name=name, endpoint_name="totals", component=component, settings={"continue_on_step_failure": False}
+        )
+        ml_client.batch_deployments.begin_create_or_update(deployment).result()
+    totals = {}
+    for name in ("registered", "inline"):
+        job = ml_client.batch_endpoints.invoke(
+            endpoint_name="totals", deployment_name=name, inputs={"input_data": Input(type="uri_folder", path="data")}
+        )
+        ml_client.jobs.stream(name=job.name)
+        ml_client.jobs.download(name=job.name, download_path=name, output_name="total")
+        totals[name] = (tmp_path / name / "named-outputs" / "total" / "total.txt").read_text()
+    assert totals == {"registered": "3", "inline": "6"}
+
+
+def test_the_workspace_mlflow_tracking_uri_is_a_store_in_the_workspace(client, tmp_path, monkeypatch):
+    # As Azure's notebooks do before they log runs; in a fresh process, where MLflow has no URI set.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    notebook = (
+        "import mlflow\n"
+        "from batchnb.azure import MLClient\n"
+        "ml_client = MLClient(None, '<SUBSCRIPTION_ID>', '<RESOURCE_GROUP>', '<AML_WORKSPACE_NAME>')\n"
+        "uri = ml_client.workspaces.get('<AML_WORKSPACE_NAME>').mlflow_tracking_uri\n"
+        "mlflow.set_tracking_uri(uri)\n"
+        "mlflow.set_experiment('heart-training')\n"
+        "with mlflow.start_run():\n"
+        "    mlflow.log_metric('auc', 0.9)\n"
+        "print(uri)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", notebook], capture_output=True, text=True, cwd=tmp_path, check=True)
+    uri = done.stdout.split()[-1]
+    assert uri == (client.workspace.root / "mlruns").resolve().as_uri()  # where jobs' scripts log too
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+
+    runs = MlflowClient(uri).search_runs([MlflowClient(uri).get_experiment_by_name("heart-training").experiment_id])
+    assert [r.data.metrics["auc"] for r in runs] == [0.9]
+
+
+def test_the_workspace_mlflow_tracking_uri_is_the_one_configured(ml_client, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///tracking.db")
+    workspace = ml_client.workspaces.get("<AML_WORKSPACE_NAME>")
+    assert workspace.mlflow_tracking_uri == f"sqlite:///{tmp_path / 'tracking.db'}"
+    assert [w.name for w in ml_client.workspaces.list()] == ["<AML_WORKSPACE_NAME>"]

@@ -65,6 +65,7 @@ class MLClient:
             JobOperations,
             ModelOperations,
         )
+        from .workspaces import WorkspaceOperations
 
         self.subscription_id = subscription_id
         self.resource_group_name = resource_group_name
@@ -81,6 +82,7 @@ class MLClient:
         self.jobs = JobOperations(core)
         self.batch_endpoints = BatchEndpointOperations(core, self.jobs)
         self.batch_deployments = BatchDeploymentOperations(core)
+        self.workspaces = WorkspaceOperations(core, workspace_name)
 
     @classmethod
     def from_config(

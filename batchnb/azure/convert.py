@@ -14,8 +14,11 @@ accepts.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from ..specfile import is_url
 
 # Fields the core adds to its records that azure-ai-ml's YAML schemas do not know.
 _DERIVED = {
@@ -55,6 +58,52 @@ def reference(asset: Any, registered: Any) -> Any:
     if named and registered(str(asset["name"]), str(asset["version"])):
         return f"azureml:{asset['name']}:{asset['version']}"
     return asset
+
+
+def _local_path(port: Any) -> str | None:
+    """The path of an ``Input`` that names a local file or folder, as the notebook wrote it."""
+    from azure.ai.ml import Input
+
+    # A step's port wraps its value (``_data``): an Input, a literal, or another port it is bound to.
+    data = getattr(port, "_data", port)
+    path = data.path if isinstance(data, Input) else None
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if isinstance(path, str) and not path.startswith(("azureml:", "${{")) and not is_url(path):
+        return path
+    return None
+
+
+def _restore_inputs(ports: Any, spec: Any) -> None:
+    """Put back what ``_to_dict`` changed in input values: local paths, and booleans (written as 0/1)."""
+    if not isinstance(spec, dict):
+        return
+    for name, port in (ports or {}).items():
+        path = _local_path(port)
+        if path is not None and isinstance(spec.get(name), dict):
+            spec[name]["path"] = path
+        elif isinstance(getattr(port, "_data", None), bool) and name in spec:
+            spec[name] = port._data
+
+
+def pipeline_spec(entity: Any, registered: Callable[[str, str], bool]) -> dict[str, Any]:
+    """A ``@dsl.pipeline`` job, or its ``.component``, as the YAML mapping the core reads.
+
+    What azure-ai-ml does before it serializes for Azure is done here: ``_to_dict`` writes a local
+    input path as ``azureml:<path>`` (on Azure it is uploaded first) and a boolean literal as 0 or
+    1, so the values the notebook gave are put back; and a step whose component is a registered
+    version (``components.get``) names that version instead of inlining it, as Azure does.
+    """
+    spec = to_spec(entity)
+    _restore_inputs(getattr(entity, "inputs", None), spec.get("inputs"))
+    steps = spec.get("jobs") or {}
+    for step_name, step in (getattr(entity, "jobs", None) or {}).items():
+        node = steps.get(step_name)
+        if isinstance(node, dict):
+            _restore_inputs(getattr(step, "inputs", None), node.get("inputs"))
+            if "component" in node:
+                node["component"] = reference(node["component"], registered)
+    return spec
 
 
 def record_data(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,4 +156,4 @@ def load(cls: Any, kind: str, record: Mapping[str, Any]) -> Any:
     return entity
 
 
-__all__ = ["load", "plain", "record_data", "reference", "to_spec", "when"]
+__all__ = ["load", "pipeline_spec", "plain", "record_data", "reference", "to_spec", "when"]

@@ -26,7 +26,7 @@ class AzureJob:
 
         self.record = plain(record)
         self.name: str = record["name"]
-        self.display_name: str = record["name"]
+        self.display_name: str = record.get("display_name") or record["name"]
         self.status: str = record["status"]
         # Azure's kinds: a batch job is a pipeline job, its scoring child a parallel job.
         kind = "parallel" if record.get("step") == "batchscoring" else record["type"]
@@ -39,6 +39,16 @@ class AzureJob:
             "endpoint": record.get("endpoint_name"),
             "deployment": record.get("deployment_name"),
         }
+        component = record.get("component")
+        if record.get("step") and isinstance(component, Mapping):
+            # The keys Azure gives a pipeline step, by which notebooks tell the steps apart.
+            self.properties.update(
+                {
+                    "azureml.moduleName": component.get("name"),
+                    "azureml.nodeid": record["step"],
+                    "azureml.pipelinerunid": record.get("parent_job_name"),
+                }
+            )
         self.compute = record.get("compute")
         self.studio_url = None  # no studio here: the sidebar and `batchnb job show` show the job
         self.services: dict[str, Any] = {}

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConflictError, NotFoundError, ValidationError
-from .convert import load, plain, reference, to_spec
+from .convert import load, pipeline_spec, plain, reference, to_spec
 from .jobs import AzureJob, Poller
 
 
@@ -36,6 +37,32 @@ def azure_errors() -> Iterator[None]:
 def _here() -> Path:
     # azure-ai-ml resolves an entity's relative paths against the current folder, as the core must.
     return Path.cwd()
+
+
+def _yaml_source(entity: Any) -> str | None:
+    """The YAML file a ``load_component``/``load_job`` entity came from, if it is still there.
+
+    ``@dsl.pipeline`` entities carry a source path too: the Python file that defined them, which
+    is not a spec to load.
+    """
+    source = getattr(entity, "_source_path", None)
+    if source and Path(source).suffix.lower() in (".yml", ".yaml") and Path(source).is_file():
+        return str(source)
+    return None
+
+
+def _registered(client: Any, kind: str) -> Any:
+    """``exists(name, version)`` for registered assets of ``kind`` (model, environment, component)."""
+    ops = {"model": client.models, "environment": client.environments, "component": client.components}[kind]
+
+    def exists(name: str, version: str) -> bool:
+        try:
+            ops.get(name, version=version)
+        except NotFoundError:
+            return False
+        return True
+
+    return exists
 
 
 class _AssetOperations:
@@ -93,23 +120,36 @@ class ComponentOperations(_AssetOperations):
     kind, entity_class = "component", "Component"
 
     def create_or_update(self, entity: Any, **kwargs: Any) -> Any:
-        """Register a component: one loaded from YAML is registered from its file, as the CLI does."""
-        source = getattr(entity, "_source_path", None)
+        """Register a component: one loaded from YAML is registered from its file, as the CLI does;
+        one built in Python (``my_pipeline().component``) from its definition."""
+        source = _yaml_source(entity)
         with azure_errors():
-            if source and Path(source).is_file():
+            if source:
                 from ..specfile import load_yaml
 
                 spec, base = load_yaml(source)
                 record = self._core.create_or_update(spec, base_dir=base)
             else:
-                record = self._core.create_or_update(to_spec(entity), base_dir=_here())
+                spec = pipeline_spec(entity, _registered(self._client, "component"))
+                record = self._core.create_or_update(spec, base_dir=_here())
         return self._entity(record)
 
     def _entity(self, record: Any) -> Any:
-        # A resolved component (its steps inlined, its code snapshotted) has no azure-ai-ml entity
-        # that would load it back faithfully: it reads as a record, and passing it to a deployment
-        # or a pipeline refers to its registered version.
-        return _Record(record)
+        """A command component as azure-ai-ml's ``CommandComponent``: callable in a ``@dsl.pipeline``,
+        where it stands for its registered version. A pipeline component reads as a record (its
+        steps are resolved and inlined here, which no azure-ai-ml entity loads back faithfully);
+        passed to a deployment, it refers to its registered version all the same."""
+        if record.get("type") != "command":
+            return _Record(record)
+        from azure.ai.ml.entities import CommandComponent
+
+        data = plain(record)
+        if data.get("code_dir"):
+            data["code"] = data["code_dir"]  # the registered snapshot: the source folder may have changed
+        # azure-ai-ml's output ports take no "optional" (the core records one on every port).
+        outputs = data.get("outputs") or {}
+        data["outputs"] = {k: {f: v for f, v in port.items() if f != "optional"} for k, port in outputs.items()}
+        return load(CommandComponent, "component", data)
 
 
 class _Record(dict):  # type: ignore[type-arg]
@@ -315,30 +355,22 @@ class BatchDeploymentOperations:
             code["code"] = source if source and Path(source).is_dir() else resolved["code_dir"]
         return load(ModelBatchDeployment, "batch-deployment", data)
 
-    def _registered(self, kind: str) -> Any:
-        ops = {
-            "model": self._client.models,
-            "environment": self._client.environments,
-            "component": self._client.components,
-        }[kind]
-
-        def exists(name: str, version: str) -> bool:
-            try:
-                ops.get(name, version=version)
-            except NotFoundError:
-                return False
-            return True
-
-        return exists
-
     def begin_create_or_update(self, deployment: Any, **kwargs: Any) -> Poller:
         """Create a deployment, or a new revision of an existing one."""
+        component = getattr(deployment, "component", None)
+        if isinstance(component, _Record):
+            # A registered pipeline component (returned by components.create_or_update or get):
+            # deployed by reference, on a copy, since azure-ai-ml cannot write a plain record.
+            deployment = copy.copy(deployment)
+            deployment.component = component["id"]
         spec = to_spec(deployment)
         spec.pop("properties", None)
-        component = getattr(deployment, "component", None)
-        source = getattr(component, "_source_path", None)
-        if source and Path(source).is_file():  # a load_component() result: deployed from its file, as the CLI does
+        source = _yaml_source(component)
+        if source:  # a load_component() result: deployed from its file, as the CLI does
             spec["component"] = str(source)
+        elif isinstance(spec.get("component"), dict) and hasattr(component, "jobs"):
+            # A pipeline built in Python (``my_pipeline._pipeline_builder.build()``), deployed inline.
+            spec["component"] = pipeline_spec(component, _registered(self._client, "component"))
         if spec.get("type") == "model":
             # azure-ai-ml writes some settings of a model deployment at its root as well (the
             # legacy form); Azure's typed YAML has them in settings only.
@@ -348,11 +380,11 @@ class BatchDeploymentOperations:
                 if value not in (None, {}) and settings.get(key) in (None, {}):
                     settings[key] = value
         if "model" in spec:
-            spec["model"] = reference(spec["model"], self._registered("model"))
+            spec["model"] = reference(spec["model"], _registered(self._client, "model"))
         if "environment" in spec:
-            spec["environment"] = reference(spec["environment"], self._registered("environment"))
+            spec["environment"] = reference(spec["environment"], _registered(self._client, "environment"))
         if "component" in spec:
-            spec["component"] = reference(spec["component"], self._registered("component"))
+            spec["component"] = reference(spec["component"], _registered(self._client, "component"))
         with azure_errors():
             record = self._core.create_or_update(spec, base_dir=_here())
         return Poller(self._entity(record))
@@ -397,6 +429,7 @@ class JobOperations:
     """``ml_client.jobs``."""
 
     def __init__(self, client: Any) -> None:
+        self._client = client
         self._core = client.jobs
 
     def get(self, name: str) -> AzureJob:
@@ -433,20 +466,19 @@ class JobOperations:
         with azure_errors():
             return Poller(AzureJob(self._core.cancel(name)))
 
-    def create_or_update(self, job: Any, **kwargs: Any) -> AzureJob:
+    def create_or_update(self, job: Any, *, experiment_name: str | None = None, **kwargs: Any) -> AzureJob:
         """Start a pipeline job from ``load_job`` YAML or a ``@dsl.pipeline`` function's job."""
-        source = getattr(job, "_source_path", None)
+        source = _yaml_source(job)
         with azure_errors():
-            if source and Path(source).is_file():
+            if source:
                 from ..specfile import load_yaml
 
                 spec, base = load_yaml(source)
-                record = self._core.create_or_update(spec, base_dir=base)
             else:
-                spec = to_spec(job)
-                if not isinstance(spec, dict):
+                if not hasattr(job, "_to_dict") and not isinstance(job, dict):
                     raise ValidationError(f"a pipeline job, not {type(job).__name__}")
-                record = self._core.create_or_update(spec, base_dir=_here())
+                spec, base = pipeline_spec(job, _registered(self._client, "component")), _here()
+            record = self._core.create_or_update(spec, base_dir=base, experiment_name=experiment_name)
         return AzureJob(record)
 
 

@@ -25,10 +25,11 @@ import time
 import traceback
 import types
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, redirect_stdout, suppress
 from pathlib import Path
 from typing import Any
 
+from ..specfile import is_url
 from . import output
 
 RUN_RETURN_MESSAGE = (
@@ -125,6 +126,12 @@ def _set_cache_dir(context: dict[str, Any]) -> None:
 def _set_environment(context: dict[str, Any]) -> None:
     os.environ["AZUREML_MODEL_DIR"] = context["model_dir"] or ""
     os.environ["AZUREML_BI_OUTPUT_PATH"] = context["output_dir"]
+    if not is_url(context["output_dir"]):
+        # Azure mounts the output folder before run(): a script that writes its own files there
+        # (summary_only) expects it to exist, on whichever host this worker runs. One that cannot
+        # be made is reported where it is written (by the script, or the merge, which can resume).
+        with suppress(OSError):
+            Path(context["output_dir"]).mkdir(parents=True, exist_ok=True)
     os.environ["AZUREML_BI_JOB_NAME"] = context["job"]
     _set_cache_dir(context)
     os.environ.update(context["environment_variables"])

@@ -160,7 +160,8 @@ class Submitter:
     def _datastore_root(self, datastore: str | None) -> Path:
         if not datastore:
             return self._client.workspace.default_datastore_root
-        root = str(self._client.datastores.get(datastore)["path"])
+        # Azure's YAML (and azure-ai-ml) write it as azureml:<name>, as a compute is.
+        root = str(self._client.datastores.get(datastore.removeprefix("azureml:"))["path"])
         if is_url(root):
             raise ValidationError(
                 f"settings.default_datastore: datastore {datastore} is remote ({root}); pipeline steps write "
