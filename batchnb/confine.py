@@ -7,6 +7,9 @@ each request inside :func:`confined` with the folders it allows (its ``root_dir`
 core resolves (:func:`batchnb.specfile.resolve_local` asks :func:`check_path`), every folder it
 copies into the workspace (:func:`check_tree`) and every URL it reads or writes (:func:`check_url`)
 must stay inside them, else :class:`~batchnb.errors.PathNotAllowedError` names the field and the path.
+A remote URL (``https://``, ``s3://``, ...) is allowed only under a registered datastore's URL or a
+URL prefix among the server's ``allowed_paths``: otherwise whoever holds the token could make the
+server fetch from addresses only it can reach (its cloud metadata service, an internal host).
 
 Paths are compared after ``..`` and symlinks are resolved (``realpath``), so a symlink inside an
 allowed folder that points outside it is refused. The folders live in a context variable rather
@@ -17,10 +20,12 @@ deployment's inline model), and the rule is the caller's, not the spec's.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from urllib.parse import unquote
 
 from .errors import PathNotAllowedError
 
@@ -113,15 +118,21 @@ def check_tree(folder: str | os.PathLike[str], field: str) -> None:
 def check_url(url: str, field: str) -> None:
     """Refuse an fsspec URL that reaches this machine's files outside the allowed folders.
 
-    A chained URL (``a::b``) and the archive and cache protocols are refused outright (they wrap a
-    local file); a remote URL (``s3://``, ``https://``, ...) is not a path on this machine and passes.
+    A URL under an allowed prefix (a registered fsspec datastore, or a URL in ``allowed_paths``)
+    passes. Otherwise a chained URL (``a::b``) and the archive and cache protocols are refused as
+    local files in disguise, and any other URL as a remote place this server may not reach.
+
+    Args:
+        url: The URL as the core resolved it (a datastore URI already turned into its URL).
+        field: The request field that named it, for the message.
     """
     rule = _ROOTS.get()
     if rule is None:
         return
     under = any(url.rstrip("/") == prefix or url.startswith(prefix + "/") for prefix in rule[1])
-    if under and ".." not in url.split("/"):
-        return  # under a registered fsspec datastore
+    # A "..", even percent-encoded or after a backslash, may be resolved by the remote end, out of the prefix.
+    if under and ".." not in re.split(r"[/\\]", unquote(url)):
+        return
     protocol = url.split("://", 1)[0].lower()
     if "::" in url or protocol in _LOCAL_PROTOCOLS:
         raise PathNotAllowedError(
@@ -129,6 +140,11 @@ def check_url(url: str, field: str) -> None:
             "the folders this server may use (its root folder, its allowed_paths and the workspace's datastores)",
             field=field,
         )
+    raise PathNotAllowedError(
+        f"{field}: {url!r} is not under a registered datastore or a URL in this server's allowed_paths, "
+        "the only remote places it may read or write",
+        field=field,
+    )
 
 
 def _real(path: str) -> Path:

@@ -163,6 +163,7 @@ class BatchDeploymentOperations:
         base_dir: Path | None = None,
         set_default: bool = False,
         skip_script_validation: bool = False,
+        create_endpoint: bool = False,
         source: str = "deployment",
     ) -> entities.BatchDeployment:
         """Create a deployment, or a new revision of an existing one.
@@ -173,6 +174,8 @@ class BatchDeploymentOperations:
             base_dir: Where relative paths in the spec resolve (the YAML file's folder).
             set_default: Make it the endpoint's default deployment.
             skip_script_validation: Do not check that the scoring script parses.
+            create_endpoint: Create the endpoint (with only its name) if it does not exist, in the
+                same transaction as the deployment, so that a refused deployment leaves no endpoint.
             source: Names the spec in error messages (the file name).
         """
         parsed = parse_deployment(spec, source) if isinstance(spec, dict) else spec
@@ -182,7 +185,13 @@ class BatchDeploymentOperations:
                 f"{source}: endpoint_name is required (or pass --endpoint-name)", field="endpoint_name"
             )
         check_name("endpoint", endpoint)
-        self._client.batch_endpoints.get(endpoint)  # must exist: NotFoundError otherwise
+        new_endpoint = None
+        try:
+            self._client.batch_endpoints.get(endpoint)
+        except NotFoundError:
+            if not create_endpoint:
+                raise
+            new_endpoint = validate_spec(BatchEndpointSpec, {"name": endpoint}, "endpoint").to_yaml_dict()
         parsed = parsed.model_copy(update={"endpoint_name": endpoint})
         resolved = (
             self._resolve_model_deployment(parsed, base_dir, skip_script_validation, source)
@@ -192,6 +201,13 @@ class BatchDeploymentOperations:
         record = {**parsed.to_yaml_dict(), "resolved": resolved}
         now = time.time()
         with self._store.write() as tx:
+            if new_endpoint is not None:
+                # DO NOTHING: another writer may have created it since; theirs is kept.
+                tx.execute(
+                    "INSERT INTO endpoints (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(name) DO NOTHING",
+                    (endpoint, json.dumps(new_endpoint), now, now),
+                )
             row = tx.execute(
                 "SELECT revision FROM deployments WHERE endpoint = ? AND name = ?", (endpoint, parsed.name)
             ).fetchone()

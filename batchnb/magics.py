@@ -132,18 +132,44 @@ class BatchMagics(Magics):
         endpoint, sep, deployment = args.target.partition("/")
         if not sep or not deployment:
             raise IPythonUsageError(f"%%batch deploy: {args.target!r}: expected ENDPOINT/DEPLOYMENT")
-        client = self.client(args.workspace)
-        from .errors import NotFoundError
+        from .schemas import check_name
 
-        try:
-            client.batch_endpoints.get(endpoint)
-        except NotFoundError:
-            client.batch_endpoints.create_or_update({"name": endpoint})
-        code = client.workspace.root / "notebook-code" / endpoint / deployment
+        # Checked before the names become a folder of the workspace.
+        check_name("endpoint", endpoint)
+        check_name("deployment", deployment)
+        client = self.client(args.workspace)
+        spec = self._deploy_spec(args, endpoint, deployment, client.workspace.root)
+        code = Path(spec["code_configuration"]["code"])
+        script = code / "score.py"
+        before = script.read_text(encoding="utf-8") if script.is_file() else None
         code.mkdir(parents=True, exist_ok=True)
-        tmp = code / f".score.py.{os.getpid()}.tmp"
-        tmp.write_text(cell, encoding="utf-8")
-        tmp.replace(code / "score.py")
+        self._write_script(script, cell)
+        try:
+            # The endpoint is created with the deployment, in one transaction: a refused cell leaves none.
+            return client.batch_deployments.create_or_update(
+                spec, set_default=args.set_default, create_endpoint=True, source="%%batch cell"
+            )
+        except BatchnbError:
+            # Put back the script of the deployment that is still in place (or remove the refused one).
+            if before is None:
+                with contextlib.suppress(OSError):
+                    script.unlink()
+                    code.rmdir()
+                    code.parent.rmdir()  # the endpoint's folder, if no other deployment has one
+            else:
+                self._write_script(script, before)
+            raise
+
+    @staticmethod
+    def _write_script(script: Path, text: str) -> None:
+        tmp = script.with_name(f".score.py.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(script)
+
+    @staticmethod
+    def _deploy_spec(args: argparse.Namespace, endpoint: str, deployment: str, root: Path) -> dict[str, Any]:
+        """The deployment spec that ``%%batch deploy``'s flags describe (the script in its code folder)."""
+        code = root / "notebook-code" / endpoint / deployment
         settings: dict[str, Any] = {}
         for key in (
             "mini_batch_size",
@@ -171,7 +197,7 @@ class BatchMagics(Magics):
             spec["resources"] = {"instance_count": args.instance_count}
         if args.description:
             spec["description"] = args.description
-        return client.batch_deployments.create_or_update(spec, set_default=args.set_default, source="%%batch cell")
+        return spec
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -147,6 +147,23 @@ def test_json_yaml_and_tsv_keep_iso_8601(ws: Path) -> None:
     assert all(ISO.fullmatch(line.split("\t")[1]) for line in tsv)
 
 
+def test_tsv_is_one_line_per_job_with_the_traceback_escaped_and_plain_values_unchanged(ws: Path) -> None:
+    jobs = json.loads(ok(ws, "job", "list"))
+    failed = next(job for job in jobs if job["status"] == "Failed")
+    assert "Traceback" in failed["error"] and "\n" in failed["error"]
+    lines = ok(ws, "job", "list", "-o", "tsv").splitlines()
+    assert len(lines) == len(jobs) == 2
+    fields = {}
+    for job, line in zip(jobs, lines, strict=True):
+        scalars = [key for key, value in job.items() if not isinstance(value, dict | list)]
+        fields[job["status"]] = dict(zip(scalars, line.split("\t"), strict=True))  # no stray tab in a field
+        assert fields[job["status"]]["name"] == job["name"]
+    escapes = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+    unescaped = re.sub(r"\\(.)", lambda m: escapes[m[1]], fields["Failed"]["error"])
+    assert unescaped == failed["error"]
+    assert ok(ws, "job", "list", "--query", "[].name", "-o", "tsv") == "".join(f"{job['name']}\n" for job in jobs)
+
+
 def test_show_of_a_failed_job_is_a_key_value_table_with_the_error_in_one_line(ws: Path) -> None:
     name = ok(ws, "job", "list", "--status", "Failed", "--query", "[0].name", "-o", "tsv").strip()
     full_error = json.loads(ok(ws, "job", "show", "-n", name))["error"]

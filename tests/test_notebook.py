@@ -135,6 +135,32 @@ def test_deploy_cell_with_a_syntax_error_is_one_line(
         shell.run_cell_magic("batch", "deploy justone --model tiny", SCRIPT)
 
 
+def test_a_refused_deploy_cell_leaves_no_endpoint_and_keeps_an_existing_one(
+    shell: InteractiveShell, client: BatchClient, model_dir: Path
+) -> None:
+    client.models.create_or_update({"name": "tiny", "path": str(model_dir)})
+    refused = [
+        ("deploy ep-new/blue --model tiny", "def init():\n    pass\ndef run(:\n", "syntax error at line 3"),
+        ("deploy ep-new/blue --model nosuchmodel", SCRIPT, "nosuchmodel"),
+        ("deploy ep-new/blue --model tiny --max-concurrency 0", SCRIPT, "max_concurrency_per_instance"),
+    ]
+    for line, cell, message in refused:
+        with pytest.raises(UsageError, match=message):
+            shell.run_cell_magic("batch", line, cell)
+        assert shell.run_line_magic("batch", "batch-endpoint list") == []
+    assert not (client.workspace.root / "notebook-code" / "ep-new").exists()
+
+    shell.run_cell_magic("batch", "deploy ep-old/blue --model tiny", SCRIPT)
+    for line, cell, message in refused:
+        with pytest.raises(UsageError, match=message):
+            shell.run_cell_magic("batch", line.replace("ep-new", "ep-old"), cell)
+    endpoint = shell.run_line_magic("batch", "batch-endpoint show -n ep-old")
+    assert endpoint["deployments"] == ["blue"] and endpoint["defaults"]["deployment_name"] == "blue"
+    deployment = shell.run_line_magic("batch", "batch-deployment show -e ep-old -n blue")
+    assert deployment["revision"] == 1
+    assert Path(deployment["resolved"]["code_source"], "score.py").read_text() == SCRIPT
+
+
 def test_progress_widget_follows_a_running_job_and_ends_with_the_summary(
     client: BatchClient, deploy, csv_inputs
 ) -> None:

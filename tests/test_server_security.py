@@ -68,6 +68,8 @@ def extra_config(request: pytest.FixtureRequest, outside: Path) -> dict[str, Any
     mode = getattr(request, "param", None)
     if mode == "allow":
         return {"BatchnbServer": {"allowed_paths": [str(outside)]}}
+    if mode == "allow-url":  # port 9 (discard): nothing listens, so nothing is ever fetched
+        return {"BatchnbServer": {"allowed_paths": ["http://127.0.0.1:9/shared"]}}
     if mode == "no-execute":
         return {"ServerApp": {"authorizer_class": NoExecuteAuthorizer}}
     return {}
@@ -85,12 +87,15 @@ def jp_server_config(extra_config: dict[str, Any]) -> dict[str, Any]:
     return {**extra_config, "ServerApp": server}
 
 
-def refused(result: tuple[int, Any], field: str, path: str) -> None:
+def refused(result: tuple[int, Any], field: str, path: str, why: str = "the folders this server may use") -> None:
     """A 403 whose JSON names the field and the path."""
     code, err = result
     assert code == 403, (code, err)
     assert err["error"] == "PathNotAllowedError" and err["field"] == field, err
-    assert path in err["message"] and "the folders this server may use" in err["message"], err
+    assert path in err["message"] and why in err["message"], err
+
+
+REMOTE = "not under a registered datastore or a URL in this server's allowed_paths"
 
 
 def test_each_path_outside_the_root_is_refused_naming_its_field(
@@ -210,6 +215,53 @@ def test_an_allow_listed_folder_outside_the_root_may_be_named(
     assert sorted((outside / "out" / "predictions.csv").read_text().splitlines()) == ["0 blue", "1 blue"]
     # Still nothing beyond it.
     refused(api("POST", "endpoints", "ep-rest", "jobs", body={"input": "/etc"}), "input", "/etc")
+
+
+def test_a_remote_url_is_refused_unless_an_allowed_path_or_datastore_is_its_prefix(
+    api: Api, deployed: dict[str, Any], store: BatchClient
+) -> None:
+    invoke = ("POST", "endpoints", "ep-rest", "jobs")
+    metadata = "http://169.254.169.254/latest/meta-data/"  # refused before anything would fetch it
+    refused(api(*invoke, body={"input": metadata}), "input", metadata, REMOTE)
+    refused(
+        api(*invoke, body={"input": "https://127.0.0.1:9/in", "dry_run": True}),
+        "input",
+        "https://127.0.0.1:9/in",
+        REMOTE,
+    )
+    body = {"inputs": {"heart": {"type": "uri_folder", "path": "http://127.0.0.1:9/in"}}}
+    refused(api(*invoke, body=body), "inputs.heart", "http://127.0.0.1:9/in", REMOTE)
+    refused(
+        api(*invoke, body={"input": "data", "output_path": "http://127.0.0.1:9/out"}),
+        "output_path",
+        "http://127.0.0.1:9/out",
+        REMOTE,
+    )
+    body = {"input": "data", "outputs": {"score": {"path": "http://127.0.0.1:9/out"}}}
+    refused(api(*invoke, body=body), "outputs.score", "http://127.0.0.1:9/out", REMOTE)
+    assert store.jobs.list() == []
+    # An admin registered a datastore at a URL: its URLs pass the check (and the dry run goes to read them).
+    store.datastores.create_or_update({"name": "web", "path": "http://127.0.0.1:9/web"})
+    for given in ("azureml://datastores/web/paths/in", "http://127.0.0.1:9/web/in"):
+        code, err = api(*invoke, body={"input": given, "dry_run": True})
+        assert err["error"] == "DryRunError" and "Cannot connect to host 127.0.0.1:9" in err["message"], (code, err)
+    refused(api(*invoke, body={"input": "http://127.0.0.1:9/webx"}), "input", "http://127.0.0.1:9/webx", REMOTE)
+
+
+@pytest.mark.parametrize("extra_config", ["allow-url"], indirect=True)
+def test_a_url_prefix_in_allowed_paths_lets_its_urls_through_and_no_other(
+    api: Api, deployed: dict[str, Any], store: BatchClient
+) -> None:
+    invoke = ("POST", "endpoints", "ep-rest", "jobs")
+    code, err = api(*invoke, body={"input": "http://127.0.0.1:9/shared/in", "dry_run": True})
+    # Past the check: the dry run went to read it, and nothing listens there.
+    assert err["error"] == "DryRunError" and "Cannot connect to host 127.0.0.1:9" in err["message"], (code, err)
+    for outside in (
+        "http://127.0.0.1:9/shared-not",
+        "http://127.0.0.1:9/shared/../x",
+        "http://127.0.0.1:9/shared/%2e%2e/x",
+    ):
+        refused(api(*invoke, body={"input": outside}), "input", outside, REMOTE)
 
 
 @pytest.mark.parametrize("extra_config", ["no-execute"], indirect=True)

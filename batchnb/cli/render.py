@@ -1,6 +1,12 @@
-"""How the CLI prints results: az's ``--query`` (JMESPath) and ``-o json|jsonc|yaml|tsv|table|none``.
+r"""How the CLI prints results: az's ``--query`` (JMESPath) and ``-o json|jsonc|yaml|tsv|table|none``.
 
 Machine formats keep times as ISO 8601; ``-o table`` is for people (:mod:`.tables`).
+
+``-o tsv`` writes one line per record, its fields separated by tabs, as az does. Unlike az, a
+field's backslashes, tabs, newlines and carriage returns are written as ``\\``, ``\t``, ``\n`` and
+``\r``, so that a failed job's traceback cannot split its record; a value without them is written
+unchanged. A lone value (``--query name``) is written as it is, as az does, so that a multi-line
+value such as a dry run's ``preview`` prints its lines.
 """
 
 from __future__ import annotations
@@ -70,6 +76,14 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _field(value: Any) -> str:
+    """One field of a ``-o tsv`` line: never a tab or a line break that would split the record."""
+    return _scalar(value).translate(_TSV_ESCAPES)
+
+
 def _rows(data: Any) -> list[Any]:
     return data if isinstance(data, list) else [data]
 
@@ -97,12 +111,15 @@ def render(result: Any, output: str, query: str | None, out: TextIO, kind: str |
         out.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
     elif output == "tsv":
         # az: one line per item; the scalar fields of an object, tab-separated, in order.
+        if not isinstance(data, dict | list):
+            out.write(_scalar(data) + "\n")  # a lone value: no record to split
+            return
         for row in _rows(data):
             if isinstance(row, dict):
-                out.write("\t".join(_scalar(v) for v in row.values() if not isinstance(v, dict | list)) + "\n")
+                out.write("\t".join(_field(v) for v in row.values() if not isinstance(v, dict | list)) + "\n")
             elif isinstance(row, list):  # --query "[].[name, version]": one tab-separated line per item
-                out.write("\t".join(_scalar(v) for v in row) + "\n")
+                out.write("\t".join(_field(v) for v in row) + "\n")
             else:
-                out.write(_scalar(row) + "\n")
+                out.write(_field(row) + "\n")
     else:
         print_table(data, kind, query, out)

@@ -28,7 +28,8 @@ marked ``x`` run code and also need Jupyter's ``execute`` permission)::
 
 Paths in request bodies (inputs, outputs, models, code and component files) must resolve, after
 ``..`` and symlinks, inside the server's ``root_dir``, a registered datastore or one of
-``c.BatchnbServer.allowed_paths``; any other is a 403 naming the field and the path.
+``c.BatchnbServer.allowed_paths``; any other is a 403 naming the field and the path. A URL (``https://``,
+``s3://``, ...) must be under a registered datastore's URL or a URL prefix in ``allowed_paths``.
 
 Configuration: ``c.BatchnbServer.workspace`` (else ``BATCHNB_WORKSPACE``, else the nearest ``.batchnb/``
 at or above the server's ``root_dir``, else the per-user default), ``c.BatchnbServer.allowed_paths`` and

@@ -51,9 +51,10 @@ class BatchnbServer(Configurable):
         config=True,
         help=(
             "Folders outside root_dir that paths in REST requests (inputs, outputs, models, code, "
-            "components) may name. By default a request may name only paths inside root_dir and the "
-            "workspace's registered datastores, after resolving '..' and symlinks. A relative entry "
-            "is relative to root_dir."
+            "components) may name, and URL prefixes (https://host/data, s3://bucket/prefix) that their "
+            "remote inputs and outputs may be under. By default a request may name only paths inside "
+            "root_dir and the workspace's registered datastores, after resolving '..' and symlinks, and "
+            "no other URL. A relative entry is relative to root_dir."
         ),
     )
 
@@ -78,7 +79,7 @@ class BatchnbServer(Configurable):
     def allowed_roots(self, client: BatchClient) -> list[str]:
         """The folders (and fsspec datastore URLs) that paths in a request may name: ``root_dir``,
         ``allowed_paths`` and the workspace's registered datastores (read per request: one may be added)."""
-        extra = [str(self.root_dir / Path(p).expanduser()) for p in self.allowed_paths]
+        extra = [p if "://" in p else str(self.root_dir / Path(p).expanduser()) for p in self.allowed_paths]
         return [str(self.root_dir), *extra, *(str(ds["path"]) for ds in client.datastores.list() if ds.get("path"))]
 
     def client(self) -> BatchClient:

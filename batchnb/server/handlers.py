@@ -6,7 +6,7 @@ The verbs that lead to running code (creating a deployment, invoking or dry-runn
 starting a pipeline job, resuming or rerunning one) also need Jupyter's ``execute`` permission
 (``@authorized(EXECUTE)``), so an authorizer can grant reading and writing without it. Every path a
 request names must resolve inside the server's root folder, its ``allowed_paths`` or a registered
-datastore; one outside is a 403 naming the field.
+datastore (a URL must be under one of them); one outside is a 403 naming the field.
 """
 
 from __future__ import annotations
