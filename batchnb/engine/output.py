@@ -15,6 +15,7 @@ reader never sees half a file and a crash leaves nothing that looks finished.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -51,12 +52,17 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = True, private: b
     """
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        if durable:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a folder made read-only: leave no temporary file behind
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 class EncodedLines(Sequence[str]):

@@ -46,7 +46,7 @@ from ..compute.base import worker_env
 from ..errors import BatchnbError, ValidationError
 from ..registry.code import may_define
 from ..store import Store
-from . import lifecycle, output, planner, state
+from . import faults, lifecycle, output, planner, state
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER, MLFLOW_SUFFIXES
 from .logs import JobLogs
 from .worker import RunningMarker, score_minibatch
@@ -55,6 +55,8 @@ FLUSH_INTERVAL_S = 0.2  # for short mini-batches; a result of one that took long
 PROGRESS_INTERVAL_S = 1.0
 # How long past its timeout a run() may stay stuck in C code before its worker is killed.
 KILL_GRACE_S = 5.0
+# How long the futures of a broken pool may take to be ended by loky (it ends them all at once).
+LOSS_SETTLE_S = 5.0
 # How often the watchdog looks for such a run(): far below the grace, far above a tiny mini-batch.
 WATCHDOG_INTERVAL_S = 0.5
 NO_SUCCESS_MESSAGE = (
@@ -110,14 +112,15 @@ class Supervisor:
         if not (force or self._flush_now) and now - self._last_flush < FLUSH_INTERVAL_S:
             return
         self._flush_now = False
-        records, self._log_records = self._log_records, []
-        self.logs.minibatches(records)
+        # The store first: it is what a resumed job trusts, and the logs may be what fails.
         updates, self._updates = self._updates, []
         if updates:
             with self.store.write() as tx:
                 for sql, params in updates:
                     tx.execute(sql, params)
         self._last_flush = now
+        records, self._log_records = self._log_records, []
+        self.logs.minibatches(records)
 
     def _set_status(self, status: str, error: str | None = None, ended: bool = False) -> None:
         self._flush(force=True)
@@ -172,6 +175,8 @@ class Supervisor:
                     f"the supervisor was stopped; run `batchnb job resume -n {self.name}` to finish the job",
                 )
                 return state.INTERRUPTED
+            if faults.is_system_fault(exc):  # batchnb's own files or store: resumable once fixed
+                return self._interrupt(faults.interrupted_reason(exc, self.name))
             if isinstance(exc, BatchnbError):  # a problem with the job's input or settings: say it plainly
                 self.logs.result(f"Failed: {exc.message}\n")
                 self._set_status(state.FAILED, exc.message, ended=True)
@@ -328,7 +333,8 @@ class Supervisor:
         }
 
     def _dispatch(self, target: Any) -> tuple[str, str | None]:
-        """Score every pending mini-batch. Returns (``done`` | ``canceled`` | ``failed``, reason)."""
+        """Score every pending mini-batch. Returns (``done`` | ``canceled`` | ``failed`` |
+        ``interrupted``, reason)."""
         context = self._context()
         n_workers = int(self.spec["workers"])
         env = worker_env(n_workers)
@@ -345,9 +351,7 @@ class Supervisor:
             Task(r["idx"], json.loads(r["items"]), r["n_items"], r["attempts"], r["duration"]) for r in rows
         )
         inflight: dict[Future[Any], Task] = {}
-        suspects: set[int] = set()  # in flight when a worker died: run alone next time
-        killed: set[int] = set()  # their worker was killed by us for exceeding the timeout
-        isolating: int | None = None
+        losses = faults.PoolLosses()
         if not target.wait_started(self.cancel):  # canceled while the zygote imports
             self._abandon({}, target)
             return "canceled", None
@@ -358,69 +362,96 @@ class Supervisor:
             if self.cancel.is_set():
                 self._abandon(inflight, target)
                 return "canceled", None
-            while queue and len(inflight) < 2 * n_workers and isolating is None:
-                if queue[0].idx in suspects:
-                    if inflight:
-                        break  # a suspect runs alone, so a second crash proves it guilty
-                    isolating = queue[0].idx
+            broken = False
+            while queue and len(inflight) < 2 * n_workers and losses.may_submit(queue[0].idx, bool(inflight)):
                 task = queue.popleft()
                 task.submitted_at = time.time()
-                fut = executor.submit(score_minibatch, context, task.idx, task.attempts + 1, task.items, task.n_items)
+                try:
+                    fut = executor.submit(
+                        score_minibatch, context, task.idx, task.attempts + 1, task.items, task.n_items
+                    )
+                except BaseException as exc:
+                    if not target.is_broken_pool_error(exc):
+                        raise
+                    # A worker died since the last look: this one never started, so it goes first, free.
+                    queue.appendleft(task)
+                    losses.not_submitted(task.idx)
+                    broken = True
+                    break
                 inflight[fut] = task
                 self._queue(
                     "UPDATE minibatches SET status = 'running' WHERE job = ? AND idx = ?", (self.name, task.idx)
                 )
-            done, _ = wait(list(inflight), timeout=0.25, return_when=FIRST_COMPLETED)
-            crashed = False
-            for fut in done:
-                task = inflight.pop(fut)
+            done, _ = wait(list(inflight), timeout=0 if broken else 0.25, return_when=FIRST_COMPLETED)
+            if broken or any(self._is_lost(fut, target) for fut in done):
+                # loky ends every pending future of a broken pool at once: take them all, keeping the
+                # results that came back before the break (bounded: a future left pending is lost too).
+                broken = True
+                done, _ = wait(list(inflight), timeout=LOSS_SETTLE_S)
+            lost: list[Task] = []
+            for fut in sorted(done, key=lambda f: inflight[f].idx):
                 try:
                     result = fut.result()
                 except BaseException as exc:
-                    if target.is_broken_pool_error(exc):
-                        crashed = True
-                        inflight[fut] = task  # handled with the others below
-                        continue
-                    result = {
-                        "idx": task.idx,
-                        "attempt": task.attempts + 1,
-                        "status": "retry",
-                        "duration": 0.0,
-                        "error": f"{type(exc).__name__}: {exc}",
-                        "worker": None,
-                    }
-                reason = self._record(task, result, queue, max_attempts)
-                if task.idx == isolating:
-                    isolating = None
-                if reason == "init_failed":
+                    if not target.is_broken_pool_error(exc):
+                        # Everything the scoring script does is caught in the worker: what escapes is ours.
+                        self._abandon(inflight, target)
+                        return "interrupted", faults.interrupted_reason(
+                            faults.SystemFault(faults.system_error(f"score mini-batch {inflight[fut].idx}", exc)),
+                            self.name,
+                        )
+                    lost.append(inflight.pop(fut))
+                    continue
+                task = inflight.pop(fut)
+                losses.finished(task.idx)
+                stop = self._settle(task, result, queue, max_attempts, failed_items, threshold)
+                if isinstance(stop, tuple):
                     self._abandon(inflight, target)
-                    return (
-                        "failed",
-                        f"init() of the scoring script failed in {result.get('worker')}:\n{result.get('error')}",
-                    )
-                failed_items += self._failed_items_of(task, result, max_attempts)
-                if threshold != -1 and failed_items > threshold:
-                    self._abandon(inflight, target)
-                    return "failed", (
-                        f"the error threshold was exceeded: {failed_items} item(s) failed, more than "
-                        f"error_threshold {threshold}; see logs/user/error.txt"
-                    )
-            if crashed:
-                failed_items += self._handle_crash(inflight, queue, suspects, killed, isolating, max_attempts)
-                isolating = None
+                    return stop
+                failed_items = stop
+            if broken:
+                lost.extend(inflight.values())
                 inflight.clear()
+                failed_items += self._lose_pool(lost, queue, losses, max_attempts)
                 executor = target.executor(n_workers, env)
                 if threshold != -1 and failed_items > threshold:
-                    return "failed", (
-                        f"the error threshold was exceeded: {failed_items} item(s) failed, more than "
-                        f"error_threshold {threshold}; see logs/user/error.txt"
-                    )
+                    self._abandon({}, target)
+                    return "failed", self._over_threshold(failed_items, threshold)
             if target.supports_kill_worker:  # only a local pool's worker pids are ours to kill
-                self._watchdog(inflight, context["timeout"], killed)
+                self._watchdog(inflight, context["timeout"], losses.killed)
             self._flush()
             self._write_progress()
         target.release()  # the workers exit while the output is merged; _finish waits for them
         return "done", None
+
+    @staticmethod
+    def _over_threshold(failed_items: int, threshold: int) -> str:
+        return (
+            f"the error threshold was exceeded: {failed_items} item(s) failed, more than "
+            f"error_threshold {threshold}; see logs/user/error.txt"
+        )
+
+    def _settle(
+        self,
+        task: Task,
+        result: dict[str, Any],
+        queue: collections.deque[Task],
+        max_attempts: int,
+        failed_items: int,
+        threshold: int,
+    ) -> int | tuple[str, str]:
+        """Apply a worker's result. Returns the job's failed items so far, or (outcome, reason) if
+        the job must stop: init() failed, the error threshold was exceeded, or batchnb's own files failed."""
+        if result["status"] == faults.SYSTEM_ERROR:
+            self.logs.event(f"mini-batch {task.idx}: {result['error']}")
+            return "interrupted", faults.interrupted_reason(faults.SystemFault(result["error"]), self.name)
+        reason = self._record(task, result, queue, max_attempts)
+        if reason == "init_failed":
+            return "failed", f"init() of the scoring script failed in {result.get('worker')}:\n{result.get('error')}"
+        failed_items += self._failed_items_of(task, result, max_attempts)
+        if threshold != -1 and failed_items > threshold:
+            return "failed", self._over_threshold(failed_items, threshold)
+        return failed_items
 
     def _failed_items_of(self, task: Task, result: dict[str, Any], max_attempts: int) -> int:
         if result["status"] == "ok":
@@ -499,36 +530,28 @@ class Supervisor:
             )
         return status
 
-    def _handle_crash(
-        self,
-        inflight: dict[Future[Any], Task],
-        queue: collections.deque[Task],
-        suspects: set[int],
-        killed: set[int],
-        isolating: int | None,
-        max_attempts: int,
+    @staticmethod
+    def _is_lost(fut: Future[Any], target: Any) -> bool:
+        """True if ``fut`` ended with its pool broken (a worker died)."""
+        exc = fut.exception()
+        return exc is not None and bool(target.is_broken_pool_error(exc))
+
+    def _lose_pool(
+        self, lost: list[Task], queue: collections.deque[Task], losses: faults.PoolLosses, max_attempts: int
     ) -> int:
-        """A worker died and took every in-flight mini-batch with it. Only a mini-batch whose worker we
-        killed (timeout), or one that was running alone, is charged an attempt; the rest are re-queued
-        free, and marked suspects so they next run alone. Returns items that became failed."""
-        tasks = sorted(inflight.values(), key=lambda t: t.idx)
-        names = ", ".join(str(t.idx) for t in tasks)
+        """A worker died and the pool with it, taking the ``lost`` mini-batches: each is scored again,
+        charged at most one attempt (see :meth:`faults.PoolLosses.lost`). Returns items that became failed."""
+        names = ", ".join(str(t.idx) for t in sorted(lost, key=lambda t: t.idx)) or "none"
         self.logs.event(f"a worker process died; mini-batch(es) in flight: {names}; restarting the pool")
         newly_failed = 0
-        for task in reversed(tasks):
-            guilty = task.idx in killed or task.idx == isolating
-            if not guilty:
-                suspects.add(task.idx)
-                queue.appendleft(task)
+        verdicts = losses.lost(sorted(lost, key=lambda t: t.idx), self.settings["retry_settings"]["timeout"])
+        for task, why in reversed(verdicts):
+            if why is None:
+                queue.appendleft(task)  # first again, never charged
+                self._queue(
+                    "UPDATE minibatches SET status = 'pending' WHERE job = ? AND idx = ?", (self.name, task.idx)
+                )
                 continue
-            why = (
-                f"run() exceeded the timeout of {self.settings['retry_settings']['timeout']} s and its worker "
-                "was killed"
-                if task.idx in killed
-                else "the worker process died while scoring this mini-batch"
-            )
-            killed.discard(task.idx)
-            suspects.discard(task.idx)
             result = {"status": "retry", "error": why, "duration": 0.0, "worker": None}
             self._record(task, result, queue, max_attempts)
             newly_failed += self._failed_items_of(task, result, max_attempts)
@@ -576,6 +599,22 @@ class Supervisor:
             f"Rows written: {p['rows_written']}\n"
         )
 
+    def _interrupt(self, reason: str) -> str:
+        """Stop as Interrupted (resumable) because batchnb's own files or store failed. Those may be
+        what fails again here: whatever cannot be written is left, and readers see the job
+        Interrupted from its stopped heartbeat if not from this status."""
+        with contextlib.suppress(Exception):
+            self._reset_running()
+        with contextlib.suppress(Exception):
+            self.logs.result(f"Interrupted: {reason}\n")
+        try:
+            lifecycle.record_status(self.store, self.logs, self.name, state.INTERRUPTED, reason, ended=False)
+        except Exception:
+            with contextlib.suppress(Exception), self.store.write() as tx:
+                sql = "UPDATE jobs SET status = ?, error = ? WHERE name = ?"
+                tx.execute(sql, (state.INTERRUPTED, reason, self.name))
+        return state.INTERRUPTED
+
     def _finish(self, outcome: str, reason: str | None, target: Any) -> str:
         self._flush(force=True)
         self._write_progress(force=True)
@@ -583,6 +622,8 @@ class Supervisor:
             self.logs.result("Canceled. Committed mini-batches are kept in parts/.\n")
             self._set_status(state.CANCELED, "canceled by request; committed mini-batches are kept", ended=True)
             return state.CANCELED
+        if outcome == "interrupted":
+            return self._interrupt(reason or "")
         if outcome == "failed":
             self.logs.result(f"Failed: {reason}\n")
             self._set_status(state.FAILED, reason, ended=True)

@@ -28,7 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import output
+from ..specfile import is_url
+from . import faults, output
 
 RUN_RETURN_MESSAGE = (
     "The run() method in the entry script should return a list or a pandas DataFrame. The length of returned "
@@ -135,6 +136,14 @@ def _set_environment(context: dict[str, Any]) -> None:
     sys.argv = [script, "--logging_level", level.upper()]
 
 
+def _make_output_dir(folder: str) -> None:
+    """``AZUREML_BI_OUTPUT_PATH`` exists before ``init()``, as on Azure, where it is a mounted folder:
+    a script with ``output_action: summary_only`` writes its own files there. A URL is left alone
+    (nothing is mounted for it)."""
+    if folder and not is_url(folder):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+
+
 def _load_script(context: dict[str, Any], module_name: str) -> types.ModuleType:
     code_dir = context["code_dir"]
     if code_dir not in sys.path:
@@ -173,6 +182,7 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
     _STATE.key, _STATE.module, _STATE.init_error = key, None, None
     redirect_stdio(Path(context["job_dir"]) / "logs" / "user", process_name())
     _set_environment(context)
+    _make_output_dir(context["output_dir"])
     _install_entry_script_shim(context)
     logging.basicConfig(stream=sys.stdout, level=context["logging_level"].upper(), force=True)
     if preloaded is not None:
@@ -387,7 +397,12 @@ def score_minibatch(context: dict[str, Any], idx: int, attempt: int, items: list
             raise ValueError(f"run() returned {n_results} result(s) for {n_items} item(s)")
         rows = 0
         if context["output_action"] == "append_row" and n_results:
-            rows = output.write_part(Path(context["job_dir"]) / "parts", idx, result, context["part_format"])
+            parts = Path(context["job_dir"]) / "parts"
+            try:
+                rows = output.write_part(parts, idx, result, context["part_format"])
+            except OSError as exc:  # batchnb's own file, not the script's failure: never charged to it
+                error = faults.system_error(f"write the part file of mini-batch {idx} in {parts}", exc)
+                return {**base, "status": faults.SYSTEM_ERROR, "error": error, "duration": time.time() - started}
         succeeded = min(n_results, n_items)
         return {
             **base,
