@@ -516,8 +516,9 @@ class JobOperations:
     def _requeue(self, name: str, reset_failed: bool) -> None:
         row = self._row(name)
         alive = state.supervisor_alive(row["supervisor_pid"], row["supervisor_started"])
-        if alive and row["status"] in state.TERMINAL:
-            # It recorded the final status and is exiting (``wait()`` returns at that write): a moment.
+        if alive and row["status"] in state.ENDED:
+            # It recorded the final status (or Interrupted, when its own files failed) and is exiting
+            # (``wait()`` returns at that write): a moment.
             deadline = time.monotonic() + SUPERVISOR_EXIT_WAIT_S
             while alive and time.monotonic() < deadline:
                 time.sleep(0.05)
