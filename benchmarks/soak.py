@@ -12,7 +12,7 @@ whole run. Then, over ``--minutes``:
 * jobs are invoked at a steady pace, several at once from different threads;
 * every ``--chaos-interval`` seconds something goes wrong: a random worker of a random running job
   is SIGKILLed (most often), or a job's supervisor is SIGKILLed (the job turns Interrupted), or a
-  job is canceled;
+  job is canceled (each job at most ``MAX_STOPS_PER_JOB`` times);
 * every Interrupted or Canceled job is resumed, until it ends Completed (or Failed).
 
 At the end it prints, per job and in total, the rows in (input files), the rows out (output lines),
@@ -42,7 +42,9 @@ import psutil
 
 ENDPOINT = "ep-soak"
 COMPUTES = {"blue": "local", "green": "soak-two"}
-ACTIVE = ("Queued", "Preparing", "Running", "Finalizing", "CancelRequested")
+# A job is stopped (its supervisor killed, or canceled) at most this often, or the last jobs
+# running, which get all the trouble, might never finish.
+MAX_STOPS_PER_JOB = 4
 
 SCRIPT = """
 import os, time
@@ -160,6 +162,8 @@ class Soak:
             return
         victim = self.rng.choice(running)
         roll = self.rng.random()
+        if roll >= 0.75 and victim.chaos["supervisor killed"] + victim.chaos["canceled"] >= MAX_STOPS_PER_JOB:
+            roll = 0.0  # this one has been stopped enough: a worker instead
         pid = _supervisor(self.client, victim.name)
         if roll < 0.75:
             workers = _workers(pid) if pid else []

@@ -48,16 +48,19 @@ def _workers(client, name: str) -> list[psutil.Process]:
 
 
 def _kill_random_workers(client, name: str, every: float, seconds: float, rng: random.Random) -> int:
-    """SIGKILL one random worker of the job every ``every`` s for ``seconds`` s, or until it ends.
-    Returns how many were killed."""
+    """SIGKILL one random worker of the job every ``every`` s for ``seconds`` s from the first kill
+    (the workers start once the zygote has imported: seconds on a busy machine), or until the job
+    ends. Returns how many were killed."""
     kills = 0
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline and client.jobs.get(name)["status"] in ("Queued", "Preparing", "Running"):
         time.sleep(every)
         workers = _workers(client, name)
         if workers:
             with contextlib.suppress(psutil.Error):
                 rng.choice(workers).send_signal(signal.SIGKILL)
+                if not kills:
+                    deadline = time.monotonic() + seconds
                 kills += 1
     return kills
 
@@ -78,6 +81,36 @@ def test_workers_killed_at_random_lose_and_duplicate_nothing(client, deploy, csv
         assert job["progress"]["items"] == {"total": n, "succeeded": n, "failed": 0}
         assert all(mb["status"] == "done" for mb in minibatches(client, job["name"]))
     assert kills >= 5, "the test killed too few workers to mean anything"
+
+
+def test_a_mini_batch_that_kills_its_worker_every_time_is_charged_until_it_fails(client, deploy, csv_inputs):
+    """The other side of the coin: a mini-batch whose own worker dies under it (a segfault, the OOM
+    killer) is charged, one attempt per loss it is found guilty of, until it fails; the others are not."""
+    deploy(
+        """
+        import os, signal
+        import pandas as pd
+        def init():
+            pass
+        def run(mini_batch):
+            if any(os.path.basename(f) == "f002.csv" for f in mini_batch):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return pd.concat([pd.read_csv(f) for f in mini_batch], ignore_index=True)
+        """,
+        mini_batch_size=1,
+        max_concurrency_per_instance=2,
+        retry_settings={"max_retries": 2, "timeout": 30},
+    )
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(8))).wait(timeout=180)
+
+    assert job["status"] == "Completed", job["error"]
+    assert lines(output_file(job)) == csv_rows(8, skip=(2,))
+    assert job["progress"]["items"] == {"total": 8, "succeeded": 7, "failed": 1}
+    by_idx = {mb["idx"]: mb for mb in minibatches(client, job["name"])}
+    assert by_idx[2]["status"] == "failed"
+    assert by_idx[2]["attempts"] == 2
+    assert "the worker process died while scoring this mini-batch" in by_idx[2]["error"]
+    assert all(mb["status"] == "done" and mb["attempts"] == 1 for idx, mb in by_idx.items() if idx != 2)
 
 
 def _can_make_immutable(folder: Path) -> str | None:

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from ..compute import standby
-from ..compute.base import worker_env
+from ..compute.base import ComputeTarget, worker_env
 from ..store import Store
 from . import faults, output, state
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
@@ -51,6 +53,14 @@ class Task:
     submitted_at: float = 0.0  # when the current attempt was handed to the pool
 
 
+def _alive(pid: int) -> bool:
+    """True if process ``pid`` runs (a zombie is dead: a clean interpreter's worker awaits its reaping)."""
+    try:
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
 class Dispatcher:
     """Scores a job's pending mini-batches on a compute target (the base of the job's supervisor)."""
 
@@ -69,6 +79,8 @@ class Dispatcher:
         self._last_watchdog = 0.0
         self._log_records: list[dict[str, Any]] = []
         self._warm_pool = False  # the pool (zygote and workers) was a warm standby's, not started for this job
+        # When the pool last broke: the mini-batches a dead worker was scoring (see _note_dead_worker).
+        self._dead_scoring: dict[int, float] | None = None
 
     # -- store helpers --------------------------------------------------------------------------
 
@@ -167,6 +179,8 @@ class Dispatcher:
                     losses.not_submitted(task.idx)
                     broken = True
                     break
+                if target.supports_kill_worker:  # its workers are local processes: tell which one died
+                    fut.add_done_callback(self._note_dead_worker)
                 inflight[fut] = task
                 self._queue(
                     "UPDATE minibatches SET status = 'running' WHERE job = ? AND idx = ?", (self.name, task.idx)
@@ -325,6 +339,17 @@ class Dispatcher:
         exc = fut.exception()
         return exc is not None and bool(target.is_broken_pool_error(exc))
 
+    def _note_dead_worker(self, fut: Future[Any]) -> None:
+        """A future's done-callback. When loky finds a worker dead, it ends every future of the pool
+        (running this, in its own thread) before it kills the workers still alive: so a worker
+        already gone now is the one that died, and its running marker says what it was scoring."""
+        if self._dead_scoring is not None or fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is None or not ComputeTarget.is_broken_pool_error(exc):
+            return
+        self._dead_scoring = {idx: started for idx, pid, started in RunningMarker.read(self.job_dir) if not _alive(pid)}
+
     def _lose_pool(
         self, lost: list[Task], queue: collections.deque[Task], losses: faults.PoolLosses, max_attempts: int
     ) -> int:
@@ -333,7 +358,9 @@ class Dispatcher:
         names = ", ".join(str(t.idx) for t in sorted(lost, key=lambda t: t.idx)) or "none"
         self.logs.event(f"a worker process died; mini-batch(es) in flight: {names}; restarting the pool")
         newly_failed = 0
-        verdicts = losses.lost(sorted(lost, key=lambda t: t.idx), self.settings["retry_settings"]["timeout"])
+        timeout = self.settings["retry_settings"]["timeout"]
+        verdicts = losses.lost(sorted(lost, key=lambda t: t.idx), timeout, self._dead_scoring)
+        self._dead_scoring = None
         for task, why in reversed(verdicts):
             if why is None:
                 queue.appendleft(task)  # first again, never charged

@@ -55,7 +55,11 @@ def interrupted_reason(exc: BaseException, job: str) -> str:
 class PoolLosses:
     """Which mini-batches a lost worker took with it, and which of them to charge an attempt.
 
-    A mini-batch in flight when a worker died is a *suspect*: it is scored again, free, and alone,
+    loky ends the whole pool when one worker dies, so every mini-batch in flight is lost, but at most
+    one was being scored by the worker that died. When the dispatcher can tell which one (a local
+    pool: ``dead_scoring`` below), only that one becomes a *suspect*, scored again free; a suspect
+    whose worker dies under it again is charged one attempt. Every other lost mini-batch is scored
+    again free. When it cannot tell, every lost mini-batch becomes a suspect and a suspect runs alone,
     so that if it kills its worker again, nothing else is in flight to share the blame. A mini-batch
     whose worker the watchdog killed (``run()`` stuck past its timeout) is charged at once.
     """
@@ -84,22 +88,31 @@ class PoolLosses:
         """Mini-batch ``idx`` came back with a result (whatever it says)."""
         if self.isolating == idx:
             self.isolating = None
+        self.suspects.discard(idx)
 
-    def lost(self, tasks: Iterable[Any], timeout: float) -> list[tuple[Any, str | None]]:
-        """The pool broke with ``tasks`` in flight. Returns each with the reason to charge it one
-        attempt, or None (scored again free, as a suspect)."""
+    def lost(
+        self, tasks: Iterable[Any], timeout: float, dead_scoring: dict[int, float] | None
+    ) -> list[tuple[Any, str | None]]:
+        """The pool broke with ``tasks`` in flight. ``dead_scoring``: the mini-batches that a worker
+        already gone was scoring, with when it started them (None: not known). Returns each task
+        with the reason to charge it one attempt, or None (scored again free)."""
         verdicts: list[tuple[Any, str | None]] = []
         for task in tasks:
+            why: str | None = None
             if task.idx in self.killed:
-                why: str | None = f"run() exceeded the timeout of {timeout:g} s and its worker was killed"
-            elif task.idx == self.isolating:
-                why = "the worker process died while scoring this mini-batch (it ran alone)"
-            else:
-                why = None
+                why = f"run() exceeded the timeout of {timeout:g} s and its worker was killed"
+            elif dead_scoring is None:
+                if task.idx == self.isolating:
+                    why = "the worker process died while scoring this mini-batch (it ran alone)"
+                else:
+                    self.suspects.add(task.idx)
+            elif dead_scoring.get(task.idx, -1.0) >= task.submitted_at:  # its own worker died under it
+                if task.idx in self.suspects:
+                    why = "the worker process died while scoring this mini-batch, again"
+                else:
+                    self.suspects.add(task.idx)
             self.killed.discard(task.idx)
-            if why is None:
-                self.suspects.add(task.idx)
-            else:
+            if why is not None:
                 self.suspects.discard(task.idx)
             verdicts.append((task, why))
         self.isolating = None
