@@ -170,6 +170,38 @@ def test_an_unwritable_parts_folder_interrupts_the_job_and_resume_finishes_it(cl
     assert not [p for p in os.listdir(parts) if p.endswith(".tmp")]
 
 
+def test_an_unwritable_logs_folder_interrupts_the_job_and_resume_finishes_it(client, deploy, csv_inputs, tmp_path):
+    """The supervisor's own writes (its progress file in logs/) fail: Interrupted, then resumable."""
+    why_not = _can_make_immutable(tmp_path)
+    if why_not:
+        pytest.skip(why_not)
+    n = 30
+    deploy(SLOW_ECHO, mini_batch_size=1, max_concurrency_per_instance=2, environment_variables={"SLEEP": "0.1"})
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(n)))
+    name = job["name"]
+    logs = Path(job["logs_dir"])
+    wait_until(
+        lambda: any(mb["status"] == "done" for mb in minibatches(client, name)),
+        timeout=120,
+        what="a committed mini-batch",
+    )
+    subprocess.run(["chattr", "+i", str(logs)], check=True)
+    try:
+        job.wait(timeout=120)
+        assert job["status"] == "Interrupted", job["error"]
+        assert str(logs / "job_progress_overview.txt") in job["error"]
+        assert f"batchnb job resume -n {name}" in job["error"]
+        assert job["progress"]["items"]["failed"] == 0
+    finally:
+        subprocess.run(["chattr", "-i", str(logs)], check=True)
+
+    client.jobs.resume(name)
+    job = client.jobs.wait(name, timeout=180)
+    assert job["status"] == "Completed", job["error"]
+    assert lines(output_file(job)) == csv_rows(n)
+    assert job["progress"]["items"] == {"total": n, "succeeded": n, "failed": 0}
+
+
 def test_a_summary_only_script_writes_its_own_parquet_files_into_the_output_folder(client, deploy, tmp_path):
     """Azure's custom-outputs-parquet example: init() reads AZUREML_BI_OUTPUT_PATH, run() writes one
     Parquet file per input file there."""

@@ -47,7 +47,12 @@ def is_system_fault(exc: BaseException) -> bool:
 
 def interrupted_reason(exc: BaseException, job: str) -> str:
     """The job's error text for a :func:`is_system_fault` exception: what failed, and how to finish."""
-    text = str(exc) if isinstance(exc, SystemFault) else system_error("go on with the job", exc)
+    if isinstance(exc, SystemFault | WorkspaceError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        text = f"batchnb could not use its own file {exc.filename}: {exc.strerror or exc}"
+    else:
+        text = system_error("go on with the job", exc)
     return f"{text}; fix that, then run `batchnb job resume -n {job}` to finish the job"
 
 

@@ -114,7 +114,8 @@ class Supervisor(Dispatcher):
         except BaseException as exc:
             target.shutdown(kill=True)
             text = traceback.format_exc()
-            self.logs.event(f"supervisor error:\n{text}")
+            with contextlib.suppress(OSError):  # the logs may be what failed
+                self.logs.event(f"supervisor error:\n{text}")
             if isinstance(exc, SystemExit | KeyboardInterrupt):
                 # Stopped from outside (SIGTERM, Ctrl-C): resumable, like a lost supervisor.
                 self._reset_running()
