@@ -140,6 +140,7 @@ class Soak:
         self.lock = threading.Lock()
         self.chaos: collections.Counter[str] = collections.Counter()
         self.errors: list[str] = []
+        self.started = time.monotonic()
 
     def _invoke(self, deployment: str, dataset: int) -> None:
         folder, expected = self.inputs[dataset]
@@ -203,7 +204,7 @@ class Soak:
     def run(self) -> None:
         """Invoke ``--jobs`` jobs over ``--minutes``, with trouble, until every job has ended."""
         n, seconds = self.args.jobs, self.args.minutes * 60
-        started = time.monotonic()
+        started = self.started = time.monotonic()
         invoked = 0
         last_trouble = 0.0
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="soak-invoke") as invokers:
@@ -263,7 +264,7 @@ class Soak:
         print(
             f"\ntotal: {totals['jobs']} job(s), {totals['completed']} Completed, {totals['resumes']} resume(s); "
             f"rows in {totals['rows_in']}, rows out {totals['rows_out']}, duplicated {totals['duplicated']}, "
-            f"lost {totals['lost']}, foreign {totals['foreign']}"
+            f"lost {totals['lost']}, foreign {totals['foreign']}; {time.monotonic() - self.started:.0f} s"
         )
         print("trouble made: " + (", ".join(f"{k} {v}" for k, v in sorted(self.chaos.items())) or "none"))
         for error in self.errors:

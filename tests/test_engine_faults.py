@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -113,7 +114,7 @@ def test_a_mini_batch_that_kills_its_worker_every_time_is_charged_until_it_fails
     assert all(mb["status"] == "done" and mb["attempts"] == 1 for idx, mb in by_idx.items() if idx != 2)
 
 
-def _can_make_immutable(folder: Path) -> str | None:
+def _chattr_works(folder: Path) -> str | None:
     """None if ``chattr +i`` works on ``folder``'s filesystem here, else why not."""
     if shutil.which("chattr") is None:
         return "chattr is not installed"
@@ -129,77 +130,74 @@ def _can_make_immutable(folder: Path) -> str | None:
         probe.rmdir()
 
 
-def test_an_unwritable_parts_folder_interrupts_the_job_and_resume_finishes_it(client, deploy, csv_inputs, tmp_path):
-    why_not = _can_make_immutable(tmp_path)
+@contextlib.contextmanager
+def _immutable(folder: Path) -> Iterator[None]:
+    """``folder`` made immutable (``chattr +i``: root's ``chmod`` would not stop root) for the block."""
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def _start_and_lock(client, deploy, data: Path, tmp_path: Path, folder_of, settle: int, **settings) -> tuple:
+    """Invoke a SLOW_ECHO job on ``data``; once ``settle`` mini-batches are committed, make
+    ``folder_of(job)`` immutable and wait for the job to end. Returns (job, folder)."""
+    why_not = _chattr_works(tmp_path)
     if why_not:
         pytest.skip(why_not)
-    n = 40
-    deploy(
-        SLOW_ECHO,
-        mini_batch_size=1,
-        max_concurrency_per_instance=2,
-        error_threshold=0,  # one item counted failed would fail the job: none may be
-        environment_variables={"SLEEP": "0.1"},
-    )
-    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(n)))
-    name = job["name"]
-    parts = Path(job["job_dir"]) / "parts"
+    settings.update(mini_batch_size=1, max_concurrency_per_instance=2, environment_variables={"SLEEP": "0.1"})
+    deploy(SLOW_ECHO, **settings)
+    job = client.batch_endpoints.invoke("ep-test", input=str(data))
     wait_until(
-        lambda: sum(mb["status"] == "done" for mb in minibatches(client, name)) >= 3,
+        lambda: sum(mb["status"] == "done" for mb in minibatches(client, job["name"])) >= settle,
         timeout=120,
-        what="three committed mini-batches",
+        what=f"{settle} committed mini-batch(es)",
     )
-    subprocess.run(["chattr", "+i", str(parts)], check=True)
-    try:
+    folder = folder_of(job)
+    with _immutable(folder):
         job.wait(timeout=120)
-        assert job["status"] == "Interrupted", job["error"]
-        assert str(parts) in job["error"]
-        assert "could not write the part file" in job["error"]
-        assert f"batchnb job resume -n {name}" in job["error"]
-        assert job["progress"]["items"]["failed"] == 0
-        assert job["progress"]["mini_batches"]["failed"] == 0
-    finally:
-        subprocess.run(["chattr", "-i", str(parts)], check=True)
+    return job, folder
 
+
+def _resume_to_completion(client, name: str, n: int) -> dict:
     client.jobs.resume(name)
     job = client.jobs.wait(name, timeout=180)
     assert job["status"] == "Completed", job["error"]
     assert lines(output_file(job)) == csv_rows(n)
     assert job["progress"]["items"] == {"total": n, "succeeded": n, "failed": 0}
+    return job
+
+
+def test_an_unwritable_parts_folder_interrupts_the_job_and_resume_finishes_it(client, deploy, csv_inputs, tmp_path):
+    n = 40
+    # error_threshold 0: one item counted failed would fail the job; none may be.
+    job, parts = _start_and_lock(
+        client, deploy, csv_inputs(n), tmp_path, lambda j: Path(j["job_dir"]) / "parts", settle=3, error_threshold=0
+    )
+    name = job["name"]
+
+    assert job["status"] == "Interrupted", job["error"]
+    assert str(parts) in job["error"]
+    assert "could not write the part file" in job["error"]
+    assert f"batchnb job resume -n {name}" in job["error"]
+    assert job["progress"]["items"]["failed"] == 0
+    assert job["progress"]["mini_batches"]["failed"] == 0
+    _resume_to_completion(client, name, n)
     assert [mb["attempts"] for mb in minibatches(client, name)] == [1] * n  # nothing was charged
     assert not [p for p in os.listdir(parts) if p.endswith(".tmp")]
 
 
 def test_an_unwritable_logs_folder_interrupts_the_job_and_resume_finishes_it(client, deploy, csv_inputs, tmp_path):
     """The supervisor's own writes (its progress file in logs/) fail: Interrupted, then resumable."""
-    why_not = _can_make_immutable(tmp_path)
-    if why_not:
-        pytest.skip(why_not)
     n = 30
-    deploy(SLOW_ECHO, mini_batch_size=1, max_concurrency_per_instance=2, environment_variables={"SLEEP": "0.1"})
-    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(n)))
-    name = job["name"]
-    logs = Path(job["logs_dir"])
-    wait_until(
-        lambda: any(mb["status"] == "done" for mb in minibatches(client, name)),
-        timeout=120,
-        what="a committed mini-batch",
-    )
-    subprocess.run(["chattr", "+i", str(logs)], check=True)
-    try:
-        job.wait(timeout=120)
-        assert job["status"] == "Interrupted", job["error"]
-        assert str(logs / "job_progress_overview.txt") in job["error"]
-        assert f"batchnb job resume -n {name}" in job["error"]
-        assert job["progress"]["items"]["failed"] == 0
-    finally:
-        subprocess.run(["chattr", "-i", str(logs)], check=True)
+    job, logs = _start_and_lock(client, deploy, csv_inputs(n), tmp_path, lambda j: Path(j["logs_dir"]), settle=1)
 
-    client.jobs.resume(name)
-    job = client.jobs.wait(name, timeout=180)
-    assert job["status"] == "Completed", job["error"]
-    assert lines(output_file(job)) == csv_rows(n)
-    assert job["progress"]["items"] == {"total": n, "succeeded": n, "failed": 0}
+    assert job["status"] == "Interrupted", job["error"]
+    assert str(logs / "job_progress_overview.txt") in job["error"]
+    assert f"batchnb job resume -n {job['name']}" in job["error"]
+    assert job["progress"]["items"]["failed"] == 0
+    _resume_to_completion(client, job["name"], n)
 
 
 def test_a_summary_only_script_writes_its_own_parquet_files_into_the_output_folder(client, deploy, tmp_path):
