@@ -5,8 +5,9 @@ Only the scoring script's own failures count against ``error_threshold``: its ``
 never do:
 
 * **A lost worker.** loky reports a worker that died (a crash, the OOM killer, a SIGKILL) as a
-  broken pool, from whichever call meets it first: a future's ``result()``, the next ``submit()``,
-  or the executor being replaced. Every mini-batch in flight is lost with it and scored again.
+  broken pool, from whichever call meets it first: a future's ``result()`` or the next
+  ``submit()`` (loky's own executor factory replaces a broken executor rather than raise). Every
+  mini-batch in flight is lost with it and scored again on a new executor.
   :class:`PoolLosses` decides which of them, if any, is charged an attempt: a lost mini-batch is
   charged at most one, and only when it is the likely cause (see :meth:`PoolLosses.lost`).
 * **batchnb's own files failing** (a part, the store, the logs: a read-only or full disk, a folder
