@@ -577,8 +577,8 @@ class JobOperations:
         row = self._row(name)
         alive = state.supervisor_alive(row["supervisor_pid"], row["supervisor_started"])
         if alive and row["status"] in state.ENDED:
-            # It recorded its last status (an Interrupted one too: a merge it could not do) and is
-            # exiting (``wait()`` returns at that write): a moment.
+            # It recorded its last status (an Interrupted one too: its own files failed, or a merge it
+            # could not do) and is exiting (``wait()`` returns at that write): a moment.
             deadline = time.monotonic() + SUPERVISOR_EXIT_WAIT_S
             while alive and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -16,6 +16,7 @@ replaces no file but the job's own (:func:`file_stamp` tells them apart).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -53,13 +54,21 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = True, private: b
     readable by its owner only (mode 0600), from its creation.
     """
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        if durable:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
+    except OSError as exc:  # named after the file being written, not its temporary name
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a folder made read-only: leave no temporary file behind
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 class EncodedLines(Sequence[str]):

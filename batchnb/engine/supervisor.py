@@ -8,7 +8,9 @@ Lifecycle::
                                                              │            (merge parts)
                                                              ├─ init() raised / error threshold exceeded /
                                                              │  nothing succeeded ─▶ Failed
-                                                             └─ cancel requested ─▶ Canceled
+                                                             ├─ cancel requested ─▶ Canceled
+                                                             └─ batchnb's own files or store
+                                                                failed ─▶ Interrupted (resumable)
     Finalizing ── the output cannot be written (see output_location.merge) ──▶ Interrupted (resumable)
 
 When the user configured an MLflow tracking URI at invoke, or the scoring script imports mlflow, the
@@ -16,6 +18,10 @@ job is also one MLflow run (see :mod:`batchnb.engine.tracking`): started after t
 Completed, Failed or Canceled, left open at Interrupted and reopened by ``resume``. The workers get
 its ``MLFLOW_TRACKING_URI`` and ``MLFLOW_RUN_ID`` with the job's environment, before ``init()``.
 Only then does this process import mlflow; tracking never fails a job.
+
+The Running phase (handing mini-batches to the pool, a lost worker, a stuck ``run()``) is
+:class:`batchnb.engine.dispatch.Dispatcher`'s; what counts against ``error_threshold`` and what
+interrupts the job instead is said in :mod:`batchnb.engine.faults`.
 
 A heartbeat thread stamps the job every second; if this process dies, readers see the stale
 heartbeat and show ``Interrupted``, and ``resume`` starts a new supervisor that skips every
@@ -28,98 +34,43 @@ beside it, and a crash then costs no finished work.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
-import os
-import signal
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..compute import get_target, standby
-from ..compute.base import worker_env
+from ..compute.base import worker_env  # noqa: F401  (a warm standby imports it from here)
 from ..errors import BatchnbError, ValidationError
 from ..registry.code import may_define
 from ..store import Store
-from . import lifecycle, output, output_location, planner, state
-from .drivers import DRIVERS_DIR, MLFLOW_DRIVER, MLFLOW_SUFFIXES
+from . import faults, lifecycle, output, output_location, planner, state
+from .dispatch import Dispatcher
+from .drivers import MLFLOW_SUFFIXES
 from .logs import JobLogs
-from .worker import RunningMarker, score_minibatch
 
-FLUSH_INTERVAL_S = 0.2  # for short mini-batches; a result of one that took longer is written at once
-PROGRESS_INTERVAL_S = 1.0
-# How long past its timeout a run() may stay stuck in C code before its worker is killed.
-KILL_GRACE_S = 5.0
-# How often the watchdog looks for such a run(): far below the grace, far above a tiny mini-batch.
-WATCHDOG_INTERVAL_S = 0.5
 NO_SUCCESS_MESSAGE = (
     "No succeeded mini batch item returned from run(). Please check 'response: run()' in "
     "https://aka.ms/batch-inference-documentation"
 )
 
 
-@dataclass
-class Task:
-    """One mini-batch as the dispatcher sees it."""
-
-    idx: int
-    items: list[Any]
-    n_items: int
-    attempts: int  # attempts already counted
-    duration: float = 0.0
-    submitted_at: float = 0.0  # when the current attempt was handed to the pool
-
-
-class Supervisor:
+class Supervisor(Dispatcher):
     """Runs one job from its store record to a final status."""
 
     def __init__(self, workspace_root: Path, job_name: str) -> None:
-        self.store = Store(workspace_root / "batchnb.db")
-        self.name = job_name
-        self.spec: dict[str, Any] = lifecycle.load_spec(self.store, job_name)
-        self.settings: dict[str, Any] = self.spec["settings"]
-        self.job_dir = Path(self.spec["job_dir"])
-        self.logs = JobLogs(self.job_dir)
+        store = Store(workspace_root / "batchnb.db")
+        spec: dict[str, Any] = lifecycle.load_spec(store, job_name)
+        super().__init__(store, job_name, spec, JobLogs(Path(spec["job_dir"])), threading.Event())
         from .tracking import JobRun  # imports the registry (pydantic): not for a supervisor that finds no job
 
         self.tracking = JobRun(self.spec, self.logs.event)
-        self.cancel = threading.Event()
         self._stop = threading.Event()
-        self._updates: list[tuple[str, tuple[Any, ...]]] = []
-        self._last_flush = 0.0
-        self._flush_now = False  # a long mini-batch's result is waiting: write it without delay
-        self._last_progress = 0.0
-        self._last_watchdog = 0.0
-        self._log_records: list[dict[str, Any]] = []
-        self._warm_pool = False  # the pool (zygote and workers) was a warm standby's, not started for this job
-
-    # -- store helpers --------------------------------------------------------------------------
-
-    def _queue(self, sql: str, params: tuple[Any, ...]) -> None:
-        self._updates.append((sql, params))
-
-    def _flush(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not (self._updates or self._log_records):
-            return
-        if not (force or self._flush_now) and now - self._last_flush < FLUSH_INTERVAL_S:
-            return
-        self._flush_now = False
-        records, self._log_records = self._log_records, []
-        self.logs.minibatches(records)
-        updates, self._updates = self._updates, []
-        if updates:
-            with self.store.write() as tx:
-                for sql, params in updates:
-                    tx.execute(sql, params)
-        self._last_flush = now
 
     def _set_status(self, status: str, error: str | None = None, ended: bool = False) -> None:
         self._flush(force=True)
@@ -165,7 +116,8 @@ class Supervisor:
         except BaseException as exc:
             target.shutdown(kill=True)
             text = traceback.format_exc()
-            self.logs.event(f"supervisor error:\n{text}")
+            with contextlib.suppress(OSError):  # the logs may be what failed
+                self.logs.event(f"supervisor error:\n{text}")
             if isinstance(exc, SystemExit | KeyboardInterrupt):
                 # Stopped from outside (SIGTERM, Ctrl-C): resumable, like a lost supervisor.
                 self._reset_running()
@@ -174,6 +126,8 @@ class Supervisor:
                     f"the supervisor was stopped; run `batchnb job resume -n {self.name}` to finish the job",
                 )
                 return state.INTERRUPTED
+            if faults.is_system_fault(exc):  # batchnb's own files or store: resumable once fixed
+                return self._interrupt(faults.interrupted_reason(exc, self.name))
             if isinstance(exc, BatchnbError):  # a problem with the job's input or settings: say it plainly
                 self.logs.result(f"Failed: {exc.message}\n")
                 self._set_status(state.FAILED, exc.message, ended=True)
@@ -205,6 +159,12 @@ class Supervisor:
     def _start_tracking(self) -> None:
         """Start (or reopen) the job's MLflow run, in the background, if a tracking URI was given."""
         self.tracking.start_in_background(self.name, self._record_run_id)
+
+    def _run_env(self) -> dict[str, str]:
+        """The job's MLflow run for its scoring script (``MLFLOW_TRACKING_URI``, ``MLFLOW_RUN_ID``)."""
+        if self.spec.get("mlflow_in_code"):
+            self.tracking.wait_started()  # the script's init() may log: its run must exist by then
+        return self.tracking.script_env()
 
     def _record_run_id(self, run_id: str) -> None:
         """Keep the run's id in the job's spec, so that ``resume`` reopens the same run. Called from
@@ -296,288 +256,23 @@ class Supervisor:
                 )
         return len(lost)
 
-    def _reset_running(self) -> None:
-        # Mini-batches that were in flight when a supervisor stopped were never committed.
-        self._flush(force=True)
-        with self.store.write() as tx:
-            tx.execute("UPDATE minibatches SET status = 'pending' WHERE job = ? AND status = 'running'", (self.name,))
-
-    # -- dispatch -------------------------------------------------------------------------------
-
-    def _context(self) -> dict[str, Any]:
-        s = self.settings
-        builtin = self.spec.get("builtin_driver") == "mlflow"
-        return {
-            "job": self.name,
-            "job_dir": str(self.job_dir),
-            # The built-in driver is found where this batchnb is installed (it may have moved since invoke).
-            "code_dir": str(DRIVERS_DIR) if builtin else self.spec["code_dir"],
-            "scoring_script": MLFLOW_DRIVER if builtin else self.spec["scoring_script"],
-            "model_dir": self.spec.get("model_dir"),
-            "cache_dir": self.spec.get("cache_dir"),
-            "output_dir": self.spec["output"]["dir"],
-            # The job's MLflow run, if it has started (the deployment's own variables win).
-            "environment_variables": {**self.tracking.script_env(), **s.get("environment_variables", {})},
-            "logging_level": s.get("logging_level", "info"),
-            "timeout": s["retry_settings"]["timeout"],
-            "max_attempts": max(1, s["retry_settings"]["max_retries"]),  # 0 means a single attempt
-            "mode": s["mini_batch_mode"],
-            "output_action": s["output_action"],
-            "part_format": output.part_format(s["output_file_name"]),
-            # Workers of a warm standby that ran init() for exactly this deployment skip it.
-            "preload_key": standby.preload_key(self.spec),
-        }
-
-    def _dispatch(self, target: Any) -> tuple[str, str | None]:
-        """Score every pending mini-batch. Returns (``done`` | ``canceled`` | ``failed``, reason)."""
-        if self.spec.get("mlflow_in_code"):
-            self.tracking.wait_started()  # the script's init() may log: its run must exist by then
-        context = self._context()
-        n_workers = int(self.spec["workers"])
-        env = worker_env(n_workers)
-        max_attempts = context["max_attempts"]
-        threshold = int(self.settings["error_threshold"])
-        with self.store.read() as db:
-            rows = db.execute(
-                "SELECT idx, items, n_items, attempts, duration FROM minibatches "
-                "WHERE job = ? AND status = 'pending' ORDER BY idx",
-                (self.name,),
-            ).fetchall()
-            failed_items = state.progress(db, self.name)["items"]["failed"]
-        queue = collections.deque(
-            Task(r["idx"], json.loads(r["items"]), r["n_items"], r["attempts"], r["duration"]) for r in rows
-        )
-        inflight: dict[Future[Any], Task] = {}
-        suspects: set[int] = set()  # in flight when a worker died: run alone next time
-        killed: set[int] = set()  # their worker was killed by us for exceeding the timeout
-        isolating: int | None = None
-        if not target.wait_started(self.cancel):  # canceled while the zygote imports
-            self._abandon({}, target)
-            return "canceled", None
-        executor = target.executor(n_workers, env)
-        self.logs.event(f"dispatching {len(queue)} mini-batch(es) to {n_workers} worker process(es)")
-
-        while queue or inflight:
-            if self.cancel.is_set():
-                self._abandon(inflight, target)
-                return "canceled", None
-            while queue and len(inflight) < 2 * n_workers and isolating is None:
-                if queue[0].idx in suspects:
-                    if inflight:
-                        break  # a suspect runs alone, so a second crash proves it guilty
-                    isolating = queue[0].idx
-                task = queue.popleft()
-                task.submitted_at = time.time()
-                fut = executor.submit(score_minibatch, context, task.idx, task.attempts + 1, task.items, task.n_items)
-                inflight[fut] = task
-                self._queue(
-                    "UPDATE minibatches SET status = 'running' WHERE job = ? AND idx = ?", (self.name, task.idx)
-                )
-            done, _ = wait(list(inflight), timeout=0.25, return_when=FIRST_COMPLETED)
-            crashed = False
-            for fut in done:
-                task = inflight.pop(fut)
-                try:
-                    result = fut.result()
-                except BaseException as exc:
-                    if target.is_broken_pool_error(exc):
-                        crashed = True
-                        inflight[fut] = task  # handled with the others below
-                        continue
-                    result = {
-                        "idx": task.idx,
-                        "attempt": task.attempts + 1,
-                        "status": "retry",
-                        "duration": 0.0,
-                        "error": f"{type(exc).__name__}: {exc}",
-                        "worker": None,
-                    }
-                reason = self._record(task, result, queue, max_attempts)
-                if task.idx == isolating:
-                    isolating = None
-                if reason == "init_failed":
-                    self._abandon(inflight, target)
-                    return (
-                        "failed",
-                        f"init() of the scoring script failed in {result.get('worker')}:\n{result.get('error')}",
-                    )
-                failed_items += self._failed_items_of(task, result, max_attempts)
-                if threshold != -1 and failed_items > threshold:
-                    self._abandon(inflight, target)
-                    return "failed", (
-                        f"the error threshold was exceeded: {failed_items} item(s) failed, more than "
-                        f"error_threshold {threshold}; see logs/user/error.txt"
-                    )
-            if crashed:
-                failed_items += self._handle_crash(inflight, queue, suspects, killed, isolating, max_attempts)
-                isolating = None
-                inflight.clear()
-                executor = target.executor(n_workers, env)
-                if threshold != -1 and failed_items > threshold:
-                    return "failed", (
-                        f"the error threshold was exceeded: {failed_items} item(s) failed, more than "
-                        f"error_threshold {threshold}; see logs/user/error.txt"
-                    )
-            if target.supports_kill_worker:  # only a local pool's worker pids are ours to kill
-                self._watchdog(inflight, context["timeout"], killed)
-            self._flush()
-            self._write_progress()
-        target.release()  # the workers exit while the output is merged; _finish waits for them
-        return "done", None
-
-    def _failed_items_of(self, task: Task, result: dict[str, Any], max_attempts: int) -> int:
-        if result["status"] == "ok":
-            return int(result.get("failed", 0))
-        return task.n_items if task.attempts >= max_attempts else 0
-
-    def _record(self, task: Task, result: dict[str, Any], queue: collections.deque[Task], max_attempts: int) -> str:
-        """Apply one worker result to the task and the store. Returns the result's status."""
-        status = result["status"]
-        attempt = task.attempts + 1
-        task.duration += float(result.get("duration") or 0.0)
-        worker = result.get("worker")
-        if result.get("init") == "preloaded":
-            where = "(warm standby)" if self._warm_pool else f"once, in the zygote, in {result.get('init_s', 0):.2f} s"
-            self.logs.event(f"{worker}: init() had already run for this deployment {where}; not run again")
-        elif result.get("init") == "ran":
-            self.logs.event(f"{worker}: init() ran in {result.get('init_s', 0):.2f} s")
-        if status == "init_failed":
-            self.logs.user_error(f"init() failed in {worker}; see logs/user/stderr/{worker}.stderr.txt")
-            return status
-        task.attempts = attempt
-        if float(result.get("duration") or 0.0) >= FLUSH_INTERVAL_S:
-            self._flush_now = True
-        record = {
-            "mini_batch": task.idx,
-            "attempt": attempt,
-            "items": task.n_items,
-            "status": status,
-            "succeeded": result.get("succeeded", 0),
-            "failed": result.get("failed", 0),
-            "rows": result.get("rows", 0),
-            "duration_s": round(float(result.get("duration") or 0), 4),
-            "worker": worker,
-        }
-        self._log_records.append(record)  # written with the store updates, in _flush
-        if status == "ok":
-            self._queue(
-                "UPDATE minibatches SET status = 'done', attempts = ?, succeeded = ?, failed = ?, rows = ?, "
-                "worker = ?, started_at = ?, ended_at = ?, duration = ?, error = ? WHERE job = ? AND idx = ?",
-                (
-                    attempt,
-                    result["succeeded"],
-                    result["failed"],
-                    result["rows"],
-                    worker,
-                    result.get("started_at"),
-                    time.time(),
-                    task.duration,
-                    result.get("error"),
-                    self.name,
-                    task.idx,
-                ),
-            )
-            if result["failed"]:
-                self.logs.user_error(
-                    f"mini-batch {task.idx}: {result['error']} on the last attempt; "
-                    f"{result['failed']} item(s) counted as failed"
-                )
-            return status
-        where = f" (traceback: logs/user/error/{worker}.txt)" if worker else ""
-        self.logs.user_error(
-            f"mini-batch {task.idx} attempt {attempt}/{max_attempts} failed in {worker}: {result.get('error')}{where}"
-        )
-        if attempt < max_attempts:
-            queue.append(task)  # re-queued at the back, as PRS re-queues with a dequeue count
-            self._queue(
-                "UPDATE minibatches SET status = 'pending', attempts = ?, duration = ?, error = ? "
-                "WHERE job = ? AND idx = ?",
-                (attempt, task.duration, result.get("error"), self.name, task.idx),
-            )
-        else:
-            self._queue(
-                "UPDATE minibatches SET status = 'failed', attempts = ?, succeeded = 0, failed = n_items, "
-                "rows = 0, worker = ?, ended_at = ?, duration = ?, error = ? WHERE job = ? AND idx = ?",
-                (attempt, worker, time.time(), task.duration, result.get("error"), self.name, task.idx),
-            )
-        return status
-
-    def _handle_crash(
-        self,
-        inflight: dict[Future[Any], Task],
-        queue: collections.deque[Task],
-        suspects: set[int],
-        killed: set[int],
-        isolating: int | None,
-        max_attempts: int,
-    ) -> int:
-        """A worker died and took every in-flight mini-batch with it. Only a mini-batch whose worker we
-        killed (timeout), or one that was running alone, is charged an attempt; the rest are re-queued
-        free, and marked suspects so they next run alone. Returns items that became failed."""
-        tasks = sorted(inflight.values(), key=lambda t: t.idx)
-        names = ", ".join(str(t.idx) for t in tasks)
-        self.logs.event(f"a worker process died; mini-batch(es) in flight: {names}; restarting the pool")
-        newly_failed = 0
-        for task in reversed(tasks):
-            guilty = task.idx in killed or task.idx == isolating
-            if not guilty:
-                suspects.add(task.idx)
-                queue.appendleft(task)
-                continue
-            why = (
-                f"run() exceeded the timeout of {self.settings['retry_settings']['timeout']} s and its worker "
-                "was killed"
-                if task.idx in killed
-                else "the worker process died while scoring this mini-batch"
-            )
-            killed.discard(task.idx)
-            suspects.discard(task.idx)
-            result = {"status": "retry", "error": why, "duration": 0.0, "worker": None}
-            self._record(task, result, queue, max_attempts)
-            newly_failed += self._failed_items_of(task, result, max_attempts)
-        return newly_failed
-
-    def _watchdog(self, inflight: dict[Future[Any], Task], timeout: float, killed: set[int]) -> None:
-        """Kill a worker whose run() ignored the in-process timeout (stuck in C code)."""
-        now = time.time()
-        if now - self._last_watchdog < WATCHDOG_INTERVAL_S:
-            return
-        self._last_watchdog = now
-        tasks = {task.idx: task for task in inflight.values()}
-        for idx, pid, started in RunningMarker.read(self.job_dir):
-            task = tasks.get(idx)
-            if task is None or started < task.submitted_at:
-                continue  # not in flight, or left by an earlier attempt whose worker died
-            if idx not in killed and now - started > timeout + KILL_GRACE_S:
-                killed.add(idx)
-                late = f"exceeded its timeout by {KILL_GRACE_S:g} s"
-                self.logs.event(f"mini-batch {idx} {late}; killing worker pid {pid}")
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-
-    def _abandon(self, inflight: dict[Future[Any], Task], target: Any) -> None:
-        for fut in inflight:
-            fut.cancel()
-        target.shutdown(kill=True)
-        self._reset_running()
-
     # -- the end --------------------------------------------------------------------------------
 
-    def _write_progress(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_progress < PROGRESS_INTERVAL_S:
-            return
-        self._last_progress = now
-        with self.store.read() as db:
-            p = state.progress(db, self.name)
-        mb, items = p["mini_batches"], p["items"]
-        self.logs.progress(
-            f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n"
-            f"Total mini-batches: {mb['total']}\nProcessed: {mb['done'] + mb['failed']}\n"
-            f"Succeeded: {mb['done']}\nFailed: {mb['failed']}\nIn progress: {mb['running']}\n"
-            f"Retrying: {mb['retrying']}\nItems succeeded: {items['succeeded']}\nItems failed: {items['failed']}\n"
-            f"Rows written: {p['rows_written']}\n"
-        )
+    def _interrupt(self, reason: str) -> str:
+        """Stop as Interrupted (resumable) because batchnb's own files or store failed. Those may be
+        what fails again here: whatever cannot be written is left, and readers see the job
+        Interrupted from its stopped heartbeat if not from this status."""
+        with contextlib.suppress(Exception):
+            self._reset_running()
+        with contextlib.suppress(Exception):
+            self.logs.result(f"Interrupted: {reason}\n")
+        try:
+            lifecycle.record_status(self.store, self.logs, self.name, state.INTERRUPTED, reason, ended=False)
+        except Exception:
+            with contextlib.suppress(Exception), self.store.write() as tx:
+                sql = "UPDATE jobs SET status = ?, error = ? WHERE name = ?"
+                tx.execute(sql, (state.INTERRUPTED, reason, self.name))
+        return state.INTERRUPTED
 
     def _finish(self, outcome: str, reason: str | None, target: Any) -> str:
         self._flush(force=True)
@@ -586,6 +281,8 @@ class Supervisor:
             self.logs.result("Canceled. Committed mini-batches are kept in parts/.\n")
             self._set_status(state.CANCELED, "canceled by request; committed mini-batches are kept", ended=True)
             return state.CANCELED
+        if outcome == "interrupted":
+            return self._interrupt(reason or "")
         if outcome == "failed":
             self.logs.result(f"Failed: {reason}\n")
             self._set_status(state.FAILED, reason, ended=True)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..specfile import is_url
-from . import output
+from . import faults, output
 
 RUN_RETURN_MESSAGE = (
     "The run() method in the entry script should return a list or a pandas DataFrame. The length of returned "
@@ -395,7 +395,12 @@ def score_minibatch(context: dict[str, Any], idx: int, attempt: int, items: list
             raise ValueError(f"run() returned {n_results} result(s) for {n_items} item(s)")
         rows = 0
         if context["output_action"] == "append_row" and n_results:
-            rows = output.write_part(Path(context["job_dir"]) / "parts", idx, result, context["part_format"])
+            parts = Path(context["job_dir"]) / "parts"
+            try:
+                rows = output.write_part(parts, idx, result, context["part_format"])
+            except OSError as exc:  # batchnb's own file, not the script's failure: never charged to it
+                error = faults.system_error(f"write the part file of mini-batch {idx} in {parts}", exc)
+                return {**base, "status": faults.SYSTEM_ERROR, "error": error, "duration": time.time() - started}
         succeeded = min(n_results, n_items)
         return {
             **base,
