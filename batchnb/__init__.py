@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -50,6 +51,7 @@ def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext batchnb``: register the ``%batch`` and ``%%batch`` magics."""
     from .magics import load_ipython_extension as load
 
+    _register_job_display(ipython)
     load(ipython)
 
 
@@ -90,3 +92,26 @@ def __getattr__(name: str) -> Any:
 
         return getattr(dsl, name)
     raise AttributeError(f"module 'batchnb' has no attribute {name!r}")
+
+
+def _show_job(job: Any) -> None:
+    """A job shown in IPython: live while it runs where a widget front end exists, else its summary."""
+    from .widgets import show_job
+
+    show_job(job)
+
+
+def _register_job_display(shell: Any) -> None:
+    """Jobs display through the notebook front end (:mod:`batchnb.widgets`). The core never imports a
+    front end, so the front end registers with IPython, by the class's name: nothing is imported."""
+    shell.display_formatter.ipython_display_formatter.for_type_by_name("batchnb.engine.jobs", "Job", _show_job)
+
+
+def _register_in_a_running_shell() -> None:
+    ipython = sys.modules.get("IPython")  # never imported here: only a kernel has it loaded already
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None:
+        _register_job_display(shell)
+
+
+_register_in_a_running_shell()

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import os
 
+from .computes import ComputeOperations
 from .endpoints import BatchDeploymentOperations, BatchEndpointOperations
 from .engine.jobs import JobOperations
+from .pipelines.components import ComponentOperations
 from .registry import (
-    ComponentOperations,
-    ComputeOperations,
     DataOperations,
     DatastoreOperations,
     EnvironmentOperations,

@@ -77,12 +77,6 @@ class Job(Entity):
     def _repr_html_(self) -> str:
         return display.job_html(self, self.timeline())
 
-    def _ipython_display_(self) -> None:
-        # Live where a widget front end exists, the static summary elsewhere (see batchnb.widgets).
-        from ..widgets import show_job
-
-        show_job(self)
-
 
 def invoked_by_default() -> str:
     """``user@host``: who a job is recorded as invoked by, unless a front end says otherwise."""

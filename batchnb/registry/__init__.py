@@ -1,13 +1,12 @@
-"""The workspace registry: versioned assets, datastores and computes."""
+"""The workspace registry: versioned assets (models, data, environments) and datastores."""
 
-from .assets import ComponentOperations, DataOperations, EnvironmentOperations, ModelOperations
+from .assets import AssetOperations, DataOperations, EnvironmentOperations, ModelOperations
 from .code import snapshot_code
-from .targets import DEFAULT_COMPUTE, ComputeOperations, DatastoreOperations
+from .targets import DEFAULT_COMPUTE, DatastoreOperations
 
 __all__ = [
     "DEFAULT_COMPUTE",
-    "ComponentOperations",
-    "ComputeOperations",
+    "AssetOperations",
     "DataOperations",
     "DatastoreOperations",
     "EnvironmentOperations",

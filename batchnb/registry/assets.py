@@ -257,34 +257,3 @@ class EnvironmentOperations(AssetOperations):
                 )
             record["conda_file"] = load_yaml(conda)[0]
         return self._insert(record)
-
-
-class ComponentOperations(AssetOperations):
-    """Components (command and pipeline): stored as validated mappings; run by the pipeline runner."""
-
-    kind = "component"
-
-    def __init__(self, workspace: Workspace, store: Store, client: Any) -> None:
-        super().__init__(workspace, store)
-        self._client = client  # resolving a component reads models, components and the code store
-
-    def create_or_update(self, spec: dict[str, Any] | Any, base_dir: Path | None = None) -> entities.Entity:
-        """Register a new component version from Azure's command or pipeline component YAML, or from
-        a function decorated with :func:`batchnb.component` or :func:`batchnb.pipeline`.
-
-        The component is resolved before it is recorded: its code folder is snapshotted, the
-        components its steps use (files or ``azureml:`` references) are inlined at the versions
-        they have now, and every binding is checked, so a registered pipeline never changes.
-        """
-        from ..pipelines.resolve import Resolver
-
-        source = "component"
-        if hasattr(spec, "to_component_spec"):  # a decorated function
-            spec, base_dir = spec.to_component_spec(), None
-            source = f"component {spec.get('name')}"
-        if not isinstance(spec, dict):
-            raise ValidationError(f"a component is a YAML mapping or a decorated function, not {type(spec).__name__}")
-        if not spec.get("name"):
-            raise ValidationError("component: name is required to register a component", field="name")
-        record = Resolver(self._client).resolve(dict(spec), base_dir, source)
-        return self._insert(record)

@@ -1,0 +1,117 @@
+"""Computes: where jobs run. Named, not versioned; the built-in ``local`` (a loky pool on this
+machine) always exists.
+
+A service beside :mod:`batchnb.endpoints` rather than part of the registry: besides its records, a
+compute has processes to check and stop (:mod:`batchnb.compute`), which the registry never touches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from . import entities
+from .errors import ConflictError, InvalidStateError, NotFoundError, ValidationError
+from .registry.targets import DEFAULT_COMPUTE
+from .schemas import ComputeSpec, validate_spec
+from .store import Store
+from .workspace import Workspace
+
+
+class ComputeOperations:
+    """Compute targets. ``local`` and ``amlcompute`` both mean this machine's loky pool."""
+
+    def __init__(self, workspace: Workspace, store: Store) -> None:
+        self._ws = workspace
+        self._store = store
+
+    def _default(self) -> entities.Compute:
+        return entities.Compute(
+            name=DEFAULT_COMPUTE,
+            type="local",
+            max_workers=os.cpu_count() or 1,
+            min_instances=0,
+            max_instances=1,
+            is_default=True,
+        )
+
+    def create_or_update(self, spec: ComputeSpec | dict[str, Any]) -> entities.Compute:
+        """Create or replace a compute. ``amlcompute`` is accepted so Azure's scripts run unchanged."""
+        compute = spec if isinstance(spec, ComputeSpec) else validate_spec(ComputeSpec, spec, "compute")
+        if compute.name == DEFAULT_COMPUTE:
+            raise ConflictError(f"'{DEFAULT_COMPUTE}' is the built-in compute and cannot be replaced")
+        if compute.min_instances > compute.max_instances:
+            raise ValidationError(
+                f"compute {compute.name}: min_instances ({compute.min_instances}) is above "
+                f"max_instances ({compute.max_instances})",
+                field="min_instances",
+            )
+        record = {**compute.model_dump(mode="json", exclude_none=True), "is_default": False}
+        now = time.time()
+        with self._store.write() as tx:
+            tx.execute(
+                "INSERT INTO computes (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
+                (compute.name, json.dumps(record), now, now),
+            )
+        return entities.Compute(record)
+
+    def get(self, name: str) -> entities.Compute:
+        """Return one compute."""
+        if name == DEFAULT_COMPUTE:
+            return self._default()
+        with self._store.read() as db:
+            row = db.execute("SELECT spec FROM computes WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"compute {name} does not exist in this workspace")
+        return entities.Compute(json.loads(row["spec"]))
+
+    def list(self) -> list[entities.Compute]:
+        """All computes, the built-in ``local`` first."""
+        with self._store.read() as db:
+            rows = db.execute("SELECT spec FROM computes ORDER BY name").fetchall()
+        return [self._default(), *(entities.Compute(json.loads(r["spec"])) for r in rows)]
+
+    def delete(self, name: str) -> None:
+        """Delete a compute that no deployment uses."""
+        if name == DEFAULT_COMPUTE:
+            raise InvalidStateError(f"'{DEFAULT_COMPUTE}' is the built-in compute and cannot be deleted")
+        with self._store.write() as tx:
+            users = [
+                f"{r['endpoint']}/{r['name']}"
+                for r in tx.execute("SELECT endpoint, name, spec FROM deployments").fetchall()
+                if json.loads(r["spec"]).get("resolved", {}).get("compute") == name
+            ]
+            if users:
+                raise InvalidStateError(f"compute {name} is used by deployment(s) {', '.join(users)}")
+            if tx.execute("DELETE FROM computes WHERE name = ?", (name,)).rowcount == 0:
+                raise NotFoundError(f"compute {name} does not exist in this workspace")
+
+    def check(self, name: str) -> dict[str, Any]:
+        """Reach every host of an ssh compute; report Python and package versions against ours."""
+        compute = self.get(name)
+        if compute.get("type") != "ssh":
+            raise ValidationError(
+                f"compute {name} is {compute.get('type')}: only ssh computes have hosts to check", field="type"
+            )
+        from .compute.check import check_compute  # asyncio and SSH: only for this command
+
+        return check_compute(dict(compute))
+
+    def stop(self, name: str) -> dict[str, Any]:
+        """Stop a warm SSH cluster now (its keeper shuts it down within a second)."""
+        self.get(name)
+        with self._store.write() as tx:
+            changed = tx.execute("UPDATE clusters SET state = 'stopping' WHERE compute = ?", (name,)).rowcount
+        return {"name": name, "stopping": bool(changed)}
+
+    def resolve(self, ref: str | None) -> entities.Compute:
+        """Resolve a deployment's ``compute`` (``azureml:<name>`` or ``<name>``); None means ``local``."""
+        if not ref:
+            return self.get(DEFAULT_COMPUTE)
+        return self.get(ref.removeprefix("azureml:"))
+
+
+__all__ = ["DEFAULT_COMPUTE", "ComputeOperations"]
