@@ -29,7 +29,8 @@ def _lint(tree: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    shutil.copytree(ROOT / "batchnb", tmp_path / "batchnb", ignore=shutil.ignore_patterns("__pycache__", "labextension"))
+    skip = shutil.ignore_patterns("__pycache__", "labextension")
+    shutil.copytree(ROOT / "batchnb", tmp_path / "batchnb", ignore=skip)
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     return tmp_path
 

@@ -96,7 +96,9 @@ def endpoint(ml_client: MLClient, model_dir: Path, tmp_path: Path) -> str:
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "score.py").write_text(SCRIPT)
     model = ml_client.models.create_or_update(Model(name="tiny", path=str(model_dir), type=AssetTypes.CUSTOM_MODEL))
-    ml_client.begin_create_or_update(AmlCompute(name="batch-cluster", min_instances=0, max_instances=1)).result()
+    ml_client.begin_create_or_update(
+        AmlCompute(name="batch-cluster", min_instances=0, max_instances=1, idle_time_before_scale_down=0)
+    ).result()
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="sdk-ep")).result()
     deployment = ModelBatchDeployment(
         name="blue",
@@ -238,7 +240,9 @@ def test_a_scoring_script_writing_its_own_files_finds_the_output_folder(ml_clien
     )
     csv_inputs(4)
     model = ml_client.models.create_or_update(Model(name="tiny", path=str(model_dir), type=AssetTypes.CUSTOM_MODEL))
-    ml_client.begin_create_or_update(AmlCompute(name="batch-cluster", min_instances=0, max_instances=1)).result()
+    ml_client.begin_create_or_update(
+        AmlCompute(name="batch-cluster", min_instances=0, max_instances=1, idle_time_before_scale_down=0)
+    ).result()
     ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="own-files")).result()
     deployment = ModelBatchDeployment(
         name="writer",
