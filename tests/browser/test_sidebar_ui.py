@@ -186,7 +186,10 @@ def test_invoke_from_the_dialog_and_open_the_output_folder(page: Page, lab, setu
     dialog.locator('input[name="output_path"]').fill("sidebar-out/dialog-run")
     dialog.locator('textarea[name="set"]').fill("retry_settings.timeout=77")
     dialog.locator(".jp-Dialog-footer .jp-mod-accept").click()
-    expect(page.locator(".jp-Dialog")).to_have_count(0)
+    try:  # the dialog closes when the server has recorded the job
+        expect(page.locator(".jp-Dialog")).to_have_count(0, timeout=15_000)
+    except AssertionError:  # an error dialog instead: say what it says
+        raise AssertionError(f"the invoke dialog did not close: {page.locator('.jp-Dialog').inner_text()}") from None
 
     new_rows = endpoint.locator('.batchnb-job[data-deployment="green"]')
     expect(new_rows.first).to_be_visible(timeout=15_000)
