@@ -9,6 +9,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from batchnb import errors
 from batchnb.cli import main
 
@@ -63,3 +65,22 @@ def snapshot(ws: Path) -> dict[str, Any]:
         if p.is_file() and not p.name.startswith("batchnb.db")
     )
     return {"rows": rows, "files": files}
+
+
+def make_project(root: Path, endpoint: str, deployment: dict[str, Any]) -> Path:
+    """In ``root``: a model folder, a scoring script that echoes its mini-batch, three one-row CSV
+    inputs, ``deployment.yml`` (``deployment``, whose paths are these), and a workspace ``ws`` with
+    ``endpoint`` and that deployment created through the CLI. Returns ``root``."""
+    (root / "model").mkdir()
+    (root / "model" / "weights.json").write_text('{"w": 3}')
+    (root / "code").mkdir()
+    (root / "code" / "score.py").write_text("def init():\n    pass\n\n\ndef run(batch):\n    return batch\n")
+    (root / "data").mkdir()
+    for i in range(3):
+        (root / "data" / f"f{i}.csv").write_text(f"x\n{i}\n")
+    (root / "deployment.yml").write_text(yaml.safe_dump(deployment, sort_keys=False))
+    ws = root / "ws"
+    assert run_cli("batch-endpoint", "create", "-n", endpoint, "-o", "none", ws=ws)[0] == 0
+    created = run_cli("batch-deployment", "create", "-f", str(root / "deployment.yml"), "-o", "none", ws=ws)
+    assert created[0] == 0, created
+    return root

@@ -91,24 +91,33 @@ def ml_client(client: BatchClient, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     return MLClient(None, "<SUBSCRIPTION_ID>", "<RESOURCE_GROUP>", "<AML_WORKSPACE_NAME>")
 
 
-@pytest.fixture
-def endpoint(ml_client: MLClient, model_dir: Path, tmp_path: Path) -> str:
-    (tmp_path / "code").mkdir()
-    (tmp_path / "code" / "score.py").write_text(SCRIPT)
+def _deploy(
+    ml_client: MLClient, model_dir: Path, endpoint: str, name: str, code: str, settings: ModelBatchDeploymentSettings
+) -> None:
+    """Register the tiny model, an AmlCompute that keeps no warm standby, the endpoint, and a
+    deployment of the scoring script in folder ``code``, as an Azure notebook does."""
     model = ml_client.models.create_or_update(Model(name="tiny", path=str(model_dir), type=AssetTypes.CUSTOM_MODEL))
     ml_client.begin_create_or_update(
         AmlCompute(name="batch-cluster", min_instances=0, max_instances=1, idle_time_before_scale_down=0)
     ).result()
-    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="sdk-ep")).result()
+    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=endpoint)).result()
     deployment = ModelBatchDeployment(
-        name="blue",
-        endpoint_name="sdk-ep",
+        name=name,
+        endpoint_name=endpoint,
         model=model,
-        code_configuration=CodeConfiguration(code="code", scoring_script="score.py"),
+        code_configuration=CodeConfiguration(code=code, scoring_script="score.py"),
         compute="batch-cluster",
-        settings=ModelBatchDeploymentSettings(mini_batch_size=2, max_concurrency_per_instance=2, error_threshold=0),
+        settings=settings,
     )
     ml_client.batch_deployments.begin_create_or_update(deployment).result()
+
+
+@pytest.fixture
+def endpoint(ml_client: MLClient, model_dir: Path, tmp_path: Path) -> str:
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "score.py").write_text(SCRIPT)
+    settings = ModelBatchDeploymentSettings(mini_batch_size=2, max_concurrency_per_instance=2, error_threshold=0)
+    _deploy(ml_client, model_dir, "sdk-ep", "blue", "code", settings)
     endpoint = ml_client.batch_endpoints.get("sdk-ep")
     endpoint.defaults.deployment_name = "blue"
     ml_client.batch_endpoints.begin_create_or_update(endpoint).result()
@@ -239,22 +248,8 @@ def test_a_scoring_script_writing_its_own_files_finds_the_output_folder(ml_clien
         "    return mini_batch\n"
     )
     csv_inputs(4)
-    model = ml_client.models.create_or_update(Model(name="tiny", path=str(model_dir), type=AssetTypes.CUSTOM_MODEL))
-    ml_client.begin_create_or_update(
-        AmlCompute(name="batch-cluster", min_instances=0, max_instances=1, idle_time_before_scale_down=0)
-    ).result()
-    ml_client.batch_endpoints.begin_create_or_update(BatchEndpoint(name="own-files")).result()
-    deployment = ModelBatchDeployment(
-        name="writer",
-        endpoint_name="own-files",
-        model=model,
-        code_configuration=CodeConfiguration(code="own", scoring_script="score.py"),
-        compute="batch-cluster",
-        settings=ModelBatchDeploymentSettings(
-            mini_batch_size=2, output_action=BatchDeploymentOutputAction.SUMMARY_ONLY
-        ),
-    )
-    ml_client.batch_deployments.begin_create_or_update(deployment).result()
+    settings = ModelBatchDeploymentSettings(mini_batch_size=2, output_action=BatchDeploymentOutputAction.SUMMARY_ONLY)
+    _deploy(ml_client, model_dir, "own-files", "writer", "own", settings)
     job = ml_client.batch_endpoints.invoke(
         endpoint_name="own-files", deployment_name="writer", input=Input(type=AssetTypes.URI_FOLDER, path="data")
     )

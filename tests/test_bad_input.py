@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import tomllib
 import yaml
-from cli_helpers import error_line, run_cli, snapshot
+from cli_helpers import error_line, make_project, run_cli, snapshot
 
 from batchnb.specfile import MAX_YAML_BYTES, load_yaml
 
@@ -28,13 +28,6 @@ EP, DEP = "bad-ep", "bad-dep"
 def project(tmp_path: Path) -> Path:
     """A folder with a model, a scoring script, three CSV inputs, and a workspace (``ws``) holding
     endpoint bad-ep with deployment bad-dep."""
-    (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "weights.json").write_text('{"w": 3}')
-    (tmp_path / "code").mkdir()
-    (tmp_path / "code" / "score.py").write_text("def init():\n    pass\n\n\ndef run(batch):\n    return batch\n")
-    (tmp_path / "data").mkdir()
-    for i in range(3):
-        (tmp_path / "data" / f"f{i}.csv").write_text(f"x\n{i}\n")
     deployment = {
         "name": DEP,
         "endpoint_name": EP,
@@ -42,11 +35,7 @@ def project(tmp_path: Path) -> Path:
         "model": {"name": "bad-model", "path": "model"},
         "code_configuration": {"code": "code", "scoring_script": "score.py"},
     }
-    (tmp_path / "deployment.yml").write_text(yaml.safe_dump(deployment))
-    ws = tmp_path / "ws"
-    assert run_cli("batch-endpoint", "create", "-n", EP, "-o", "none", ws=ws)[0] == 0
-    assert run_cli("batch-deployment", "create", "-f", str(tmp_path / "deployment.yml"), "-o", "none", ws=ws)[0] == 0
-    return tmp_path
+    return make_project(tmp_path, EP, deployment)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cli_helpers import error_line, run_cli, snapshot
+from cli_helpers import error_line, make_project, run_cli, snapshot
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -63,21 +63,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model, a scoring script, inputs, odd files (a FIFO, a symlink loop) and a workspace with
     endpoint prop-ep and its deployment prop-dep: shared by every example, which must leave it whole."""
     root = tmp_path_factory.mktemp("props")
-    (root / "model").mkdir()
-    (root / "model" / "weights.json").write_text('{"w": 3}')
-    (root / "code").mkdir()
-    (root / "code" / "score.py").write_text("def init():\n    pass\n\n\ndef run(batch):\n    return batch\n")
-    (root / "data").mkdir()
-    for i in range(3):
-        (root / "data" / f"f{i}.csv").write_text(f"x\n{i}\n")
     os.mkfifo(root / "fifo")
     (root / "loop").symlink_to("loop")
-    (root / "deployment.yml").write_text(yaml.safe_dump(VALID_DEPLOYMENT, sort_keys=False))
-    ws = root / "ws"
-    assert run_cli("batch-endpoint", "create", "-n", EP, "-o", "none", ws=ws)[0] == 0
-    created = run_cli("batch-deployment", "create", "-f", str(root / "deployment.yml"), "-o", "none", ws=ws)
-    assert created[0] == 0, created
-    return root
+    return make_project(root, EP, VALID_DEPLOYMENT)
 
 
 def check(project: Path, *args: str) -> None:
