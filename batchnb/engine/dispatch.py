@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from ..compute import standby
 from ..compute.base import ComputeTarget, worker_env
 from ..store import Store
@@ -51,14 +49,6 @@ class Task:
     attempts: int  # attempts already counted
     duration: float = 0.0
     submitted_at: float = 0.0  # when the current attempt was handed to the pool
-
-
-def _alive(pid: int) -> bool:
-    """True if process ``pid`` runs (a zombie is dead: a clean interpreter's worker awaits its reaping)."""
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.Error:
-        return False
 
 
 class Dispatcher:
@@ -353,7 +343,9 @@ class Dispatcher:
         exc = fut.exception()
         if exc is None or not ComputeTarget.is_broken_pool_error(exc):
             return
-        self._dead_scoring = {idx: started for idx, pid, started in RunningMarker.read(self.job_dir) if not _alive(pid)}
+        # A zombie counts as gone: a clean interpreter's dead worker awaits its reaping.
+        markers = RunningMarker.read(self.job_dir)
+        self._dead_scoring = {idx: t for idx, pid, t in markers if state.supervisor_alive(pid, None) is not True}
 
     def _lose_pool(
         self, lost: list[Task], queue: collections.deque[Task], losses: faults.PoolLosses, max_attempts: int
