@@ -7,12 +7,14 @@ compute has processes to check and stop (:mod:`batchnb.compute`), which the regi
 
 from __future__ import annotations
 
+import builtins  # the operations have a method named list, which shadows the type
 import json
 import os
 import time
 from typing import Any
 
 from . import entities
+from .engine import agent, state
 from .errors import ConflictError, InvalidStateError, NotFoundError, ValidationError
 from .registry.targets import DEFAULT_COMPUTE
 from .schemas import ComputeSpec, validate_spec
@@ -75,9 +77,15 @@ class ComputeOperations:
         return [self._default(), *(entities.Compute(json.loads(r["spec"])) for r in rows)]
 
     def delete(self, name: str) -> None:
-        """Delete a compute that no deployment uses."""
+        """Delete a compute that no deployment uses and no job runs on; its idle agent stops."""
         if name == DEFAULT_COMPUTE:
             raise InvalidStateError(f"'{DEFAULT_COMPUTE}' is the built-in compute and cannot be deleted")
+        self.get(name)
+        running = self._jobs_on(name, state.ACTIVE - {state.QUEUED})
+        if running:
+            raise InvalidStateError(
+                f"compute {name} runs job(s) {', '.join(running)}; cancel them or wait for them to end"
+            )
         with self._store.write() as tx:
             users = [
                 f"{r['endpoint']}/{r['name']}"
@@ -88,6 +96,17 @@ class ComputeOperations:
                 raise InvalidStateError(f"compute {name} is used by deployment(s) {', '.join(users)}")
             if tx.execute("DELETE FROM computes WHERE name = ?", (name,)).rowcount == 0:
                 raise NotFoundError(f"compute {name} does not exist in this workspace")
+        agent.stop(self._ws.root, name)
+
+    def _jobs_on(self, name: str, statuses: frozenset[str] | set[str]) -> builtins.list[str]:
+        marks = ", ".join("?" for _ in statuses)
+        with self._store.read() as db:
+            rows = db.execute(
+                f"SELECT name FROM jobs WHERE compute = ? AND kind = 'batch' AND status IN ({marks}) "
+                "ORDER BY created_at",
+                (name, *sorted(statuses)),
+            ).fetchall()
+        return [r["name"] for r in rows]
 
     def check(self, name: str) -> dict[str, Any]:
         """Reach every host of an ssh compute; report Python and package versions against ours."""
@@ -100,18 +119,72 @@ class ComputeOperations:
 
         return check_compute(dict(compute))
 
+    def show(self, name: str) -> entities.Compute:
+        """A compute with its agent: pid, started, workers, running and queued jobs, resident memory."""
+        compute = self.get(name)
+        row = agent.agent_row(self._store, name)
+        running = self._jobs_on(name, state.ACTIVE - {state.QUEUED})
+        queued = self._jobs_on(name, {state.QUEUED})
+        if row is None:
+            compute["agent"] = None
+            return compute
+        workers, rss = _live_counts(row["pid"]) or (row["workers"], row["rss"])
+        compute["agent"] = {
+            "pid": row["pid"],
+            "host": row["host"],
+            "started": row["created_at"],
+            "workers": workers,
+            "capacity": row["capacity"] or None,
+            "running_jobs": running,
+            "queued_jobs": queued,
+            "resident_memory_mb": round(rss / 2**20, 1),
+        }
+        return compute
+
+    def start(self, name: str, timeout: float = 30.0) -> entities.Compute:
+        """Start the compute's agent now (it resumes jobs a lost agent left, and stays up for its
+        ``idle_time_before_scale_down``), and wait until it serves."""
+        self.get(name)
+        agent.ensure(self._ws.root, name)
+        deadline = time.monotonic() + timeout
+        while agent.agent_row(self._store, name) is None:
+            if time.monotonic() > deadline:
+                raise InvalidStateError(
+                    f"the agent of compute {name} did not start within {timeout:g} s; "
+                    f"see {self._ws.root / 'run' / f'agent-{name}.log'}"
+                )
+            time.sleep(0.05)
+        return self.show(name)
+
     def stop(self, name: str) -> dict[str, Any]:
-        """Stop a warm SSH cluster now (its keeper shuts it down within a second)."""
+        """Stop the compute's agent and its workers now (its running jobs end Interrupted), and a
+        warm SSH cluster (its keeper shuts it down within a second)."""
         self.get(name)
         with self._store.write() as tx:
-            changed = tx.execute("UPDATE clusters SET state = 'stopping' WHERE compute = ?", (name,)).rowcount
-        return {"name": name, "stopping": bool(changed)}
+            cluster = tx.execute("UPDATE clusters SET state = 'stopping' WHERE compute = ?", (name,)).rowcount
+        report = agent.stop(self._ws.root, name)
+        report["stopping"] = bool(report["stopping"] or cluster)
+        return report
 
     def resolve(self, ref: str | None) -> entities.Compute:
         """Resolve a deployment's ``compute`` (``azureml:<name>`` or ``<name>``); None means ``local``."""
         if not ref:
             return self.get(DEFAULT_COMPUTE)
         return self.get(ref.removeprefix("azureml:"))
+
+
+def _live_counts(pid: int) -> tuple[int, int] | None:
+    """An agent's worker processes (its zygote's children) and the resident memory of it and all
+    its processes, read now; None if it cannot be read (then the agent's last heartbeat says)."""
+    import psutil
+
+    try:
+        agent = psutil.Process(pid)
+        family = [agent, *agent.children(recursive=True)]
+        workers = sum(len(child.children()) for child in agent.children())
+        return workers, sum(p.memory_info().rss for p in family)
+    except psutil.Error:
+        return None
 
 
 __all__ = ["DEFAULT_COMPUTE", "ComputeOperations"]

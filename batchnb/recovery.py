@@ -26,8 +26,8 @@ from .store.migrations import MIGRATIONS
 from .workspace import Workspace, resolve_workspace_path
 
 # The processes that run work on a workspace, started with ``-m <module> --workspace <root>``.
-_STANDBY = "batchnb.compute.standby"
-_WORKING_MODULES = ("batchnb.engine.launch", "batchnb.pipelines.runner", _STANDBY)
+_AGENT = "batchnb.engine.agent"
+_WORKING_MODULES = (_AGENT, "batchnb.pipelines.runner")
 
 
 def _workspace(root: str | os.PathLike[str] | None) -> Workspace:
@@ -151,8 +151,7 @@ def restore(root: str | os.PathLike[str] | None, file: str | os.PathLike[str]) -
 
     The backup is checked first (a batchnb database that passes SQLite's integrity check), copied to
     a temporary name beside the database, and renamed into place; the file it replaces is kept as
-    ``batchnb.db.damaged-<timestamp>``. Idle warm standbys are stopped (they hold the old file open);
-    a running job refuses the restore.
+    ``batchnb.db.damaged-<timestamp>``. A running agent or pipeline runner refuses the restore.
 
     Args:
         root: The workspace folder (default: by the workspace rule).
@@ -177,9 +176,7 @@ def restore(root: str | os.PathLike[str] | None, file: str | os.PathLike[str]) -
         raise ValidationError(f"cannot restore from {source}: SQLite's integrity check failed: {damage[0]}")
     if source == ws.db_path.resolve():
         raise ValidationError(f"{source} is the workspace's own database", field="file")
-    _refuse_running(ws.root, standbys=False)
-    _stop_standbys(ws.root)
-    _refuse_running(ws.root, standbys=True)  # a standby that took a job meanwhile runs it
+    _refuse_running(ws.root)
     ws.root.mkdir(parents=True, exist_ok=True)  # a backup may move a workspace to a new folder
     holders = _holders(ws.db_path)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -213,11 +210,11 @@ def restore(root: str | os.PathLike[str] | None, file: str | os.PathLike[str]) -
 
 
 def working_processes(root: Path) -> list[dict[str, Any]]:
-    """The live processes running work on a workspace: job supervisors, pipeline runners and warm
-    standbys, found by their command line (so also when the database is unreadable).
+    """The live processes running work on a workspace: computes' agents and pipeline runners, found
+    by their command line (so also when the database is unreadable).
 
     Returns:
-        ``{"pid", "what"}`` records, ``what`` in words (``job <name>``, ``warm standby``).
+        ``{"pid", "what"}`` records, ``what`` in words (``the agent of compute <name>``, ``job <name>``).
     """
     import psutil
 
@@ -230,8 +227,9 @@ def working_processes(root: Path) -> list[dict[str, Any]]:
             continue
         if Path(cmd[cmd.index("--workspace") + 1]).resolve() != root:
             continue
-        if module == _STANDBY:
-            found.append({"pid": proc.pid, "what": "warm standby"})
+        if module == _AGENT:
+            compute = cmd[cmd.index("--compute") + 1] if "--compute" in cmd[:-1] else "?"
+            found.append({"pid": proc.pid, "what": f"the agent of compute {compute}"})
         else:
             found.append(
                 {"pid": proc.pid, "what": f"job {cmd[cmd.index('--job') + 1]}" if "--job" in cmd[:-1] else module}
@@ -239,31 +237,14 @@ def working_processes(root: Path) -> list[dict[str, Any]]:
     return found
 
 
-def _refuse_running(root: Path, standbys: bool) -> None:
-    running = [p for p in working_processes(root) if standbys or p["what"] != "warm standby"]
+def _refuse_running(root: Path) -> None:
+    running = working_processes(root)
     if running:
         listed = ", ".join(f"{p['what']} (pid {p['pid']})" for p in running)
         raise InvalidStateError(
-            f"jobs are running on the workspace {root}: {listed}; "
-            "wait for them to end (or cancel them) and restore again"
+            f"batchnb processes run on the workspace {root}: {listed}; wait for their jobs to end (or "
+            "cancel them), stop the computes' agents (`batchnb compute stop -n <compute>`) and restore again"
         )
-
-
-def _stop_standbys(root: Path) -> None:
-    """Stop the workspace's idle warm standbys: they run no job, and hold the old file open. Found
-    from their records, not the store, which may be unreadable."""
-    import psutil
-
-    from .compute import standby
-
-    stopped = []
-    for folder in (root / "standby").glob("*"):
-        for record in standby.standbys(root, folder.name) if folder.is_dir() else []:
-            with contextlib.suppress(psutil.Error):
-                proc = psutil.Process(record["pid"])
-                proc.terminate()
-                stopped.append(proc)
-    psutil.wait_procs(stopped, timeout=10)
 
 
 def _holders(db_path: Path) -> list[dict[str, Any]]:

@@ -196,9 +196,11 @@ class RetrySettings(_Spec):
 class ModelDeploymentSettings(_Spec):
     """``settings`` of a model batch deployment, with Azure's defaults.
 
-    ``mini_batch_mode``, ``recursive`` are batchnb's: ``tabular`` cuts Parquet and CSV inputs into
-    row chunks (``mini_batch_size`` rows, or a size such as ``64MB`` cut along Parquet row groups)
-    and passes ``run()`` a pandas DataFrame; ``recursive`` lists input folders recursively.
+    ``mini_batch_mode``, ``recursive`` and ``max_auto_resumes`` are batchnb's: ``tabular`` cuts
+    Parquet and CSV inputs into row chunks (``mini_batch_size`` rows, or a size such as ``64MB`` cut
+    along Parquet row groups) and passes ``run()`` a pandas DataFrame; ``recursive`` lists input
+    folders recursively; ``max_auto_resumes`` is how many times the compute's agent resumes a job
+    by itself after losing it (the agent or the machine died).
     """
 
     max_concurrency_per_instance: int = Field(default=1, ge=1, le=MAX_CONCURRENCY_PER_INSTANCE)
@@ -212,6 +214,7 @@ class ModelDeploymentSettings(_Spec):
     environment_variables: dict[str, str] = Field(default_factory=dict)
     mini_batch_mode: Literal["file", "tabular"] = "file"
     recursive: bool = False
+    max_auto_resumes: int = Field(default=3, ge=0, le=100)
 
     @field_validator("output_action", "logging_level", mode="before")
     @classmethod

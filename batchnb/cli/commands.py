@@ -162,7 +162,11 @@ def compute_stop(c: BatchClient, a: argparse.Namespace) -> Any:
 
 
 def compute_show(c: BatchClient, a: argparse.Namespace) -> Any:
-    return c.computes.get(a.name)
+    return c.computes.show(a.name)
+
+
+def compute_start(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.computes.start(a.name)
 
 
 def compute_list(c: BatchClient, a: argparse.Namespace) -> Any:

@@ -99,7 +99,7 @@ def build_cluster(compute: dict[str, Any]) -> Any:
 
 def acquire(store: Store, workspace_root: Path, compute: dict[str, Any], job: str) -> str:
     """Lease the compute's cluster for ``job``, starting a keeper if none runs; return the scheduler address."""
-    from ..engine.state import supervisor_alive
+    from ..processes import process_alive as supervisor_alive
 
     name = compute["name"]
     spawn = False

@@ -1,18 +1,15 @@
-"""The zygote: the process a local pool's workers are forked from.
+"""The zygote: the process a compute agent's workers are forked from.
 
-Every worker of a local job needs the same imports (pandas and pyarrow; for an MLflow model also
-mlflow, scikit-learn and the flavor's loader: about 5 s of CPU on this kind of machine) and, for
-batchnb's own MLflow driver, the same model. Started from clean interpreters, N workers pay that N
-times, side by side. Instead, a local pool starts its workers through the standard library's
-*forkserver*, with this module as its preload: one process imports everything and loads the model
-once, then forks each worker on demand. A worker started at the beginning of a job, after a worker
-crashed or after a hung ``run()`` was killed is ready in milliseconds, and the workers share the
-zygote's pages (the model included) until they write to them.
+Every worker needs the same imports (pandas and pyarrow; for an MLflow model also mlflow,
+scikit-learn and the flavor's loader: seconds of CPU). Started from clean interpreters, N workers pay
+that N times, side by side. Instead, the agent starts its workers through the standard library's
+*forkserver*, with this module as its preload: one process imports everything once, then forks each
+worker on demand. A worker started for a job, after a worker crashed or after a hung ``run()`` was
+killed is ready in milliseconds, and the workers share the zygote's pages until they write to them.
 
-Only work that is safe to fork after is done here: imports of the data stack, and ``init()`` of
-batchnb's own MLflow driver, which reads nothing of the job (see
-:func:`batchnb.engine.worker.preinitialize`). A user's scoring script is never imported or run
-here: its ``init()`` runs in each worker, per job, as on Azure.
+Only imports that are safe to fork after are done here (:func:`preload_for`). A user's scoring
+script is never imported or run here: its ``init()`` runs in each worker, per job, as on Azure.
+The stdlib keeps one forkserver per process, so an agent has one zygote.
 
 The configuration arrives in a file, which the zygote reads and deletes as it starts: it holds the
 deployment's environment variables. The file lives in the workspace's private ``run/`` folder (mode
@@ -32,9 +29,8 @@ cleans up nothing, the next start in the workspace deletes the files of processe
 the same rules.
 
 ``env`` is applied before anything is imported, so that BLAS and OpenMP pools are sized for the
-pool's worker count. With ``log``, the zygote writes to ``stdout/zygote.stdout.txt`` and
-``stderr/zygote.stderr.txt`` there (the model's dependency warnings, for instance); without, to the
-output of the process that started it (a standby's log).
+agent's worker count. With ``log``, the zygote writes to ``stdout/zygote.stdout.txt`` and
+``stderr/zygote.stderr.txt`` there; without, to the output of the agent.
 """
 
 from __future__ import annotations
@@ -115,8 +111,7 @@ def sweep(folder: Path) -> None:
 
 def ready_path(config: Path) -> Path:
     """The file the zygote started with ``config`` creates once it has imported everything: until
-    then a worker cannot start, and the parent can wait for it without blocking (see
-    :meth:`batchnb.compute.local.LocalPool.wait_started`)."""
+    then a worker cannot start, and the parent can wait for it without blocking."""
     return config.with_suffix(".ready")
 
 
@@ -143,10 +138,10 @@ def remove(config: Path) -> None:
 
 
 def prepare(config: dict[str, Any]) -> None:
-    """Import ``config["modules"]`` and, with ``config["preinit"]``, run batchnb's driver ``init()``."""
+    """Import ``config["modules"]``."""
     os.environ.update(config.get("env") or {})
     if config.get("log"):
-        from ..engine.worker import redirect_stdio
+        from .stdio import redirect_stdio
 
         redirect_stdio(Path(config["log"]), "zygote")
     started = time.time()
@@ -157,12 +152,6 @@ def prepare(config: dict[str, Any]) -> None:
             traceback.print_exc()
     imported = time.time()
     print(f"zygote {os.getpid()}: imported {', '.join(config.get('modules') or ())} in {imported - started:.2f} s")
-    if config.get("preinit"):
-        from ..engine.worker import preinitialize
-
-        result = preinitialize(config["preinit"])
-        took = f"{result['status']} in {result['duration']:.2f} s"
-        print(f"zygote {os.getpid()}: init() of batchnb's MLflow driver {took}")
     sys.stdout.flush()
 
 
@@ -184,6 +173,161 @@ def _starting() -> Path | None:
         return None
     path = Path(value)
     return path if _NAME.fullmatch(path.name) else None
+
+
+# -- the agent's side: starting the zygote, and what every worker does first ----------------------
+
+# How workers start: "zygote" (forked, the default) or "spawn" (loky's clean interpreters: for a
+# library that is not safe to fork after importing).
+START_ENV = "BATCHNB_WORKER_START"
+START_METHODS = ("zygote", "spawn")
+# What every worker imports: the engine's worker side and the data stack it reads with.
+BASE_MODULES = ("batchnb.engine.worker", "pandas", "pyarrow.parquet")
+# Packages the zygote may import ahead of a scoring script that imports them: common, slow to
+# import, and safe to fork after importing (none starts threads or opens devices at import).
+FORK_SAFE_PACKAGES = frozenset({"numpy", "pandas", "pyarrow", "scipy", "sklearn", "mlflow", "skops", "joblib"})
+# How often a worker checks that the zygote it was forked from is still alive.
+_PARENT_CHECK_INTERVAL_S = 1.0
+
+
+def start_method() -> str:
+    """The worker start method of this process (see :data:`START_ENV`)."""
+    method = os.environ.get(START_ENV) or "zygote"
+    if method not in START_METHODS:
+        from ..errors import ValidationError
+
+        raise ValidationError(
+            f"{START_ENV}={method!r} is not a worker start method; use one of {', '.join(START_METHODS)}",
+            field=START_ENV,
+        )
+    return method
+
+
+def preload_for(spec: dict[str, Any]) -> tuple[str, ...]:
+    """What the zygote imports ahead of a job like this one: the data stack; batchnb's MLflow
+    driver for a model without a scoring script; for a user's scoring script, what it imports at
+    its top level of :data:`FORK_SAFE_PACKAGES` (the script itself is never imported ahead), and
+    ``mlflow.pyfunc`` if it imports mlflow."""
+    modules = list(BASE_MODULES)
+    if spec.get("builtin_driver") == "mlflow":
+        return (*modules, "batchnb.engine.drivers.mlflow_score")
+    if not (spec.get("code_dir") and spec.get("scoring_script")):
+        return tuple(modules)
+    imported = script_imports(Path(spec["code_dir"]) / spec["scoring_script"])
+    modules += [m for m in imported if m.split(".")[0] in FORK_SAFE_PACKAGES]
+    if any(m.split(".")[0] == "mlflow" for m in imported):
+        modules.append("mlflow.pyfunc")
+    return tuple(dict.fromkeys(modules))
+
+
+def script_imports(script: Path) -> list[str]:
+    """The modules a scoring script imports at its top level (also inside a top-level ``try``, its
+    ``except`` fallbacks, or ``if``), in order; [] if it cannot be read or parsed (its job reports that)."""
+    import ast
+
+    try:
+        tree = ast.parse(script.read_text(), filename=str(script))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    found: list[str] = []
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        node = pending.pop(0)
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.append(node.module)
+        elif isinstance(node, ast.If):
+            pending[:0] = [*node.body, *node.orelse]
+        elif isinstance(node, ast.Try):
+            handlers = [stmt for handler in node.handlers for stmt in handler.body]
+            pending[:0] = [*node.body, *handlers, *node.orelse, *node.finalbody]
+    return found
+
+
+def _server() -> Any:
+    """The standard library's forkserver of this process (private: its pid, its stop)."""
+    import multiprocessing.forkserver
+
+    return multiprocessing.forkserver._forkserver  # type: ignore[attr-defined]
+
+
+_started_config: Path | None = None
+
+
+def start(workspace_root: Path, env: dict[str, str], modules: tuple[str, ...], log: str | None = None) -> None:
+    """Start this process's zygote, importing :data:`BASE_MODULES` and ``modules`` with thread
+    settings ``env``. Returns at once: the first worker forks when the imports are done."""
+    global _started_config
+    import multiprocessing.forkserver
+
+    wanted = list(dict.fromkeys((*BASE_MODULES, *modules)))
+    multiprocessing.forkserver.set_forkserver_preload(["batchnb.compute.zygote"])
+    path = write_config(run_folder(workspace_root), {"env": env, "modules": wanted, "log": log})
+    try:
+        os.environ[CONFIG_ENV] = str(path)
+        multiprocessing.forkserver.ensure_running()
+    except BaseException:
+        remove(path)
+        raise
+    finally:
+        os.environ.pop(CONFIG_ENV, None)
+    _started_config = path
+    atexit.register(remove, path)
+
+
+def pid() -> int | None:
+    """The pid of this process's zygote, if one runs."""
+    found: int | None = _server()._forkserver_pid
+    return found
+
+
+def stop(kill: bool = False) -> None:
+    """Stop this process's zygote (at once with ``kill``) and delete its files."""
+    global _started_config
+    import signal
+
+    server = _server()
+    if kill and server._forkserver_pid is not None:
+        with contextlib.suppress(OSError):
+            os.kill(server._forkserver_pid, signal.SIGKILL)
+    with contextlib.suppress(OSError, ChildProcessError):
+        server._stop()
+    if _started_config is not None:
+        remove(_started_config)
+        _started_config = None
+
+
+def worker_started(env: dict[str, str], modules: tuple[str, ...]) -> None:
+    """Runs first in every worker: apply the thread settings, import ``modules`` (done already when
+    forked from the zygote), and end the worker when the process that started it dies.
+
+    A worker's parent is the zygote, which exits when its agent is gone, as soon as no worker holds
+    the forkserver's "alive" pipe either: so each worker closes its copy. Without this, after an
+    agent is killed its workers would wait for work holding their memory, and a busy one would keep
+    scoring beside the next agent's workers.
+    """
+    import threading
+
+    server = _server()
+    alive = getattr(server, "_forkserver_alive_fd", None)
+    if alive is not None:
+        with contextlib.suppress(OSError):
+            os.close(alive)
+        server._forkserver_alive_fd = None
+    os.environ.update(env)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_CHECK_INTERVAL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="batchnb-parent-watch", daemon=True).start()
+    for module in modules:
+        # Only a head start: the job imports what it needs itself, and reports what fails.
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
 
 
 # The forkserver's command line, started by batchnb (which named its configuration file).

@@ -1,19 +1,18 @@
-"""The Running phase of a job: mini-batches handed to the pool, their results applied, a lost pool replaced.
+"""The Running phase of a job: mini-batches handed to its workers, their results applied, a lost worker replaced.
 
 :class:`Dispatcher` is the part of the job supervisor (:mod:`batchnb.engine.supervisor`) that
-scores the pending mini-batches. At most two per worker are in flight. Each result is applied to
-the store through a batched transaction (see ``FLUSH_INTERVAL_S`` in the supervisor's docstring).
-A failed attempt is re-queued at the back until ``max_retries``; a lost worker, a ``run()`` stuck
-past its timeout and batchnb's own I/O failures are handled as :mod:`batchnb.engine.faults` says.
+scores the pending mini-batches on the workers its compute gives it: slots of the agent's pool
+(:class:`batchnb.compute.workers.JobWorkers`), or a Dask cluster's executor. A slot holds two at
+most (one running, one waiting). Each result is applied to the store through a batched transaction
+(see ``FLUSH_INTERVAL_S`` in the supervisor's docstring). A failed attempt is re-queued at the back
+until ``max_retries``; a lost worker, a ``run()`` stuck past its timeout and batchnb's own I/O
+failures are handled as :mod:`batchnb.engine.faults` says.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
-import os
-import signal
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -21,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..compute import standby
-from ..compute.base import ComputeTarget, worker_env
+from ..compute.base import ComputeTarget
 from ..store import Store
 from . import faults, output, state
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
 from .logs import JobLogs
-from .worker import RunningMarker, score_minibatch
+from .worker import score_minibatch
 
 FLUSH_INTERVAL_S = 0.2  # for short mini-batches; a result of one that took longer is written at once
 PROGRESS_INTERVAL_S = 1.0
@@ -49,6 +47,7 @@ class Task:
     attempts: int  # attempts already counted
     duration: float = 0.0
     submitted_at: float = 0.0  # when the current attempt was handed to the pool
+    slot: Any = None  # where the current attempt went
 
 
 class Dispatcher:
@@ -68,9 +67,8 @@ class Dispatcher:
         self._last_progress = 0.0
         self._last_watchdog = 0.0
         self._log_records: list[dict[str, Any]] = []
-        self._warm_pool = False  # the pool (zygote and workers) was a warm standby's, not started for this job
-        # When the pool last broke: the mini-batches a dead worker was scoring (see _note_dead_worker).
-        self._dead_scoring: dict[int, float] | None = None
+        # Set by the agent when its compute is stopped: the job ends Interrupted with this reason.
+        self.stopped: str | None = None
 
     # -- store helpers --------------------------------------------------------------------------
 
@@ -124,16 +122,12 @@ class Dispatcher:
             "mode": s["mini_batch_mode"],
             "output_action": s["output_action"],
             "part_format": output.part_format(s["output_file_name"]),
-            # Workers of a warm standby that ran init() for exactly this deployment skip it.
-            "preload_key": standby.preload_key(self.spec),
         }
 
-    def _dispatch(self, target: Any) -> tuple[str, str | None]:
-        """Score every pending mini-batch. Returns (``done`` | ``canceled`` | ``failed`` |
-        ``interrupted``, reason)."""
+    def _dispatch(self, workers: Any) -> tuple[str, str | None]:
+        """Score every pending mini-batch on ``workers``. Returns (``done`` | ``canceled`` |
+        ``failed`` | ``interrupted``, reason)."""
         context = self._context()
-        n_workers = int(self.spec["workers"])
-        env = worker_env(n_workers)
         max_attempts = context["max_attempts"]
         threshold = int(self.settings["error_threshold"])
         with self.store.read() as db:
@@ -148,79 +142,93 @@ class Dispatcher:
         )
         inflight: dict[Future[Any], Task] = {}
         losses = faults.PoolLosses()
-        if not target.wait_started(self.cancel):  # canceled while the zygote imports
-            self._abandon({}, target)
-            return "canceled", None
-        executor = target.executor(n_workers, env)
-        self.logs.event(f"dispatching {len(queue)} mini-batch(es) to {n_workers} worker process(es)")
+        self.logs.event(f"dispatching {len(queue)} mini-batch(es) to {workers.describe()}")
 
         while queue or inflight:
             if self.cancel.is_set():
-                self._abandon(inflight, target)
+                self._abandon(inflight, workers)
                 return "canceled", None
-            broken = False
-            while queue and len(inflight) < 2 * n_workers and losses.may_submit(queue[0].idx, bool(inflight)):
-                task = queue.popleft()
-                task.submitted_at = time.time()
+            if self.stopped:
+                self._abandon(inflight, workers)
+                return "interrupted", self.stopped
+            broken = self._submit(workers, queue, inflight, losses, context)
+            if not inflight:
+                self.cancel.wait(0.05)  # no slot could take one now (another job's work finishes first)
+                continue
+            done, _ = wait(list(inflight), timeout=0 if broken else 0.25, return_when=FIRST_COMPLETED)
+            broken |= {inflight[f].slot for f in done if self._is_lost(f)}
+            if broken:
+                # A broken executor ends every future it holds at once: take them all (bounded).
+                held = [f for f, t in inflight.items() if t.slot in broken]
+                done = set(done) | set(wait(held, timeout=LOSS_SETTLE_S)[0]) | set(held)
+            lost: list[Task] = []
+            for fut in sorted(done, key=lambda f: inflight[f].idx):
+                task = inflight.pop(fut)
                 try:
-                    fut = executor.submit(
-                        score_minibatch, context, task.idx, task.attempts + 1, task.items, task.n_items
+                    result = fut.result(timeout=0)
+                except BaseException as exc:
+                    if not ComputeTarget.is_broken_pool_error(exc) and fut.done():
+                        # Everything the scoring script does is caught in the worker: what escapes is ours.
+                        self._abandon(inflight, workers)
+                        return "interrupted", faults.interrupted_reason(
+                            faults.SystemFault(faults.system_error(f"score mini-batch {task.idx}", exc)),
+                            self.name,
+                        )
+                    lost.append(task)
+                    continue
+                losses.finished(task.idx)
+                stop = self._settle(task, result, queue, max_attempts, failed_items, threshold)
+                if isinstance(stop, tuple):
+                    self._abandon(inflight, workers)
+                    return stop
+                failed_items = stop
+            if broken:
+                for slot in broken:
+                    workers.reset(slot)
+                failed_items += self._lose_workers(lost, queue, losses, max_attempts, workers.exact_losses)
+                if threshold != -1 and failed_items > threshold:
+                    self._abandon(inflight, workers)
+                    return "failed", self._over_threshold(failed_items, threshold)
+            if workers.supports_kill_worker:  # only a local worker's pid is ours to kill
+                self._watchdog(inflight, workers, context["timeout"], losses.killed)
+            self._flush()
+            self._write_progress()
+        return "done", None
+
+    def _submit(
+        self,
+        workers: Any,
+        queue: collections.deque[Task],
+        inflight: dict[Future[Any], Task],
+        losses: faults.PoolLosses,
+        context: dict[str, Any],
+    ) -> set[Any]:
+        """Hand queued mini-batches to every slot of the job with room. Returns the slots found broken."""
+        broken: set[Any] = set()
+        for slot in workers.slots():
+            while queue and losses.may_submit(queue[0].idx, bool(inflight)):
+                task = queue[0]
+                submitted = time.time()
+                try:
+                    fut = workers.submit(
+                        slot, score_minibatch, context, task.idx, task.attempts + 1, task.items, task.n_items
                     )
                 except BaseException as exc:
-                    if not target.is_broken_pool_error(exc):
+                    if not ComputeTarget.is_broken_pool_error(exc):
                         raise
-                    # A worker died since the last look: this one never started, so it goes first, free.
-                    queue.appendleft(task)
+                    # The worker died since the last look: this one never started.
                     losses.not_submitted(task.idx)
-                    broken = True
+                    broken.add(slot)
                     break
-                if target.supports_kill_worker:  # its workers are local processes: tell which one died
-                    fut.add_done_callback(self._note_dead_worker)
+                if fut is None:
+                    break
+                queue.popleft()
+                task.submitted_at, task.slot = submitted, slot
                 inflight[fut] = task
                 self._queue(
                     "UPDATE minibatches SET status = 'running' WHERE job = ? AND idx = ?", (self.name, task.idx)
                 )
-            done, _ = wait(list(inflight), timeout=0 if broken else 0.25, return_when=FIRST_COMPLETED)
-            if broken or any(self._is_lost(fut, target) for fut in done):
-                # loky ends every pending future of a broken pool at once: take them all, keeping the
-                # results that came back before the break (bounded: a future left pending is lost too).
-                broken = True
-                done, _ = wait(list(inflight), timeout=LOSS_SETTLE_S)
-            lost: list[Task] = []
-            for fut in sorted(done, key=lambda f: inflight[f].idx):
-                try:
-                    result = fut.result()
-                except BaseException as exc:
-                    if not target.is_broken_pool_error(exc):
-                        # Everything the scoring script does is caught in the worker: what escapes is ours.
-                        self._abandon(inflight, target)
-                        return "interrupted", faults.interrupted_reason(
-                            faults.SystemFault(faults.system_error(f"score mini-batch {inflight[fut].idx}", exc)),
-                            self.name,
-                        )
-                    lost.append(inflight.pop(fut))
-                    continue
-                task = inflight.pop(fut)
-                losses.finished(task.idx)
-                stop = self._settle(task, result, queue, max_attempts, failed_items, threshold)
-                if isinstance(stop, tuple):
-                    self._abandon(inflight, target)
-                    return stop
-                failed_items = stop
-            if broken:
-                lost.extend(inflight.values())
-                inflight.clear()
-                failed_items += self._lose_pool(lost, queue, losses, max_attempts)
-                executor = target.executor(n_workers, env)
-                if threshold != -1 and failed_items > threshold:
-                    self._abandon({}, target)
-                    return "failed", self._over_threshold(failed_items, threshold)
-            if target.supports_kill_worker:  # only a local pool's worker pids are ours to kill
-                self._watchdog(inflight, context["timeout"], losses.killed)
-            self._flush()
-            self._write_progress()
-        target.release()  # the workers exit while the output is merged; _finish waits for them
-        return "done", None
+        return broken
 
     @staticmethod
     def _over_threshold(failed_items: int, threshold: int) -> str:
@@ -262,9 +270,9 @@ class Dispatcher:
         attempt = task.attempts + 1
         task.duration += float(result.get("duration") or 0.0)
         worker = result.get("worker")
-        if result.get("init") == "preloaded":
-            where = "(warm standby)" if self._warm_pool else f"once, in the zygote, in {result.get('init_s', 0):.2f} s"
-            self.logs.event(f"{worker}: init() had already run for this deployment {where}; not run again")
+        if result.get("init") == "warm":
+            took = f"{result.get('init_s', 0):.2f} s"
+            self.logs.event(f"{worker}: init() ran in {took} (warm worker: the script was imported by an earlier job)")
         elif result.get("init") == "ran":
             self.logs.event(f"{worker}: init() ran in {result.get('init_s', 0):.2f} s")
         if status == "init_failed":
@@ -329,35 +337,33 @@ class Dispatcher:
         return status
 
     @staticmethod
-    def _is_lost(fut: Future[Any], target: Any) -> bool:
-        """True if ``fut`` ended with its pool broken (a worker died)."""
+    def _is_lost(fut: Future[Any]) -> bool:
+        """True if ``fut`` ended with its worker lost."""
         exc = fut.exception()
-        return exc is not None and bool(target.is_broken_pool_error(exc))
+        return exc is not None and ComputeTarget.is_broken_pool_error(exc)
 
-    def _note_dead_worker(self, fut: Future[Any]) -> None:
-        """A future's done-callback. When loky finds a worker dead, it ends every future of the pool
-        (running this, in its own thread) before it kills the workers still alive: so a worker
-        already gone now is the one that died, and its running marker says what it was scoring."""
-        if self._dead_scoring is not None or fut.cancelled():
-            return
-        exc = fut.exception()
-        if exc is None or not ComputeTarget.is_broken_pool_error(exc):
-            return
-        # A zombie counts as gone: a clean interpreter's dead worker awaits its reaping.
-        markers = RunningMarker.read(self.job_dir)
-        self._dead_scoring = {idx: t for idx, pid, t in markers if state.supervisor_alive(pid, None) is not True}
-
-    def _lose_pool(
-        self, lost: list[Task], queue: collections.deque[Task], losses: faults.PoolLosses, max_attempts: int
+    def _lose_workers(
+        self,
+        lost: list[Task],
+        queue: collections.deque[Task],
+        losses: faults.PoolLosses,
+        max_attempts: int,
+        exact: bool,
     ) -> int:
-        """A worker died and the pool with it, taking the ``lost`` mini-batches: each is scored again,
-        charged at most one attempt (see :meth:`faults.PoolLosses.lost`). Returns items that became failed."""
+        """Workers died, taking the ``lost`` mini-batches: each is scored again, charged at most one
+        attempt (see :meth:`faults.PoolLosses.lost`). With ``exact`` workers (one process per slot)
+        the oldest lost mini-batch of each slot was the one running there. Returns items that became failed."""
         names = ", ".join(str(t.idx) for t in sorted(lost, key=lambda t: t.idx)) or "none"
-        self.logs.event(f"a worker process died; mini-batch(es) in flight: {names}; restarting the pool")
+        self.logs.event(f"a worker process died; mini-batch(es) in flight: {names}; starting a new worker")
+        dead: dict[int, float] | None = None
+        if exact:
+            dead = {}
+            for slot in {t.slot for t in lost}:
+                running = min((t for t in lost if t.slot is slot), key=lambda t: t.submitted_at)
+                dead[running.idx] = running.submitted_at
         newly_failed = 0
         timeout = self.settings["retry_settings"]["timeout"]
-        verdicts = losses.lost(sorted(lost, key=lambda t: t.idx), timeout, self._dead_scoring)
-        self._dead_scoring = None
+        verdicts = losses.lost(sorted(lost, key=lambda t: t.idx), timeout, dead)
         for task, why in reversed(verdicts):
             if why is None:
                 queue.appendleft(task)  # first again, never charged
@@ -370,28 +376,30 @@ class Dispatcher:
             newly_failed += self._failed_items_of(task, result, max_attempts)
         return newly_failed
 
-    def _watchdog(self, inflight: dict[Future[Any], Task], timeout: float, killed: set[int]) -> None:
+    def _watchdog(self, inflight: dict[Future[Any], Task], workers: Any, timeout: float, killed: set[int]) -> None:
         """Kill a worker whose run() ignored the in-process timeout (stuck in C code)."""
         now = time.time()
         if now - self._last_watchdog < WATCHDOG_INTERVAL_S:
             return
         self._last_watchdog = now
-        tasks = {task.idx: task for task in inflight.values()}
-        for idx, pid, started in RunningMarker.read(self.job_dir):
-            task = tasks.get(idx)
-            if task is None or started < task.submitted_at:
-                continue  # not in flight, or left by an earlier attempt whose worker died
-            if idx not in killed and now - started > timeout + KILL_GRACE_S:
-                killed.add(idx)
-                late = f"exceeded its timeout by {KILL_GRACE_S:g} s"
-                self.logs.event(f"mini-batch {idx} {late}; killing worker pid {pid}")
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        for slot in {task.slot for task in inflight.values()}:
+            running = workers.running(slot)
+            task = inflight.get(running[0]) if running else None
+            if task is None or running is None:
+                continue  # idle, or running another job's mini-batch
+            started = max(task.submitted_at, running[1])
+            if task.idx not in killed and now - started > timeout + KILL_GRACE_S:
+                killed.add(task.idx)
+                pid = workers.kill(slot)
+                self.logs.event(
+                    f"mini-batch {task.idx} exceeded its timeout by {KILL_GRACE_S:g} s; killing worker pid {pid}"
+                )
 
-    def _abandon(self, inflight: dict[Future[Any], Task], target: Any) -> None:
+    def _abandon(self, inflight: dict[Future[Any], Task], workers: Any) -> None:
+        """Stop at once: the job's mini-batches in flight are dropped and their workers killed."""
         for fut in inflight:
             fut.cancel()
-        target.shutdown(kill=True)
+        workers.abandon({task.slot for task in inflight.values()})
         self._reset_running()
 
     def _write_progress(self, force: bool = False) -> None:

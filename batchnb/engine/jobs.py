@@ -25,7 +25,7 @@ from .. import display
 from ..entities import Entity
 from ..errors import ConflictError, InvalidStateError, JobFailedError, NotFoundError, ValidationError
 from ..specfile import is_url
-from . import output, output_location, state
+from . import agent, lifecycle, output, output_location, state
 from .invoke import BatchInvocation
 from .logs import read_from
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from ..client import BatchClient
 
 # How long resume / rerun-failed wait for the supervisor of a just-finished job to exit.
-SUPERVISOR_EXIT_WAIT_S = 10.0
 # A batch job's one child job, as on Azure (where the scoring runs as a pipeline step of that name).
 SCORING_STEP = "batchscoring"
 SCORING_CHILD = "-" + SCORING_STEP
@@ -289,22 +288,17 @@ class JobOperations:
     begin_create_or_update = create_or_update
 
     def _spawn(self, name: str) -> None:
-        import psutil
-
+        """Make sure the job will run: its compute's agent (a batch job) or its own runner (a pipeline)."""
         job_dir = self._ws.job_dir(name)
         (job_dir / "logs" / "sys").mkdir(parents=True, exist_ok=True)
         row = self._row(name)
-        kind = row["kind"]
-        if kind == "batch":
-            from ..compute import standby
-
-            # Invoked (or resumed) by a user: its compute may leave warm standbys again after a stop_all.
-            standby.allow(self._ws.root, json.loads(row["spec"]).get("compute", "local"))
-        module = "batchnb.pipelines.runner" if kind == "pipeline" else "batchnb.engine.launch"
+        if row["kind"] == "batch":
+            agent.ensure(self._ws.root, row["compute"] or "local")
+            return
         log = open(job_dir / "logs" / "sys" / "supervisor.txt", "ab")  # noqa: SIM115 - handed to the child
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", module, "--workspace", str(self._ws.root), "--job", name],
+                [sys.executable, "-m", "batchnb.pipelines.runner", "--workspace", str(self._ws.root), "--job", name],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -316,22 +310,18 @@ class JobOperations:
             with self._store.write() as tx:
                 tx.execute(
                     "UPDATE jobs SET status = ?, error = ?, ended_at = ? WHERE name = ?",
-                    (state.FAILED, f"could not start the job's supervisor: {exc}", time.time(), name),
+                    (state.FAILED, f"could not start the job's runner: {exc}", time.time(), name),
                 )
             raise
         finally:
             log.close()
         # Reap the child when it ends, so a long-lived kernel collects no zombies.
         threading.Thread(target=proc.wait, name=f"batchnb-reap-{name}", daemon=True).start()
-        try:
-            started = psutil.Process(proc.pid).create_time()
-        except psutil.Error:
-            started = None
-        with self._store.write() as tx:
+        with self._store.write() as tx:  # its owner from now on, for readers (until it claims)
             tx.execute(
                 "UPDATE jobs SET supervisor_pid = COALESCE(supervisor_pid, ?), "
                 "supervisor_started = COALESCE(supervisor_started, ?) WHERE name = ?",
-                (proc.pid, started, name),
+                (proc.pid, _create_time(proc.pid), name),
             )
 
     # -- reading --------------------------------------------------------------------------------
@@ -568,36 +558,7 @@ class JobOperations:
         return job
 
     def _requeue(self, name: str, reset_failed: bool) -> None:
-        row = self._row(name)
-        alive = state.supervisor_alive(row["supervisor_pid"], row["supervisor_started"])
-        if alive and row["status"] in state.ENDED:
-            # It recorded its last status (an Interrupted one too: its own files failed, or a merge it
-            # could not do) and is exiting (``wait()`` returns at that write): a moment.
-            deadline = time.monotonic() + SUPERVISOR_EXIT_WAIT_S
-            while alive and time.monotonic() < deadline:
-                time.sleep(0.05)
-                alive = state.supervisor_alive(row["supervisor_pid"], row["supervisor_started"])
-        if alive:
-            raise InvalidStateError(f"job {name}'s supervisor (pid {row['supervisor_pid']}) is still running")
-        spec = json.loads(row["spec"])
-        batch = row["kind"] == "batch"
-        if batch:  # refused now rather than after the scoring, at the merge
-            output_location.check_resumable(name, spec, (row["output_stamp"] or "").split())
-        now = time.time()
-        with self._store.write() as tx:
-            if batch:
-                output_location.reserve(tx, name, spec)  # kept if Interrupted; taken again if it had ended
-            if reset_failed:
-                tx.execute(
-                    "UPDATE minibatches SET status = 'pending', attempts = 0, succeeded = 0, failed = 0, "
-                    "rows = 0, error = NULL WHERE job = ? AND status = 'failed'",
-                    (name,),
-                )
-            tx.execute(
-                "UPDATE jobs SET status = ?, cancel_requested = 0, supervisor_pid = NULL, "
-                "supervisor_started = NULL, heartbeat_at = ?, ended_at = NULL, error = NULL WHERE name = ?",
-                (state.QUEUED, now, name),
-            )
+        lifecycle.requeue(self._store, name, reset_failed)
         self._spawn(name)
 
     def download(self, name: str, download_path: str | Path = ".", output_name: str = "score") -> Path:
@@ -625,6 +586,15 @@ class JobOperations:
         else:
             shutil.copytree(source, target, dirs_exist_ok=True)
         return target
+
+
+def _create_time(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
 
 
 __all__ = ["Job", "JobOperations", "ended_error", "output"]

@@ -1,8 +1,8 @@
-"""What every job-running process does alike: claim its job, stamp a heartbeat, and start from the command line.
+"""What every job owner does alike: claim its job, stamp a heartbeat, queue it again, start from the command line.
 
-The batch supervisor (:mod:`batchnb.engine.supervisor`) and the pipeline runner
-(:mod:`batchnb.pipelines.runner`) each own one job row. Claiming it records the process (pid and
-create time, since pids are reused) so readers can tell a live owner from a lost one (see
+A batch job is owned by its compute's agent (:mod:`batchnb.engine.agent`), a pipeline job by its
+runner process (:mod:`batchnb.pipelines.runner`). Claiming a job records the owning process (pid
+and create time, since pids are reused) so readers can tell a live owner from a lost one (see
 :func:`batchnb.engine.state.check_interrupted`); the heartbeat keeps that true and carries a
 cancel request back to the owner.
 """
@@ -64,10 +64,53 @@ def claim(store: Store, name: str, status: str) -> Any:
             return None
         tx.execute(
             "UPDATE jobs SET status = ?, supervisor_pid = ?, supervisor_started = ?, heartbeat_at = ?, "
-            "started_at = COALESCE(started_at, ?), ended_at = NULL, error = NULL WHERE name = ?",
+            "started_at = COALESCE(started_at, ?), ended_at = NULL, error = NULL, lost = 0, waiting = NULL "
+            "WHERE name = ?",
             (status, me.pid, me.create_time(), now, now, name),
         )
     return me
+
+
+class NotResumed(Exception):
+    """A job cannot be queued again as it is (its output location changed, its owner still runs...)."""
+
+
+def requeue(store: Store, name: str, reset_failed: bool, auto: bool = False) -> None:
+    """Queue an ended or Interrupted job again, keeping its committed mini-batches (``reset_failed``:
+    its failed ones run again too). ``auto``: by an agent recovering a lost job (counted against
+    its ``max_auto_resumes``). The caller then makes sure an owner runs it.
+
+    Raises:
+        InvalidStateError: Its owner still runs it.
+        BatchnbError: Its output can no longer be written where it was (see output_location).
+    """
+    from ..errors import InvalidStateError
+    from . import output_location
+
+    with store.read() as db:
+        row = db.execute("SELECT * FROM jobs WHERE name = ?", (name,)).fetchone()
+    if row["status"] not in state.ENDED and state.supervisor_alive(row["supervisor_pid"], row["supervisor_started"]):
+        raise InvalidStateError(f"job {name}'s owner (pid {row['supervisor_pid']}) is still running it")
+    spec = json.loads(row["spec"])
+    batch = row["kind"] == "batch"
+    if batch:  # refused now rather than after the scoring, at the merge
+        output_location.check_resumable(name, spec, (row["output_stamp"] or "").split())
+    now = time.time()
+    with store.write() as tx:
+        if batch:
+            output_location.reserve(tx, name, spec)  # kept if Interrupted; taken again if it had ended
+        if reset_failed:
+            tx.execute(
+                "UPDATE minibatches SET status = 'pending', attempts = 0, succeeded = 0, failed = 0, "
+                "rows = 0, error = NULL WHERE job = ? AND status = 'failed'",
+                (name,),
+            )
+        tx.execute(
+            "UPDATE jobs SET status = ?, cancel_requested = 0, supervisor_pid = NULL, supervisor_started = NULL, "
+            "heartbeat_at = ?, ended_at = NULL, error = NULL, lost = 0, "
+            "auto_resumes = CASE WHEN ? THEN auto_resumes + 1 ELSE 0 END WHERE name = ?",
+            (state.QUEUED, now, auto, name),
+        )
 
 
 def heartbeat(

@@ -1,10 +1,11 @@
 """Job states, liveness and progress, read from the store by every process alike.
 
 Statuses are Azure's (``Queued``, ``Preparing``, ``Running``, ``Finalizing``, ``Completed``,
-``Failed``, ``CancelRequested``, ``Canceled``) plus ``Interrupted``: the job's supervisor process
-died (its heartbeat went stale, or its pid is gone), or could not write the job's output at its end
-(the reason says why). An interrupted job keeps every committed mini-batch, and ``job resume``
-finishes it.
+``Failed``, ``CancelRequested``, ``Canceled``) plus ``Interrupted``: the job's owner (its compute's
+agent, or a pipeline's runner) died (its heartbeat went stale, or its pid is gone; the job is then
+marked ``lost`` and the compute's next agent resumes it), its compute was stopped, or it could not
+write its output (the reason says why). An interrupted job keeps every committed mini-batch, and
+``job resume`` finishes it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sqlite3
 import time
 from typing import Any
 
+from ..processes import process_alive as supervisor_alive
 from ..store import Store
 
 QUEUED = "Queued"
@@ -42,23 +44,6 @@ HUNG_AFTER_S = 120.0
 START_GRACE_S = 60.0
 
 
-def supervisor_alive(pid: int | None, started: float | None) -> bool | None:
-    """True/False if the supervisor process is known to be running / gone; None if unknown."""
-    if not pid:
-        return None
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        if started is not None and abs(proc.create_time() - started) > 1.0:
-            return False  # the pid was reused by another process
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.Error:
-        return None
-
-
 def check_interrupted(store: Store, row: sqlite3.Row) -> str:
     """Return the job's effective status, recording ``Interrupted`` if its supervisor is gone."""
     status: str = row["status"]
@@ -66,6 +51,8 @@ def check_interrupted(store: Store, row: sqlite3.Row) -> str:
         return status
     now = time.time()
     alive = supervisor_alive(row["supervisor_pid"], row["supervisor_started"])
+    if status == QUEUED and not row["supervisor_pid"] and _agent_alive(store, row):
+        return status  # its compute's agent runs: it will claim the job when it fits
     heartbeat = row["heartbeat_at"]
     if alive is False:
         gone = True
@@ -84,20 +71,31 @@ def check_interrupted(store: Store, row: sqlite3.Row) -> str:
         # Only if nothing moved since we looked: a live supervisor may have just written.
         changed = tx.execute(
             "UPDATE jobs SET status = ?, ended_at = COALESCE(ended_at, ?), "
-            "error = COALESCE(error, ?) WHERE name = ? AND status = ? AND heartbeat_at IS ?",
+            "error = COALESCE(error, ?), lost = ? WHERE name = ? AND status = ? AND heartbeat_at IS ?",
             (
                 new_status,
                 now if new_status == CANCELED else None,
                 None
                 if new_status == CANCELED
-                else "the job's supervisor process stopped (heartbeat lost); "
-                f"run `batchnb job resume -n {resumed}` to finish it",
+                else "the job's owner process stopped (heartbeat lost); "
+                + ("its compute's next agent resumes it, or run " if row["kind"] == "batch" else "run ")
+                + f"`batchnb job resume -n {resumed}`",
+                new_status == INTERRUPTED,
                 row["name"],
                 status,
                 heartbeat,
             ),
         ).rowcount
     return new_status if changed else status
+
+
+def _agent_alive(store: Store, row: sqlite3.Row) -> bool:
+    """True if the agent of a batch job's compute is running (and will claim it)."""
+    if row["kind"] != "batch":
+        return False
+    with store.read() as db:
+        agent = db.execute("SELECT pid, started FROM agents WHERE compute = ?", (row["compute"],)).fetchone()
+    return agent is not None and supervisor_alive(agent["pid"], agent["started"]) is True
 
 
 def progress(db: sqlite3.Connection, job: str) -> dict[str, Any]:

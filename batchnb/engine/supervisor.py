@@ -1,8 +1,7 @@
-"""The job supervisor: one process per running job, started by ``invoke`` and ``resume``.
+"""The job supervisor: runs one batch job, on a thread of its compute's agent (:mod:`batchnb.engine.agent`).
 
-It runs apart from the caller so the job outlives the kernel or the CLI that started it. It
-receives only the workspace path and the job name and reads everything else from the store.
-Lifecycle::
+It receives only the workspace path, the job name and the job's workers, and reads everything else
+from the store. Lifecycle::
 
     Queued ──claim──▶ Preparing (plan mini-batches, once) ──▶ Running ──▶ Finalizing ──▶ Completed
                                                              │            (merge parts)
@@ -23,8 +22,8 @@ The Running phase (handing mini-batches to the pool, a lost worker, a stuck ``ru
 :class:`batchnb.engine.dispatch.Dispatcher`'s; what counts against ``error_threshold`` and what
 interrupts the job instead is said in :mod:`batchnb.engine.faults`.
 
-A heartbeat thread stamps the job every second; if this process dies, readers see the stale
-heartbeat and show ``Interrupted``, and ``resume`` starts a new supervisor that skips every
+A heartbeat thread stamps the job every second; if the agent dies, readers see the stale heartbeat
+and show ``Interrupted``, and the compute's next agent (or ``resume``) runs it again, skipping every
 committed mini-batch. Store writes from the dispatch loop are batched into one transaction every
 ``FLUSH_INTERVAL_S``: a crash between a worker's commit of its part and that flush only means the
 mini-batch is scored again, and its part (named by index) is replaced, never duplicated. The result
@@ -36,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import threading
 import time
 import traceback
@@ -44,8 +42,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..compute import get_target, standby
-from ..compute.base import worker_env  # noqa: F401  (a warm standby imports it from here)
 from ..errors import BatchnbError, ValidationError
 from ..registry.code import may_define
 from ..store import Store
@@ -82,50 +78,29 @@ class Supervisor(Dispatcher):
     # -- lifecycle ------------------------------------------------------------------------------
 
     def claim(self) -> bool:
-        """Take the job if it is Queued; record this process as its supervisor."""
+        """Take the job if it is Queued; record this process (the agent) as its owner."""
         me = lifecycle.claim(self.store, self.name, state.PREPARING)
         if me is None:
             return False
-        self.logs.event(f"supervisor pid {me.pid} claimed job {self.name}")
+        self.logs.event(f"agent pid {me.pid} claimed job {self.name}")
         return True
 
-    def run(self) -> str:
-        """Run the job to a final status and return it."""
-        if not self.claim():
-            return "not-claimed"
+    def run(self, workers: Any) -> str:
+        """Run the claimed job on ``workers`` to a final status and return it."""
         beat = lifecycle.start_heartbeat(self.store.path, self.name, self._stop, self.cancel)
-        compute = self.spec.get("compute_spec") or {"type": "local", "name": self.spec.get("compute", "local")}
-        target = get_target(compute, self.store, self.store.path.parent, self.name)
-        if compute.get("type") == "ssh":
-            self.logs.event(f"compute {compute['name']}: SSH cluster on {', '.join(compute['hosts'])}")
-        warm = standby.keeps_warm(compute)
-        early = threading.Thread(target=self._spawn_standby, args=(compute, standby.EARLY_NICE), daemon=True)
-        if warm:
-            # Spawned now, at the lowest priority, so that this job resumed after a crash (or the
-            # next one) finds workers with the model loaded; it warms up from the CPU the job leaves.
-            # On a thread: starting it must not delay the first mini-batch.
-            early.start()
+        retire = False
         try:
-            # The local pool's zygote imports (and loads an MLflow model) while the job is planned.
-            self._warm_pool = not target.prepare(*standby.pool_setup(self.spec), job=self.name)
+            retire = self._script_may_define("shutdown")
             self._start_tracking()
             self._plan()
             self._set_status(state.RUNNING)
-            outcome, reason = self._dispatch(target)
-            return self._finish(outcome, reason, target)
+            outcome, reason = self._dispatch(workers)
+            return self._finish(outcome, reason, workers)
         except BaseException as exc:
-            target.shutdown(kill=True)
+            workers.abandon(set(workers.slots()))
             text = traceback.format_exc()
             with contextlib.suppress(OSError):  # the logs may be what failed
                 self.logs.event(f"supervisor error:\n{text}")
-            if isinstance(exc, SystemExit | KeyboardInterrupt):
-                # Stopped from outside (SIGTERM, Ctrl-C): resumable, like a lost supervisor.
-                self._reset_running()
-                self._set_status(
-                    state.INTERRUPTED,
-                    f"the supervisor was stopped; run `batchnb job resume -n {self.name}` to finish the job",
-                )
-                return state.INTERRUPTED
             if faults.is_system_fault(exc):  # batchnb's own files or store: resumable once fixed
                 return self._interrupt(faults.interrupted_reason(exc, self.name))
             if isinstance(exc, BatchnbError):  # a problem with the job's input or settings: say it plainly
@@ -138,23 +113,8 @@ class Supervisor(Dispatcher):
         finally:
             self._stop.set()
             beat.join(timeout=5)
-            if warm:  # unless the one spawned at the start is still there (it usually is)
-                early.join()
-                self._spawn_standby(compute, nice=0)
-
-    def _spawn_standby(self, compute: dict[str, Any], nice: int) -> None:
-        """Leave a warm standby on this compute for the next job, preloaded for this job's deployment."""
-        try:
-            standby.spawn(
-                self.store.path.parent,
-                compute,
-                int(self.spec["workers"]),
-                standby.preload_for(self.spec),
-                job=self.name,
-                nice=nice,
-            )
-        except Exception as exc:  # a standby only saves time: never fail the job for it
-            self.logs.event(f"could not start a warm standby: {exc}")
+            workers.close(retire=retire)
+            self.store.close()
 
     def _start_tracking(self) -> None:
         """Start (or reopen) the job's MLflow run, in the background, if a tracking URI was given."""
@@ -274,7 +234,7 @@ class Supervisor(Dispatcher):
                 tx.execute(sql, (state.INTERRUPTED, reason, self.name))
         return state.INTERRUPTED
 
-    def _finish(self, outcome: str, reason: str | None, target: Any) -> str:
+    def _finish(self, outcome: str, reason: str | None, workers: Any) -> str:
         self._flush(force=True)
         self._write_progress(force=True)
         if outcome == "canceled":
@@ -291,7 +251,6 @@ class Supervisor(Dispatcher):
             p = state.progress(db, self.name)
         if p["items"]["succeeded"] == 0:
             self.logs.result(f"Failed: {NO_SUCCESS_MESSAGE}\nSee logs/user/error.txt\n")
-            target.shutdown(kill=False)
             self._set_status(state.FAILED, NO_SUCCESS_MESSAGE, ended=True)
             return state.FAILED
         self._set_status(state.FINALIZING)
@@ -300,8 +259,6 @@ class Supervisor(Dispatcher):
             if blocked:
                 # Every mini-batch is scored and its part kept: resume only merges again.
                 self.logs.result(f"Interrupted: {blocked}\n")
-                if self._script_may_define("shutdown"):
-                    target.shutdown(kill=False)
                 self._set_status(state.INTERRUPTED, blocked)
                 return state.INTERRUPTED
         mb, items = p["mini_batches"], p["items"]
@@ -312,25 +269,12 @@ class Supervisor(Dispatcher):
             f"Output: {self.spec['output']['path' if appended else 'dir']}\n"
         )
         # Status last: whoever waits for the job finds its logs complete and, if the script has a
-        # shutdown(), every worker gone (its shutdown() run). Without one, nothing is left to wait
-        # for: the released workers finish exiting (seconds, after mlflow) while this process ends.
+        # shutdown(), its workers gone (its shutdown() run); without one, they stay warm.
         if self._script_may_define("shutdown"):
-            target.shutdown(kill=False)
+            workers.close(retire=True)
         self._set_status(state.COMPLETED, ended=True)
         return state.COMPLETED
 
     def _script_may_define(self, name: str) -> bool:
         context = self._context()
         return may_define(Path(context["code_dir"]) / context["scoring_script"], name)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``python -m batchnb.engine.supervisor --workspace W --job J`` (see
-    :mod:`batchnb.engine.launch`, which jobs are started with)."""
-    from . import launch
-
-    return launch.main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

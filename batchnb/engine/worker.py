@@ -29,6 +29,7 @@ from contextlib import contextmanager, redirect_stdout, suppress
 from pathlib import Path
 from typing import Any
 
+from ..compute.stdio import redirect_stdio
 from ..specfile import is_url
 from . import faults, output
 
@@ -47,19 +48,23 @@ class MiniBatchTimeout(BaseException):
 
 
 class _ProcessState:
-    """What one worker process keeps between mini-batches: the loaded script, or why init failed."""
+    """What one worker process keeps between mini-batches and between jobs.
+
+    A worker serves one deployment revision (see :mod:`batchnb.compute.workers`): the scoring
+    script's module is imported once and kept for every later job of that revision; ``init()`` runs
+    again for each job, after that job's environment is set.
+    """
 
     def __init__(self) -> None:
-        self.key: tuple[str, ...] | None = None
+        self.script: tuple[str, str, str] | None = None  # (code_dir, scoring_script, model_dir) imported here
         self.module: types.ModuleType | None = None
+        self.job: str | None = None  # the job whose init() ran (or failed) here
         self.init_error: str | None = None
-        # The deployment (its preload key) whose init() ran in this process before any job, in a
-        # warm standby's worker: only a job of that deployment may use this process.
-        self.preloaded: str | None = None
-        # How long that init() took (in the zygote this worker was forked from).
-        self.preload_s = 0.0
         # How this process's init() went for the current job, told once to the supervisor.
         self.init_note: dict[str, Any] | None = None
+        # The environment before any job's variables: each job starts from it.
+        self.base_env: dict[str, str] | None = None
+        self.jobs = 0  # jobs this process has served
 
 
 _STATE = _ProcessState()
@@ -71,8 +76,10 @@ def process_name() -> str:
 
 
 def _install_entry_script_shim(context: dict[str, Any]) -> None:
-    """Provide ``from azureml_user.parallel_run import EntryScript`` unless the real one is installed."""
-    if "azureml_user.parallel_run" in sys.modules:
+    """Provide ``from azureml_user.parallel_run import EntryScript`` unless the real one is installed
+    (ours is replaced for each job: its folders are the job's)."""
+    installed = sys.modules.get("azureml_user.parallel_run")
+    if installed is not None and not getattr(installed, "_batchnb_shim", False):
         return
     log_dir = Path(context["job_dir"]) / "logs" / "user" / "entry_script_log"
     out_dir = context["output_dir"]
@@ -97,21 +104,10 @@ def _install_entry_script_shim(context: dict[str, Any]) -> None:
     package.__path__ = []
     module = types.ModuleType("azureml_user.parallel_run")
     module.EntryScript = EntryScript  # type: ignore[attr-defined]
+    module._batchnb_shim = True  # type: ignore[attr-defined]
     package.parallel_run = module  # type: ignore[attr-defined]
-    sys.modules.setdefault("azureml_user", package)
+    sys.modules["azureml_user"] = package
     sys.modules["azureml_user.parallel_run"] = module
-
-
-def redirect_stdio(logs: Path, name: str) -> None:
-    """Send this process's output to ``logs/stdout/<name>.stdout.txt`` and ``logs/stderr/…``, at
-    the file-descriptor level, so C extensions and subprocesses write there too."""
-    for stream, sub, fd in ((sys.stdout, "stdout", 1), (sys.stderr, "stderr", 2)):
-        folder = logs / sub
-        folder.mkdir(parents=True, exist_ok=True)
-        target = os.open(folder / f"{name}.{sub}.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        stream.flush()
-        os.dup2(target, fd)
-        os.close(target)
 
 
 def _set_cache_dir(context: dict[str, Any]) -> None:
@@ -161,77 +157,41 @@ def _load_script(context: dict[str, Any], module_name: str) -> types.ModuleType:
 
 
 def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
-    """Load the script and call ``init()`` once per process (per job). Returns None if init failed.
-
-    A worker forked from a zygote that ran ``init()`` for the deployment of ``context``
-    (:func:`preinitialize`) has it already: it is then only given the job's environment and logs.
-    """
-    key = (context["job"], context["code_dir"], context["scoring_script"], context["model_dir"] or "")
-    if _STATE.key == key:
-        return _STATE.module
-    wanted = context.get("preload_key")
-    if _STATE.preloaded is not None and _STATE.preloaded != wanted:
-        # A pool whose zygote ran init() for another deployment is replaced before it runs a job, so
-        # this is a bug if it happens; refuse rather than let one deployment's init() state serve another.
-        _STATE.key, _STATE.module = key, None
-        _STATE.init_error = "batchnb: this worker process ran init() for another deployment; refusing this job"
-        return None
+    """Run ``init()`` once per job in this process, importing the script the first time. Returns
+    None if it failed (the job then fails, as on Azure)."""
+    script = (context["code_dir"], context["scoring_script"], context["model_dir"] or "")
+    if _STATE.job == context["job"] and _STATE.script == script:
+        return _STATE.module if _STATE.init_error is None else None
+    _STATE.job, _STATE.init_error = context["job"], None
+    if _STATE.script != script:
+        # A local agent gives each revision its own workers; a Dask worker serves whatever comes:
+        # another script is imported afresh, nothing of the previous module kept.
+        _STATE.module, _STATE.script = None, None
     started = time.time()
-    preloaded = _STATE.module if _STATE.preloaded is not None else None
-    _STATE.key, _STATE.module, _STATE.init_error = key, None, None
     redirect_stdio(Path(context["job_dir"]) / "logs" / "user", process_name())
+    if _STATE.base_env is None:
+        _STATE.base_env = dict(os.environ)
+    else:  # nothing of the previous job's environment stays
+        os.environ.clear()
+        os.environ.update(_STATE.base_env)
     _set_environment(context)
     _install_entry_script_shim(context)
     logging.basicConfig(stream=sys.stdout, level=context["logging_level"].upper(), force=True)
-    if preloaded is not None:
-        _STATE.module = preloaded
-        _STATE.init_note = {"init": "preloaded", "init_s": round(_STATE.preload_s, 3)}
-        _register_shutdown(preloaded)
-        return preloaded
+    warm = _STATE.module is not None
     try:
-        module = _load_script(context, Path(context["scoring_script"]).stem)
-        module.init()
+        if _STATE.module is None:
+            _STATE.module = _load_script(context, Path(context["scoring_script"]).stem)
+            _STATE.script = script
+            _register_shutdown(_STATE.module)
+        _STATE.module.init()
     except BaseException:
         _STATE.init_error = traceback.format_exc()
         print(_STATE.init_error, file=sys.stderr, flush=True)
         _log_error(context, "init()", _STATE.init_error)
         return None
-    _STATE.module = module
-    _STATE.init_note = {"init": "ran", "init_s": round(time.time() - started, 3)}
-    _register_shutdown(module)
-    return module
-
-
-def preinitialize(context: dict[str, Any]) -> dict[str, Any]:
-    """Run the deployment's ``init()`` in this process before any job: the zygote a pool's workers
-    are forked from (see :mod:`batchnb.compute.zygote`), so that they inherit it.
-
-    Only for batchnb's own scoring scripts (the built-in MLflow driver), whose ``init()`` reads
-    nothing of the job: ``context`` has no job, only the deployment (model, code, environment
-    variables, logging level) and its ``preload_key``. Output goes to the zygote's log. Returns
-    ``{"pid", "status": ok | failed | skipped, "duration"}``; a failed one leaves the process marked
-    with the deployment anyway, so its job runs ``init()`` again, where the user sees the error.
-    """
-    started = time.time()
-    if _STATE.preloaded is not None or _STATE.key is not None:
-        # Only ahead of any job, once: a worker that served a job already ran init() for it.
-        return {"pid": os.getpid(), "status": "skipped", "duration": 0.0}
-    _STATE.preloaded = context["preload_key"]
-    os.environ["AZUREML_MODEL_DIR"] = context["model_dir"] or ""
-    _set_cache_dir(context)
-    os.environ.update(context["environment_variables"])
-    sys.argv = [str(Path(context["code_dir"]) / context["scoring_script"]), "--logging_level"]
-    sys.argv.append(context["logging_level"].upper())
-    logging.basicConfig(stream=sys.stdout, level=context["logging_level"].upper(), force=True)
-    try:
-        module = _load_script(context, Path(context["scoring_script"]).stem)
-        module.init()
-    except BaseException:
-        traceback.print_exc()
-        return {"pid": os.getpid(), "status": "failed", "duration": time.time() - started}
-    _STATE.module = module
-    _STATE.preload_s = time.time() - started
-    return {"pid": os.getpid(), "status": "ok", "duration": _STATE.preload_s}
+    _STATE.jobs += 1
+    _STATE.init_note = {"init": "warm" if warm else "ran", "init_s": round(time.time() - started, 3)}
+    return _STATE.module
 
 
 def _register_shutdown(module: types.ModuleType) -> None:
@@ -250,57 +210,6 @@ def _run_shutdown(shutdown: Any) -> None:
         traceback.print_exc()
     finally:
         sys.stdout.flush()
-
-
-class RunningMarker:
-    """``running/<pid>-<thread>`` in the job folder: which mini-batch this worker scores, since when.
-
-    The supervisor's watchdog reads it to find the process of a ``run()`` stuck past its timeout.
-    One file per worker, rewritten in place with one ``pwrite`` per mini-batch, because creating
-    and deleting a file per mini-batch costs more than scoring a tiny one.
-    """
-
-    WIDTH = 48  # every record is padded to this, so a shorter one leaves no tail of the last
-
-    def __init__(self, job_dir: str) -> None:
-        self.job_dir = job_dir
-        folder = Path(job_dir) / "running"
-        folder.mkdir(exist_ok=True)
-        self.path = folder / f"{os.getpid()}-{threading.get_ident()}"
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
-
-    def start(self, idx: int, started: float) -> None:
-        """Record that mini-batch ``idx`` started at ``started`` in this process."""
-        os.pwrite(self.fd, f"{idx} {os.getpid()} {started:.6f}".ljust(self.WIDTH).encode(), 0)
-
-    def stop(self) -> None:
-        """Record that this worker is idle."""
-        os.pwrite(self.fd, b" " * self.WIDTH, 0)
-
-    @staticmethod
-    def read(job_dir: Path) -> list[tuple[int, int, float]]:
-        """Every busy worker's ``(mini-batch, pid, started)``."""
-        found = []
-        for path in (job_dir / "running").glob("*"):
-            try:
-                idx, pid, started = path.read_text().split()
-                found.append((int(idx), int(pid), float(started)))
-            except (OSError, ValueError):  # idle, gone, or caught mid-write: the next look sees it
-                continue
-        return found
-
-
-_markers: dict[int, RunningMarker] = {}
-
-
-def _marker(job_dir: str) -> RunningMarker:
-    """This thread's marker for the job (a worker of a kept pool serves several jobs in turn)."""
-    marker = _markers.get(threading.get_ident())
-    if marker is None or marker.job_dir != job_dir:
-        if marker is not None:
-            os.close(marker.fd)
-        marker = _markers[threading.get_ident()] = RunningMarker(job_dir)
-    return marker
 
 
 @contextmanager
@@ -382,8 +291,6 @@ def score_minibatch(context: dict[str, Any], idx: int, attempt: int, items: list
     if _STATE.init_note is not None:  # the first mini-batch of this process in this job
         base.update(_STATE.init_note)
         _STATE.init_note = None
-    marker = _marker(context["job_dir"])
-    marker.start(idx, started)
     try:
         mini_batch = _mini_batch_input(context, items)
         with _time_limit(context["timeout"]):
@@ -426,8 +333,6 @@ def score_minibatch(context: dict[str, Any], idx: int, attempt: int, items: list
             "timeout": isinstance(exc, MiniBatchTimeout),
             "duration": time.time() - started,
         }
-    finally:
-        marker.stop()
 
 
 def _flush_stdout() -> None:

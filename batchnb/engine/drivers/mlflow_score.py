@@ -98,12 +98,20 @@ def _requirement_mismatches(folder: Path, flavors: dict[str, Any]) -> list[str]:
     return found
 
 
+# The model folder the loaded model came from: a warm worker's next job of the same model version
+# finds it loaded (init() runs once per job, the model is loaded once per worker).
+_loaded_from: str | None = None
+
+
 def init() -> None:
-    global model, _numeric_columns
+    global model, _numeric_columns, _loaded_from
     import logging
 
     log = logging.getLogger("batchnb.mlflow")
     folder = _model_folder(Path(os.environ["AZUREML_MODEL_DIR"]))
+    if _loaded_from == str(folder):
+        log.info("batchnb: model kept from this worker's earlier job (%s)", folder)
+        return
     mlmodel = read_mlmodel(folder)
     flavors = mlmodel.get("flavors") or {}
     mismatches = _requirement_mismatches(folder, flavors)
@@ -121,7 +129,8 @@ def init() -> None:
         model = mlflow.pyfunc.load_model(str(folder), suppress_warnings=True)
         log.info("batchnb: model loaded with mlflow.pyfunc (%s)", plan)
     _numeric_columns = sklearn_direct.numeric_columns(mlmodel)
-    _number_texts(np.array([0.5]))  # pyarrow.compute imported and its casts ready: in the zygote, once
+    _number_texts(np.array([0.5]))  # pyarrow.compute imported and its casts ready
+    _loaded_from = str(folder)
 
 
 def _conform(frame: pd.DataFrame) -> pd.DataFrame:

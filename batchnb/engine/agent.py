@@ -1,0 +1,396 @@
+"""The compute agent: one process per compute that runs every batch job queued on it.
+
+The processes of batchnb, and how they talk to each other::
+
+    front end (a kernel, the CLI, the Jupyter server)
+      │  writes a job (Queued) to the store, then ensure(): starts the compute's agent if none
+      │  runs, else wakes it (SIGUSR1); cancel, stop and show go through the store too
+      ▼
+    agent: python -m batchnb.engine.agent --workspace W --compute C    (one per compute)
+      │  holds the compute's row in the store's ``agents`` table (pid, start time, heartbeat);
+      │  claims Queued jobs of its compute, runs each as a Supervisor on a thread, stamps their
+      │  heartbeats and its own, resumes the jobs a dead agent left, exits when idle
+      ├── zygote: the stdlib forkserver, preloaded with batchnb.compute.zygote: imports once, forks
+      │     └── workers: one per slot (batchnb.compute.workers), loky executors of one process;
+      │         init() and run(); mini-batches and results go through loky's pipes, parts to files
+      └── for an ssh compute: each job's Dask client → the cluster the keeper process runs
+          (batchnb.compute.keeper), one per ssh compute
+    pipeline runner: python -m batchnb.pipelines.runner (one per pipeline job) → its steps' commands
+
+Everything durable is in the SQLite store (jobs, mini-batches, the agents' rows) and the job
+folders (parts, logs); the agent owns its zygote and workers, which end with it.
+
+**Lifecycle.** An agent starts on demand (a job queued on its compute, ``compute start``, or the
+Jupyter server extension finding work left) and takes the compute's row unless a live agent holds
+it. It runs Queued jobs while they fit (each running job needs one worker at least). Without
+``idle_time_before_scale_down`` it exits as soon as it has nothing to run; with it, it keeps its
+warm workers that long after its last job. ``compute stop`` asks it to stop at once: its running
+jobs end Interrupted, and nothing of it is left.
+
+**Recovery by itself.** A job whose owner died (the agent killed, the machine rebooted) is seen
+Interrupted (see :func:`batchnb.engine.state.check_interrupted`, which marks it ``lost``). The
+compute's next agent queues it again, up to the job's ``max_auto_resumes`` times, and its committed
+mini-batches are kept; past that it stays Interrupted with the reason, for ``job resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..store import Store
+from . import lifecycle, state
+
+# How often an agent looks at the store when nothing wakes it.
+POLL_S = 0.25
+# How often it checks its compute's jobs for a lost owner (to resume them).
+RECOVER_EVERY_S = 2.0
+# A running job is given this long to stop when the agent stops.
+STOP_JOBS_S = 15.0
+DEFAULT_MAX_AUTO_RESUMES = 3
+LOCAL_TYPES = ("local", "amlcompute")
+
+
+def agent_row(store: Store, compute: str) -> dict[str, Any] | None:
+    """The compute's agent as the store has it, if its process is alive."""
+    with store.read() as db:
+        row = db.execute("SELECT * FROM agents WHERE compute = ?", (compute,)).fetchone()
+    if row is None or state.supervisor_alive(row["pid"], row["started"]) is not True:
+        return None
+    return dict(row)
+
+
+def ensure(workspace_root: Path, compute: str) -> int | None:
+    """Make sure the compute's agent runs: wake it, or start one. Returns a live agent's pid, or
+    None when one was started (it takes the compute's row as it starts)."""
+    store = Store(workspace_root / "batchnb.db")
+    try:
+        row = agent_row(store, compute)
+    finally:
+        store.close()
+    if row is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(row["pid"], signal.SIGUSR1)
+            return int(row["pid"])
+    run = workspace_root / "run"
+    run.mkdir(mode=0o700, exist_ok=True)
+    with open(run / f"agent-{compute}.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "batchnb.engine.agent", "--workspace", str(workspace_root), "--compute", compute],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workspace_root,
+            start_new_session=True,  # outlives the kernel or terminal that started it
+            close_fds=True,
+        )
+    # Reap it when it ends, so a long-lived kernel collects no zombies.
+    threading.Thread(target=proc.wait, name=f"batchnb-reap-agent-{compute}", daemon=True).start()
+    return None
+
+
+def stop(workspace_root: Path, compute: str, timeout: float = 30.0) -> dict[str, Any]:
+    """Stop the compute's agent now: its running jobs end Interrupted, its workers go. Waits for
+    the process to be gone (up to ``timeout``)."""
+    import psutil
+
+    store = Store(workspace_root / "batchnb.db")
+    try:
+        row = agent_row(store, compute)
+        if row is None:
+            return {"name": compute, "stopping": False, "agent": None}
+        with store.write() as tx:
+            tx.execute("UPDATE agents SET stop_requested = 1 WHERE compute = ? AND pid = ?", (compute, row["pid"]))
+    finally:
+        store.close()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(row["pid"], signal.SIGTERM)
+    with contextlib.suppress(psutil.Error):
+        psutil.Process(row["pid"]).wait(timeout)
+    gone = state.supervisor_alive(row["pid"], row["started"]) is not True
+    return {"name": compute, "stopping": True, "stopped": gone, "agent": row["pid"]}
+
+
+def compute_spec(store: Store, compute: str) -> dict[str, Any]:
+    """The compute's record (the built-in ``local`` has none)."""
+    with store.read() as db:
+        row = db.execute("SELECT spec FROM computes WHERE name = ?", (compute,)).fetchone()
+    return dict(json.loads(row["spec"])) if row else {"name": compute, "type": "local"}
+
+
+class Agent:
+    """The agent of one compute in one workspace (see the module docstring)."""
+
+    def __init__(self, workspace_root: Path, compute: str) -> None:
+        self.root = workspace_root
+        self.name = compute
+        self.store = Store(workspace_root / "batchnb.db")
+        self.compute = compute_spec(self.store, compute)
+        self.local = self.compute.get("type", "local") in LOCAL_TYPES
+        self.idle_s = float(self.compute.get("idle_time_before_scale_down") or 0)
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.jobs: dict[str, tuple[threading.Thread, Any]] = {}
+        self.pool: Any = None
+        self._last_recover = 0.0
+
+    # -- the lease --------------------------------------------------------------------------------
+
+    def take_lease(self) -> bool:
+        """Take the compute's row unless a live agent holds it."""
+        import psutil
+
+        me = psutil.Process()
+        now = time.time()
+        with self.store.write() as tx:
+            row = tx.execute("SELECT pid, started FROM agents WHERE compute = ?", (self.name,)).fetchone()
+            if row is not None and row["pid"] != me.pid and state.supervisor_alive(row["pid"], row["started"]):
+                return False
+            tx.execute(
+                "INSERT OR REPLACE INTO agents (compute, pid, started, host, created_at, heartbeat_at, capacity) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (self.name, me.pid, me.create_time(), socket.gethostname(), now, now, self._capacity()),
+            )
+        return True
+
+    def _capacity(self) -> int:
+        from ..compute.workers import capacity_of
+
+        return capacity_of(self.compute) if self.local else 0
+
+    def _release_if_idle(self) -> bool:
+        """Give up the compute's row if nothing is queued for it (atomically: a job queued meanwhile
+        finds either this agent's row, and wakes it, or none, and starts a new agent)."""
+        with self.store.write() as tx:
+            waiting = tx.execute(
+                "SELECT 1 FROM jobs WHERE compute = ? AND kind = 'batch' AND (status = ? OR (status = ? AND lost = 1)) "
+                "LIMIT 1",
+                (self.name, state.QUEUED, state.INTERRUPTED),
+            ).fetchone()
+            if waiting:
+                return False
+            tx.execute("DELETE FROM agents WHERE compute = ? AND pid = ?", (self.name, os.getpid()))
+        return True
+
+    def _beat(self) -> None:
+        """Stamp the agent's row (its workers and memory, for ``compute show``); see a stop request."""
+        import psutil
+
+        me = psutil.Process()
+        store = Store(self.store.path)
+        while not self.stopping.wait(state.HEARTBEAT_INTERVAL_S):
+            try:
+                procs = [me, *me.children(recursive=True)]
+                rss = sum(p.memory_info().rss for p in procs if p.is_running())
+                workers = len(self.pool.pids()) if self.pool is not None else 0
+                with store.write() as tx:
+                    tx.execute(
+                        "UPDATE agents SET heartbeat_at = ?, workers = ?, rss = ? WHERE compute = ? AND pid = ?",
+                        (time.time(), workers, rss, self.name, me.pid),
+                    )
+                    row = tx.execute("SELECT stop_requested FROM agents WHERE compute = ?", (self.name,)).fetchone()
+                    # Queued jobs are this agent's: their heartbeat says someone will run them.
+                    tx.execute(
+                        "UPDATE jobs SET heartbeat_at = ? WHERE compute = ? AND kind = 'batch' AND status = ?",
+                        (time.time(), self.name, state.QUEUED),
+                    )
+                if row is None or row["stop_requested"]:
+                    self.stopping.set()
+                    self.wake.set()
+            except Exception as exc:  # keep beating: a transient store error must not stop the agent
+                print(f"agent heartbeat error: {exc}", file=sys.stderr, flush=True)
+        store.close()
+
+    # -- serving ----------------------------------------------------------------------------------
+
+    def serve(self) -> int:
+        """Run the compute's jobs until idle or stopped. Returns the exit code."""
+        if not self.take_lease():
+            print(f"agent {os.getpid()}: another agent runs compute {self.name}", flush=True)
+            return 0
+        print(f"agent {os.getpid()}: serving compute {self.name}", flush=True)
+        beat = threading.Thread(target=self._beat, name="batchnb-agent-beat", daemon=True)
+        beat.start()
+        idle_since = time.monotonic()
+        try:
+            while not self.stopping.is_set():
+                self._reap()
+                self._recover()
+                self._claim()
+                if self.jobs:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since >= self.idle_s and self._release_if_idle():
+                    break
+                self.wake.wait(POLL_S)
+                self.wake.clear()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _reap(self) -> None:
+        for name, (thread, _) in list(self.jobs.items()):
+            if not thread.is_alive():
+                del self.jobs[name]
+
+    def _recover(self) -> None:
+        """Queue again the jobs of this compute whose owner died, up to their ``max_auto_resumes``."""
+        now = time.monotonic()
+        if now - self._last_recover < RECOVER_EVERY_S:
+            return
+        self._last_recover = now
+        with self.store.read() as db:
+            rows = db.execute(
+                "SELECT * FROM jobs WHERE compute = ? AND kind = 'batch' AND status IN (?, ?, ?, ?)",
+                (self.name, state.PREPARING, state.RUNNING, state.FINALIZING, state.CANCEL_REQUESTED),
+            ).fetchall()
+        for row in rows:
+            if row["name"] not in self.jobs:
+                state.check_interrupted(self.store, row)
+        with self.store.read() as db:
+            lost = db.execute(
+                "SELECT name, spec, auto_resumes, error FROM jobs WHERE compute = ? AND kind = 'batch' "
+                "AND status = ? AND lost = 1",
+                (self.name, state.INTERRUPTED),
+            ).fetchall()
+        for row in lost:
+            limit = json.loads(row["spec"])["settings"].get("max_auto_resumes", DEFAULT_MAX_AUTO_RESUMES)
+            try:
+                if row["auto_resumes"] >= limit:
+                    raise lifecycle.NotResumed(
+                        f"not resumed automatically: its owner was lost {row['auto_resumes'] + 1} times "
+                        f"(max_auto_resumes {limit})"
+                    )
+                lifecycle.requeue(self.store, row["name"], reset_failed=False, auto=True)
+                print(f"agent {os.getpid()}: resuming job {row['name']} (its owner was lost)", flush=True)
+            except Exception as exc:
+                with self.store.write() as tx:
+                    tx.execute(
+                        "UPDATE jobs SET lost = 0, error = ? WHERE name = ?",
+                        (f"{(row['error'] or '').rstrip('. ')}; {exc}", row["name"]),
+                    )
+
+    def _claim(self) -> None:
+        with self.store.read() as db:
+            queued = db.execute(
+                "SELECT name, waiting FROM jobs WHERE compute = ? AND kind = 'batch' AND status = ? "
+                "ORDER BY created_at",
+                (self.name, state.QUEUED),
+            ).fetchall()
+        for row in queued:
+            if row["name"] in self.jobs:
+                continue  # its last run is still closing
+            if self.local and self.pool is not None and not self.pool.fits():
+                self._waiting([r for r in queued if r["name"] not in self.jobs], len(self.jobs))
+                return
+            self._start(row["name"])
+
+    def _waiting(self, rows: list[Any], running: int) -> None:
+        reason = (
+            f"waiting for a worker: compute {self.name} runs {running} job(s) on its "
+            f"{self.pool.capacity} worker process(es)"
+        )
+        stale = [(reason, r["name"]) for r in rows if r["waiting"] != reason]
+        if stale:
+            with self.store.write() as tx:
+                tx.executemany("UPDATE jobs SET waiting = ? WHERE name = ? AND status = 'Queued'", stale)
+
+    def _start(self, name: str) -> None:
+        from .supervisor import Supervisor
+
+        sup = Supervisor(self.root, name)
+        if not sup.claim():
+            sup.store.close()
+            return
+        try:
+            workers = self._workers_for(sup)
+        except Exception as exc:
+            sup.logs.result(f"Failed: {exc}\n")
+            lifecycle.record_status(sup.store, sup.logs, name, state.FAILED, str(exc), ended=True)
+            sup.store.close()
+            return
+        thread = threading.Thread(target=self._run, args=(sup, workers), name=f"batchnb-job-{name}", daemon=True)
+        self.jobs[name] = (thread, sup)
+        thread.start()
+
+    def _workers_for(self, sup: Any) -> Any:
+        wanted = int(sup.spec["workers"])
+        if not self.local:
+            from ..compute import get_target
+            from ..compute.base import TargetWorkers
+
+            hosts = ", ".join(self.compute.get("hosts", []))
+            sup.logs.event(f"compute {self.name}: SSH cluster on {hosts}")
+            return TargetWorkers(get_target(self.compute, sup.store, self.root, sup.name), wanted)
+        from ..compute import workers, zygote
+
+        if self.pool is None:
+            capacity = workers.capacity_of(self.compute)
+            log = str(self.root / "run")
+            start = workers.local_starter(self.root, capacity, zygote.preload_for(sup.spec), log)
+            self.pool = workers.WorkerPool(capacity, start)
+        if wanted > self.pool.capacity:
+            sup.logs.event(
+                f"instance_count × max_concurrency_per_instance asks for {wanted} worker processes; compute "
+                f"{self.name} runs {self.pool.capacity} at most: capped at {self.pool.capacity}"
+            )
+        return self.pool.join(sup.name, workers.revision_key(sup.spec), wanted, sup.spec.get("python"))
+
+    def _run(self, sup: Any, workers: Any) -> None:
+        try:
+            sup.run(workers)
+        except BaseException:  # the supervisor records its own failures; this is a last word
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            self.wake.set()
+
+    def _shutdown(self) -> None:
+        """Stop every running job (Interrupted), then the workers, the zygote, and the lease."""
+        self.stopping.set()
+        reason = f"compute {self.name} was stopped; run `batchnb job resume -n {{job}}` to finish the job"
+        for name, (_, sup) in self.jobs.items():
+            sup.stopped = reason.format(job=name)
+        deadline = time.monotonic() + STOP_JOBS_S
+        for thread, _ in list(self.jobs.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self.pool is not None:
+            self.pool.shutdown(kill=True)
+            from ..compute import zygote
+
+            zygote.stop(kill=True)
+        with contextlib.suppress(Exception), self.store.write() as tx:
+            tx.execute("DELETE FROM agents WHERE compute = ? AND pid = ?", (self.name, os.getpid()))
+        print(f"agent {os.getpid()}: stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m batchnb.engine.agent --workspace W --compute C``."""
+    parser = argparse.ArgumentParser(prog="batchnb-agent")
+    parser.add_argument("--workspace", required=True)
+    parser.add_argument("--compute", required=True)
+    args = parser.parse_args(argv)
+    agent = Agent(Path(args.workspace), args.compute)
+
+    def on_stop(signum: int, frame: Any) -> None:
+        agent.stopping.set()
+        agent.wake.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGUSR1, lambda signum, frame: agent.wake.set())
+    return agent.serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
