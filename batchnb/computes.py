@@ -151,10 +151,28 @@ class ComputeOperations:
             if time.monotonic() > deadline:
                 raise InvalidStateError(
                     f"the agent of compute {name} did not start within {timeout:g} s; "
-                    f"see {self._ws.root / 'run' / f'agent-{name}.log'}"
+                    f"see {agent.log_folder(self._ws.root, name) / 'agent.log'}"
                 )
             time.sleep(0.05)
         return self.show(name)
+
+    def recover(self) -> builtins.list[str]:
+        """Start the agent of every compute that has work its agent left: jobs queued, running
+        under an owner that may be gone, or lost and waiting to be resumed. Returns those computes.
+        (The Jupyter server extension calls this as it loads.)"""
+        marks = ", ".join("?" for _ in state.ACTIVE)
+        with self._store.read() as db:
+            rows = db.execute(
+                f"SELECT DISTINCT compute FROM jobs WHERE kind = 'batch' AND compute IS NOT NULL "
+                f"AND (status IN ({marks}) OR (status = ? AND lost = 1))",
+                (*sorted(state.ACTIVE), state.INTERRUPTED),
+            ).fetchall()
+        started = []
+        for row in rows:
+            if agent.agent_row(self._store, row["compute"]) is None:
+                agent.ensure(self._ws.root, row["compute"])
+                started.append(row["compute"])
+        return started
 
     def stop(self, name: str) -> dict[str, Any]:
         """Stop the compute's agent and its workers now (its running jobs end Interrupted), and a

@@ -136,7 +136,7 @@ def test_compute_start_then_stop_leaves_no_process_and_interrupts_the_running_jo
     assert len(family) >= 3  # the agent, its zygote and a worker at least
     report = client.computes.stop(compute)
     assert report["stopping"] and report["stopped"]
-    gone, alive = psutil.wait_procs(family, timeout=10)
+    _, alive = psutil.wait_procs(family, timeout=10)
     assert not alive, f"left behind: {[(p.pid, p.name()) for p in alive]}"
     ended = client.jobs.get(job["name"])
     assert ended["status"] == "Interrupted" and "was stopped" in ended["error"]
@@ -207,7 +207,7 @@ def test_a_killed_agent_s_job_completes_by_itself_once_the_next_agent_starts(cli
     agent = _agent(client, compute)
     family = [psutil.Process(agent["pid"]), *psutil.Process(agent["pid"]).children(recursive=True)]
     os.kill(agent["pid"], signal.SIGKILL)
-    gone, alive = psutil.wait_procs(family, timeout=15)
+    _, alive = psutil.wait_procs(family, timeout=15)
     assert not alive, "the agent's zygote and workers end with it"
     lost = wait_until(lambda: _status(client, job["name"]) == "Interrupted", 30, "Interrupted")
     assert lost

@@ -3,17 +3,11 @@ for batchnb's MLflow driver, loaded the model) once. Real processes, real SIGKIL
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import stat
-import subprocess
-import sys
-import tempfile
-import uuid
 from pathlib import Path
-from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -59,7 +53,9 @@ def _started(client, deploy, data: Path, trace: Path, sleep: float) -> tuple[obj
 
 
 def _zygote_log(job: dict) -> Path:
-    return Path(job["logs_dir"]) / "user" / "stdout" / "zygote.stdout.txt"
+    """The zygote's log: beside its agent's (its compute's), not in one job's folder."""
+    workspace = Path(job["logs_dir"]).parents[2]
+    return workspace / "agents" / "local" / "stdout" / "zygote.stdout.txt"
 
 
 def _mode(path: Path) -> int:
@@ -85,7 +81,7 @@ def test_workers_are_forked_from_one_zygote_that_imported_the_data_stack(client,
     (parent,) = parents
     with client.store.read() as db:
         supervisor = db.execute("SELECT supervisor_pid FROM jobs WHERE name = ?", (job["name"],)).fetchone()[0]
-    assert parent != supervisor, "the workers are the supervisor's own children, not the zygote's"
+    assert parent != supervisor, "the workers are the agent's own children, not the zygote's"
     # The zygote says what it imported; the workers found pandas imported before their script was.
     log = _zygote_log(job).read_text()
     assert f"zygote {parent}: imported batchnb.engine.worker, pandas, pyarrow.parquet" in log
@@ -93,7 +89,7 @@ def test_workers_are_forked_from_one_zygote_that_imported_the_data_stack(client,
     # The thread settings reach forked workers too: the cores shared among the 2 workers.
     assert {r["omp"] for r in records} == {str(max(1, (os.cpu_count() or 1) // 2))}
     # Its configuration file (it may hold the deployment's environment variables) is gone, and so is
-    # its ready file once it has exited after its supervisor.
+    # its ready file once it has exited after its agent.
     run = client.workspace.root / "run"
     assert not list(run.glob("*.json"))
     wait_until(lambda: not list(run.iterdir()), 30, "the zygote's ready file to go")
@@ -110,13 +106,13 @@ def test_a_killed_worker_is_replaced_by_a_fork_of_the_same_zygote(client, deploy
     assert sorted(lines(output_file(job))) == [f"f{i:03d}.csv" for i in range(8)]
     assert "a worker process died" in (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text()
     records = _records(trace)
-    # New workers (loky replaces the whole pool after a crash), forked from the same zygote.
+    # A new worker in place of the killed one, forked from the same zygote.
     assert {r["pid"] for r in records} - before, "no new worker scored after the kill"
     assert {r["ppid"] for r in records} == {first["ppid"]}
     assert _zygote_log(job).read_text().count("imported") == 1
 
 
-def test_a_killed_supervisor_takes_its_zygote_and_workers_with_it(client, deploy, csv_inputs, tmp_path):
+def test_a_killed_agent_takes_its_zygote_and_workers_with_it(client, deploy, csv_inputs, tmp_path):
     trace = tmp_path / "trace.jsonl"
     job, first = _started(client, deploy, csv_inputs(8), trace, sleep=1)
     supervisor = psutil.Process(supervisor_pid(client, job["name"]))
@@ -129,12 +125,12 @@ def test_a_killed_supervisor_takes_its_zygote_and_workers_with_it(client, deploy
     assert [_mode(f) for f in run.iterdir()] == [0o600]  # its ready file; its configuration is gone
     supervisor.kill()
     _, alive = psutil.wait_procs([supervisor, the_zygote, *workers], timeout=10)
-    assert not alive, f"still alive after the supervisor was killed: {[p.pid for p in alive]}"
+    assert not alive, f"still alive after the agent was killed: {[p.pid for p in alive]}"
     assert not list(run.iterdir()), "the zygote left its files behind"
 
 
 def test_worker_start_spawn_gives_clean_interpreters(client, deploy, csv_inputs, tmp_path, monkeypatch):
-    """``BATCHNB_WORKER_START=spawn``: no zygote; each worker is the supervisor's own child."""
+    """``BATCHNB_WORKER_START=spawn``: no zygote; each worker is the agent's own child."""
     monkeypatch.setenv("BATCHNB_WORKER_START", "spawn")
     trace = tmp_path / "trace.jsonl"
     deploy(TRACE_SCRIPT, mini_batch_size=1, max_concurrency_per_instance=2, environment_variables={"TRACE": str(trace)})
@@ -177,7 +173,7 @@ def test_output_is_the_same_with_either_start_method(client, deploy, csv_inputs,
 
 
 def test_the_zygote_imports_what_a_scoring_script_imports_of_the_fork_safe_packages(tmp_path):
-    from batchnb.compute import standby
+    from batchnb.compute import zygote
 
     (tmp_path / "score.py").write_text(
         "import os, numpy as np\n"
@@ -188,10 +184,10 @@ def test_the_zygote_imports_what_a_scoring_script_imports_of_the_fork_safe_packa
         "def init():\n    import skops.io\n"
     )
     spec = {"code_dir": str(tmp_path), "scoring_script": "score.py"}
-    assert standby.preload_for(spec) == (
+    assert zygote.preload_for(spec) == (
+        "batchnb.engine.worker",
         "pandas",
         "pyarrow.parquet",
-        "batchnb.engine.worker",
         "numpy",
         "sklearn.ensemble",
         "pandas.api.types",
@@ -199,116 +195,4 @@ def test_the_zygote_imports_what_a_scoring_script_imports_of_the_fork_safe_packa
     )
     # torch is not known to be safe to fork after importing; skops is imported inside init() only.
     (tmp_path / "broken.py").write_text("import numpy\ndef init(:\n")
-    assert standby.preload_for({**spec, "scoring_script": "broken.py"})[3:] == ()
-
-
-@pytest.fixture
-def secret_deployment(client, csv_inputs) -> SimpleNamespace:
-    """An MLflow scikit-learn model deployed for batchnb's own driver (whose ``init()`` runs in the
-    zygote, so the zygote's configuration carries the deployment's environment variables), with a
-    secret among them; and what a job on ``csv_inputs(4)`` must write."""
-    mlflow = pytest.importorskip("mlflow")
-    pd = pytest.importorskip("pandas")
-    linear = pytest.importorskip("sklearn.linear_model")
-    from mlflow.models import infer_signature
-
-    data = csv_inputs(4)
-    frame = pd.DataFrame({"x": [0, 1, 2, 3, 5], "y": [1, 0, 4, 2, 3]})
-    model = linear.LinearRegression().fit(frame, frame.x * 3 - frame.y)
-    folder = data.parent / "model"
-    signature = infer_signature(frame, model.predict(frame))
-    mlflow.sklearn.save_model(model, folder, serialization_format="pickle", signature=signature, pip_requirements=[])
-    client.models.create_or_update({"name": "linear", "path": str(folder), "type": "mlflow_model"})
-    client.batch_endpoints.create_or_update({"name": "ep-secret"})
-    secret = uuid.uuid4().hex
-    settings = {"mini_batch_mode": "tabular", "environment_variables": {"DB_PASSWORD": secret}}
-    client.batch_deployments.create_or_update(
-        {"name": "blue", "endpoint_name": "ep-secret", "model": "azureml:linear@latest", "settings": settings},
-        set_default=True,
-    )
-    expected = []
-    for f in sorted(data.iterdir()):
-        rows = pd.read_csv(f)
-        expected += [f"{i},{p},{f.name}" for i, p in enumerate(model.predict(rows).astype(str))]
-    return SimpleNamespace(secret=secret, data=data, expected=sorted(expected))
-
-
-def _holding(secret: str, run: Path) -> list[Path]:
-    """Files in the workspace's run folder, or directly in the temporary folder (where the zygote's
-    configuration used to go), that contain ``secret``."""
-    found = []
-    for path in (*run.rglob("*"), *Path(tempfile.gettempdir()).iterdir()):
-        with contextlib.suppress(OSError):  # another test's file, gone meanwhile
-            if path.is_file() and path.stat().st_size < 1 << 20 and secret.encode() in path.read_bytes():
-                found.append(path)
-    return found
-
-
-def _finished_without_leaving_the_secret(client, name: str, deployment: SimpleNamespace) -> None:
-    """Resume the job killed ``name``: it completes with every row, and once its processes are gone
-    nothing in the run folder or the temporary folder holds the deployment's secret."""
-    run = client.workspace.root / "run"
-    job = wait_until(lambda: client.jobs.get(name)["status"] == "Interrupted", 30, "the job to be Interrupted")
-    job = client.jobs.resume(name).wait(timeout=120)
-    assert job["status"] == "Completed", job["error"]
-    assert sorted(lines(output_file(job))) == deployment.expected
-    wait_until(lambda: not list(run.iterdir()), 30, "the resumed job's zygote files to go")
-    assert _holding(deployment.secret, run) == []
-
-
-def test_a_zygote_configuration_left_by_a_killed_process_is_swept_by_the_next_start(client, secret_deployment):
-    """A supervisor SIGKILLed right after it asked for its zygote, before the zygote could read its
-    configuration, leaves it behind (it can clean up nothing): the next start in the workspace
-    deletes it. Here the killed process is a real one that wrote a configuration and killed itself."""
-    run = client.workspace.root / "run"
-    leave = (
-        "import os, signal, sys\n"
-        "from pathlib import Path\n"
-        "from batchnb.compute import zygote\n"
-        "folder = zygote.run_folder(Path(sys.argv[1]))\n"
-        "zygote.write_config(folder, {'preinit': {'environment_variables': {'DB_PASSWORD': sys.argv[2]}}})\n"
-        "os.kill(os.getpid(), signal.SIGKILL)\n"
-    )
-    killed = subprocess.run([sys.executable, "-c", leave, str(client.workspace.root), secret_deployment.secret])
-    assert killed.returncode == -signal.SIGKILL
-    [left] = _holding(secret_deployment.secret, run)
-    assert left.parent == run and _mode(left) == 0o600 and _mode(run) == 0o700
-
-    job = client.batch_endpoints.invoke("ep-secret", input=str(secret_deployment.data)).wait(timeout=120)
-    assert job["status"] == "Completed", job["error"]
-    assert sorted(lines(output_file(job))) == secret_deployment.expected
-    wait_until(lambda: not list(run.iterdir()), 30, "the job's zygote files to go")
-    assert _holding(secret_deployment.secret, run) == []
-
-
-@pytest.mark.parametrize("victims", ["the supervisor", "its process group"])
-def test_a_supervisor_killed_as_it_starts_its_zygote_leaves_no_secret_behind(client, secret_deployment, victims):
-    """SIGKILL the job's supervisor (alone: its zygote starts anyway and reads its configuration;
-    or with its process group: the zygote never reads it) the moment the zygote's configuration
-    appears. The file is private while it exists, and nothing holds the secret once the job is resumed."""
-    run = client.workspace.root / "run"
-    job = client.batch_endpoints.invoke("ep-secret", input=str(secret_deployment.data))
-
-    def config() -> os.stat_result | None:
-        for path in run.glob("*.json") if run.exists() else ():
-            with contextlib.suppress(FileNotFoundError):  # read by the zygote meanwhile
-                return path.stat()
-        return None
-
-    found = wait_until(config, 60, "the zygote's configuration", interval=0.002)
-    pid = supervisor_pid(client, job["name"])
-    if victims == "the supervisor":
-        os.kill(pid, signal.SIGKILL)
-    else:
-        os.killpg(pid, signal.SIGKILL)  # the supervisor leads its own session
-    assert stat.S_IMODE(found.st_mode) == 0o600 and _mode(run) == 0o700
-    _finished_without_leaving_the_secret(client, job["name"], secret_deployment)
-
-
-def test_a_supervisor_killed_while_its_zygote_imports_leaves_no_file_behind(client, secret_deployment):
-    """SIGKILL the job's process group once the zygote is importing (it has read and deleted its
-    configuration): its ready file, if it got to make it, is swept by the next start."""
-    job = client.batch_endpoints.invoke("ep-secret", input=str(secret_deployment.data))
-    wait_until(lambda: _zygote_log(job).exists(), 60, "the zygote to start", interval=0.01)
-    os.killpg(supervisor_pid(client, job["name"]), signal.SIGKILL)
-    _finished_without_leaving_the_secret(client, job["name"], secret_deployment)
+    assert zygote.preload_for({**spec, "scoring_script": "broken.py"})[3:] == ()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -25,12 +24,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from engine_helpers import lines, minibatches, output_file, reaping, wait_until
+from engine_helpers import lines, minibatches, output_file, reaping
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -324,7 +322,7 @@ def test_a_model_saved_for_other_dependencies_scores_and_the_model_load_says_wha
 ) -> None:
     """The driver checks the model's requirements.txt and Python version itself (MLflow's check
     scans every installed distribution, 1.4 s per process) and warns where the model is loaded:
-    once, in the zygote the workers are forked from (its log sits beside theirs)."""
+    in the worker's log."""
     import sklearn
 
     source = _copy(flow.root / "lr", tmp_path / "lr")
@@ -342,11 +340,9 @@ def test_a_model_saved_for_other_dependencies_scores_and_the_model_load_says_wha
     assert job.status == "Completed", job.error
     assert lines(output_file(job)) == _expected(flow.lr, [data / "x.csv"])
     stdout = Path(job["logs_dir"]) / "user" / "stdout"
-    log = (stdout / "zygote.stdout.txt").read_text()
-    assert log.count("the model's dependencies do not match this environment") == 1
     (worker,) = set(stdout.glob("process*.stdout.txt"))
-    assert "dependencies" not in worker.read_text()  # the worker did not load the model again
-    assert "the model's dependencies do not match this environment" in log
+    log = worker.read_text()
+    assert log.count("the model's dependencies do not match this environment") == 1
     assert f"scikit-learn (current: {sklearn.__version__}, required: scikit-learn==0.0.1)" in log
     assert "batchnb-no-such-package (current: uninstalled, required: batchnb-no-such-package>=1)" in log
     assert f"python (current: {sys.version.split()[0]}, saved with: 3.2.1)" in log
@@ -739,74 +735,3 @@ def test_a_mini_batch_of_every_bit_pattern_is_written_as_numpy_prints_it() -> No
     array = bits.view(np.float64)
     got = mlflow_score._lines([(pd.DataFrame(index=range(len(array))), array, "x.csv", 0)])
     assert got.data.decode() == _as_numpy_prints(array, 0, "x.csv")
-
-
-def _worker_view(_: int) -> dict[str, Any]:
-    """Run in a pool worker: which process it is, its parent, and the driver state it holds."""
-    from batchnb.engine import worker
-
-    time.sleep(0.2)  # long enough that each worker takes one probe
-    return {
-        "pid": os.getpid(),
-        "ppid": os.getppid(),
-        "preloaded": worker._STATE.preloaded,
-        "model": worker._STATE.module is not None and getattr(worker._STATE.module, "model", None) is not None,
-    }
-
-
-def test_workers_replacing_a_crashed_one_have_the_model_without_loading_it(
-    flow: SimpleNamespace, tmp_path: Path
-) -> None:
-    """The zygote loads the model once; a pool rebuilt after a worker's SIGKILL is forked from it
-    again, so the new workers score without importing mlflow or loading the model (the seconds a
-    crash used to cost every worker)."""
-    from concurrent.futures.process import BrokenProcessPool
-
-    from batchnb.compute import LocalPool, standby
-    from batchnb.engine.supervisor import worker_env
-
-    spec = {"builtin_driver": "mlflow", "model_dir": str(flow.root / "rf"), "endpoint": "ep", "deployment": "d"}
-    env, logs = worker_env(2), tmp_path / "logs"
-    pool = LocalPool(tmp_path)
-    assert pool.prepare(env, standby.preload_for(spec), standby.preload_context(spec), str(logs))
-    try:
-        executor = pool.executor(2, env)
-        first = [f.result(timeout=120) for f in [executor.submit(_worker_view, i) for i in range(2)]]
-        [zygote] = {v["ppid"] for v in first}
-        assert zygote != os.getpid() and all(v["model"] for v in first)
-        assert {v["preloaded"] for v in first} == {standby.preload_key(spec)}
-
-        os.kill(first[0]["pid"], signal.SIGKILL)
-        with pytest.raises(BrokenProcessPool):
-            executor.submit(_worker_view, 0).result(timeout=60)
-        executor = pool.executor(2, env)
-        again = [f.result(timeout=60) for f in [executor.submit(_worker_view, i) for i in range(2)]]
-        assert not {v["pid"] for v in again} & {v["pid"] for v in first}
-        assert {v["ppid"] for v in again} == {zygote} and all(v["model"] for v in again)
-    finally:
-        pool.shutdown(kill=False)
-    log = (logs / "stdout" / "zygote.stdout.txt").read_text()
-    assert log.count("init() of batchnb's MLflow driver ok") == 1
-    assert not psutil.pid_exists(zygote) or psutil.Process(zygote).status() == psutil.STATUS_ZOMBIE
-
-
-def test_a_job_canceled_while_its_zygote_imports_does_not_wait_for_them(
-    client: BatchClient, flow: SimpleNamespace, tmp_path: Path
-) -> None:
-    """The zygote imports scikit-learn and loads the model (the driver's init()) for a second or
-    more before any worker can start; a cancel meanwhile ends the job at once, and the zygote with it."""
-    client.models.create_or_update({"name": "lr", "path": str(flow.root / "lr"), "type": "mlflow_model"})
-    _deploy(client, "azureml:lr:1")
-    data = tmp_path / "data"
-    data.mkdir()
-    _frame(4, seed=6).to_csv(data / "x.csv", index=False)
-    job = client.batch_endpoints.invoke("ep-flow", input=str(data))
-    zygote_log = Path(job["logs_dir"]) / "user" / "stdout" / "zygote.stdout.txt"
-    wait_until(lambda: client.jobs.get(job["name"])["status"] == "Running", 60, "the job to run")
-    loaded = "init() of batchnb's MLflow driver"
-    assert not zygote_log.exists() or loaded not in zygote_log.read_text(), "the model load ended too soon"
-    client.jobs.cancel(job["name"])
-    job.wait(timeout=60)
-    assert job["status"] == "Canceled"
-    # Killed while loading: it never said it had finished.
-    assert not zygote_log.exists() or loaded not in zygote_log.read_text()

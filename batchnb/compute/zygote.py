@@ -11,13 +11,10 @@ Only imports that are safe to fork after are done here (:func:`preload_for`). A 
 script is never imported or run here: its ``init()`` runs in each worker, per job, as on Azure.
 The stdlib keeps one forkserver per process, so an agent has one zygote.
 
-The configuration arrives in a file, which the zygote reads and deletes as it starts: it holds the
-deployment's environment variables. The file lives in the workspace's private ``run/`` folder (mode
-0700, this user's), is created with mode 0600 (never readable by others, not even for a moment) and
-has an unpredictable name, ``zygote-<parent pid>-<parent start>-<random>.json``; the zygote learns
-it from ``BATCHNB_ZYGOTE_CONFIG``, set only while the starting process spawns it (another thread may
-start a process meanwhile, a standby, which inherits only that name and gives its own zygote
-another)::
+The configuration arrives in a file, which the zygote reads and deletes as it starts. The file
+lives in the workspace's private ``run/`` folder (mode 0700, this user's), is created with mode 0600
+and has an unpredictable name, ``zygote-<parent pid>-<parent start>-<random>.json``; the zygote
+learns it from ``BATCHNB_ZYGOTE_CONFIG``, set only while the agent spawns it::
 
     {"env": {thread settings}, "modules": [...], "preinit": {deployment context} | null,
      "log": "<job>/logs/user" | null}
@@ -79,7 +76,7 @@ def run_folder(workspace_root: Path) -> Path:
 
         raise WorkspaceError(
             f"{folder} must be a folder owned by the user who runs jobs (uid {os.getuid()}): "
-            "it holds the deployments' environment variables while workers start"
+            "it holds the configuration of the processes workers start from"
         )
     if stat.S_IMODE(info.st_mode) != 0o700:
         os.chmod(folder, 0o700)  # only ever tightens: mkdir made it 0700 (less under an odd umask)

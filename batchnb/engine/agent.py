@@ -82,9 +82,7 @@ def ensure(workspace_root: Path, compute: str) -> int | None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(row["pid"], signal.SIGUSR1)
             return int(row["pid"])
-    run = workspace_root / "run"
-    run.mkdir(mode=0o700, exist_ok=True)
-    with open(run / f"agent-{compute}.log", "ab") as log:
+    with open(log_folder(workspace_root, compute) / "agent.log", "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "batchnb.engine.agent", "--workspace", str(workspace_root), "--compute", compute],
             stdin=subprocess.DEVNULL,
@@ -97,6 +95,13 @@ def ensure(workspace_root: Path, compute: str) -> int | None:
     # Reap it when it ends, so a long-lived kernel collects no zombies.
     threading.Thread(target=proc.wait, name=f"batchnb-reap-agent-{compute}", daemon=True).start()
     return None
+
+
+def log_folder(workspace_root: Path, compute: str) -> Path:
+    """``agents/<compute>/`` in the workspace: the agent's log, and its zygote's (``stdout/``, ``stderr/``)."""
+    folder = workspace_root / "agents" / compute
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def stop(workspace_root: Path, compute: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -335,7 +340,7 @@ class Agent:
 
         if self.pool is None:
             capacity = workers.capacity_of(self.compute)
-            log = str(self.root / "run")
+            log = str(log_folder(self.root, self.name))
             start = workers.local_starter(self.root, capacity, zygote.preload_for(sup.spec), log)
             self.pool = workers.WorkerPool(capacity, start)
         if wanted > self.pool.capacity:

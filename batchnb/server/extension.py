@@ -101,6 +101,19 @@ def setup(server_app: Any) -> None:
     web_app.settings[SETTINGS_KEY] = state
     web_app.add_handlers(".*$", route_table(web_app.settings.get("base_url", "/")))
     path, source = state.workspace_path()
+    if (path / "batchnb.db").exists():
+        # Jobs whose agent was lost (a reboot, a killed process) go on as the server comes back.
+        state.executor.submit(_recover, state, server_app.log)
     server_app.log.info(
         "batchnb: REST API at %sbatchnb/api/, workspace %s (%s)", web_app.settings.get("base_url", "/"), path, source
     )
+
+
+def _recover(state: BatchnbServer, log: Any) -> None:
+    try:
+        started = state.client().computes.recover()
+    except Exception as exc:  # the server serves anyway; the user sees the jobs Interrupted
+        log.warning("batchnb: could not start the agents of computes with jobs left: %s", exc)
+        return
+    if started:
+        log.info("batchnb: started the agents of compute(s) %s, which had jobs left", ", ".join(started))
