@@ -145,6 +145,7 @@ class ComputeOperations:
         """Start the compute's agent now (it resumes jobs a lost agent left, and stays up for its
         ``idle_time_before_scale_down``), and wait until it serves."""
         self.get(name)
+        agent.resume_lost(self._store, name)  # queued before it returns: `job show` says so at once
         agent.ensure(self._ws.root, name)
         deadline = time.monotonic() + timeout
         while agent.agent_row(self._store, name) is None:
@@ -170,6 +171,7 @@ class ComputeOperations:
         started = []
         for row in rows:
             if agent.agent_row(self._store, row["compute"]) is None:
+                agent.resume_lost(self._store, row["compute"])
                 agent.ensure(self._ws.root, row["compute"])
                 started.append(row["compute"])
         return started

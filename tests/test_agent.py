@@ -16,6 +16,8 @@ import psutil
 import pytest
 from engine_helpers import lines, output_file, reaping, wait_until
 
+from batchnb.errors import InvalidStateError
+
 # Every row says which process scored it, how many times the module was imported in that process
 # and how many init() calls it saw, and what init() read: the deployment's TAG and the job's output path.
 TRACED = """
@@ -134,6 +136,8 @@ def test_compute_start_then_stop_leaves_no_process_and_interrupts_the_running_jo
     assert agent["running_jobs"] == [job["name"]]
     family = [psutil.Process(agent["pid"]), *psutil.Process(agent["pid"]).children(recursive=True)]
     assert len(family) >= 3  # the agent, its zygote and a worker at least
+    with pytest.raises(InvalidStateError, match=f"compute {compute} runs job\\(s\\) {job['name']}"):
+        client.computes.delete(compute)
     report = client.computes.stop(compute)
     assert report["stopping"] and report["stopped"]
     _, alive = psutil.wait_procs(family, timeout=10)
@@ -165,7 +169,7 @@ def test_two_jobs_share_the_capacity_and_both_advance(client, tmp_path, compute)
     assert most <= 2, f"{most} worker processes ran on a compute of 2"
     assert both_moving, "one job waited for the other to finish"
     for job in (first, second):
-        ended = client.jobs.get(job["name"])
+        ended = client.jobs.wait(job["name"], timeout=60)
         assert ended["status"] == "Completed" and len(lines(output_file(ended))) == 30
         log = (Path(ended["logs_dir"]) / "sys" / "master_role.txt").read_text()
         assert "capped at 2" in log
@@ -199,7 +203,8 @@ def test_one_deployments_module_state_is_never_seen_by_another(client, tmp_path,
     assert not {row[1] for row in _rows(blue)} & {row[1] for row in _rows(green)}
 
 
-def test_a_killed_agent_s_job_completes_by_itself_once_the_next_agent_starts(client, tmp_path, compute):
+@pytest.mark.parametrize("restart", ["compute start", "the server extension loading"])
+def test_a_killed_agent_s_job_completes_by_itself_once_the_next_agent_starts(client, tmp_path, compute, restart):
     _deploy(client, tmp_path, "blue", compute, concurrency=2, DELAY="0.1")
     n = 40
     job = client.batch_endpoints.invoke("ep-test", input=str(_inputs(tmp_path, n)))
@@ -211,7 +216,10 @@ def test_a_killed_agent_s_job_completes_by_itself_once_the_next_agent_starts(cli
     assert not alive, "the agent's zygote and workers end with it"
     lost = wait_until(lambda: _status(client, job["name"]) == "Interrupted", 30, "Interrupted")
     assert lost
-    client.computes.start(compute)
+    if restart == "compute start":
+        client.computes.start(compute)
+    else:  # what the Jupyter server extension runs as it loads
+        assert client.computes.recover() == [compute]
     ended = client.jobs.wait(job["name"], timeout=120)
     assert ended["status"] == "Completed"
     names = [row[0] for row in _rows(ended)]

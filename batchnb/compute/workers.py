@@ -42,6 +42,8 @@ from .base import worker_env
 # Mini-batches handed to a slot ahead of the one it runs: the next one waits in loky's call queue,
 # so a worker never idles between two mini-batches while the agent's dispatch loop looks away.
 DEPTH = 2
+# How long a killed worker may take to be gone (reaped by the zygote) before its slot is reused.
+STOP_WAIT_S = 2.0
 
 
 def revision_key(spec: dict[str, Any]) -> str:
@@ -234,11 +236,19 @@ class WorkerPool:
         return pid
 
     def _stop(self, slot: Slot, kill: bool) -> None:
+        pid = slot.pid()
         executor, slot.executor, slot.key = slot.executor, None, None
         slot.inflight = []
-        if executor is not None:
-            with contextlib.suppress(Exception):
-                executor.shutdown(wait=not kill, kill_workers=kill)
+        if executor is None:
+            return
+        with contextlib.suppress(Exception):
+            executor.shutdown(wait=not kill, kill_workers=kill)
+        if kill and pid is not None:
+            # Gone before its replacement starts: the compute never runs more than its capacity.
+            import psutil
+
+            with contextlib.suppress(psutil.Error):
+                psutil.wait_procs([psutil.Process(pid)], timeout=STOP_WAIT_S)
 
     def pids(self) -> list[int]:
         with self._lock:

@@ -133,6 +133,44 @@ def compute_spec(store: Store, compute: str) -> dict[str, Any]:
     return dict(json.loads(row["spec"])) if row else {"name": compute, "type": "local"}
 
 
+def resume_lost(store: Store, compute: str, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """Queue again the jobs of ``compute`` whose owner died, up to their ``max_auto_resumes``;
+    past that, say so in their error. Jobs in ``skip`` (the caller runs them) are not checked.
+    Returns the jobs queued."""
+    with store.read() as db:
+        rows = db.execute(
+            "SELECT * FROM jobs WHERE compute = ? AND kind = 'batch' AND status IN (?, ?, ?, ?)",
+            (compute, state.PREPARING, state.RUNNING, state.FINALIZING, state.CANCEL_REQUESTED),
+        ).fetchall()
+    for row in rows:
+        if row["name"] not in skip:
+            state.check_interrupted(store, row)
+    with store.read() as db:
+        lost = db.execute(
+            "SELECT name, spec, auto_resumes, error FROM jobs WHERE compute = ? AND kind = 'batch' "
+            "AND status = ? AND lost = 1",
+            (compute, state.INTERRUPTED),
+        ).fetchall()
+    queued = []
+    for row in lost:
+        limit = json.loads(row["spec"])["settings"].get("max_auto_resumes", DEFAULT_MAX_AUTO_RESUMES)
+        try:
+            if row["auto_resumes"] >= limit:
+                raise lifecycle.NotResumed(
+                    f"not resumed automatically: its owner was lost {row['auto_resumes'] + 1} times "
+                    f"(max_auto_resumes {limit})"
+                )
+            if lifecycle.requeue(store, row["name"], reset_failed=False, auto=True):
+                queued.append(row["name"])
+        except Exception as exc:  # it stays Interrupted, with the reason, for `job resume`
+            with store.write() as tx:
+                tx.execute(
+                    "UPDATE jobs SET lost = 0, error = ? WHERE name = ? AND lost = 1",
+                    (f"{(row['error'] or '').rstrip('. ')}; {exc}", row["name"]),
+                )
+    return queued
+
+
 class Agent:
     """The agent of one compute in one workspace (see the module docstring)."""
 
@@ -248,41 +286,12 @@ class Agent:
                 del self.jobs[name]
 
     def _recover(self) -> None:
-        """Queue again the jobs of this compute whose owner died, up to their ``max_auto_resumes``."""
         now = time.monotonic()
         if now - self._last_recover < RECOVER_EVERY_S:
             return
         self._last_recover = now
-        with self.store.read() as db:
-            rows = db.execute(
-                "SELECT * FROM jobs WHERE compute = ? AND kind = 'batch' AND status IN (?, ?, ?, ?)",
-                (self.name, state.PREPARING, state.RUNNING, state.FINALIZING, state.CANCEL_REQUESTED),
-            ).fetchall()
-        for row in rows:
-            if row["name"] not in self.jobs:
-                state.check_interrupted(self.store, row)
-        with self.store.read() as db:
-            lost = db.execute(
-                "SELECT name, spec, auto_resumes, error FROM jobs WHERE compute = ? AND kind = 'batch' "
-                "AND status = ? AND lost = 1",
-                (self.name, state.INTERRUPTED),
-            ).fetchall()
-        for row in lost:
-            limit = json.loads(row["spec"])["settings"].get("max_auto_resumes", DEFAULT_MAX_AUTO_RESUMES)
-            try:
-                if row["auto_resumes"] >= limit:
-                    raise lifecycle.NotResumed(
-                        f"not resumed automatically: its owner was lost {row['auto_resumes'] + 1} times "
-                        f"(max_auto_resumes {limit})"
-                    )
-                lifecycle.requeue(self.store, row["name"], reset_failed=False, auto=True)
-                print(f"agent {os.getpid()}: resuming job {row['name']} (its owner was lost)", flush=True)
-            except Exception as exc:
-                with self.store.write() as tx:
-                    tx.execute(
-                        "UPDATE jobs SET lost = 0, error = ? WHERE name = ?",
-                        (f"{(row['error'] or '').rstrip('. ')}; {exc}", row["name"]),
-                    )
+        for name in resume_lost(self.store, self.name, skip=set(self.jobs)):
+            print(f"agent {os.getpid()}: resuming job {name} (its owner was lost)", flush=True)
 
     def _claim(self) -> None:
         with self.store.read() as db:

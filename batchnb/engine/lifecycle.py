@@ -75,10 +75,10 @@ class NotResumed(Exception):
     """A job cannot be queued again as it is (its output location changed, its owner still runs...)."""
 
 
-def requeue(store: Store, name: str, reset_failed: bool, auto: bool = False) -> None:
+def requeue(store: Store, name: str, reset_failed: bool, auto: bool = False) -> bool:
     """Queue an ended or Interrupted job again, keeping its committed mini-batches (``reset_failed``:
     its failed ones run again too). ``auto``: by an agent recovering a lost job (counted against
-    its ``max_auto_resumes``). The caller then makes sure an owner runs it.
+    its ``max_auto_resumes``; False if another did it first). The caller then makes sure an owner runs it.
 
     Raises:
         InvalidStateError: Its owner still runs it.
@@ -97,6 +97,16 @@ def requeue(store: Store, name: str, reset_failed: bool, auto: bool = False) -> 
         output_location.check_resumable(name, spec, (row["output_stamp"] or "").split())
     now = time.time()
     with store.write() as tx:
+        # An automatic resume applies once: the agent and a front end may both try.
+        only_lost = "AND status = 'Interrupted' AND lost = 1" if auto else ""
+        changed = tx.execute(
+            "UPDATE jobs SET status = ?, cancel_requested = 0, supervisor_pid = NULL, supervisor_started = NULL, "
+            "heartbeat_at = ?, ended_at = NULL, error = NULL, lost = 0, "
+            f"auto_resumes = CASE WHEN ? THEN auto_resumes + 1 ELSE 0 END WHERE name = ? {only_lost}",
+            (state.QUEUED, now, auto, name),
+        ).rowcount
+        if not changed:
+            return False
         if batch:
             output_location.reserve(tx, name, spec)  # kept if Interrupted; taken again if it had ended
         if reset_failed:
@@ -105,12 +115,7 @@ def requeue(store: Store, name: str, reset_failed: bool, auto: bool = False) -> 
                 "rows = 0, error = NULL WHERE job = ? AND status = 'failed'",
                 (name,),
             )
-        tx.execute(
-            "UPDATE jobs SET status = ?, cancel_requested = 0, supervisor_pid = NULL, supervisor_started = NULL, "
-            "heartbeat_at = ?, ended_at = NULL, error = NULL, lost = 0, "
-            "auto_resumes = CASE WHEN ? THEN auto_resumes + 1 ELSE 0 END WHERE name = ?",
-            (state.QUEUED, now, auto, name),
-        )
+    return True
 
 
 def heartbeat(
