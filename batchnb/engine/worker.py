@@ -29,6 +29,7 @@ from contextlib import contextmanager, redirect_stdout, suppress
 from pathlib import Path
 from typing import Any
 
+from ..cloud.fs import use_workspace
 from ..specfile import is_url
 from . import faults, output
 
@@ -181,6 +182,8 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
     _STATE.key, _STATE.module, _STATE.init_error = key, None, None
     redirect_stdio(Path(context["job_dir"]) / "logs" / "user", process_name())
     _set_environment(context)
+    # The job's datastores (and their credentials) are those of the workspace that holds its folder.
+    use_workspace(Path(context["job_dir"]).parent.parent)
     _install_entry_script_shim(context)
     logging.basicConfig(stream=sys.stdout, level=context["logging_level"].upper(), force=True)
     if preloaded is not None:

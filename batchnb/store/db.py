@@ -22,6 +22,14 @@ from .migrations import MIGRATIONS
 
 LOCK_WAIT_S = 120.0  # total time a writer waits for the lock before giving up
 _BUSY_TIMEOUT_MS = 5000
+# The folder of the store this process opened last: a job's supervisor opens only its workspace's,
+# and batchnb.remote looks the job's datastores up there (see last_opened_folder).
+_last_opened: Path | None = None
+
+
+def last_opened_folder() -> Path | None:
+    """The folder (the workspace) of the store this process opened last, None if none."""
+    return _last_opened
 
 
 def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
@@ -47,8 +55,10 @@ class Store:
     """
 
     def __init__(self, path: Path) -> None:
+        global _last_opened
         self.path = Path(path)
         self._local = threading.local()
+        _last_opened = self.path.parent
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
