@@ -182,7 +182,7 @@ def storage_message(exc: BaseException) -> str:
     for cut in (" RequestId:", " Content:", " <?xml"):
         head, sep, _ = text.partition(cut)
         if sep:
-            code = getattr(exc, "error_code", None)
+            code = getattr(getattr(exc, "error_code", None), "value", None)
             text = head + (f" (ErrorCode: {code})" if code and str(code) not in head else "")
             break
     return text[:500]
