@@ -4,8 +4,9 @@ Planning reads the file once, streamed in blocks, and records where rows end, so
 only its chunk's bytes (a range request, for a file in cloud storage) plus the header line, as
 Dask's ``read_csv`` reads byte blocks cut at line ends. Unlike a cut at any newline, a newline
 inside a quoted field never ends a row: a newline ends one only where the number of ``"``
-characters since the row began is even (an escaped quote, ``""``, counts two). Blank lines are
-not rows, as pandas skips them.
+characters since the row began is even (an escaped quote, ``""``, counts two). Rows end at
+``\n`` (or ``\r\n``); a bare ``\r`` outside quotes ends none, unlike for pandas. Blank lines
+are not rows, as pandas skips them.
 
 A chunk: ``{"path", "format": "csv", "header": [start, end], "byte_range": [start, end],
 "first_row", "rows"}``, offsets in bytes, ``first_row`` the 0-based index of its first row in
