@@ -411,7 +411,7 @@ class DatastoreSpec(_OpenSpec):
     bucket: str | None = None
     endpoint_url: str | None = None
     # A mapping of one kind's fields, or "none"; kept apart from the store (cloud.secrets).
-    credentials: dict[str, str | None] | str | None = None
+    credentials: Any = None
 
 
 class ComputeSpec(_OpenSpec):

@@ -261,3 +261,13 @@ def test_datastore_fields_of_another_type_and_mixed_credentials_are_refused(clie
         client.datastores.create_or_update({"name": "bad", "type": "azure_blob", "account_name": "acct"})
     assert [d["name"] for d in client.datastores.list()] == ["workspaceblobstore"]
     assert not (client.workspace.root / "secrets" / "datastores.json").exists()
+
+
+def test_a_malformed_credential_is_refused_without_echoing_its_value(client: BatchClient) -> None:
+    from batchnb.errors import ValidationError
+
+    spec = {"name": "bad", "type": "azure_blob", "account_name": "acct", "container_name": "data"}
+    with pytest.raises(ValidationError) as caught:
+        client.datastores.create_or_update({**spec, "credentials": {"account_key": 987654321}})
+    assert "credentials.account_key is required for account_key" in caught.value.message
+    assert "987654321" not in caught.value.message
