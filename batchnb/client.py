@@ -35,6 +35,9 @@ class BatchClient:
         """Open (and create if needed) the workspace chosen by the workspace rule."""
         self.workspace = Workspace.open(workspace)
         self.store = Store(self.workspace.db_path)
+        from .cloud.fs import use_workspace
+
+        use_workspace(self.workspace.root)  # URLs under its datastores are read with their credentials
         self.models = ModelOperations(self.workspace, self.store)
         self.data = DataOperations(self.workspace, self.store)
         self.environments = EnvironmentOperations(self.workspace, self.store)

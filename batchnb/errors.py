@@ -14,10 +14,11 @@ handlers, widgets) can catch ``BatchnbError`` and show it the same way::
     ├── MissingDependencyError      exit 5, HTTP 501  an optional extra is not installed
     ├── JobFailedError              exit 6, HTTP 500  a followed job did not complete; a dry run failed
     ├── WorkspaceError              exit 7, HTTP 500  the workspace or its store is unusable
-    └── ComputeError                exit 8, HTTP 502  a compute target cannot be reached or used
+    ├── ComputeError                exit 8, HTTP 502  a compute target cannot be reached or used
+    └── StorageError                exit 9, HTTP 502  a storage service refused or cannot be reached
 
-Errors raised by other libraries (sqlite3, yaml, pydantic, pyarrow) are translated into these at
-the boundary where they occur, so callers only ever catch ours.
+Errors raised by other libraries (sqlite3, yaml, pydantic, pyarrow, the storage SDKs) are translated
+into these at the boundary where they occur, so callers only ever catch ours.
 """
 
 from __future__ import annotations
@@ -124,4 +125,12 @@ class ComputeError(BatchnbError):
     """A compute target (an SSH host, a cluster) cannot be reached or used; the message names it."""
 
     exit_code = 8
+    http_status = 502
+
+
+class StorageError(BatchnbError):
+    """A storage service (Azure Storage, S3, GCS) refused a request or cannot be reached; the message
+    names the datastore or URL and carries the service's own words (a wrong key says so)."""
+
+    exit_code = 9
     http_status = 502

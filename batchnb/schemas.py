@@ -395,13 +395,26 @@ class EnvironmentSpec(_OpenSpec):
 
 
 class DatastoreSpec(_OpenSpec):
-    """A named root for data and outputs: a local folder or an fsspec URL (``path``)."""
+    """A named root for data and outputs: a local folder or an fsspec URL (``path``), or a container
+    or bucket in cloud storage (``type: azure_blob``, ``azure_data_lake_gen2``, ``s3`` or ``gcs``;
+    see :mod:`batchnb.cloud.datastores`)."""
 
     name: DatastoreName
     type: str = "local"
     path: str | None = None
     description: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    # Azure's azure_blob and azure_data_lake_gen2.
+    account_name: str | None = None
+    container_name: str | None = None
+    filesystem: str | None = None
+    endpoint: str | None = None
+    protocol: str | None = None
+    # batchnb's s3 and gcs.
+    bucket: str | None = None
+    endpoint_url: str | None = None
+    # A mapping of one kind's fields, or "none"; kept apart from the store (cloud.secrets).
+    credentials: Any = None
 
 
 class ComputeSpec(_OpenSpec):

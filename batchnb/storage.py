@@ -59,17 +59,24 @@ def local_kind(path: Path, given: str, what: str) -> str:
 _STORAGE_EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "adlfs": "azure-storage"}
 
 
-def check_url_scheme(url: str, what: str) -> None:
-    """Refuse a URL whose scheme fsspec does not know, or whose package is not installed.
+def check_url_scheme(url: str, what: str, workspace: Path | None = None) -> None:
+    """Refuse a URL whose scheme fsspec does not know, whose package is not installed, or whose
+    files live only inside this process (``memory://``).
+
+    An Azure blob URL (``https://<account>.blob.core.windows.net/...``, ``wasbs://``, ``abfss://``)
+    needs adlfs, as ``az://`` does (see :mod:`batchnb.cloud.fs`).
 
     Raises:
-        ValidationError: an unknown scheme.
+        ValidationError: an unknown scheme, or an in-process one.
         MissingDependencyError: a known scheme whose package is missing; names it and the extra.
     """
     import fsspec
     from fsspec.registry import known_implementations
 
-    protocol = url.split("://", 1)[0]
+    from .cloud.fs import check_not_in_process, protocol_of
+
+    check_not_in_process(url, what)
+    protocol = protocol_of(url, workspace)
     try:
         fsspec.get_filesystem_class(protocol)
     except ValueError:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from storage_servers import azurite, s3_server  # noqa: F401 - session fixtures: real storage servers on loopback
 
 from batchnb import BatchClient
 

@@ -123,10 +123,11 @@ GROUPS: dict[str, tuple[tuple[str, ...], str, dict[str, Command]]] = {
             "create": (
                 cmd.datastore_create,
                 [NAME, _a("--path", "-p"), _a("--type", "-t"), FILE, SET, DESC],
-                "create a datastore over a folder or an fsspec URL",
+                "create a datastore over a folder, an fsspec URL, or an Azure container, S3 or GCS bucket",
             ),
-            "show": (cmd.datastore_show, [NAME_REQ], "show a datastore"),
+            "show": (cmd.datastore_show, [NAME_REQ], "show a datastore (credentials masked, their kind said)"),
             "list": (cmd.datastore_list, [], "list datastores"),
+            "check": (cmd.datastore_check, [NAME_REQ], "list a datastore's root: a wrong key fails at once"),
         },
     ),
     "compute": (

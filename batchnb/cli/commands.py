@@ -123,6 +123,10 @@ def datastore_list(c: BatchClient, a: argparse.Namespace) -> Any:
     return c.datastores.list()
 
 
+def datastore_check(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.datastores.check(a.name)
+
+
 def compute_create(c: BatchClient, a: argparse.Namespace) -> Any:
     spec, _ = _spec_from(
         a,

@@ -177,6 +177,9 @@ class Agent:
     def __init__(self, workspace_root: Path, compute: str) -> None:
         self.root = workspace_root
         self.name = compute
+        from ..cloud.fs import use_workspace
+
+        use_workspace(workspace_root)  # the jobs' datastores (and their credentials) are this workspace's
         self.store = Store(workspace_root / "batchnb.db")
         self.compute = compute_spec(self.store, compute)
         self.local = self.compute.get("type", "local") in LOCAL_TYPES

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..cloud.fs import filesystem
 from ..confine import check_path, check_url
 from ..entities import Entity
 from ..errors import ConflictError, ValidationError
@@ -207,7 +208,7 @@ class BatchInvocation:
         if output_path:
             resolved = self._client.datastores.resolve_uri(output_path)
             if is_url(resolved):
-                check_url_scheme(resolved, field)
+                check_url_scheme(resolved, field, self._ws.root)
                 check_url(resolved, field)
                 out_dir = resolved
             else:
@@ -219,7 +220,7 @@ class BatchInvocation:
         if settings["output_action"] == "append_row":
             target = _join(out_dir, file_name)
             # As on Azure, whoever wrote it (an earlier job, a person): a job's output is its own.
-            if _exists(target):
+            if _exists(target, self._ws.root):
                 raise ConflictError(
                     f"the output file {target} already exists; batch jobs never overwrite an "
                     "output: choose another --output-path or output_file_name"
@@ -301,7 +302,7 @@ def resolve_input(
             )
         path, input_type = str(local), inferred
     else:
-        check_url_scheme(path, where)
+        check_url_scheme(path, where, client.workspace.root)
         check_url(path, where)
     return {"given": original, "path": path, "type": input_type or "uri_folder"}
 
@@ -310,10 +311,8 @@ def _join(folder: str, name: str) -> str:
     return folder.rstrip("/") + "/" + name if is_url(folder) else str(Path(folder) / name)
 
 
-def _exists(path: str) -> bool:
+def _exists(path: str, workspace: Path) -> bool:
     if is_url(path):
-        import fsspec
-
-        fs, p = fsspec.core.url_to_fs(path)
+        fs, p = filesystem(path, workspace)
         return bool(fs.exists(p))
     return Path(path).exists()

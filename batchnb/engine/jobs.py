@@ -577,9 +577,9 @@ class JobOperations:
         target = Path(download_path).expanduser().resolve() / "named-outputs" / output_name
         target.mkdir(parents=True, exist_ok=True)
         if is_url(source):
-            import fsspec
+            from ..cloud.fs import filesystem
 
-            fs, root = fsspec.core.url_to_fs(source)
+            fs, root = filesystem(source, self._ws.root)
             fs.get(root.rstrip("/") + "/", str(target), recursive=True)
         elif Path(source).is_file():
             shutil.copy2(source, target / Path(source).name)

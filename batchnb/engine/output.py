@@ -27,8 +27,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..cloud.fs import filesystem, open_input, range_reader
 from ..errors import ConflictError
 from ..specfile import is_url
+from . import csv_chunks
 
 # Folders a worker already made: a job's parts go to one folder, so ask the filesystem once.
 _made_dirs: set[Path] = set()
@@ -170,9 +172,7 @@ def file_stamp(path: str) -> str | None:
     URL: the filesystem's key for the file's current version.
     """
     if is_url(path):
-        import fsspec
-
-        fs, remote = fsspec.core.url_to_fs(path)
+        fs, remote = filesystem(path)
         try:
             return str(fs.ukey(remote))
         except FileNotFoundError:
@@ -227,13 +227,13 @@ def merge_parts(
     if is_foreign(destination, owned):
         raise ForeignOutputError(destination)  # said before the work of merging
     if is_url(destination):
-        import fsspec
-
         local = Path(os.environ.get("TMPDIR", "/tmp")) / f"batchnb-{uuid.uuid4().hex}"
         try:
             count = merge_parts(parts, str(local), fmt)
-            fs, path = fsspec.core.url_to_fs(destination)
+            fs, path = filesystem(destination)
             keep([*owned, UPLOADING])
+            # One upload of the whole file: object stores (a blob's staged blocks, an S3 multipart
+            # upload) show the object only once it is complete, so a failed job leaves none.
             fs.put_file(str(local), path)
             keep([str(file_stamp(destination))])
         finally:
@@ -308,12 +308,16 @@ def _merge_parquet(parts: list[Path], tmp: Path) -> int:
 
 
 def read_tabular_chunks(chunks: list[dict[str, Any]]) -> Any:
-    """Read tabular chunk descriptors (``{path, row_groups}``) into one pandas DataFrame.
+    """Read tabular chunk descriptors (Parquet ``{path, row_groups}``, or a CSV chunk of
+    :mod:`batchnb.engine.csv_chunks`) into one pandas DataFrame.
+
+    Only a chunk's own bytes are read: its Parquet row groups, its CSV byte range and header line
+    (range requests, for a file in cloud storage).
 
     The frame's ``attrs["batchnb_sources"]`` says where its rows come from: a list of
     ``(path, first_row, count)``, one per contiguous run of rows of one file, in frame order, with
-    ``first_row`` the 0-based index of the run's first row within its file (from the Parquet
-    row-group metadata), so a scoring script can report each row's position in its file.
+    ``first_row`` the 0-based index of the run's first row within its file, so a scoring script
+    can report each row's position in its file.
     """
     import pandas as pd
 
@@ -321,20 +325,25 @@ def read_tabular_chunks(chunks: list[dict[str, Any]]) -> Any:
     sources: list[tuple[str, int, int]] = []
     for chunk in chunks:
         path = chunk["path"]
-        if path.lower().endswith(".csv"):
-            frame = pd.read_csv(path)
+        if chunk.get("format") == "csv":
+            frame = csv_chunks.read(chunk, range_reader(path))
+            sources.append((path, int(chunk["first_row"]), len(frame)))
+        elif path.lower().endswith(".csv"):  # planned before CSV files were cut (a resumed job)
+            with open_input(path) as fh:
+                frame = pd.read_csv(fh)
             sources.append((path, 0, len(frame)))
         else:
             import pyarrow.parquet as pq
 
-            pf = pq.ParquetFile(path)
-            groups = chunk["row_groups"]
-            if groups is None:
-                frame = pf.read().to_pandas()
-                sources.append((path, 0, len(frame)))
-            else:
-                frame = pf.read_row_groups(groups).to_pandas()
-                sources.extend(_row_group_runs(path, pf.metadata, groups))
+            with open_input(path) as fh:
+                pf = pq.ParquetFile(fh)
+                groups = chunk["row_groups"]
+                if groups is None:
+                    frame = pf.read().to_pandas()
+                    sources.append((path, 0, len(frame)))
+                else:
+                    frame = pf.read_row_groups(groups).to_pandas()
+                    sources.extend(_row_group_runs(path, pf.metadata, groups))
         frames.append(frame)
     result = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     result.attrs["batchnb_sources"] = sources
@@ -361,9 +370,7 @@ def localize(item: str, cache_dir: Path) -> str:
     """Return a local path for an input file; files behind an fsspec URL are downloaded first."""
     if not is_url(item):
         return item
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(item)
+    fs, path = filesystem(item)
     local = cache_dir / uuid.uuid5(uuid.NAMESPACE_URL, item).hex / Path(path).name
     if not local.exists():
         local.parent.mkdir(parents=True, exist_ok=True)

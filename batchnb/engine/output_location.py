@@ -47,10 +47,8 @@ def reserved_path(spec: dict[str, Any]) -> str:
     """
     where = spec["output"]["path"] if spec["settings"]["output_action"] == "append_row" else spec["output"]["dir"]
     if is_url(where):
-        import fsspec
-
-        fs, path = fsspec.core.url_to_fs(where)
-        return str(fs.unstrip_protocol(posixpath.normpath(path)))
+        scheme, _, rest = where.partition("://")
+        return f"{scheme.lower()}://{posixpath.normpath(rest)}"
     return os.path.normcase(os.path.realpath(where))
 
 

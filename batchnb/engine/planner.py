@@ -3,8 +3,9 @@
 File mode (Azure's): the input files, sorted by path, not recursive unless asked, in groups of
 ``mini_batch_size`` files; the last group may be short. Tabular mode (batchnb's): Parquet files are
 cut along row groups into chunks of about ``mini_batch_size`` rows (or bytes, for a size such as
-``64MB``), so one large file spreads over every worker; a CSV file is one chunk (it has no index to
-cut along). Only metadata is read here: workers read their own data.
+``64MB``), so one large file spreads over every worker; a CSV file is cut by rows too, at row ends
+found in one streamed read (see :mod:`batchnb.engine.csv_chunks`). Of a Parquet file only the
+footer is read here, with range requests for a file in cloud storage: workers read their own data.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..cloud.fs import child_url, filesystem, open_input
 from ..errors import ValidationError
 from ..specfile import is_url
+from . import csv_chunks
 
 TABULAR_SUFFIXES = (".parquet", ".pqt", ".csv")
 
@@ -47,9 +50,7 @@ def list_input_files(path: str, input_type: str, recursive: bool = False) -> lis
 
 
 def _list_url(url: str, input_type: str, recursive: bool) -> list[str]:
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(url)
+    fs, root = filesystem(url)
     if input_type == "uri_file":
         if not fs.isfile(root):
             raise ValidationError(f"input {url!r} is not a file (input type uri_file)", field="input")
@@ -57,14 +58,14 @@ def _list_url(url: str, input_type: str, recursive: bool) -> list[str]:
     if not fs.isdir(root):
         raise ValidationError(f"input {url!r} is not a folder (input type uri_folder)", field="input")
     entries = fs.find(root) if recursive else [e["name"] for e in fs.ls(root, detail=True) if e["type"] == "file"]
-    protocol = url.split("://", 1)[0]
     files = sorted(
-        f"{protocol}://{e.lstrip('/')}" if not e.startswith(f"{protocol}://") else e
-        for e in entries
-        if not Path(e).name.startswith((".", "_"))
+        child_url(url, root, entry)
+        for entry in entries
+        if not any(part.startswith((".", "_")) for part in entry.strip("/")[len(root.strip("/")) :].split("/") if part)
     )
     if not files:
-        raise ValidationError(f"input folder {url!r} contains no files", field="input")
+        hint = "" if recursive else " (sub-folders are not listed unless recursive: true is set)"
+        raise ValidationError(f"input folder {url!r} contains no files{hint}", field="input")
     return files
 
 
@@ -90,7 +91,9 @@ def plan_tabular_minibatches(files: list[str], mini_batch_size: int | str) -> It
                 field="mini_batch_mode",
             )
         if suffix == ".csv":
-            yield [{"path": path, "row_groups": None, "rows": _count_csv_rows(path)}]
+            with open_input(path, block_size=csv_chunks.BLOCK) as fh:
+                for chunk in csv_chunks.plan(path, fh, limit_rows, limit_bytes):
+                    yield [chunk]
             continue
         yield from _parquet_chunks(path, limit_rows, limit_bytes)
 
@@ -99,7 +102,8 @@ def _parquet_chunks(path: str, limit_rows: int | None, limit_bytes: int | None) 
     import pyarrow.parquet as pq
 
     try:
-        meta = pq.ParquetFile(path).metadata
+        with open_input(path) as fh:
+            meta = pq.ParquetFile(fh).metadata
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise ValidationError(f"input file {path!r} is not a readable Parquet file: {exc}", field="input") from None
     group: list[int] = []
@@ -117,22 +121,6 @@ def _parquet_chunks(path: str, limit_rows: int | None, limit_bytes: int | None) 
         size += rg.total_byte_size
     if group:
         yield [{"path": path, "row_groups": group, "rows": rows}]
-
-
-def _count_csv_rows(path: str) -> int:
-    # Counted by a streaming CSV parser, not by newlines: a quoted field may span lines and blank
-    # lines are skipped, as pandas skips them. pyarrow's reader does this in C++ at disk speed.
-    import pyarrow.csv as pacsv
-
-    try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=1 << 22),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        )
-        return sum(batch.num_rows for batch in reader)
-    except Exception as exc:  # pyarrow raises several types for malformed CSV
-        raise ValidationError(f"input file {path!r} is not a readable CSV file: {exc}", field="input") from None
 
 
 def minibatch_items(minibatch: list[Any]) -> int:

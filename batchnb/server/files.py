@@ -48,9 +48,9 @@ def list_outputs(folder: str) -> dict[str, Any]:
     files: list[dict[str, Any]] = []
     truncated = False
     if is_url(folder):
-        import fsspec
+        from ..cloud.fs import filesystem
 
-        fs, root = fsspec.core.url_to_fs(folder)
+        fs, root = filesystem(folder)
         exists = bool(fs.exists(root))
         if exists:
             base = root.rstrip("/") + "/"
