@@ -138,6 +138,7 @@ class ComputeOperations:
             "running_jobs": running,
             "queued_jobs": queued,
             "resident_memory_mb": round(rss / 2**20, 1),
+            "cluster": row["cluster"],
         }
         return compute
 
@@ -177,14 +178,10 @@ class ComputeOperations:
         return started
 
     def stop(self, name: str) -> dict[str, Any]:
-        """Stop the compute's agent and its workers now (its running jobs end Interrupted), and a
-        warm SSH cluster (its keeper shuts it down within a second)."""
+        """Stop the compute's agent and its workers (or its SSH cluster) now; its running jobs end
+        Interrupted."""
         self.get(name)
-        with self._store.write() as tx:
-            cluster = tx.execute("UPDATE clusters SET state = 'stopping' WHERE compute = ?", (name,)).rowcount
-        report = agent.stop(self._ws.root, name)
-        report["stopping"] = bool(report["stopping"] or cluster)
-        return report
+        return agent.stop(self._ws.root, name)
 
     def resolve(self, ref: str | None) -> entities.Compute:
         """Resolve a deployment's ``compute`` (``azureml:<name>`` or ``<name>``); None means ``local``."""

@@ -146,10 +146,8 @@ def test_a_job_spreads_over_both_hosts(client, deploy, csv_inputs, sshd, tmp_pat
     assert {r[1] for r in rows} == set(HOSTS)  # both hosts scored
     inits = list(markers.glob("init-*"))
     assert 1 <= len(inits) <= 2  # init() once per worker process (one per host here)
-    # Scale to zero: with no idle time the cluster is gone soon after the job.
-    wait_until(
-        lambda: not client.store._connection().execute("SELECT 1 FROM clusters").fetchone(), 30, "the cluster to stop"
-    )
+    # Scale to zero: with no idle time the agent, and its cluster, are gone soon after the job.
+    wait_until(lambda: client.computes.show("sshpool")["agent"] is None, 30, "the cluster to stop")
 
 
 def test_killed_workers_work_moves_on_and_nothing_is_lost(client, deploy, csv_inputs, sshd, tmp_path) -> None:
@@ -200,17 +198,13 @@ def test_idle_time_keeps_the_cluster_warm_for_the_next_job(client, deploy, csv_i
     data = csv_inputs(4)
     first = client.batch_endpoints.invoke("ep-test", input=str(data)).wait(timeout=180)
     assert first["status"] == "Completed", first["error"]
-    row = client.store._connection().execute("SELECT state, address FROM clusters").fetchone()
-    assert row["state"] == "ready"
+    address = wait_until(lambda: client.computes.show("sshpool")["agent"]["cluster"], 30, "the cluster's address")
     second = client.batch_endpoints.invoke("ep-test", input=str(data)).wait(timeout=180)
     assert second["status"] == "Completed", second["error"]
-    again = client.store._connection().execute("SELECT state, address FROM clusters").fetchone()
-    assert again["address"] == row["address"]  # the same cluster served both jobs
+    assert client.computes.show("sshpool")["agent"]["cluster"] == address  # the same cluster served both jobs
     assert lines(output_file(second)) == lines(output_file(first))
-    client.computes.stop("sshpool")  # a warm cluster can be stopped at once
-    wait_until(
-        lambda: not client.store._connection().execute("SELECT 1 FROM clusters").fetchone(), 60, "the cluster to stop"
-    )
+    report = client.computes.stop("sshpool")  # a warm cluster can be stopped at once
+    assert report["stopped"] and client.computes.show("sshpool")["agent"] is None
 
 
 def test_a_hung_run_times_out_on_a_dask_worker_thread(client, deploy, csv_inputs, sshd, tmp_path) -> None:

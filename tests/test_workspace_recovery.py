@@ -38,7 +38,7 @@ def _finished_job(client: BatchClient, deploy: Callable[..., dict], csv_inputs: 
     job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(3))).wait()
     assert job["status"] == "Completed"
     pid = supervisor_pid(client, job["name"])
-    wait_until(lambda: not psutil.pid_exists(pid), 30, "the supervisor to exit")
+    wait_until(lambda: not psutil.pid_exists(pid), 30, "the agent to exit")
     client.store.close()
     return str(job["name"])
 
@@ -205,16 +205,16 @@ def test_backup_runs_beside_a_job_and_restore_waits_for_it(
     conn.close()
 
     refused = _one_error(run("workspace", "restore", "--file", str(backup_file), ws=ws), 4)
-    assert f"job {name}" in refused and "jobs are running" in refused
+    assert "the agent of compute local" in refused and "compute stop" in refused
     assert not list(ws.glob("batchnb.db.damaged-*"))
 
     release.touch()
     assert client.jobs.wait(name, timeout=120)["status"] == "Completed"
     pid = supervisor_pid(client, name)
-    wait_until(lambda: not psutil.pid_exists(pid), 30, "the supervisor to exit")
+    wait_until(lambda: not psutil.pid_exists(pid), 30, "the agent to exit")
     client.store.close()
     result = run("workspace", "restore", "--file", str(backup_file), ws=ws)
     assert result.returncode == 0, result.stderr
-    # The backup was taken while the job ran: its supervisor is gone now, so the job shows Interrupted
+    # The backup was taken while the job ran: its agent is gone now, so the job shows Interrupted
     # (``job resume`` finishes it).
     assert run("job", "show", "-n", name, "--query", "status", "-o", "tsv", ws=ws).stdout == "Interrupted\n"

@@ -9,25 +9,6 @@ after a lost worker, submits again.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
 from .base import ComputeTarget
 
-if TYPE_CHECKING:
-    from ..store import Store
-
-
-def get_target(compute: dict[str, Any], store: Store, workspace_root: Path, job: str) -> ComputeTarget:
-    """Return the executor source of a cluster compute (``ssh``) for one job."""
-    kind = compute.get("type", "local")
-    if kind == "ssh":
-        from .ssh import SSHClusterTarget
-
-        return SSHClusterTarget(compute, store, workspace_root, job)
-    from ..errors import ValidationError
-
-    raise ValidationError(f"compute {compute.get('name')}: type {kind!r} has no cluster to reach", field="compute")
-
-
-__all__ = ["ComputeTarget", "get_target"]
+__all__ = ["ComputeTarget"]

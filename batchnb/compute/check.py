@@ -12,7 +12,7 @@ import shlex
 import sys
 from typing import Any
 
-from .ssh import _require_distributed, connect_options, split_host
+from .ssh import _require_distributed, connect_options, explain, split_host
 
 PACKAGES = ("batchnb", "distributed", "dask", "pandas", "pyarrow", "cloudpickle", "joblib")
 _PROBE = "\n".join(
@@ -42,8 +42,6 @@ def local_versions() -> dict[str, str | None]:
 
 async def _probe(compute: dict[str, Any], host: str, python: str) -> dict[str, Any]:
     import asyncssh
-
-    from .keeper import explain
 
     name, _ = split_host(host, 22)
     try:

@@ -1,11 +1,11 @@
-"""SSH clusters: hosts reached over SSH, run by Dask distributed, used by the engine like the loky pool.
+"""SSH clusters: hosts reached over SSH, run by Dask distributed, used by the engine like the local workers.
 
-A compute of ``type: ssh`` lists hosts. A job's supervisor asks for the cluster
-(:func:`acquire`); the cluster is run by a small *keeper* process (:mod:`batchnb.compute.keeper`)
-that starts it over SSH (a scheduler on the first host, ``workers_per_host`` single-threaded worker
-processes on every host), publishes the scheduler's address in the store, and stops it when no job
-has used it for ``idle_time_before_scale_down`` seconds (0: when the job ends). So clusters scale
-to zero by default and can be kept warm for the next job.
+A compute of ``type: ssh`` lists hosts. Its agent (:mod:`batchnb.engine.agent`, the same lifecycle
+as a local compute's) owns its cluster (:class:`SSHCluster`): started over SSH when the first job
+needs it (a scheduler on the first host, ``workers_per_host`` single-threaded worker processes on
+every host) and stopped with the agent, when no job has run for ``idle_time_before_scale_down``
+seconds (0: when its queue is empty) or at ``compute stop``. So clusters scale to zero by default
+and can be kept warm for the next job.
 
 The engine submits mini-batches through ``Client.get_executor()``, a ``concurrent.futures``
 executor, exactly as it does to loky. If a host's workers die, Dask moves their tasks to the
@@ -18,15 +18,15 @@ an unknown or changed host key is refused, never accepted silently.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-import time
+import threading
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
 from ..errors import ComputeError, MissingDependencyError
-from ..store import Store
 from .base import ComputeTarget
 
 ACQUIRE_TIMEOUT_S = 120.0
@@ -63,7 +63,7 @@ def connect_options(compute: dict[str, Any], host: str) -> dict[str, Any]:
 
 
 def build_cluster(compute: dict[str, Any]) -> Any:
-    """Start the cluster for an ``ssh`` compute (blocking). Used by the keeper process."""
+    """Start the cluster for an ``ssh`` compute (blocking)."""
     _require_distributed()
     from distributed import SpecCluster
     from distributed.deploy.ssh import Scheduler, Worker
@@ -97,58 +97,63 @@ def build_cluster(compute: dict[str, Any]) -> Any:
     return SpecCluster(workers, scheduler, name=f"batchnb-{compute['name']}")
 
 
-def acquire(store: Store, workspace_root: Path, compute: dict[str, Any], job: str) -> str:
-    """Lease the compute's cluster for ``job``, starting a keeper if none runs; return the scheduler address."""
-    from ..processes import process_alive as supervisor_alive
-
-    name = compute["name"]
-    spawn = False
-    with store.write() as tx:
-        tx.execute("INSERT OR REPLACE INTO cluster_leases (compute, job) VALUES (?, ?)", (name, job))
-        row = tx.execute("SELECT * FROM clusters WHERE compute = ?", (name,)).fetchone()
-        if row is None or supervisor_alive(row["keeper_pid"], row["keeper_started"]) is False:
-            tx.execute("DELETE FROM clusters WHERE compute = ?", (name,))
-            tx.execute(
-                "INSERT INTO clusters (compute, state, heartbeat_at) VALUES (?, 'starting', ?)", (name, time.time())
-            )
-            spawn = True
-    if spawn:
-        _spawn_keeper(workspace_root, name)
-    deadline = time.monotonic() + ACQUIRE_TIMEOUT_S
-    while time.monotonic() < deadline:
-        with store.read() as db:
-            row = db.execute("SELECT state, address, error FROM clusters WHERE compute = ?", (name,)).fetchone()
-        if row is None or row["state"] == "failed":
-            error = row["error"] if row is not None else "the cluster's keeper stopped"
-            release(store, name, job)
-            raise ComputeError(f"compute {name}: the SSH cluster could not start: {error}")
-        if row["state"] == "ready":
-            return str(row["address"])
-        time.sleep(0.2)
-    release(store, name, job)
-    raise ComputeError(f"compute {name}: the SSH cluster did not start within {ACQUIRE_TIMEOUT_S:.0f} s")
-
-
-def release(store: Store, compute: str, job: str) -> None:
-    """End ``job``'s lease; the keeper stops the cluster once it has been idle long enough."""
-    with store.write() as tx:
-        tx.execute("DELETE FROM cluster_leases WHERE compute = ? AND job = ?", (compute, job))
-
-
-def _spawn_keeper(workspace_root: Path, compute: str) -> None:
-    import subprocess
-
-    log_dir = workspace_root / "computes" / compute
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / "keeper.log", "ab") as log:
-        subprocess.Popen(
-            [sys.executable, "-m", "batchnb.compute.keeper", "--workspace", str(workspace_root), "--compute", compute],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
+def explain(exc: BaseException, compute: dict[str, Any]) -> str:
+    """A one-line reason for a cluster that could not start, naming the host where known."""
+    name = type(exc).__name__
+    text = str(exc).strip() or name
+    known_hosts = compute.get("known_hosts") or "~/.ssh/known_hosts"
+    if name == "HostKeyNotVerifiable":
+        return (
+            f"host key not trusted ({text}): add the host's key to {known_hosts}; batchnb never accepts "
+            "unknown or changed host keys"
         )
+    if name == "PermissionDenied":
+        return f"SSH login refused ({text}): check ssh_user and ssh_key"
+    if isinstance(exc, OSError):
+        return f"cannot reach an SSH host: {text}"
+    return f"{name}: {text}"
+
+
+class SSHCluster:
+    """An ssh compute's cluster, owned by its agent: started by the first job that needs it, shared
+    by the jobs after it, stopped with the agent."""
+
+    def __init__(self, compute: dict[str, Any]) -> None:
+        self.compute = compute
+        self._lock = threading.Lock()
+        self._cluster: Any = None
+
+    def address(self) -> str:
+        """The scheduler's address, starting the cluster first if it does not run (blocking).
+
+        Raises:
+            ComputeError: It could not start; the reason names the host where known.
+        """
+        with self._lock:
+            if self._cluster is None:
+                _require_distributed()
+                from distributed import Client
+
+                try:
+                    cluster = build_cluster(self.compute)
+                    with Client(cluster) as client:
+                        client.wait_for_workers(len(cluster.workers), timeout=ACQUIRE_TIMEOUT_S)
+                except Exception as exc:
+                    raise ComputeError(
+                        f"compute {self.compute['name']}: the SSH cluster could not start: {explain(exc, self.compute)}"
+                    ) from exc
+                self._cluster = cluster
+            return str(self._cluster.scheduler_address)
+
+    def running_address(self) -> str | None:
+        return str(self._cluster.scheduler_address) if self._cluster is not None else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._cluster is not None:
+                with contextlib.suppress(Exception):  # its hosts may be gone already
+                    self._cluster.close(timeout=30)
+                self._cluster = None
 
 
 class SSHClusterTarget(ComputeTarget):
@@ -156,21 +161,17 @@ class SSHClusterTarget(ComputeTarget):
 
     supports_kill_worker = False
 
-    def __init__(self, compute: dict[str, Any], store: Store, workspace_root: Path, job: str) -> None:
+    def __init__(self, cluster: SSHCluster) -> None:
         _require_distributed()
-        self.compute = compute
-        self.store = store
-        self.workspace_root = workspace_root
-        self.job = job
+        self.cluster = cluster
         self._client: Any = None
 
     def executor(self, n_workers: int, env: dict[str, str]) -> Executor:
-        """Lease the cluster (first call) and return its executor."""
+        """Connect to the cluster (starting it if needed: first call) and return its executor."""
         if self._client is None:
             from distributed import Client
 
-            address = acquire(self.store, self.workspace_root, self.compute, self.job)
-            self._client = Client(address, timeout=30)
+            self._client = Client(self.cluster.address(), timeout=30)
         return self._client.get_executor(pure=False)  # type: ignore[no-any-return]
 
     def worker_count(self) -> int:
@@ -178,16 +179,15 @@ class SSHClusterTarget(ComputeTarget):
         return len(self._client.scheduler_info()["workers"]) if self._client is not None else 0
 
     def shutdown(self, kill: bool) -> None:
-        """Cancel this job's tasks, disconnect, and release the lease."""
+        """Cancel this job's tasks (with ``kill``) and disconnect; the cluster stays for the next job."""
         if self._client is not None:
             try:
                 if kill:
                     self._client.cancel(list(self._client.futures.values()), force=True)
                 self._client.close(timeout=10)
-            except Exception:  # the cluster may already be gone; the lease still goes
+            except Exception:  # the cluster may already be gone
                 pass
             self._client = None
-        release(self.store, self.compute["name"], self.job)
 
     @staticmethod
     def is_broken_pool_error(exc: BaseException) -> bool:

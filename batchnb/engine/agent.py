@@ -13,8 +13,8 @@ The processes of batchnb, and how they talk to each other::
       ├── zygote: the stdlib forkserver, preloaded with batchnb.compute.zygote: imports once, forks
       │     └── workers: one per slot (batchnb.compute.workers), loky executors of one process;
       │         init() and run(); mini-batches and results go through loky's pipes, parts to files
-      └── for an ssh compute: each job's Dask client → the cluster the keeper process runs
-          (batchnb.compute.keeper), one per ssh compute
+      └── for an ssh compute, its Dask cluster instead (batchnb.compute.ssh): a scheduler and
+          workers started over SSH on the compute's hosts; each job's Dask client submits there
     pipeline runner: python -m batchnb.pipelines.runner (one per pipeline job) → its steps' commands
 
 Everything durable is in the SQLite store (jobs, mini-batches, the agents' rows) and the job
@@ -188,6 +188,7 @@ class Agent:
         self.stopping = threading.Event()
         self.jobs: dict[str, tuple[threading.Thread, Any]] = {}
         self.pool: Any = None
+        self.cluster: Any = None  # an ssh compute's cluster, started by its first job
         self._last_recover = 0.0
 
     # -- the lease --------------------------------------------------------------------------------
@@ -239,10 +240,12 @@ class Agent:
                 procs = [me, *me.children(recursive=True)]
                 rss = sum(p.memory_info().rss for p in procs if p.is_running())
                 workers = len(self.pool.pids()) if self.pool is not None else 0
+                address = self.cluster.running_address() if self.cluster is not None else None
                 with store.write() as tx:
                     tx.execute(
-                        "UPDATE agents SET heartbeat_at = ?, workers = ?, rss = ? WHERE compute = ? AND pid = ?",
-                        (time.time(), workers, rss, self.name, me.pid),
+                        "UPDATE agents SET heartbeat_at = ?, workers = ?, rss = ?, cluster = ? "
+                        "WHERE compute = ? AND pid = ?",
+                        (time.time(), workers, rss, address, self.name, me.pid),
                     )
                     row = tx.execute("SELECT stop_requested FROM agents WHERE compute = ?", (self.name,)).fetchone()
                     # Queued jobs are this agent's: their heartbeat says someone will run them.
@@ -342,12 +345,14 @@ class Agent:
     def _workers_for(self, sup: Any) -> Any:
         wanted = int(sup.spec["workers"])
         if not self.local:
-            from ..compute import get_target
+            from ..compute import ssh
             from ..compute.base import TargetWorkers
 
+            if self.cluster is None:
+                self.cluster = ssh.SSHCluster(self.compute)
             hosts = ", ".join(self.compute.get("hosts", []))
             sup.logs.event(f"compute {self.name}: SSH cluster on {hosts}")
-            return TargetWorkers(get_target(self.compute, sup.store, self.root, sup.name), wanted)
+            return TargetWorkers(ssh.SSHClusterTarget(self.cluster), wanted)
         from ..compute import workers, zygote
 
         if self.pool is None:
@@ -386,6 +391,8 @@ class Agent:
             from ..compute import zygote
 
             zygote.stop(kill=True)
+        if self.cluster is not None:
+            self.cluster.close()
         with contextlib.suppress(Exception), self.store.write() as tx:
             tx.execute("DELETE FROM agents WHERE compute = ? AND pid = ?", (self.name, os.getpid()))
         print(f"agent {os.getpid()}: stopped", flush=True)

@@ -142,10 +142,11 @@ MIGRATIONS.append(
 )
 
 MIGRATIONS.append(
-    # 5: compute agents. One row per compute whose agent runs (pid and its create time: pids are
-    # reused), stamped by the agent every second; a row with a dead pid or a stale heartbeat is free
-    # to take. stop_requested asks it to stop (``compute stop``). A job's compute is read from its
-    # spec; ``lost`` marks a job Interrupted because its owner died (the next agent resumes it,
+    # 5: compute agents, which also own ssh computes' clusters (the clusters and leases of
+    # migration 2 go with the keeper processes they served). One row per compute whose agent runs
+    # (pid and its create time: pids are reused), stamped by the agent every second; a row whose pid
+    # is dead is free to take. stop_requested asks it to stop (``compute stop``). A job's compute is
+    # read from its spec; ``lost`` marks a job Interrupted because its owner died (the next agent resumes it,
     # ``auto_resumes`` times at most); ``waiting`` says why a Queued job has not started.
     """
     CREATE TABLE agents (
@@ -158,8 +159,11 @@ MIGRATIONS.append(
         stop_requested INTEGER NOT NULL DEFAULT 0,
         capacity INTEGER NOT NULL DEFAULT 0,
         workers INTEGER NOT NULL DEFAULT 0,
-        rss INTEGER NOT NULL DEFAULT 0
+        rss INTEGER NOT NULL DEFAULT 0,
+        cluster TEXT                      -- an ssh compute's scheduler address while it runs
     );
+    DROP TABLE cluster_leases;
+    DROP TABLE clusters;
     ALTER TABLE jobs ADD COLUMN compute TEXT GENERATED ALWAYS AS (json_extract(spec, '$.compute')) VIRTUAL;
     ALTER TABLE jobs ADD COLUMN lost INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN auto_resumes INTEGER NOT NULL DEFAULT 0;
