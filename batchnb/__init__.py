@@ -104,7 +104,7 @@ def _show_job(job: Any) -> None:
 def _register_job_display(shell: Any) -> None:
     """Jobs display through the notebook front end (:mod:`batchnb.widgets`). The core never imports a
     front end, so the front end registers with IPython, by the class's name: nothing is imported."""
-    shell.display_formatter.ipython_display_formatter.for_type_by_name("batchnb.engine.jobs", "Job", _show_job)
+    shell.display_formatter.ipython_display_formatter.for_type_by_name("batchnb.jobs", "Job", _show_job)
 
 
 def _register_in_a_running_shell() -> None:

@@ -16,7 +16,7 @@ import os
 
 from .computes import ComputeOperations
 from .endpoints import BatchDeploymentOperations, BatchEndpointOperations
-from .engine.jobs import JobOperations
+from .jobs import JobOperations
 from .pipelines.components import ComponentOperations
 from .registry import (
     DataOperations,

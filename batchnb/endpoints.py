@@ -32,7 +32,7 @@ from .specfile import apply_set, is_url, parse_set, resolve_local
 
 if TYPE_CHECKING:
     from .client import BatchClient
-    from .engine.jobs import Job
+    from .jobs import Job
 
 
 def _endpoint_entity(row: sqlite3.Row, deployments: list[str]) -> entities.BatchEndpoint:
@@ -140,7 +140,7 @@ class BatchEndpointOperations:
     begin_delete = delete
 
     def invoke(self, endpoint_name: str, deployment_name: str | None = None, **kwargs: Any) -> entities.Entity:
-        """Start a job on the endpoint; see :meth:`batchnb.engine.jobs.JobOperations.invoke`."""
+        """Start a job on the endpoint; see :meth:`batchnb.jobs.JobOperations.invoke`."""
         return self._client.jobs.invoke(endpoint_name, deployment_name=deployment_name, **kwargs)
 
     def list_jobs(self, endpoint_name: str) -> builtins.list[Job]:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from ..client import BatchClient
-from ..engine.jobs import ended_error
 from ..errors import BatchnbError, JobFailedError, UsageError
+from ..jobs import ended_error
 from ..specfile import apply_set, load_yaml, parse_set
 from .render import render
 

@@ -6,7 +6,7 @@ per job, an input that does not exist or has the wrong type, an output that woul
 file or that cannot be written. ``dry_run`` scores the first mini-batch of that plan in this
 process. Recording the job (and reserving its output location, see
 :mod:`batchnb.engine.output_location`) and starting its supervisor is
-:meth:`batchnb.engine.jobs.JobOperations.invoke`'s part.
+:meth:`batchnb.jobs.JobOperations.invoke`'s part.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Pipeline jobs as the job API sees them: create (``job create -f``), invoke a pipeline deployment,
-show a pipeline or step job, and find a named output. :mod:`batchnb.engine.jobs` calls in here for
+show a pipeline or step job, and find a named output. :mod:`batchnb.jobs` calls in here for
 every job whose kind is not ``batch``."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .submit import NOT_STARTED, Submitter
 
 if TYPE_CHECKING:
     from ..client import BatchClient
-    from ..engine.jobs import Job, JobOperations
+    from ..store import Store
 
 
 def _literal_type(value: Any) -> str:
@@ -208,12 +208,11 @@ def graph_from_job(client: BatchClient, ref: str, where: str) -> dict[str, Any]:
 UNSETTLED = (NOT_STARTED, state.RUNNING, state.INTERRUPTED)
 
 
-def entity(ops: JobOperations, row: Any, metrics: bool = False) -> Job:
-    """A pipeline job (with its steps) or a step job, as the job API returns it; with ``metrics``,
-    each one's metrics from its MLflow run (see :meth:`JobOperations.get`)."""
-    from ..engine.jobs import Job, job_header, run_metrics
+def job_record(store: Store, row: Any, metrics: bool = False) -> dict[str, Any]:
+    """A pipeline job (with its steps) or a step job, as the job API shows it; with ``metrics``,
+    each one's metrics from its MLflow run (see :meth:`batchnb.jobs.JobOperations.get`)."""
+    from ..engine.records import job_header, run_metrics
 
-    store = ops._store
     moved = state.check_interrupted(store, row) != row["status"]
     with store.read() as db:
         if moved:
@@ -300,9 +299,7 @@ def entity(ops: JobOperations, row: Any, metrics: bool = False) -> Job:
         )
     if metrics:
         record["metrics"] = run_metrics(spec)
-    job = Job(record)
-    object.__setattr__(job, "_operations", ops)
-    return job
+    return record
 
 
 def _shown(value: dict[str, Any]) -> dict[str, Any]:
@@ -344,4 +341,4 @@ def _step_outputs(job: dict[str, Any], step: str) -> list[str]:
     return [o["path"] for o in ops._peek(child)["outputs"].values()]
 
 
-__all__ = ["create_job", "entity", "graph_from_job", "invoke_deployment", "output_location"]
+__all__ = ["create_job", "graph_from_job", "invoke_deployment", "job_record", "output_location"]

@@ -132,7 +132,7 @@ class Submitter:
             ),
         }
         now = time.time()
-        from ..engine.jobs import invoked_by_default
+        from ..engine.records import invoked_by_default
 
         who = invoked_by or invoked_by_default()
         with self._client.store.write() as tx:

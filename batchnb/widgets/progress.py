@@ -47,7 +47,7 @@ def _finish_followers(job_name: str) -> None:
 
 
 def _register_hook() -> None:
-    from ..engine.jobs import ON_JOB_END
+    from ..jobs import ON_JOB_END
 
     if _finish_followers not in ON_JOB_END:
         ON_JOB_END.append(_finish_followers)

@@ -1,18 +1,18 @@
 """``jobs``: invoke a deployment, and show, list, stream, wait for, cancel, resume, rerun and download jobs.
 
-``invoke`` validates everything it can (deployment, input, overrides, output location: see
-:mod:`batchnb.engine.invoke`) before any work starts, records the job as ``Queued`` and starts its
-supervisor process; it returns at once. Pipeline jobs and their steps are jobs too: the calls for
-them go to :mod:`batchnb.pipelines.operations`.
+A service above the engine and pipelines, as :mod:`batchnb.endpoints` and :mod:`batchnb.computes`
+are: it serves both kinds of job. ``invoke`` validates everything it can (deployment, input,
+overrides, output location: see :mod:`batchnb.engine.invoke`) before any work starts, records the
+job as ``Queued`` and makes sure its compute's agent runs it (:mod:`batchnb.engine.agent`); it
+returns at once. Pipeline jobs and their steps are jobs too: the calls for them go to
+:mod:`batchnb.pipelines.operations`, and a pipeline job runs in a runner process of its own.
 """
 
 from __future__ import annotations
 
 import builtins  # the operations have a method named list, which shadows the type
-import getpass
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -21,16 +21,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .. import display
-from ..entities import Entity
-from ..errors import ConflictError, InvalidStateError, JobFailedError, NotFoundError, ValidationError
-from ..specfile import is_url
-from . import agent, lifecycle, output, output_location, state
-from .invoke import BatchInvocation
-from .logs import read_from
+from . import display
+from .engine import agent, lifecycle, output, output_location, state
+from .engine.invoke import BatchInvocation
+from .engine.logs import read_from
+from .engine.records import invoked_by_default, job_header, run_metrics
+from .entities import Entity
+from .errors import ConflictError, InvalidStateError, JobFailedError, NotFoundError, ValidationError
+from .specfile import is_url
 
 if TYPE_CHECKING:
-    from ..client import BatchClient
+    from .client import BatchClient
 
 # How long resume / rerun-failed wait for the supervisor of a just-finished job to exit.
 # A batch job's one child job, as on Azure (where the scoring runs as a pipeline step of that name).
@@ -77,45 +78,10 @@ class Job(Entity):
         return display.job_html(self, self.timeline())
 
 
-def invoked_by_default() -> str:
-    """``user@host``: who a job is recorded as invoked by, unless a front end says otherwise."""
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
-    except Exception:  # getuser fails in some containers
-        return f"unknown@{socket.gethostname()}"
-
-
 def ended_error(job: dict[str, Any]) -> JobFailedError:
     """The error for a job that ended other than Completed (Failed, Canceled, Interrupted)."""
     why = display.first_line(job["error"]) or "see its logs"
     return JobFailedError(f"job {job['name']} ended {job['status']}: {why}")
-
-
-def run_metrics(spec: dict[str, Any]) -> dict[str, float]:
-    """The last value of each metric in the MLflow run of the job of ``spec`` (``{}`` without one)."""
-    run_id = spec.get("mlflow_run_id")
-    if not run_id:
-        return {}
-    from .tracking_store import read_metrics
-
-    return read_metrics(spec.get("mlflow_tracking_uri"), [run_id]).get(run_id, {})
-
-
-def job_header(row: Any, spec: dict[str, Any]) -> dict[str, Any]:
-    """The fields every kind of job shows first: name, type, status, where it came from, when."""
-    return {
-        "name": row["name"],
-        "type": row["kind"],
-        "status": row["status"],
-        "endpoint_name": row["endpoint"],
-        "deployment_name": row["deployment"],
-        "experiment_name": spec.get("experiment_name"),
-        "invoked_by": row["invoked_by"],
-        "created_at": row["created_at"],
-        "started_at": row["started_at"],
-        "ended_at": row["ended_at"],
-        "error": row["error"],
-    }
 
 
 class JobOperations:
@@ -191,7 +157,7 @@ class JobOperations:
             "base_dir": base_dir,
         }
         if deployment["type"] == "pipeline":
-            from ..pipelines import operations as pipelines
+            from .pipelines import operations as pipelines
 
             overrides = [f"{k}={v}" for d in params_override or [] for k, v in d.items()]
             job_or_plan = pipelines.invoke_deployment(
@@ -268,7 +234,7 @@ class JobOperations:
             invoked_by: Who submits (the REST API passes the Jupyter identity).
             source: Names the spec in error messages (the file name).
         """
-        from ..pipelines import operations as pipelines
+        from .pipelines import operations as pipelines
 
         if hasattr(job, "to_job_spec"):
             job, base_dir = job.to_job_spec(), base_dir
@@ -341,9 +307,11 @@ class JobOperations:
     def _entity(self, row: Any, metrics: bool = False) -> Job:
         """The job as the API returns it; with ``metrics``, read from its MLflow run (if it has one)."""
         if row["kind"] != "batch":
-            from ..pipelines.operations import entity
+            from .pipelines.operations import job_record
 
-            return entity(self, row, metrics)
+            job = Job(job_record(self._store, row, metrics))
+            object.__setattr__(job, "_operations", self)
+            return job
         status = state.check_interrupted(self._store, row)
         if status != row["status"]:
             row = self._row(row["name"])
@@ -565,7 +533,7 @@ class JobOperations:
         """Copy a job's output into ``<download_path>/named-outputs/<output_name>/``, as ``az ml job download``."""
         job = self._peek(name)
         if job["type"] != "batch":
-            from ..pipelines.operations import output_location
+            from .pipelines.operations import output_location
 
             source = output_location(job, output_name)
         else:
@@ -577,7 +545,7 @@ class JobOperations:
         target = Path(download_path).expanduser().resolve() / "named-outputs" / output_name
         target.mkdir(parents=True, exist_ok=True)
         if is_url(source):
-            from ..cloud.fs import filesystem
+            from .cloud.fs import filesystem
 
             fs, root = filesystem(source, self._ws.root)
             fs.get(root.rstrip("/") + "/", str(target), recursive=True)
