@@ -27,7 +27,7 @@ from ..errors import ConflictError, InvalidStateError, JobFailedError, NotFoundE
 from ..specfile import is_url
 from . import output, output_location, state
 from .invoke import BatchInvocation
-from .logs import read_from
+from .logs import mark_requeued, read_from
 
 if TYPE_CHECKING:
     from ..client import BatchClient
@@ -116,6 +116,7 @@ def job_header(row: Any, spec: dict[str, Any]) -> dict[str, Any]:
         "started_at": row["started_at"],
         "ended_at": row["ended_at"],
         "error": row["error"],
+        "archived_at": row["archived_at"],
     }
 
 
@@ -440,7 +441,7 @@ class JobOperations:
                 children = [self._peek(step["job_name"]) for step in parent["steps"]]
             children = [c for c in children if not status or c["status"] == status]
             return children[:limit] if limit else children
-        sql = "SELECT * FROM jobs WHERE parent IS NULL"
+        sql = "SELECT * FROM jobs WHERE parent IS NULL AND archived_at IS NULL"  # archived: see engine.catalog
         params: builtins.list[Any] = []
         if endpoint_name:
             sql, params = sql + " AND endpoint = ?", [*params, endpoint_name]
@@ -598,6 +599,7 @@ class JobOperations:
                 "supervisor_started = NULL, heartbeat_at = ?, ended_at = NULL, error = NULL WHERE name = ?",
                 (state.QUEUED, now, name),
             )
+        mark_requeued(self._ws.job_dir(name), "rerun-failed" if reset_failed else "resume")
         self._spawn(name)
 
     def download(self, name: str, download_path: str | Path = ".", output_name: str = "score") -> Path:

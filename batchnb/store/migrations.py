@@ -140,3 +140,12 @@ MIGRATIONS.append(
     END;
     """
 )
+
+MIGRATIONS.append(
+    # 5: archived jobs (``az ml job archive``): left out of job listings until restored. The index
+    # serves the job list's default order (newest first) and its date filters.
+    """
+    ALTER TABLE jobs ADD COLUMN archived_at REAL;
+    CREATE INDEX jobs_by_created ON jobs(created_at);
+    """
+)
