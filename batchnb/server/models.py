@@ -281,6 +281,9 @@ class Job(_JobHeader):
     inputs: dict[str, JobInput]
     outputs: dict[str, JobOutput]
     settings: dict[str, Any]
+    deployment_revision: int | None = Field(default=None, description="The deployment's revision the job runs.")
+    model: str | dict[str, Any] | None = Field(default=None, description="The model version it scores with.")
+    compute: str = "local"
     instance_count: int
     workers: int
     progress: JobProgress

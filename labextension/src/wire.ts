@@ -118,6 +118,20 @@ export interface Job {
   settings: {
     [k: string]: unknown;
   };
+  /**
+   * The deployment's revision the job runs.
+   */
+  deployment_revision?: number | null;
+  /**
+   * The model version it scores with.
+   */
+  model?:
+    | string
+    | {
+        [k: string]: unknown;
+      }
+    | null;
+  compute?: string;
   instance_count: number;
   workers: number;
   progress: JobProgress;
