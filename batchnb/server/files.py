@@ -3,6 +3,7 @@ a file of either (confined to its folder), and a preview of an output table."""
 
 from __future__ import annotations
 
+import csv
 import os
 from pathlib import Path
 from typing import Any
@@ -122,10 +123,10 @@ PREVIEWED_TABLES = (".csv", ".tsv", ".parquet", ".pq")
 _SNIFF_BYTES = 64 * 1024
 
 
-def preview(path: Path, rows: int) -> dict[str, Any]:
+def preview(path: Path, rows: int, append_row: bool = False) -> dict[str, Any]:
     """The first ``rows`` rows of a CSV or Parquet file (column names and values), or the first
-    lines of any other file. A CSV's delimiter and header row are sniffed (append_row writes
-    space-separated rows with no header)."""
+    lines of any other file. A CSV's delimiter and header row are sniffed, except for a batch job's
+    own ``append_row`` file (``append_row``): space-separated rows with no header."""
     size = path.stat().st_size
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
@@ -148,17 +149,20 @@ def preview(path: Path, rows: int) -> dict[str, Any]:
     with open(path, "rb") as fh:
         sample = fh.read(_SNIFF_BYTES).decode("utf-8", errors="replace")
     lines = sample.splitlines()
-    if name.endswith((".csv", ".tsv")) and lines:
-        import csv
-
-        try:
-            dialect: Any = csv.Sniffer().sniff(sample if len(sample) < _SNIFF_BYTES else sample[: sample.rfind("\n")])
-        except csv.Error:
-            dialect = csv.excel_tab if name.endswith(".tsv") else csv.excel
-        try:
-            header = csv.Sniffer().has_header(sample)
-        except csv.Error:
-            header = False
+    if (name.endswith((".csv", ".tsv")) or append_row) and lines:
+        dialect: Any
+        if append_row:
+            dialect, header = _SpaceSeparated, False
+        else:
+            whole_lines = sample if len(sample) < _SNIFF_BYTES else sample[: sample.rfind("\n")]
+            try:
+                dialect = csv.Sniffer().sniff(whole_lines, delimiters=",;\t| ")
+            except csv.Error:
+                dialect = csv.excel_tab if name.endswith(".tsv") else csv.excel
+            try:
+                header = csv.Sniffer().has_header(whole_lines)
+            except csv.Error:
+                header = False
         parsed = list(csv.reader(lines[: rows + 1], dialect))
         columns = parsed[0] if header else [f"column {i + 1}" for i in range(max(len(r) for r in parsed))]
         body = parsed[1:] if header else parsed[:rows]
@@ -180,6 +184,17 @@ def preview(path: Path, rows: int) -> dict[str, Any]:
         "header": False,
         "truncated": len(lines) > rows or len(sample) >= _SNIFF_BYTES,
     }
+
+
+class _SpaceSeparated(csv.Dialect):
+    """What append_row writes (``to_csv(sep=" ")``): space-separated, double-quoted where needed."""
+
+    delimiter = " "
+    quotechar = '"'
+    doublequote = True
+    skipinitialspace = False
+    lineterminator = "\n"
+    quoting = csv.QUOTE_MINIMAL
 
 
 def _cell(value: Any) -> Any:

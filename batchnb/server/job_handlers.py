@@ -150,7 +150,12 @@ class JobPreviewHandler(BatchnbHandler):
             if chosen is None:
                 raise ValidationError(f"output {name} of job {record['name']} has no files yet", field="path")
             target = files.resolve_in(folder, chosen, "path")
-            return {"name": record["name"], "output": name, "file": chosen, **files.preview(target, rows)}
+            own = (
+                record["type"] == "batch"
+                and record["settings"].get("output_action") == "append_row"
+                and chosen == record["outputs"]["score"]["file_name"]
+            )
+            return {"name": record["name"], "output": name, "file": chosen, **files.preview(target, rows, own)}
 
         self.reply(await self.call(run))
 

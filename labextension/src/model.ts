@@ -331,14 +331,21 @@ export class BatchModel implements IDisposable {
     for (const job of this._jobs) {
       if (ACTIVE_STATUSES.has(job.status)) {
         this._watching.add(job.name);
+      } else if (this._loaded && !this._known.has(job.name) && job.ended_at && job.ended_at > this._newest) {
+        // New since the last refresh and already ended (a short job, seen first between two polls).
+        this._jobEnded.emit(job);
       }
     }
+    this._known = new Set(this._jobs.map(j => j.name));
+    this._newest = Math.max(this._newest, ...this._jobs.map(j => j.created_at));
   }
 
   private _endpoints: BatchEndpoint[] = [];
   private _jobs: AnyJob[] = [];
   private _groups = new Map<string, JobGroup>();
   private _watching = new Set<string>();
+  private _known = new Set<string>();
+  private _newest = 0;
   private _jobEnded = new Signal<this, AnyJob>(this);
   private _error: string | null = null;
   private _loaded = false;
