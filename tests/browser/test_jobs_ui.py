@@ -281,7 +281,7 @@ def test_a_kernel_restart_leaves_the_summary_and_show_in_notebook_reattaches(pag
 
     # The kernel restarts while the job waits at the gate: the widget, whose kernel state is gone,
     # becomes the job's summary (read from the server), not a frozen widget with broken links.
-    page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:restart', {})")
+    page.evaluate("() => { void window.jupyterapp.commands.execute('kernelmenu:restart', {}); }")
     page.locator(".jp-Dialog .jp-mod-accept").click()
     card = page.locator(f".jp-OutputArea-output .batchnb-card[data-job='{name}']")
     expect(card).to_be_visible(timeout=30_000)
