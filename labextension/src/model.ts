@@ -1,8 +1,7 @@
 /**
  * The sidebar's state: endpoints and each endpoint's newest jobs with its job count (`GET
- * job-overview`), refreshed by a `Poll`, and the API's actions. The poll runs every 2 s while a job
- * runs, backs off to 10 s while none does (and up to 30 s while the server fails), and stands by
- * while the panel is hidden unless a job it has seen running may still end (for the notification).
+ * job-overview`), refreshed by a `Poll`, and the API's actions. The poll runs every 2 s, backs off
+ * up to 30 s while the server fails, and stands by while the panel is hidden.
  */
 import { ServerConnection } from '@jupyterlab/services';
 import { IDisposable } from '@lumino/disposable';
@@ -56,10 +55,8 @@ export function firstOutput(job: AnyJob): { name: string; path: string } | null 
 /** How many of each endpoint's newest jobs the sidebar shows (the rest are a "more" link away). */
 export const JOBS_PER_ENDPOINT = 8;
 
-/** The poll's frequency while a job runs: every 2 s, backing off up to 30 s while the server fails. */
+/** The poll's frequency: every 2 s, backing off up to 30 s while the server fails. */
 export const POLL_FREQUENCY = { interval: 2000, backoff: true, max: 30 * 1000 };
-/** ... and while none runs. */
-export const IDLE_POLL_FREQUENCY = { interval: 10 * 1000, backoff: true, max: 30 * 1000 };
 
 /** The filters, sorting and page of `GET jobs`. */
 export interface IJobQuery {
@@ -295,10 +292,6 @@ export class BatchModel implements IDisposable {
       await this._noticeEnded();
       this._error = null;
       this._loaded = true;
-      const frequency = this.hasActive ? POLL_FREQUENCY : IDLE_POLL_FREQUENCY;
-      if (this._poll.frequency.interval !== frequency.interval) {
-        this._poll.frequency = frequency;
-      }
     } catch (error) {
       this._error = (error as Error).message || String(error);
       throw error;
