@@ -33,7 +33,6 @@ from .specfile import is_url
 if TYPE_CHECKING:
     from .client import BatchClient
 
-# How long resume / rerun-failed wait for the supervisor of a just-finished job to exit.
 # A batch job's one child job, as on Azure (where the scoring runs as a pipeline step of that name).
 SCORING_STEP = "batchscoring"
 SCORING_CHILD = "-" + SCORING_STEP
@@ -336,6 +335,9 @@ class JobOperations:
                 "inputs": {"input_data": {"type": spec["input"]["type"], "path": spec["input"]["given"]}},
                 "outputs": {"score": {"path": spec["output"]["dir"], "file_name": spec["output"]["file_name"]}},
                 "settings": spec["settings"],
+                "deployment_revision": spec.get("deployment_revision"),
+                "model": spec.get("model"),
+                "compute": spec.get("compute", "local"),
                 "instance_count": spec["instance_count"],
                 "workers": spec["workers"],
                 "progress": progress,
@@ -398,7 +400,7 @@ class JobOperations:
                 children = [self._peek(step["job_name"]) for step in parent["steps"]]
             children = [c for c in children if not status or c["status"] == status]
             return children[:limit] if limit else children
-        sql = "SELECT * FROM jobs WHERE parent IS NULL"
+        sql = "SELECT * FROM jobs WHERE parent IS NULL AND archived_at IS NULL"  # archived: see engine.catalog
         params: builtins.list[Any] = []
         if endpoint_name:
             sql, params = sql + " AND endpoint = ?", [*params, endpoint_name]

@@ -228,8 +228,12 @@ def test_cancel_stops_dispatch_and_keeps_committed_mini_batches(client, deploy, 
 
     # A canceled job can be resumed: it finishes the rest and scores no committed mini-batch again.
     client.jobs.resume(name)
+    result = Path(job["logs_dir"]) / "job_result.txt"
+    # While it runs again, its result file no longer says Canceled; at the end it says Completed.
+    assert "Canceled" not in result.read_text()
     job = client.jobs.wait(name, timeout=120)
     assert job["status"] == "Completed", job["error"]
+    assert result.read_text().startswith("Completed: 12 of 12")
     assert lines(output_file(job)) == csv_rows(n)
     rescored = _scored(trace)
     for idx in done:

@@ -185,6 +185,11 @@ def test_progress_widget_follows_a_running_job_and_ends_with_the_summary(
     assert "6/6 mini-batches" in view.counters.value
     assert "Completed" in view.header.value
     assert view.cancel_button.disabled
+    # Every view of the widget (one re-attached after a page reload too) turns into the summary card.
+    view.become_summary(ended[0])
+    card = view.widget.children[-1].value
+    assert f"data-job='{job['name']}'" in card.replace('"', "'") and "Completed" in card
+    assert view.bar not in view.widget.children
 
 
 def test_cancel_button_cancels_the_job(client: BatchClient, deploy, csv_inputs) -> None:

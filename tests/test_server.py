@@ -13,6 +13,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -786,12 +787,13 @@ def test_schema_describes_every_route_and_model(api: Api, ws_dir: Path) -> None:
     documented = {(r["method"], r["path"]) for r in schema["routes"]}
     served = set()
     for pattern, handler in handlers.ROUTES:
-        path = pattern.replace("(?P<action>resume|rerun-failed)", "{action}")
+        choice = re.search(r"\(\?P<action>([^)]+)\)", pattern)
+        path = pattern.replace(choice.group(0), "{action}") if choice else pattern
         for group in ("endpoint", "deployment", "model", "component", "job"):
             path = path.replace(f"(?P<{group}>[^/]+)", "{" + group + "}")
         for verb in ("get", "post", "put", "patch", "delete"):
             if verb in vars(handler):
-                for action in ("resume", "rerun-failed") if "{action}" in path else ("",):
+                for action in choice.group(1).split("|") if choice else ("",):
                     served.add((verb.upper(), path.replace("{action}", action)))
     assert documented == served
 
@@ -820,7 +822,7 @@ def test_every_handler_verb_is_authenticated_and_authorized() -> None:
             assert codes[0] is authenticated_code, f"{handler.__name__}.{verb} is not @tornado.web.authenticated"
             assert codes[1] is authorized_code, f"{handler.__name__}.{verb} is not @authorized under it"
             checked += 1
-    assert checked == 26
+    assert checked == 33
 
 
 def test_the_server_loads_the_extension_with_authentication_required(

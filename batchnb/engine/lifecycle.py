@@ -115,6 +115,11 @@ def requeue(store: Store, name: str, reset_failed: bool, auto: bool = False) -> 
                 "rows = 0, error = NULL WHERE job = ? AND status = 'failed'",
                 (name,),
             )
+    if "job_dir" in spec:
+        from .logs import mark_requeued
+
+        action = "rerun-failed" if reset_failed else "resumed automatically" if auto else "resume"
+        mark_requeued(Path(spec["job_dir"]), action)
     return True
 
 

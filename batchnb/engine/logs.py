@@ -78,6 +78,16 @@ class JobLogs:
         atomic_write_bytes(self.root / "job_result.txt", text.encode())
 
 
+def mark_requeued(job_dir: Path, action: str) -> None:
+    """Say in ``job_result.txt`` that the job runs again (``resume`` or ``rerun-failed``), so the
+    result of its previous run (``Canceled``, ``Interrupted``) is not read as the current one; the
+    job's supervisor rewrites the file when this run ends."""
+    path = job_dir / "logs" / "job_result.txt"
+    if path.parent.is_dir():
+        note = f"Running again ({action}, {_stamp()}); the result is written here when it ends.\n"
+        atomic_write_bytes(path, note.encode())
+
+
 def read_from(path: Path, offset: int) -> tuple[str, int]:
     """What was appended to ``path`` since ``offset``, and the new offset (for following a log)."""
     if not path.exists():

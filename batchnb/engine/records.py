@@ -39,4 +39,5 @@ def job_header(row: Any, spec: dict[str, Any]) -> dict[str, Any]:
         "started_at": row["started_at"],
         "ended_at": row["ended_at"],
         "error": row["error"],
+        "archived_at": row["archived_at"],
     }

@@ -20,10 +20,14 @@ marked ``x`` run code and also need Jupyter's ``execute`` permission)::
     GET    models | POST models | GET models/<m>   latest versions | register | versions
     GET    computes
     GET    components | GET components/<c>       latest versions | versions
-    GET    jobs?endpoint=&deployment=&status=&limit=     (step jobs: ?parent=<pipeline job>)
+    GET    jobs?endpoint=&deployment=&status=&search=&since=&until=&archived=&sort=&limit=&offset=
+                                                  a page of jobs and the total (step jobs: ?parent=<job>)
+    GET    job-overview?per_endpoint=N            each endpoint's newest N jobs and its job count
     POST   jobs                                   a pipeline job (pipelineJob YAML as JSON, + "set")   201 + Location  x
     GET    jobs/<job>   POST jobs/<job>/cancel   POST jobs/<job>/resume|rerun-failed (x)   (409 on a wrong state)
     GET    jobs/<job>/logs?lines=N   GET jobs/<job>/outputs?output=<name>
+    DELETE jobs/<job>   POST jobs/<job>/archive|restore   (an ended job; 409 while it runs)
+    GET    jobs/<job>/timeline | summary | preview?output=&path=&rows= | file?log=<p> or ?path=<p>&download=
     GET    workspace   GET schema
 
 Paths in request bodies (inputs, outputs, models, code and component files) must resolve, after

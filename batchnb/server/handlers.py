@@ -18,9 +18,10 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 
 from .. import __version__
+from ..engine import catalog
 from ..errors import NotFoundError, ValidationError
 from ..specfile import apply_set, parse_set
-from . import API_PREFIX, dryrun, files
+from . import API_PREFIX, dryrun, files, job_handlers
 from .base import EXECUTE, BatchnbHandler
 from .models import EndpointPatch, InvokeRequest, api_schema
 
@@ -270,8 +271,10 @@ class ComponentHandler(BatchnbHandler):
 
 
 class JobsHandler(BatchnbHandler):
-    """``jobs?endpoint=&deployment=&status=&limit=``: jobs, newest first (step jobs only with
-    ``parent=<pipeline job>``, then in step order); ``POST`` starts a pipeline job (``job create -f``)."""
+    """``jobs?endpoint=&deployment=&status=&search=&since=&until=&archived=&sort=&limit=&offset=``: a
+    page of jobs (newest first by default) with the total that match (:mod:`batchnb.engine.catalog`);
+    step jobs only with ``parent=<pipeline job>``, then in step order. ``POST`` starts a pipeline job
+    (``job create -f``)."""
 
     @tornado.web.authenticated
     @authorized
@@ -279,14 +282,33 @@ class JobsHandler(BatchnbHandler):
         endpoint = self.get_query_argument("endpoint", None) or None
         deployment = self.get_query_argument("deployment", None) or None
         parent = self.get_query_argument("parent", None) or None
-        status = self.query_status(steps=parent is not None)
         limit = self.query_int("limit", None, 1, 1_000_000)
-        jobs = await self.call(
-            lambda c: c.jobs.list(
-                endpoint_name=endpoint, deployment_name=deployment, status=status, limit=limit, parent_job_name=parent
+        if parent is not None:
+            status = self.query_status(steps=True)
+            jobs = await self.call(
+                lambda c: c.jobs.list(
+                    endpoint_name=endpoint,
+                    deployment_name=deployment,
+                    status=status,
+                    limit=limit,
+                    parent_job_name=parent,
+                )
             )
-        )
-        self.reply({"jobs": jobs})
+            self.reply({"jobs": jobs})
+            return
+        query: dict[str, Any] = {
+            "endpoint": endpoint,
+            "deployment": deployment,
+            "status": self.get_query_argument("status", None) or None,
+            "search": self.get_query_argument("search", None) or None,
+            "since": self.get_query_argument("since", None) or None,
+            "until": self.get_query_argument("until", None) or None,
+            "archived": self.get_query_argument("archived", None) or "exclude",
+            "sort": self.get_query_argument("sort", None) or "-created_at",
+            "limit": limit,
+            "offset": self.query_int("offset", 0, 0, 1_000_000_000) or 0,
+        }
+        self.reply(await self.call(lambda c: catalog.page(c, **query)))
 
     @tornado.web.authenticated
     @authorized
@@ -308,12 +330,18 @@ class JobsHandler(BatchnbHandler):
 
 
 class JobHandler(BatchnbHandler):
-    """``jobs/<job>``: one job with its live counters."""
+    """``jobs/<job>``: one job with its live counters; ``DELETE`` an ended job with its folder (409 while it runs)."""
 
     @tornado.web.authenticated
     @authorized
     async def get(self, job: str) -> None:
         self.reply(await self.call(lambda c: c.jobs.get(job)))
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, job: str) -> None:
+        await self.call(lambda c: catalog.delete(c, job))
+        self.no_content()
 
 
 class JobCancelHandler(BatchnbHandler):
@@ -436,6 +464,7 @@ ROUTES: list[tuple[str, type[BatchnbHandler]]] = [
     (f"jobs/(?P<job>{_NAME})/(?P<action>resume|rerun-failed)", JobRerunHandler),
     (f"jobs/(?P<job>{_NAME})/logs", JobLogsHandler),
     (f"jobs/(?P<job>{_NAME})/outputs", JobOutputsHandler),
+    *job_handlers.ROUTES,
     ("workspace", WorkspaceHandler),
     ("schema", SchemaHandler),
 ]

@@ -269,6 +269,7 @@ class _JobHeader(_Response):
     started_at: float | None = None
     ended_at: float | None = None
     error: str | None = None
+    archived_at: float | None = Field(default=None, description="When the job was archived (left out of listings).")
     job_dir: str
     logs_dir: str
 
@@ -280,6 +281,9 @@ class Job(_JobHeader):
     inputs: dict[str, JobInput]
     outputs: dict[str, JobOutput]
     settings: dict[str, Any]
+    deployment_revision: int | None = Field(default=None, description="The deployment's revision the job runs.")
+    model: str | dict[str, Any] | None = Field(default=None, description="The model version it scores with.")
+    compute: str = "local"
     instance_count: int
     workers: int
     progress: JobProgress
@@ -463,7 +467,71 @@ class DeploymentList(_Response):
 
 
 class JobList(_Response):
+    """Jobs, newest first unless sorted otherwise; ``GET jobs`` also says how many match in all."""
+
     jobs: list[AnyJobItem]
+    total: int | None = Field(default=None, description="How many jobs match the filters (GET jobs).")
+    offset: int | None = None
+    limit: int | None = None
+    status_counts: dict[str, int] | None = Field(
+        default=None, description="The matches of every filter but status, counted by status (GET jobs)."
+    )
+
+
+class JobGroup(_Response):
+    """One endpoint's newest jobs and how many it has (``endpoint`` null: jobs of no endpoint)."""
+
+    endpoint: str | None
+    total: int
+    active: int = Field(description="How many of them are queued or running.")
+    jobs: list[AnyJobItem]
+
+
+class JobOverview(_Response):
+    """``GET job-overview?per_endpoint=N``: the newest N jobs of each endpoint, with counts."""
+
+    groups: list[JobGroup]
+    total: int
+
+
+class TimelinePoint(_Response):
+    """The job's progress when a mini-batch finished: seconds since it started, totals so far."""
+
+    t: float
+    mini_batches: int
+    rows: int
+
+
+class JobTimeline(_Response):
+    """``GET jobs/<name>/timeline``: progress over time, one point per finished mini-batch."""
+
+    name: str
+    started_at: float | None = None
+    points: list[TimelinePoint]
+
+
+class OutputPreview(_Response):
+    """``GET jobs/<name>/preview``: the first rows of an output file (CSV or Parquet) or its first lines."""
+
+    name: str
+    output: str
+    file: str = Field(description="The path relative to the output folder ('/'-separated).")
+    format: Literal["csv", "parquet", "text"]
+    size: int
+    columns: list[str]
+    rows: list[list[Any]]
+    total_rows: int | None = Field(default=None, description="Rows in the whole file, when known cheaply.")
+    header: bool = Field(default=True, description="False when the CSV has no header row (columns are numbered).")
+    truncated: bool
+
+
+class JobSummary(_Response):
+    """``GET jobs/<name>/summary``: the job's summary card, as the notebook shows it once a job ends."""
+
+    name: str
+    status: StepStatus
+    html: str
+    text: str
 
 
 class PipelineDryRunResult(_Response):
@@ -553,8 +621,15 @@ ROUTES: list[tuple[str, str, str | None, str | None, int, dict[str, str]]] = [
         {
             "endpoint": "only this endpoint's jobs",
             "deployment": "only this deployment's jobs",
-            "status": "only jobs in this status",
-            "limit": "at most N (newest first)",
+            "status": "only jobs in this status (or any of several, comma-separated)",
+            "limit": "at most N (default: all)",
+            "offset": "skip the first N",
+            "sort": "created_at, started_at, name, status, endpoint, deployment or duration; - for descending "
+            "(default -created_at)",
+            "search": "a substring of the name, endpoint, deployment or who invoked it",
+            "since": "created at or after (ISO 8601 date or date-time, or epoch seconds)",
+            "until": "created before",
+            "archived": "exclude (default), only or include archived jobs",
             "parent": "the step jobs of this pipeline job instead, in step order",
         },
     ),
@@ -571,6 +646,44 @@ ROUTES: list[tuple[str, str, str | None, str | None, int, dict[str, str]]] = [
         "JobOutputs",
         200,
         {"output": "which named output (default: 'score', or a pipeline job's only output)"},
+    ),
+    (
+        "GET",
+        "job-overview",
+        None,
+        "JobOverview",
+        200,
+        {"per_endpoint": "how many newest jobs of each endpoint (default 8)"},
+    ),
+    ("DELETE", "jobs/{job}", None, None, 204, {}),
+    ("POST", "jobs/{job}/archive", None, "AnyJob", 200, {}),
+    ("POST", "jobs/{job}/restore", None, "AnyJob", 200, {}),
+    ("GET", "jobs/{job}/timeline", None, "JobTimeline", 200, {}),
+    ("GET", "jobs/{job}/summary", None, "JobSummary", 200, {}),
+    (
+        "GET",
+        "jobs/{job}/file",
+        None,
+        None,
+        200,
+        {
+            "log": "a file under the job's logs/ folder (e.g. job_result.txt)",
+            "path": "or a file of its output, relative to the output folder",
+            "output": "which named output (default: score)",
+            "download": "true: as an attachment",
+        },
+    ),
+    (
+        "GET",
+        "jobs/{job}/preview",
+        None,
+        "OutputPreview",
+        200,
+        {
+            "output": "which named output (default: score)",
+            "path": "the file, relative to the output folder (default: the output file, or the first table)",
+            "rows": "how many first rows (default 20)",
+        },
     ),
     ("GET", "workspace", None, "WorkspaceInfo", 200, {}),
     ("GET", "schema", None, None, 200, {}),
@@ -606,6 +719,10 @@ RESPONSE_MODELS: list[type[BaseModel]] = [
     ComponentList,
     JobLogs,
     JobOutputs,
+    JobOverview,
+    JobTimeline,
+    OutputPreview,
+    JobSummary,
     WorkspaceInfo,
 ]
 

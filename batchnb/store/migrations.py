@@ -146,8 +146,8 @@ MIGRATIONS.append(
     # migration 2 go with the keeper processes they served). One row per compute whose agent runs
     # (pid and its create time: pids are reused), stamped by the agent every second; a row whose pid
     # is dead is free to take. stop_requested asks it to stop (``compute stop``). A job's compute is
-    # read from its spec; ``lost`` marks a job Interrupted because its owner died (the next agent resumes it,
-    # ``auto_resumes`` times at most); ``waiting`` says why a Queued job has not started.
+    # read from its spec; ``lost`` marks a job Interrupted because its owner died (the next agent
+    # resumes it, ``auto_resumes`` times at most); ``waiting`` says why a Queued job has not started.
     """
     CREATE TABLE agents (
         compute TEXT PRIMARY KEY,
@@ -169,5 +169,14 @@ MIGRATIONS.append(
     ALTER TABLE jobs ADD COLUMN auto_resumes INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN waiting TEXT;
     CREATE INDEX jobs_by_status ON jobs(status, compute);
+    """
+)
+
+MIGRATIONS.append(
+    # 6: archived jobs (``az ml job archive``): left out of job listings until restored. The index
+    # serves the job list's default order (newest first) and its date filters.
+    """
+    ALTER TABLE jobs ADD COLUMN archived_at REAL;
+    CREATE INDEX jobs_by_created ON jobs(created_at);
     """
 )

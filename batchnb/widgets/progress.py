@@ -7,6 +7,12 @@ thread (ipykernel >= 7.1 sends comm messages from threads; 7.0 broke this, see
 jupyter-widgets/ipywidgets#4001). The poller reads the store, so it keeps going while the kernel
 runs other cells, and the same job shown again anywhere shows the same state.
 
+The widget becomes the summary itself too when the job ends (its children are replaced), so a
+view of it that the display update cannot reach (a page reloaded while the job ran shows the
+widget from the kernel's state, without the display id) ends as the summary card all the same.
+Each display also carries :data:`JOB_MIME` (``{"name": <job>}``): the JupyterLab extension finds the
+job of a widget whose kernel has gone (a restart) by it and puts the job's summary in its place.
+
 The widget styles itself with a ``<style>`` element of its own, scoped to its root class
 ``batchnb-live`` (so it looks the same with or without the JupyterLab extension, and neither's CSS
 reaches the other), in JupyterLab's theme colours.
@@ -31,6 +37,8 @@ _STYLE = (
     "</style>"
 )
 
+# Carried by every display of a job, next to what renders it (no front end renders this type).
+JOB_MIME = "application/vnd.batchnb.job+json"
 POLL_S = 0.5  # at most two widget updates a second: each one is a comm message
 FINAL_UPDATE_WAIT_S = 5.0
 
@@ -92,6 +100,7 @@ class JobProgress:
         self.paths = w.HTML()
         self.cancel_button = w.Button(description="Cancel", icon="stop", layout=w.Layout(width="90px"))
         self.cancel_button.on_click(self._cancel)
+        self._style = style
         self.widget = w.VBox(
             [style, self.header, w.HBox([self.bar, self.cancel_button]), self.counters, self.steps, self.paths]
         )
@@ -221,6 +230,12 @@ class JobProgress:
         thread.start()
         return thread
 
+    def become_summary(self, job: Any) -> None:
+        """Show the ended job's summary card in place of the live parts (in every view of the widget)."""
+        import ipywidgets as w
+
+        self.widget.children = [self._style, w.HTML(_Summary(job)._repr_html_())]
+
     def stop(self) -> None:
         """Stop following (the widget keeps its last state)."""
         self._stop.set()
@@ -238,6 +253,9 @@ class _Summary:
     def __repr__(self) -> str:
         return static.job_text(self.job)
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        return {"text/html": self._repr_html_(), "text/plain": repr(self), JOB_MIME: {"name": self.job["name"]}}
+
 
 def show_job(job: Any) -> JobProgress | None:
     """Display a job in the current cell: live while it runs (where a widget front end exists), the
@@ -249,6 +267,12 @@ def show_job(job: Any) -> JobProgress | None:
         display(_Summary(job))
         return None
     view = JobProgress(job)
-    handle = display(view.widget, display_id=True)
-    view.follow(on_end=lambda final: handle.update(_Summary(final)))
+    bundle = {**view.widget._repr_mimebundle_(), JOB_MIME: {"name": job["name"]}}
+    handle = display(bundle, raw=True, display_id=True)
+
+    def on_end(final: Any) -> None:
+        view.become_summary(final)
+        handle.update(_Summary(final))
+
+    view.follow(on_end=on_end)
     return view

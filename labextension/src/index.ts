@@ -1,6 +1,9 @@
 /**
  * batchnb's JupyterLab extension: a left-panel sidebar with the workspace's batch endpoints,
- * their deployments and recent jobs (live), talking to the batchnb server extension's REST API.
+ * their deployments and newest jobs (live), the job list and a job's detail view as main-area tabs,
+ * a notification when a job ends, and a menu on every job (copy its name or command, show it in a
+ * notebook, archive, delete), talking to the batchnb server extension's REST API. After a kernel
+ * restart, a notebook's live job widgets (whose kernel state is gone) become their jobs' summaries.
  */
 import {
   ILabShell,
@@ -13,20 +16,25 @@ import {
   Dialog,
   ICommandPalette,
   MainAreaWidget,
+  Notification,
   showDialog,
   showErrorMessage
 } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { LabIcon } from '@jupyterlab/ui-components';
-import { Widget } from '@lumino/widgets';
+import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+import { ISignal } from '@lumino/signaling';
+import { Menu, Widget } from '@lumino/widgets';
 
+import { JobDetailView, createDetailPanel } from './detail';
 import { EMPTY_VALUES, IInvokeFormValues, invokeDialog } from './invoke';
-import { LogsView, createLogsPanel } from './logs';
+import { JobListView, createJobListPanel } from './joblist';
+import { LogsView, createFilePanel, createLogsPanel } from './logs';
+import { ACTIVE_STATUSES, IJobQuery, firstOutput } from './model';
 import { browsablePath } from './paths';
-import { firstOutput } from './model';
 import { BatchSidebar, ISidebarActions } from './sidebar';
-import type { AnyJob, BatchEndpoint, JobOutputs } from './wire';
+import type { AnyJob, BatchEndpoint } from './wire';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 24 24">
   <g class="jp-icon3" fill="#616161">
@@ -42,6 +50,90 @@ export const batchIcon = new LabIcon({ name: 'batchnb:batch', svgstr: ICON_SVG }
 namespace CommandIDs {
   export const open = 'batchnb:open-sidebar';
   export const refresh = 'batchnb:refresh';
+  export const jobList = 'batchnb:job-list';
+  export const details = 'batchnb:job-details';
+  export const logs = 'batchnb:job-logs';
+  export const output = 'batchnb:job-output';
+  export const copyName = 'batchnb:copy-job-name';
+  export const copyCommand = 'batchnb:copy-job-command';
+  export const showInNotebook = 'batchnb:show-job-in-notebook';
+  export const archive = 'batchnb:archive-job';
+  export const remove = 'batchnb:delete-job';
+}
+
+/** Every display of a job from the kernel carries its name under this type (batchnb.widgets). */
+const JOB_MIME = 'application/vnd.batchnb.job+json';
+const WIDGET_MIME = 'application/vnd.jupyter.widget-view+json';
+
+/** The parts of a notebook panel this extension uses (duck-typed: no dependency on @jupyterlab/notebook). */
+interface INotebookLike extends Widget {
+  sessionContext: {
+    ready: Promise<void>;
+    statusChanged: ISignal<unknown, string>;
+    kernelChanged: ISignal<unknown, unknown>;
+  };
+  content: {
+    activeCellIndex: number;
+    widgets: ReadonlyArray<{ model: { outputs?: IOutputsLike } }>;
+    model: { sharedModel: { insertCell(index: number, cell: { cell_type: string; source: string }): unknown } } | null;
+  };
+}
+
+interface IOutputsLike {
+  length: number;
+  get(index: number): { toJSON(): { output_type: string; data?: Record<string, unknown> } };
+  set(index: number, output: Record<string, unknown>): void;
+}
+
+function isNotebook(widget: Widget | null | undefined): widget is INotebookLike {
+  const w = widget as Partial<INotebookLike> | null | undefined;
+  return !!w && !!w.sessionContext && !!w.content && Array.isArray((w.content as { widgets?: unknown }).widgets);
+}
+
+/** A shell word: quoted when it needs to be. */
+function shellWord(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'"'"'`)}'`;
+}
+
+/** The CLI command that runs the job again (the same endpoint, deployment and input), or shows it. */
+export function jobCommand(job: AnyJob): string {
+  if (job.type === 'batch' && job.endpoint_name) {
+    const input = job.inputs.input_data;
+    return [
+      'batchnb batch-endpoint invoke -n',
+      shellWord(job.endpoint_name),
+      '--deployment-name',
+      shellWord(job.deployment_name ?? ''),
+      '--input',
+      shellWord(input.path),
+      '--input-type',
+      input.type
+    ].join(' ');
+  }
+  if (job.type === 'pipeline' && job.endpoint_name && job.deployment_name) {
+    return `batchnb batch-endpoint invoke -n ${shellWord(job.endpoint_name)} --deployment-name ${shellWord(job.deployment_name)}`;
+  }
+  return `batchnb job show -n ${shellWord(job.name)}`;
+}
+
+/** The notification of an ended job: its kind, and one line on what happened. */
+export function endedMessage(job: AnyJob): { type: 'success' | 'warning' | 'error' | 'info'; text: string } {
+  const where = [job.endpoint_name, job.deployment_name].filter(Boolean).join('/');
+  const head = `Job ${job.name}${where ? ` (${where})` : ''}`;
+  if (job.type === 'batch') {
+    const p = job.progress;
+    const counts = `${p.mini_batches.done}/${p.mini_batches.total} mini-batches, ${p.rows_written.toLocaleString()} rows`;
+    if (job.status === 'Completed') {
+      return p.items.failed > 0
+        ? { type: 'warning', text: `${head} completed with ${p.items.failed} failed items: ${counts}` }
+        : { type: 'success', text: `${head} completed: ${counts}` };
+    }
+  } else if (job.status === 'Completed') {
+    return { type: 'success', text: `${head} completed` };
+  }
+  const why = job.error ? `: ${job.error.trim().split('\n')[0]}` : '';
+  const type = job.status === 'Failed' ? 'error' : job.status === 'Interrupted' ? 'warning' : 'info';
+  return { type, text: `${head} ended ${job.status}${why}` };
 }
 
 const plugin: JupyterFrontEndPlugin<void> = {
@@ -60,9 +152,268 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const contents = app.serviceManager.contents;
     const lastValues = new Map<string, IInvokeFormValues>();
     const logPanels = new Map<string, MainAreaWidget<LogsView>>();
+    const detailPanels = new Map<string, MainAreaWidget<JobDetailView>>();
+    let listPanel: MainAreaWidget<JobListView> | null = null;
 
     const fail = (title: string) => (error: unknown) =>
       void showErrorMessage(title, (error as Error).message ?? String(error));
+
+    /** A log file of a job: in an editor when the contents API reaches it, else read through the API. */
+    async function openLogFile(job: string, log: string, logsDir?: string): Promise<void> {
+      if (docManager && logsDir) {
+        const rel = await browsablePath(`${logsDir}/${log}`, contents, 'file');
+        if (rel !== null) {
+          docManager.openOrReveal(rel);
+          return;
+        }
+      }
+      const panel = createFilePanel(sidebar.model, job, log);
+      const existing = find(panel.id);
+      if (existing) {
+        panel.dispose();
+        app.shell.activateById(existing.id);
+        return;
+      }
+      app.shell.add(panel, 'main', { mode: 'split-right' });
+      app.shell.activateById(panel.id);
+    }
+
+    function find(id: string): Widget | undefined {
+      for (const w of app.shell.widgets('main')) {
+        if (w.id === id) {
+          return w;
+        }
+      }
+      return undefined;
+    }
+
+    function openDetails(name: string, section?: string): void {
+      let panel = detailPanels.get(name);
+      if (!panel || panel.isDisposed) {
+        panel = createDetailPanel(sidebar.model, name, {
+          openLog: (job, log) => void openLogFile(job, log).catch(fail(`Could not open ${log}`)),
+          jobMenu: (job, x, y) => showJobMenu(job, x, y)
+        });
+        detailPanels.set(name, panel);
+        panel.disposed.connect(() => detailPanels.delete(name));
+        app.shell.add(panel, 'main');
+      }
+      app.shell.activateById(panel.id);
+      const content = panel.content;
+      void content.refresh().then(() => {
+        if (section) {
+          content.node.querySelector(`[data-section="${section}"]`)?.scrollIntoView();
+        }
+      });
+    }
+
+    function openJobList(query: IJobQuery): void {
+      if (!listPanel || listPanel.isDisposed) {
+        listPanel = createJobListPanel(
+          sidebar.model,
+          {
+            openDetails: job => openDetails(job.name),
+            archive: (job, archived) =>
+              sidebar.model.archive(job.name, archived).then(
+                () => undefined,
+                fail(`Could not ${archived ? 'archive' : 'restore'} ${job.name}`)
+              ),
+            remove: job => confirmDelete(job)
+          },
+          query
+        );
+        app.shell.add(listPanel, 'main');
+        app.shell.activateById(listPanel.id);
+        return;
+      }
+      app.shell.activateById(listPanel.id);
+      void listPanel.content.setQuery({
+        endpoint: query.endpoint ?? '',
+        deployment: query.deployment ?? '',
+        status: query.status ?? ''
+      });
+    }
+
+    async function confirmDelete(job: AnyJob): Promise<void> {
+      const result = await showDialog({
+        title: `Delete ${job.name}?`,
+        body: 'Its record, logs and everything in its folder under the workspace are removed. An output written elsewhere is kept.',
+        buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
+      });
+      if (result.button.accept) {
+        await sidebar.model.deleteJob(job.name).catch(fail(`Could not delete ${job.name}`));
+        detailPanels.get(job.name)?.dispose();
+      }
+    }
+
+    function openLogs(job: AnyJob): void {
+      let panel = logPanels.get(job.name);
+      if (!panel || panel.isDisposed) {
+        panel = createLogsPanel(sidebar.model, job.name, logsDir =>
+          openLogFile(job.name, 'job_result.txt', logsDir).catch(fail('Could not open job_result.txt'))
+        );
+        logPanels.set(job.name, panel);
+        panel.disposed.connect(() => logPanels.delete(job.name));
+        app.shell.add(panel, 'main', { mode: 'split-right' });
+      }
+      app.shell.activateById(panel.id);
+      void panel.content.refresh();
+    }
+
+    /** The output folder in the file browser when it can go there, else the detail view's output section. */
+    async function openOutputs(job: AnyJob): Promise<void> {
+      const output = firstOutput(job);
+      if (!output) {
+        throw new Error(`job ${job.name} has no output folder`);
+      }
+      if (fileBrowser) {
+        const rel = await browsablePath(output.path, contents, 'directory');
+        if (rel !== null) {
+          await fileBrowser.model.cd('/' + rel);
+          app.shell.activateById(fileBrowser.id);
+          return;
+        }
+      }
+      openDetails(job.name, 'output');
+    }
+
+    // -- notebooks: re-attaching, and what a kernel restart leaves -------------------------------
+
+    let lastNotebook: INotebookLike | null = null;
+    const hooked = new WeakSet<Widget>();
+
+    /** After a kernel restart the live widgets have lost their kernel: each shows its job's summary instead. */
+    async function replaceLiveWidgets(notebook: INotebookLike): Promise<void> {
+      for (const cell of notebook.content.widgets) {
+        const outputs = cell.model.outputs;
+        if (!outputs) {
+          continue;
+        }
+        for (let i = 0; i < outputs.length; i++) {
+          const data = outputs.get(i).toJSON().data ?? {};
+          const marker = data[JOB_MIME] as { name?: string } | undefined;
+          if (!marker?.name || !(WIDGET_MIME in data)) {
+            continue;
+          }
+          try {
+            const summary = await sidebar.model.summary(marker.name);
+            outputs.set(i, {
+              output_type: 'display_data',
+              data: { 'text/html': summary.html, 'text/plain': summary.text, [JOB_MIME]: { name: marker.name } },
+              metadata: {}
+            });
+          } catch {
+            // The job was deleted: leave the output as it is.
+          }
+        }
+      }
+    }
+
+    function hook(widget: Widget | null): void {
+      if (!isNotebook(widget)) {
+        return;
+      }
+      lastNotebook = widget;
+      if (hooked.has(widget)) {
+        return;
+      }
+      hooked.add(widget);
+      widget.sessionContext.statusChanged.connect((_, status) => {
+        if (status === 'restarting' || status === 'autorestarting') {
+          void replaceLiveWidgets(widget);
+        }
+      });
+      widget.sessionContext.kernelChanged.connect(() => void replaceLiveWidgets(widget));
+    }
+
+    async function showInNotebook(name: string): Promise<void> {
+      let notebook = lastNotebook && !lastNotebook.isDisposed ? lastNotebook : null;
+      if (!notebook) {
+        for (const w of app.shell.widgets('main')) {
+          if (isNotebook(w)) {
+            notebook = w;
+          }
+        }
+      }
+      if (!notebook || !notebook.content.model) {
+        throw new Error('Open a notebook first: the cell that shows the job is inserted into it.');
+      }
+      const workspace = await sidebar.model.workspace();
+      const source = [
+        `# Job ${name}, live (inserted by the batchnb sidebar)`,
+        'import batchnb',
+        `batchnb.BatchClient(${JSON.stringify(workspace.root)}).jobs.get(${JSON.stringify(name)})`
+      ].join('\n');
+      const index = notebook.content.activeCellIndex + 1;
+      notebook.content.model.sharedModel.insertCell(index, { cell_type: 'code', source });
+      notebook.content.activeCellIndex = index;
+      app.shell.activateById(notebook.id);
+      await notebook.sessionContext.ready;
+      await app.commands.execute('notebook:run-cell');
+    }
+
+    if (labShell) {
+      labShell.currentChanged.connect((_, change) => hook(change.newValue));
+      hook(labShell.currentWidget);
+    }
+
+    // -- the job's commands and menu -------------------------------------------------------------
+
+    const withJob =
+      (action: (job: AnyJob) => Promise<unknown> | unknown, what: string) =>
+      (args: ReadonlyPartialJSONObject) => {
+        const name = String(args.name ?? '');
+        return sidebar.model
+          .job(name)
+          .then(action)
+          .catch(fail(`Could not ${what} ${name}`));
+      };
+    app.commands.addCommand(CommandIDs.details, {
+      label: 'Details',
+      caption: 'Inputs, settings, timings, throughput, logs and output',
+      execute: args => openDetails(String(args.name ?? ''))
+    });
+    app.commands.addCommand(CommandIDs.logs, { label: 'Logs', execute: withJob(openLogs, 'show the logs of') });
+    app.commands.addCommand(CommandIDs.output, { label: 'Output', execute: withJob(openOutputs, 'show the output of') });
+    app.commands.addCommand(CommandIDs.copyName, {
+      label: 'Copy Name',
+      execute: args => Clipboard.copyToSystem(String(args.name ?? ''))
+    });
+    app.commands.addCommand(CommandIDs.copyCommand, {
+      label: 'Copy Command',
+      caption: 'The batchnb command that runs this job again (same endpoint, deployment and input)',
+      execute: withJob(job => Clipboard.copyToSystem(jobCommand(job)), 'copy the command of')
+    });
+    app.commands.addCommand(CommandIDs.showInNotebook, {
+      label: 'Show in Notebook',
+      caption: 'Insert and run a cell that shows the job live in the current notebook',
+      execute: args => showInNotebook(String(args.name ?? '')).catch(fail('Could not show the job in a notebook'))
+    });
+    app.commands.addCommand(CommandIDs.archive, {
+      label: 'Archive',
+      execute: withJob(job => sidebar.model.archive(job.name, true), 'archive')
+    });
+    app.commands.addCommand(CommandIDs.remove, { label: 'Delete…', execute: withJob(confirmDelete, 'delete') });
+    app.commands.addCommand(CommandIDs.jobList, {
+      label: 'Show All Batch Jobs',
+      execute: () => openJobList({})
+    });
+
+    function showJobMenu(job: AnyJob, x: number, y: number): void {
+      const menu = new Menu({ commands: app.commands });
+      menu.addClass('batchnb-job-menu');
+      const args = { name: job.name };
+      for (const command of [CommandIDs.details, CommandIDs.copyName, CommandIDs.copyCommand, CommandIDs.showInNotebook]) {
+        menu.addItem({ command, args });
+      }
+      if (!ACTIVE_STATUSES.has(job.status)) {
+        menu.addItem({ type: 'separator' });
+        menu.addItem({ command: CommandIDs.archive, args });
+        menu.addItem({ command: CommandIDs.remove, args });
+      }
+      menu.aboutToClose.connect(() => setTimeout(() => menu.dispose(), 0));
+      menu.open(x, y);
+    }
 
     const actions: ISidebarActions = {
       invoke: (endpoint: BatchEndpoint) => {
@@ -102,60 +453,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
           .jobAction(job.name, 'rerun-failed')
           .catch(fail(`Could not rerun the failed parts of ${job.name}`));
       },
-      openLogs: (job: AnyJob) => {
-        let panel = logPanels.get(job.name);
-        if (!panel || panel.isDisposed) {
-          const openFile = docManager
-            ? async (logsDir: string) => {
-                const file = `${logsDir}/job_result.txt`;
-                const rel = await browsablePath(file, contents, 'file');
-                if (rel === null) {
-                  await showPathDialog('job_result.txt', file, 'The log file is not under the server root (or is in a hidden folder), so it cannot be opened here.');
-                  return;
-                }
-                docManager.openOrReveal(rel);
-              }
-            : null;
-          panel = createLogsPanel(sidebar.model, job.name, openFile);
-          logPanels.set(job.name, panel);
-          panel.disposed.connect(() => logPanels.delete(job.name));
-          app.shell.add(panel, 'main', { mode: 'split-right' });
-        }
-        app.shell.activateById(panel.id);
-        void panel.content.refresh();
-      },
+      openLogs,
       openOutputs: (job: AnyJob) => {
         void openOutputs(job).catch(fail(`Could not show the output of ${job.name}`));
-      }
+      },
+      openDetails: (job: AnyJob) => openDetails(job.name),
+      openJobList,
+      jobMenu: showJobMenu
     };
-
-    async function openOutputs(job: AnyJob): Promise<void> {
-      const output = firstOutput(job);
-      if (!output) {
-        throw new Error(`job ${job.name} has no output folder`);
-      }
-      const path = output.path;
-      if (fileBrowser) {
-        const rel = await browsablePath(path, contents, 'directory');
-        if (rel !== null) {
-          await fileBrowser.model.cd('/' + rel);
-          app.shell.activateById(fileBrowser.id);
-          return;
-        }
-      }
-      let listing: JobOutputs | null = null;
-      try {
-        listing = await sidebar.model.outputs(job.name, output.name);
-      } catch {
-        listing = null;
-      }
-      await showPathDialog(
-        `Output ${output.name} of ${job.name}`,
-        path,
-        'This folder is outside the server root (or in a hidden folder), so the file browser cannot open it.',
-        listing
-      );
-    }
 
     const sidebar = new BatchSidebar({ serverSettings: app.serviceManager.serverSettings, actions });
     sidebar.title.icon = batchIcon;
@@ -168,6 +473,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (restorer) {
       restorer.add(sidebar, sidebar.id);
     }
+
+    // A job seen running that ends: a notification, with the way to its details, logs and output.
+    sidebar.model.jobEnded.connect((_, job) => {
+      const { type, text } = endedMessage(job);
+      const buttons: Notification.IAction[] = [
+        { label: 'Details', callback: () => openDetails(job.name), displayType: 'accent' },
+        { label: 'Logs', callback: () => openLogs(job) }
+      ];
+      if (firstOutput(job)) {
+        buttons.push({ label: 'Output', callback: () => void openOutputs(job).catch(fail('Could not show the output')) });
+      }
+      Notification.emit(text, type, { autoClose: type === 'success' ? 8000 : false, actions: buttons });
+    });
 
     app.commands.addCommand(CommandIDs.open, {
       label: 'Show Batch Endpoints',
@@ -182,64 +500,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     if (palette) {
       palette.addItem({ command: CommandIDs.open, category: 'Batch' });
       palette.addItem({ command: CommandIDs.refresh, category: 'Batch' });
+      palette.addItem({ command: CommandIDs.jobList, category: 'Batch' });
     }
   }
 };
-
-/** A dialog with a path to copy (and, for an output folder, its files). */
-async function showPathDialog(
-  title: string,
-  path: string,
-  note: string,
-  listing: JobOutputs | null = null
-): Promise<void> {
-  const body = new Widget();
-  body.addClass('batchnb-path-dialog');
-  const p = document.createElement('p');
-  p.textContent = note;
-  const code = document.createElement('code');
-  code.className = 'batchnb-path';
-  code.textContent = path;
-  body.node.append(p, code);
-  if (listing) {
-    const info = document.createElement('p');
-    if (!listing.exists) {
-      info.textContent = 'The folder does not exist yet.';
-      body.node.appendChild(info);
-    } else {
-      info.textContent = `${listing.files.length} file(s), ${formatBytes(listing.total_size)}${listing.truncated ? ' (listing truncated)' : ''}:`;
-      const ul = document.createElement('ul');
-      ul.className = 'batchnb-output-files';
-      for (const f of listing.files.slice(0, 50)) {
-        const li = document.createElement('li');
-        li.textContent = `${f.name} (${formatBytes(f.size)})`;
-        ul.appendChild(li);
-      }
-      body.node.append(info, ul);
-    }
-  }
-  const result = await showDialog({
-    title,
-    body,
-    buttons: [Dialog.cancelButton({ label: 'Close' }), Dialog.okButton({ label: 'Copy path' })]
-  });
-  if (result.button.accept) {
-    Clipboard.copyToSystem(path);
-  }
-}
-
-function formatBytes(n: number): string {
-  if (n < 1024) {
-    return `${n} B`;
-  }
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
-}
 
 export default plugin;

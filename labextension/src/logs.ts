@@ -3,6 +3,7 @@
  * while the job runs and the panel is visible.
  */
 import { MainAreaWidget, ToolbarButton } from '@jupyterlab/apputils';
+import { ServerConnection } from '@jupyterlab/services';
 import { refreshIcon, textEditorIcon } from '@jupyterlab/ui-components';
 import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
@@ -130,5 +131,48 @@ export function createLogsPanel(
       })
     );
   }
+  return panel;
+}
+
+/**
+ * A read-only tab with a whole log file of a job, fetched from the server (`GET jobs/<job>/file`),
+ * for files the contents API cannot open (the workspace's hidden `.batchnb/` folder).
+ */
+export function createFilePanel(model: BatchModel, job: string, log: string): MainAreaWidget<Widget> {
+  const content = new Widget();
+  content.addClass('batchnb-file-view');
+  content.node.dataset.job = job;
+  content.node.dataset.file = log;
+  const pre = document.createElement('pre');
+  content.node.appendChild(pre);
+  const url = model.fileUrl(job, { log });
+  const load = async () => {
+    try {
+      const response = await ServerConnection.makeRequest(url, {}, model.serverSettings);
+      pre.textContent = response.ok ? await response.text() : `${response.status}: ${await response.text()}`;
+    } catch (error) {
+      pre.textContent = (error as Error).message;
+    }
+  };
+  void load();
+  const panel = new MainAreaWidget({ content });
+  panel.id = `batchnb-file-${job}-${log.replace(/[^\w.-]/g, '_')}`;
+  panel.title.label = `${log.split('/').pop()} (${job})`;
+  panel.title.icon = textEditorIcon;
+  panel.title.closable = true;
+  panel.toolbar.addItem('refresh', new ToolbarButton({ icon: refreshIcon, tooltip: 'Read the file again', onClick: () => void load() }));
+  panel.toolbar.addItem(
+    'download',
+    new ToolbarButton({
+      label: 'Download',
+      tooltip: 'Save the file',
+      onClick: () => {
+        const a = document.createElement('a');
+        a.href = model.fileUrl(job, { log }, true);
+        a.download = log.split('/').pop() ?? log;
+        a.click();
+      }
+    })
+  );
   return panel;
 }

@@ -1,15 +1,25 @@
 /**
  * The left-panel sidebar: endpoints -> deployments (the default marked) -> recent jobs with live
  * status and a progress bar (of mini-batches, or of steps for a pipeline job, whose steps expand).
+ * Each endpoint shows its newest jobs, how many it has in all and a link to all of them (the job
+ * list), so an endpoint with older jobs never looks empty.
  * Stable DOM hooks for tests: `data-endpoint`, `data-deployment`, `data-job`, `data-type`,
- * `data-status`, `data-action`, `data-step`, classes `batchnb-job`, `batchnb-progress`, `batchnb-step`.
+ * `data-status`, `data-action`, `data-step`, `data-count`, classes `batchnb-job`, `batchnb-progress`,
+ * `batchnb-step`.
  */
 import { ServerConnection } from '@jupyterlab/services';
 import { ReactWidget, UseSignal, refreshIcon } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
-import { ACTIVE_STATUSES, BatchModel, RESUMABLE_STATUSES, firstOutput } from './model';
+import {
+  ACTIVE_STATUSES,
+  BatchModel,
+  IJobQuery,
+  JOBS_PER_ENDPOINT,
+  RESUMABLE_STATUSES,
+  firstOutput
+} from './model';
 import type { AnyJob, BatchEndpoint, JobStep } from './wire';
 
 /** What the sidebar's buttons do (implemented by the plugin: dialogs, the file browser...). */
@@ -21,10 +31,11 @@ export interface ISidebarActions {
   rerunFailed(job: AnyJob): void;
   openLogs(job: AnyJob): void;
   openOutputs(job: AnyJob): void;
+  openDetails(job: AnyJob): void;
+  openJobList(query: IJobQuery): void;
+  /** The job's menu (copy its name or command, show it in a notebook, archive, delete) at a point. */
+  jobMenu(job: AnyJob, x: number, y: number): void;
 }
-
-/** Recent jobs shown under each endpoint. */
-export const JOBS_PER_ENDPOINT = 8;
 
 export class BatchSidebar extends ReactWidget {
   constructor(options: BatchSidebar.IOptions) {
@@ -74,23 +85,28 @@ export namespace BatchSidebar {
 
 function SidebarView(props: { model: BatchModel; actions: ISidebarActions }): JSX.Element {
   const { model, actions } = props;
-  const byEndpoint = new Map<string, AnyJob[]>();
-  const orphans: AnyJob[] = [];
   const known = new Set(model.endpoints.map(e => e.name));
-  for (const job of model.jobs) {
-    const ep = job.endpoint_name;
-    if (ep && known.has(ep)) {
-      const list = byEndpoint.get(ep) ?? [];
-      list.push(job);
-      byEndpoint.set(ep, list);
-    } else {
-      orphans.push(job);
+  const orphans: AnyJob[] = [];
+  let orphanTotal = 0;
+  for (const [endpoint, group] of model.groups) {
+    if (!known.has(endpoint)) {
+      orphans.push(...group.jobs);
+      orphanTotal += group.total;
     }
   }
+  orphans.sort((a, b) => b.created_at - a.created_at);
   return (
     <div className="batchnb-sidebar-content">
       <div className="batchnb-header">
         <h2 className="batchnb-title">Batch endpoints</h2>
+        <button
+          className="jp-Button jp-mod-minimal batchnb-link-button"
+          title="All jobs of the workspace: search, filter, sort, archive"
+          data-action="job-list"
+          onClick={() => actions.openJobList({})}
+        >
+          All jobs
+        </button>
         <button
           className="jp-Button jp-mod-minimal batchnb-icon-button"
           title="Refresh"
@@ -106,24 +122,53 @@ function SidebarView(props: { model: BatchModel; actions: ISidebarActions }): JS
         </div>
       )}
       {!model.loaded && model.error === null && <div className="batchnb-empty">Loading…</div>}
-      {model.loaded && model.endpoints.length === 0 && <GettingStarted />}
-      {model.endpoints.map(endpoint => (
-        <EndpointView
-          key={endpoint.name}
-          endpoint={endpoint}
-          jobs={byEndpoint.get(endpoint.name) ?? []}
-          actions={actions}
-        />
-      ))}
+      {model.loaded && model.endpoints.length === 0 && orphanTotal === 0 && <GettingStarted />}
+      {model.endpoints.map(endpoint => {
+        const group = model.groups.get(endpoint.name);
+        return (
+          <EndpointView
+            key={endpoint.name}
+            endpoint={endpoint}
+            jobs={group?.jobs ?? []}
+            total={group?.total ?? 0}
+            actions={actions}
+          />
+        );
+      })}
       {orphans.length > 0 && (
         <section className="batchnb-endpoint batchnb-orphans" data-endpoint="">
           <div className="batchnb-endpoint-header">
             <span className="batchnb-endpoint-name">Other jobs</span>
+            <JobCount total={orphanTotal} />
           </div>
           <JobListView jobs={orphans.slice(0, JOBS_PER_ENDPOINT)} actions={actions} />
+          {orphanTotal > JOBS_PER_ENDPOINT && <MoreLink total={orphanTotal} onClick={() => actions.openJobList({})} />}
         </section>
       )}
     </div>
+  );
+}
+
+/** How many jobs an endpoint has in all. */
+function JobCount(props: { total: number }): JSX.Element {
+  return (
+    <span className="batchnb-count" data-count={props.total} title={`${props.total} job(s) in all`}>
+      {props.total === 1 ? '1 job' : `${props.total.toLocaleString()} jobs`}
+    </span>
+  );
+}
+
+/** "All N jobs…": the job list, filtered to the endpoint. */
+function MoreLink(props: { total: number; onClick: () => void }): JSX.Element {
+  return (
+    <button
+      className="jp-Button jp-mod-minimal batchnb-link-button batchnb-more"
+      data-action="more"
+      title="Open the job list: search, filter, sort, archive or delete"
+      onClick={props.onClick}
+    >
+      {`All ${props.total.toLocaleString()} jobs…`}
+    </button>
   );
 }
 
@@ -153,9 +198,10 @@ function GettingStarted(): JSX.Element {
 function EndpointView(props: {
   endpoint: BatchEndpoint;
   jobs: AnyJob[];
+  total: number;
   actions: ISidebarActions;
 }): JSX.Element {
-  const { endpoint, jobs, actions } = props;
+  const { endpoint, jobs, total, actions } = props;
   const current = endpoint.defaults?.deployment_name ?? null;
   return (
     <section className="batchnb-endpoint" data-endpoint={endpoint.name}>
@@ -163,6 +209,7 @@ function EndpointView(props: {
         <span className="batchnb-endpoint-name" title={endpoint.description ?? endpoint.name}>
           {endpoint.name}
         </span>
+        <JobCount total={total} />
         <button
           className="jp-Button jp-mod-styled jp-mod-accept batchnb-small-button"
           data-action="invoke"
@@ -203,10 +250,10 @@ function EndpointView(props: {
           );
         })}
       </ul>
-      {jobs.length > 0 ? (
-        <JobListView jobs={jobs.slice(0, JOBS_PER_ENDPOINT)} actions={actions} />
-      ) : (
-        <div className="batchnb-empty batchnb-no-jobs">No jobs yet</div>
+      {jobs.length > 0 && <JobListView jobs={jobs.slice(0, JOBS_PER_ENDPOINT)} actions={actions} />}
+      {total === 0 && <div className="batchnb-empty batchnb-no-jobs">No jobs yet</div>}
+      {total > Math.min(jobs.length, JOBS_PER_ENDPOINT) && (
+        <MoreLink total={total} onClick={() => actions.openJobList({ endpoint: endpoint.name })} />
       )}
     </section>
   );
@@ -273,6 +320,11 @@ export function progressSummary(job: AnyJob, active: boolean): IProgressSummary 
   return { done: mb.done, failed: mb.failed, total: mb.total, unit: 'mini-batches', details };
 }
 
+/** A batch job's failed items (a job can complete with some: its status alone says Completed). */
+export function failedItems(job: AnyJob): number {
+  return job.type === 'batch' ? job.progress.items.failed : 0;
+}
+
 /** Whether "Rerun failed" applies: a failed pipeline job, or a finished batch job with failed mini-batches. */
 function canRerunFailed(job: AnyJob): boolean {
   if (job.type === 'pipeline') {
@@ -309,6 +361,11 @@ function JobView(props: { job: AnyJob; actions: ISidebarActions }): JSX.Element 
     >
       <div className="batchnb-job-head">
         <span className={statusClass}>{job.status}</span>
+        {failedItems(job) > 0 && (
+          <span className="batchnb-failed-items" data-failed-items={failedItems(job)}>
+            {`${failedItems(job).toLocaleString()} failed`}
+          </span>
+        )}
         <span className="batchnb-job-name" title={`${job.name}\ncreated ${formatTime(job.created_at)}`}>
           {job.name}
         </span>
@@ -338,6 +395,14 @@ function JobView(props: { job: AnyJob; actions: ISidebarActions }): JSX.Element 
       )}
       {job.type === 'pipeline' && expanded && <StepListView steps={job.steps} />}
       <div className="batchnb-job-actions">
+        <button
+          className="jp-Button jp-mod-minimal batchnb-link-button"
+          data-action="details"
+          title="Inputs, settings, timings, throughput, logs and the output, in a tab"
+          onClick={() => actions.openDetails(job)}
+        >
+          Details
+        </button>
         {job.type === 'pipeline' && (
           <button
             className="jp-Button jp-mod-minimal batchnb-link-button"
@@ -402,9 +467,21 @@ function JobView(props: { job: AnyJob; actions: ISidebarActions }): JSX.Element 
             title={`${output.name}: ${output.path}`}
             onClick={() => actions.openOutputs(job)}
           >
-            Output folder
+            Output
           </button>
         )}
+        <button
+          className="jp-Button jp-mod-minimal batchnb-link-button batchnb-menu-button"
+          data-action="menu"
+          aria-label={`More actions on ${job.name}`}
+          title="Copy name, copy command, show in notebook, archive, delete"
+          onClick={event => {
+            const r = (event.currentTarget as HTMLElement).getBoundingClientRect();
+            actions.jobMenu(job, r.left, r.bottom);
+          }}
+        >
+          ⋯
+        </button>
       </div>
     </li>
   );

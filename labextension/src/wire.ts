@@ -38,13 +38,17 @@ export interface WireModels {
   InvokeRequest?: InvokeRequest;
   ItemCounts?: ItemCounts;
   Job?: Job;
+  JobGroup?: JobGroup;
   JobInput?: JobInput;
   JobList?: JobList;
   JobLogs?: JobLogs;
   JobOutput?: JobOutput;
   JobOutputs?: JobOutputs;
+  JobOverview?: JobOverview;
   JobProgress?: JobProgress;
   JobStep?: JobStep;
+  JobSummary?: JobSummary;
+  JobTimeline?: JobTimeline;
   LogTail?: LogTail;
   MiniBatchCounts?: MiniBatchCounts;
   Model?: Model;
@@ -53,6 +57,7 @@ export interface WireModels {
   ModelList?: ModelList;
   ModelSpec?: ModelSpec;
   OutputFile?: OutputFile;
+  OutputPreview?: OutputPreview;
   OutputRef?: OutputRef;
   PipelineComponentBatchDeploymentSpec?: PipelineComponentBatchDeploymentSpec;
   PipelineDeploymentSettings?: PipelineDeploymentSettings;
@@ -68,6 +73,7 @@ export interface WireModels {
   StepJob?: StepJob;
   StepJobProgress?: StepJobProgress;
   StepLimits?: StepLimits;
+  TimelinePoint?: TimelinePoint;
   WorkspaceInfo?: WorkspaceInfo;
 }
 /**
@@ -96,6 +102,10 @@ export interface Job {
   started_at?: number | null;
   ended_at?: number | null;
   error?: string | null;
+  /**
+   * When the job was archived (left out of listings).
+   */
+  archived_at?: number | null;
   job_dir: string;
   logs_dir: string;
   type: 'batch';
@@ -108,6 +118,20 @@ export interface Job {
   settings: {
     [k: string]: unknown;
   };
+  /**
+   * The deployment's revision the job runs.
+   */
+  deployment_revision?: number | null;
+  /**
+   * The model version it scores with.
+   */
+  model?:
+    | string
+    | {
+        [k: string]: unknown;
+      }
+    | null;
+  compute?: string;
   instance_count: number;
   workers: number;
   progress: JobProgress;
@@ -180,6 +204,10 @@ export interface PipelineJob {
   started_at?: number | null;
   ended_at?: number | null;
   error?: string | null;
+  /**
+   * When the job was archived (left out of listings).
+   */
+  archived_at?: number | null;
   job_dir: string;
   logs_dir: string;
   type: 'pipeline';
@@ -304,6 +332,10 @@ export interface StepJob {
   started_at?: number | null;
   ended_at?: number | null;
   error?: string | null;
+  /**
+   * When the job was archived (left out of listings).
+   */
+  archived_at?: number | null;
   job_dir: string;
   logs_dir: string;
   type: 'command';
@@ -702,8 +734,36 @@ export interface OutputRef {
   path?: string | null;
   [k: string]: unknown;
 }
+/**
+ * One endpoint's newest jobs and how many it has (``endpoint`` null: jobs of no endpoint).
+ */
+export interface JobGroup {
+  endpoint: string | null;
+  total: number;
+  /**
+   * How many of them are queued or running.
+   */
+  active: number;
+  jobs: (Job | PipelineJob | StepJob)[];
+  [k: string]: unknown;
+}
+/**
+ * Jobs, newest first unless sorted otherwise; ``GET jobs`` also says how many match in all.
+ */
 export interface JobList {
   jobs: (Job | PipelineJob | StepJob)[];
+  /**
+   * How many jobs match the filters (GET jobs).
+   */
+  total?: number | null;
+  offset?: number | null;
+  limit?: number | null;
+  /**
+   * The matches of every filter but status, counted by status (GET jobs).
+   */
+  status_counts?: {
+    [k: string]: number;
+  } | null;
   [k: string]: unknown;
 }
 /**
@@ -776,6 +836,52 @@ export interface OutputFile {
    */
   name: string;
   size: number;
+  [k: string]: unknown;
+}
+/**
+ * ``GET job-overview?per_endpoint=N``: the newest N jobs of each endpoint, with counts.
+ */
+export interface JobOverview {
+  groups: JobGroup[];
+  total: number;
+  [k: string]: unknown;
+}
+/**
+ * ``GET jobs/<name>/summary``: the job's summary card, as the notebook shows it once a job ends.
+ */
+export interface JobSummary {
+  name: string;
+  status:
+    | 'Queued'
+    | 'Preparing'
+    | 'Running'
+    | 'Finalizing'
+    | 'Completed'
+    | 'Failed'
+    | 'CancelRequested'
+    | 'Canceled'
+    | 'Interrupted'
+    | 'NotStarted';
+  html: string;
+  text: string;
+  [k: string]: unknown;
+}
+/**
+ * ``GET jobs/<name>/timeline``: progress over time, one point per finished mini-batch.
+ */
+export interface JobTimeline {
+  name: string;
+  started_at?: number | null;
+  points: TimelinePoint[];
+  [k: string]: unknown;
+}
+/**
+ * The job's progress when a mini-batch finished: seconds since it started, totals so far.
+ */
+export interface TimelinePoint {
+  t: number;
+  mini_batches: number;
+  rows: number;
   [k: string]: unknown;
 }
 /**
@@ -888,6 +994,31 @@ export interface ModelSpec {
   properties?: {
     [k: string]: unknown;
   };
+  [k: string]: unknown;
+}
+/**
+ * ``GET jobs/<name>/preview``: the first rows of an output file (CSV or Parquet) or its first lines.
+ */
+export interface OutputPreview {
+  name: string;
+  output: string;
+  /**
+   * The path relative to the output folder ('/'-separated).
+   */
+  file: string;
+  format: 'csv' | 'parquet' | 'text';
+  size: number;
+  columns: string[];
+  rows: unknown[][];
+  /**
+   * Rows in the whole file, when known cheaply.
+   */
+  total_rows?: number | null;
+  /**
+   * False when the CSV has no header row (columns are numbered).
+   */
+  header?: boolean;
+  truncated: boolean;
   [k: string]: unknown;
 }
 /**
