@@ -29,6 +29,7 @@ def seed_jobs(
     """
     with client.store.read() as db:
         row = dict(db.execute("SELECT * FROM jobs WHERE name = ?", (template,)).fetchone())
+        row.pop("compute")  # generated from the spec: never inserted
         minibatches = [dict(r) for r in db.execute("SELECT * FROM minibatches WHERE job = ?", (template,))]
     source = Path(json.loads(row["spec"])["job_dir"])
     names, rows, mbs = [], [], []
