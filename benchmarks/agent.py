@@ -240,9 +240,11 @@ def scenario_agent_kill(env: Setup, rounds: int, report: dict[str, Any]) -> None
     s = env.sizes
     # The limit, to size the job: the throughput scenario's if it ran, else measured now (untimed).
     limit = report.get("throughput", {}).get("limit_rows_per_s") or env.limit()["limit_rows_per_s"]
-    count = min(len(env.files), max(1, math.ceil(s.agent_kill_s * limit / s.rows)))
-    files = env.files[:count]
-    data = env.subset(f"first{count}", files)
+    count = min(s.agent_kill_max_files, max(1, math.ceil(s.agent_kill_s * limit / s.rows)))
+    # More files than the others use if need be: the same content, in a folder of their own.
+    pool = env.root / "data" / f"forest-{s.rows}-agent-kill"
+    files = workload.parquet_files(pool, count, s.rows)
+    data = env.subset(f"agent-kill-{count}", files)
     print(
         f"\n== agent-kill: {count} files (about {env.rows(files) / limit:.0f} s at the limit) on the warm compute, "
         "its agent SIGKILLed at 50 % and computes.start right after: kill to Completed, against a full run",

@@ -23,7 +23,8 @@ class Sizes:
     depth: int = 12
     mini_batch_rows: int = 100_000
     limit_files: int = 2  # the limit is measured on this many of the files
-    agent_kill_s: float = 20.0  # the killed agent's job: about this long at the limit
+    agent_kill_s: float = 20.0  # the killed agent's job: about this long at the limit ...
+    agent_kill_max_files: int = 48  # ... in this many files at most
     tiny_files: int = 10_000  # overhead workload
     memory_files: int = 1  # memory workload: this many files, then 10x as many
     memory_rows: int = 500_000
@@ -40,6 +41,7 @@ class Sizes:
             mini_batch_rows=5_000,
             limit_files=1,
             agent_kill_s=1.0,
+            agent_kill_max_files=3,
             tiny_files=200,
             memory_files=1,
             memory_rows=20_000,
