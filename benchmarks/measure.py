@@ -111,15 +111,16 @@ def run_job(
     if cold and owner:
         with contextlib.suppress(psutil.Error):
             psutil.Process(owner).wait(timeout=60)
-    rows = client.jobs.get(name)["progress"]["rows_written"]
-    return {
+    result = {
         "name": name,
         "wall_s": seen["ended"][name],
         "invoke_s": invoke_s,
         "first_progress_s": seen["first"][name],
-        "peak_rss_mb": seen["peak_rss"] / 2**20,
-        "rows": rows,
+        "rows": client.jobs.get(name)["progress"]["rows_written"],
     }
+    if sample_rss:
+        result["peak_rss_mb"] = seen["peak_rss"] / 2**20
+    return result
 
 
 def wait_fraction(client: Any, name: str, fraction: float, timeout: float = 600) -> None:

@@ -180,7 +180,10 @@ class Soak:
         elif roll < 0.9:
             if pid:
                 try:
-                    psutil.Process(pid).send_signal(signal.SIGKILL)
+                    agent = psutil.Process(pid)
+                    agent.send_signal(signal.SIGKILL)
+                    # Dying, it still holds its compute: computes.start would find it and return.
+                    agent.wait(timeout=10)
                 except psutil.Error:
                     return
                 victim.chaos["agent killed"] += 1
