@@ -13,8 +13,8 @@ Parquet output; run by ``bench.py --only agent`` (or one of :data:`SCENARIOS`).
 * ``agent-kill``: a job of about ``Sizes.agent_kill_s`` at the limit, its agent SIGKILLed at 50 %
   and ``computes.start`` right after: from the kill to Completed, against a full run.
 
-Every scenario measures the limit again, alternating with its contenders, and no rate may pass it:
-if one does, the limit is measured wrong, and the scenario says so.
+``throughput`` and ``concurrent`` measure the limit again, alternating with their contenders, and
+no rate may pass it: if one does, the limit is measured wrong, and the scenario says so.
 """
 
 from __future__ import annotations
