@@ -5,15 +5,18 @@
     .venv/bin/python benchmarks/soak.py --jobs 200 --minutes 10 --seed 7 --keep
 
 Not run in CI. It builds its own workspace under a temporary folder with two computes, the built-in
-``local`` and a second local one (``soak-two``, an ``amlcompute`` that keeps a warm standby), one
-deployment on each, and input folders of 5 to 40 one-row CSV files whose rows are unique across the
+``local`` (its agent exits when it has no job) and a second local one (``soak-two``, an
+``amlcompute`` whose agent keeps its workers warm for a minute after its last job), one deployment
+on each, and input folders of 5 to 40 one-row CSV files whose rows are unique across the
 whole run. Then, over ``--minutes``:
 
 * jobs are invoked at a steady pace, several at once from different threads;
 * every ``--chaos-interval`` seconds something goes wrong: a random worker of a random running job
-  is SIGKILLed (most often), or a job's supervisor is SIGKILLed (the job turns Interrupted), or a
-  job is canceled (each job at most ``MAX_STOPS_PER_JOB`` times);
-* every Interrupted or Canceled job is resumed, until it ends Completed (or Failed).
+  is SIGKILLed (most often), or the agent running a job is SIGKILLed (its jobs turn Interrupted,
+  and ``computes.start`` right after starts the agent that resumes them by itself), or a job is
+  canceled (each job at most ``MAX_STOPS_PER_JOB`` times);
+* every Canceled job is resumed, and every Interrupted one that no agent has taken back, until it
+  ends Completed (or Failed).
 
 At the end it prints, per job and in total, the rows in (input files), the rows out (output lines),
 the duplicated rows and the lost ones, and exits 1 unless every job Completed with exactly its
@@ -42,7 +45,7 @@ import psutil
 
 ENDPOINT = "ep-soak"
 COMPUTES = {"blue": "local", "green": "soak-two"}
-# A job is stopped (its supervisor killed, or canceled) at most this often, or the last jobs
+# A job is stopped (its agent killed, or canceled) at most this often, or the last jobs
 # running, which get all the trouble, might never finish.
 MAX_STOPS_PER_JOB = 4
 
@@ -116,14 +119,15 @@ def _workspace(root: Path, rng: random.Random, datasets: int) -> tuple[Any, list
 
 
 def _workers(pid: int) -> list[psutil.Process]:
-    """A supervisor's worker processes: the children of its zygote (its own children are spared)."""
+    """An agent's worker processes: the children of its zygote (its own children are spared)."""
     try:
         return [worker for child in psutil.Process(pid).children() for worker in child.children()]
     except psutil.Error:
         return []
 
 
-def _supervisor(client: Any, name: str) -> int | None:
+def _owner(client: Any, name: str) -> int | None:
+    """The pid of the agent running the job."""
     with client.store.read() as db:
         row = db.execute("SELECT supervisor_pid FROM jobs WHERE name = ?", (name,)).fetchone()
     return row[0] if row else None
@@ -163,9 +167,9 @@ class Soak:
             return
         victim = self.rng.choice(running)
         roll = self.rng.random()
-        if roll >= 0.75 and victim.chaos["supervisor killed"] + victim.chaos["canceled"] >= MAX_STOPS_PER_JOB:
+        if roll >= 0.75 and victim.chaos["agent killed"] + victim.chaos["canceled"] >= MAX_STOPS_PER_JOB:
             roll = 0.0  # this one has been stopped enough: a worker instead
-        pid = _supervisor(self.client, victim.name)
+        pid = _owner(self.client, victim.name)
         if roll < 0.75:
             workers = _workers(pid) if pid else []
             if workers:
@@ -175,10 +179,20 @@ class Soak:
                     self.chaos["worker killed"] += 1
         elif roll < 0.9:
             if pid:
-                with contextlib.suppress(psutil.Error):
-                    psutil.Process(pid).send_signal(signal.SIGKILL)
-                    victim.chaos["supervisor killed"] += 1
-                    self.chaos["supervisor killed"] += 1
+                try:
+                    agent = psutil.Process(pid)
+                    agent.send_signal(signal.SIGKILL)
+                    # Dying, it still holds its compute: computes.start would find it and return.
+                    agent.wait(timeout=10)
+                except psutil.Error:
+                    return
+                victim.chaos["agent killed"] += 1
+                self.chaos["agent killed"] += 1
+                try:  # its jobs are resumed by the next agent, as after a crash
+                    self.client.computes.start(COMPUTES[victim.deployment])
+                except Exception as exc:  # reported at the end
+                    with self.lock:
+                        self.errors.append(f"compute start after an agent kill failed: {exc}")
         else:
             with contextlib.suppress(Exception):  # it may have ended meanwhile
                 self.client.jobs.cancel(victim.name)
@@ -197,8 +211,10 @@ class Soak:
                     self.client.jobs.resume(tracked.name)
                     tracked.resumes += 1
                     tracked.status = "Queued"
-            except Exception as exc:  # e.g. a supervisor still exiting: try again at the next poll
-                if "still running" not in str(exc):
+            except Exception as exc:
+                # An agent exiting (try again at the next poll), or one that resumed the job itself
+                # between our two looks: neither is a fault.
+                if "still running" not in str(exc) and "only Interrupted or Canceled" not in str(exc):
                     self.errors.append(f"{tracked.name}: {exc}")
 
     def run(self) -> None:
@@ -295,9 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         soak.run()
         ok = soak.check()
     finally:
-        from batchnb.compute import standby
-
-        standby.stop_all(soak.client.workspace.root)
+        for compute in COMPUTES.values():
+            soak.client.computes.stop(compute)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     print("soak: OK" if ok else "soak: FAILED", flush=True)

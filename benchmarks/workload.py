@@ -17,15 +17,18 @@ ROW_GROUP = 50_000
 class Sizes:
     """How big each workload is. ``quick`` is seconds, for the smoke test."""
 
-    files: int = 3  # CPU workload: Parquet files ...
+    files: int = 12  # the forest workload: Parquet files ...
     rows: int = 500_000  # ... of this many rows, 16 float columns
     trees: int = 40  # the random forest
     depth: int = 12
     mini_batch_rows: int = 100_000
+    limit_files: int = 2  # the limit is measured on this many of the files
+    agent_kill_s: float = 20.0  # the killed agent's job: about this long at the limit ...
+    agent_kill_max_files: int = 48  # ... in this many files at most
     tiny_files: int = 10_000  # overhead workload
     memory_files: int = 1  # memory workload: this many files, then 10x as many
     memory_rows: int = 500_000
-    resume_files: int = 2
+    recovery_files: int = 2
     crashes: int = 3  # recovery workload: mini-batches that kill their worker once
 
     @classmethod
@@ -36,10 +39,13 @@ class Sizes:
             trees=4,
             depth=4,
             mini_batch_rows=5_000,
+            limit_files=1,
+            agent_kill_s=1.0,
+            agent_kill_max_files=3,
             tiny_files=200,
             memory_files=1,
             memory_rows=20_000,
-            resume_files=2,
+            recovery_files=2,
             crashes=1,
         )
 
@@ -129,9 +135,11 @@ def deploy_mlflow(
     compute: str | None = None,
     code: Path | None = None,
     env: dict[str, str] | None = None,
+    output_file_name: str | None = None,
 ) -> None:
     """An endpoint whose default deployment scores ``model_dir`` in tabular mode: with batchnb's
-    MLflow driver, or with the scoring script ``code/score.py``."""
+    MLflow driver, or with the scoring script ``code/score.py``; its output ``output_file_name``
+    (a ``.parquet`` name: Parquet)."""
     name = endpoint.replace("ep-", "m-")
     client.models.create_or_update({"name": name, "type": "mlflow_model", "path": str(model_dir)}, trust_types=True)
     client.batch_endpoints.create_or_update({"name": endpoint})
@@ -147,6 +155,8 @@ def deploy_mlflow(
             "environment_variables": env or {},
         },
     }
+    if output_file_name:
+        spec["settings"]["output_file_name"] = output_file_name
     if code:
         spec["code_configuration"] = {"code": str(code), "scoring_script": "score.py"}
     if compute:
@@ -176,6 +186,52 @@ def deploy_trivial(
     if compute:
         spec["compute"] = f"azureml:{compute}"
     client.batch_deployments.create_or_update(spec, set_default=True)
+
+
+# The forest workload's scoring script, as Azure's examples write one for an MLflow model: init()
+# loads it with mlflow.pyfunc, run() predicts a tabular mini-batch. A warm worker keeps the module
+# and runs init() again for each job: the model cache keyed by its path makes that cheap.
+SCORE_SCRIPT = """
+import glob, os
+import mlflow.pyfunc
+import pandas as pd
+
+_models = {}
+
+
+def init():
+    global model
+    found = glob.glob(os.path.join(os.environ["AZUREML_MODEL_DIR"], "**", "MLmodel"), recursive=True)
+    path = os.path.dirname(found[0])
+    if path not in _models:
+        _models[path] = mlflow.pyfunc.load_model(path)
+    model = _models[path]
+
+
+def run(mini_batch):
+    return pd.DataFrame({"prediction": model.predict(mini_batch)})
+"""
+
+
+def deploy_scoring(
+    client: Any, root: Path, model_dir: Path, endpoint: str, workers: int, mini_batch_rows: int, compute: str | None
+) -> Path:
+    """An endpoint whose scoring script loads ``model_dir`` with MLflow and writes one Parquet
+    output. Returns the script's folder."""
+    code = root / "code-score"
+    code.mkdir(parents=True, exist_ok=True)
+    (code / "score.py").write_text(SCORE_SCRIPT)
+    deploy_mlflow(
+        client,
+        model_dir,
+        endpoint,
+        workers,
+        mini_batch_rows,
+        compute=compute,
+        code=code,
+        output_file_name="predictions.parquet",
+    )
+    return code
 
 
 # An Azure-style scoring script for an MLflow model: init() loads it, run() predicts a tabular
