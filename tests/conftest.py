@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,11 @@ from pathlib import Path
 import pytest
 
 from batchnb import BatchClient
+
+# Environment builds (batchnb.environments) never reach a package index in tests: uv reads only its
+# cache and the wheels a test builds (tests/env_helpers.py), and no uv configuration of this machine.
+os.environ["UV_OFFLINE"] = "1"
+os.environ["UV_NO_CONFIG"] = "1"
 
 
 @pytest.fixture

@@ -81,7 +81,8 @@ def deployment_spec(resolved: Mapping[str, Any], environment: Mapping[str, Any] 
     if environment is not None:
         return as_spec(environment)
     if resolved.get("model_type") == "mlflow_model" and not resolved.get("code_dir") and resolved.get("model_dir"):
-        return from_mlflow_model(Path(resolved["model_dir"]))
+        spec = from_mlflow_model(Path(resolved["model_dir"]))
+        return None if spec is None else dataclasses.replace(spec, source=f"model {resolved.get('model')}")
     return None
 
 
