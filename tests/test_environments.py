@@ -211,3 +211,38 @@ def env_python_version(python: str) -> str:
         [python, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True
     )
     return done.stdout.strip()
+
+
+def test_a_pipeline_step_runs_in_its_components_environment(client, tmp_path, wheels):
+    """A command step whose component names a registered environment runs its `python` from that
+    build; a step without one (or naming an Azure curated environment) runs batchnb's own."""
+    from engine_helpers import reaping
+
+    _env(client, tmp_path, wheels, "step-env", "tinypkg==2.0")
+    probe = "import importlib.util as u, sys; print(u.find_spec('tinypkg') is not None, file=open(sys.argv[1], 'w'))"
+    code = tmp_path / "probe"
+    code.mkdir()
+    (code / "probe.py").write_text(probe)
+
+    def step(environment: str | None) -> dict:
+        component = {
+            "code": str(code),
+            "command": "python probe.py ${{outputs.o}}/seen.txt",
+            "outputs": {"o": {"type": "uri_folder"}},
+        }
+        return {"component": {**component, **({"environment": environment} if environment else {})}}
+
+    spec = {
+        "type": "pipeline",
+        "jobs": {
+            "own": step("azureml:step-env@latest"),
+            "curated": step("azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu@latest"),
+            "plain": step(None),
+        },
+    }
+    with reaping():
+        job = client.jobs.create_or_update(spec).wait(timeout=180)
+    assert job["status"] == "Completed", job["error"]
+    steps = {c["step"]: c for c in client.jobs.list(parent_job_name=job["name"])}
+    seen = {name: (Path(s["outputs"]["o"]["path"]) / "seen.txt").read_text().strip() for name, s in steps.items()}
+    assert seen == {"own": "True", "curated": "False", "plain": "False"}
