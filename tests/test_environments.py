@@ -91,6 +91,13 @@ def test_a_deployment_scores_with_a_package_only_its_environment_has(client, dep
     result = _dry_run(client, "blue", data)
     assert result["n_results"] == 2
     assert [row.split()[0] for row in result["preview"].splitlines()] == ["1.0", "1.0"]
+    # The REST API's dry run (a child of the server) runs it there too.
+    from batchnb.server import dryrun
+
+    served = dryrun.run(
+        client.workspace.root, "ep-test", {"deployment_name": "blue", "input": str(data)}, tmp_path, 120
+    )
+    assert (served["status"], served["preview"]) == ("ok", result["preview"])
 
     # The job records the environment and the interpreter its workers start with.
     job = client.batch_endpoints.invoke("ep-test", "blue", input=str(data))
