@@ -184,6 +184,8 @@ def build(envs_dir: Path, planned: Plan, progress: Progress | None = None) -> di
             "build_seconds": round(time.time() - started, 3),
         }
         (staging / RECORD).write_text(json.dumps(record, indent=1))
+        if final.exists() and read_record(final) is None:  # what a `workspace gc` stopped midway left
+            shutil.rmtree(final, ignore_errors=True)
         try:
             staging.rename(final)
         except OSError:  # another process finished the same build first: theirs is as good
@@ -256,7 +258,7 @@ def _run_uv(args: list[str], source: str, progress: Progress | None) -> None:
             if progress is not None:
                 progress(line.strip())
     if proc.wait() != 0:
-        reason = " ".join(said).removeprefix("error: ") or f"uv exited with code {proc.returncode}"
+        reason = "; ".join(said).removeprefix("error: ") or f"uv exited with code {proc.returncode}"
         raise EnvironmentBuildError(f"{source}: the build failed: {reason}", field="conda_file")
 
 

@@ -1,4 +1,4 @@
-"""Which Python runs a deployment's code, and which builds are still in use.
+"""Which Python runs a deployment's code, and what its build holds (``environment show``).
 
 :func:`interpreter_for` is the one call the engine makes: given a job's spec (or an environment,
 or a :class:`BuildSpec`), it returns the python executable of the built environment, building it
