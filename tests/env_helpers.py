@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 
 def tiny_wheel(name: str, version: str, wheels: Path) -> Path:
@@ -46,3 +48,14 @@ def conda_file(folder: Path, wheels: Path, *pip: str, name: str = "conda.yaml", 
         f"  - pip:\n{lines}"
     )
     return path
+
+
+def job_spec(client: Any, name: str) -> dict[str, Any]:
+    """The spec a job was recorded with (what its supervisor and workers read)."""
+    with client.store.read() as db:
+        return json.loads(db.execute("SELECT spec FROM jobs WHERE name = ?", (name,)).fetchone()["spec"])  # type: ignore[no-any-return]
+
+
+def printed_by(python: str, code: str) -> str:
+    """What ``python -c code`` prints (it must succeed)."""
+    return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

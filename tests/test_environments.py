@@ -10,13 +10,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from cli_helpers import error_line, run_cli, snapshot
-from env_helpers import conda_file, tiny_wheel
+from env_helpers import conda_file, job_spec, printed_by, tiny_wheel
 
 from batchnb import BatchClient
 from batchnb.errors import InvalidStateError
@@ -101,20 +100,13 @@ def test_a_deployment_scores_with_a_package_only_its_environment_has(client, dep
 
     # The job records the environment and the interpreter its workers start with.
     job = client.batch_endpoints.invoke("ep-test", "blue", input=str(data))
-    with client.store.read() as db:
-        spec = json.loads(db.execute("SELECT spec FROM jobs WHERE name = ?", (job.name,)).fetchone()["spec"])
+    spec = job_spec(client, job.name)
     assert spec["environment"] == "tiny-env:1"
     assert spec["python"] == str(client.workspace.root / "envs" / env["build"]["hash"] / "bin" / "python")
     client.jobs.cancel(job.name)
     assert client.jobs.wait(job.name, timeout=120).status == "Canceled"
     # That interpreter has the deployment's package, and batchnb's worker runtime through the layer.
-    seen = subprocess.run(
-        [spec["python"], "-c", "import tinypkg, batchnb.engine.worker, pandas; print(tinypkg.VERSION)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert seen.stdout.strip() == "1.0"
+    assert printed_by(spec["python"], "import tinypkg, batchnb.engine.worker, pandas; print(tinypkg.VERSION)") == "1.0"
 
 
 def test_two_versions_of_one_package_live_side_by_side(client, deploy_in, csv_inputs, tmp_path, wheels):
@@ -184,7 +176,7 @@ def test_show_delete_and_gc(client, deploy_in, tmp_path, wheels):
     assert shown["image_used_locally"].startswith("recorded, not used locally")
     build = shown["build"]
     assert build["status"] == "Built"
-    assert build["python_version"] == env_python_version(build["python"])
+    assert build["python_version"] == printed_by(build["python"], "import platform; print(platform.python_version())")
     assert build["packages"] == ["tinypkg==2.0"]
     assert build["size_on_disk"] > 0
 
@@ -211,13 +203,6 @@ def test_a_python_version_not_on_this_machine_is_warned_about_naming_both(client
     env = client.environments.create_or_update({"name": "old-python", "conda_file": str(conda)})
     here = ".".join(map(str, sys.version_info[:3]))
     assert env["build_warnings"] == [f"Python 2.6 was asked for but is not on this machine: built with Python {here}"]
-
-
-def env_python_version(python: str) -> str:
-    done = subprocess.run(
-        [python, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True
-    )
-    return done.stdout.strip()
 
 
 def test_a_pipeline_step_runs_in_its_components_environment(client, tmp_path, wheels):

@@ -350,6 +350,19 @@ def test_a_model_saved_with_another_python_scores_and_the_model_load_says_so(
     assert "json (" not in log
 
 
+def _deploy_lr_requiring(client: BatchClient, flow: SimpleNamespace, tmp_path: Path, name: str, extra: str) -> Path:
+    """Deploy a copy of the logistic regression whose requirements.txt also asks for ``extra``,
+    without an environment; return a folder with one CSV file to score."""
+    source = _copy(flow.root / "lr", tmp_path / "lr")
+    (source / "requirements.txt").write_text(f"mlflow\nscikit-learn\n{extra}\n")
+    client.models.create_or_update({"name": name, "path": str(source), "type": "mlflow_model"})
+    data = tmp_path / "data"
+    data.mkdir()
+    _frame(4, seed=5).to_csv(data / "x.csv", index=False)
+    _deploy(client, f"azureml:{name}:1")
+    return data
+
+
 def test_a_model_whose_requirements_cannot_be_installed_is_refused_at_invoke_naming_the_package(
     client: BatchClient, flow: SimpleNamespace, tmp_path: Path
 ) -> None:
@@ -357,13 +370,7 @@ def test_a_model_whose_requirements_cannot_be_installed_is_refused_at_invoke_nam
     cannot be installed stops the invocation with the resolver's message, and no job is recorded."""
     from batchnb.errors import EnvironmentBuildError
 
-    source = _copy(flow.root / "lr", tmp_path / "lr")
-    (source / "requirements.txt").write_text("mlflow\nscikit-learn\nbatchnb-no-such-package>=1\n")
-    client.models.create_or_update({"name": "lr-new", "path": str(source), "type": "mlflow_model"})
-    data = tmp_path / "data"
-    data.mkdir()
-    _frame(4, seed=5).to_csv(data / "x.csv", index=False)
-    _deploy(client, "azureml:lr-new:1")
+    data = _deploy_lr_requiring(client, flow, tmp_path, "lr-new", "batchnb-no-such-package>=1")
     with pytest.raises(EnvironmentBuildError, match="batchnb-no-such-package") as info:
         client.batch_endpoints.invoke("ep-flow", input=str(data))
     assert info.value.message.startswith("model lr-new:1: the build failed: ")
@@ -375,36 +382,23 @@ def test_a_model_without_an_environment_gets_its_own_requirements(
 ) -> None:
     """A package the model needs and batchnb lacks is installed into a build of the model's own;
     the job records that interpreter, and the dry run scores in it."""
-    from env_helpers import tiny_wheel
+    from env_helpers import job_spec, printed_by, tiny_wheel
 
     wheels = tmp_path / "wheels"
     tiny_wheel("tinypkg", "2.0", wheels)
     monkeypatch.setenv("UV_FIND_LINKS", str(wheels))  # a user's own wheelhouse, as uv reads it
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
-    source = _copy(flow.root / "lr", tmp_path / "lr")
-    (source / "requirements.txt").write_text("mlflow\nscikit-learn\ntinypkg==2.0\n")
-    client.models.create_or_update({"name": "lr-own", "path": str(source), "type": "mlflow_model"})
-    data = tmp_path / "data"
-    data.mkdir()
-    _frame(4, seed=5).to_csv(data / "x.csv", index=False)
-    _deploy(client, "azureml:lr-own:1")
+    data = _deploy_lr_requiring(client, flow, tmp_path, "lr-own", "tinypkg==2.0")
 
     dry = client.batch_endpoints.invoke("ep-flow", input=str(data), dry_run=True)
     assert dry["status"] == "ok", dry.get("error")
     assert dry["preview"].splitlines() == _expected(flow.lr, [data / "x.csv"])
     job = client.batch_endpoints.invoke("ep-flow", input=str(data)).wait(timeout=120)
     assert job.status == "Completed", job.error
-    with client.store.read() as db:
-        spec = json.loads(db.execute("SELECT spec FROM jobs WHERE name = ?", (job.name,)).fetchone()["spec"])
+    spec = job_spec(client, job.name)
     assert spec["environment"] is None
     assert spec["environment_build"]["requirements"] == ["scikit-learn", "tinypkg==2.0"]
-    seen = subprocess.run(
-        [spec["python"], "-c", "import tinypkg, sklearn; print(tinypkg.VERSION)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert seen.stdout.strip() == "2.0"
+    assert printed_by(spec["python"], "import tinypkg, sklearn; print(tinypkg.VERSION)") == "2.0"
 
 
 def test_cli_model_create_from_a_uri_with_trust_types(flow: SimpleNamespace, tmp_path: Path) -> None:
