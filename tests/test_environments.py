@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import pty
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -238,3 +241,26 @@ def test_a_pipeline_step_runs_in_its_components_environment(client, tmp_path, wh
     steps = {c["step"]: c for c in client.jobs.list(parent_job_name=job["name"])}
     seen = {name: (Path(s["outputs"]["o"]["path"]) / "seen.txt").read_text().strip() for name, s in steps.items()}
     assert seen == {"own": "True", "curated": "False", "plain": "False"}
+
+
+def test_environment_create_shows_its_progress_on_a_terminal(tmp_path, wheels):
+    """On a terminal, `environment create` says what it builds while uv works (rich's status line)."""
+    conda = conda_file(tmp_path / "tty", wheels, "tinypkg==1.0")
+    command = [sys.executable, "-m", "batchnb", "environment", "create", "-n", "tty-env", "--conda-file", str(conda)]
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [*command, "-w", str(tmp_path / "ws"), "-o", "none"], stdin=secondary, stdout=secondary, stderr=secondary
+    )
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)  # returns once the child has exited and closed its end
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    assert proc.wait(timeout=120) == 0, shown
+    assert b"building environment tty-env" in shown
