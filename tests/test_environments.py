@@ -264,3 +264,20 @@ def test_environment_create_shows_its_progress_on_a_terminal(tmp_path, wheels):
     os.close(primary)
     assert proc.wait(timeout=120) == 0, shown
     assert b"building environment tty-env" in shown
+
+
+def test_a_loky_pool_started_by_the_environments_python_runs_its_workers_there(client, tmp_path, wheels):
+    """What the worker pool relies on: a process running the build's python owns a loky pool whose
+    workers have the environment's packages and batchnb's worker side."""
+    env = _env(client, tmp_path, wheels, "pool-env", "tinypkg==2.0")
+    python = client.workspace.root / "envs" / env["build"]["hash"] / "bin" / "python"
+    code = (
+        "from joblib.externals.loky import get_reusable_executor\n"
+        "def probe():\n"
+        "    import sys, tinypkg, batchnb.engine.worker\n"
+        "    return sys.executable, tinypkg.VERSION\n"
+        "pool = get_reusable_executor(max_workers=1)\n"
+        "print(*pool.submit(probe).result())\n"
+        "pool.shutdown()\n"
+    )
+    assert printed_by(str(python), code) == f"{python} 2.0"
