@@ -281,3 +281,39 @@ def test_a_loky_pool_started_by_the_environments_python_runs_its_workers_there(c
         "pool.shutdown()\n"
     )
     assert printed_by(str(python), code) == f"{python} 2.0"
+
+
+def test_a_conda_file_becomes_package_index_requirements():
+    """What a conda file asks for, as uv is asked to install it (the `pip:` lines as given)."""
+    from batchnb.environments.spec import from_conda
+
+    spec = from_conda(
+        {
+            "dependencies": [
+                "python=3.10",
+                "pip",
+                "conda-forge::numpy=1.26.4=py310h",
+                "pytorch=2.1",
+                "py-xgboost",
+                "scikit-learn>=1.3,<2",
+                "cudatoolkit=11.8",
+                {"pip": ["--find-links=wheels", "azureml-core", "mlflow==2.0", "tinypkg"]},
+            ]
+        },
+        Path("/project"),
+        "environment e",
+    )
+    assert spec.python == "3.10"
+    assert spec.requirements == (
+        "numpy==1.26.4.*",
+        "torch==2.1.*",
+        "xgboost",
+        "scikit-learn>=1.3,<2",
+        "--find-links /project/wheels",
+        "tinypkg",
+    )
+    assert spec.notes == (
+        "conda package cudatoolkit has no package-index equivalent: not installed",
+        "azureml-core: not installed; batchnb provides azureml-core locally",
+        "mlflow==2.0: not installed; batchnb provides mlflow locally",
+    )

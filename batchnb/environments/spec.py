@@ -138,9 +138,9 @@ def pip_lines(lines: list[str], base_dir: Path | None) -> list[str]:
     targets) made absolute against ``base_dir``, so the spec means the same from anywhere."""
     out = []
     for line in lines:
-        option, _, value = line.partition(" ")
-        if option in PATH_OPTIONS and value.strip():
-            out.append(f"{option} {_absolute(value.strip(), base_dir)}")
+        option = re.match(r"^(-[-\w]+)[ =]\s*(\S.*)$", line)  # "-f wheels" and "--find-links=wheels"
+        if option is not None and option.group(1) in PATH_OPTIONS:
+            out.append(f"{option.group(1)} {_absolute(option.group(2).strip(), base_dir)}")
         elif line.startswith(("./", "../")) or line.endswith((".whl", ".tar.gz")):
             out.append(_absolute(line, base_dir))
         else:
