@@ -1,10 +1,10 @@
-"""What an environment asks for, resolved into one build specification and its hash.
+"""What an environment asks for, resolved into one build specification.
 
 Three sources give the same :class:`BuildSpec`: an environment's ``conda_file`` (its ``pip:``
 section, its conda packages under their names on the package index, its ``python=X.Y``), a pip
 requirements file, and an MLflow model's own ``requirements.txt`` (or ``conda.yaml``), which Azure
-installs for a model deployed without an environment. The spec's hash names its build in the
-workspace, so two environments (or deployments) that ask for the same thing share one build.
+installs for a model deployed without an environment. Paths in it are made absolute when it is
+read, so a spec means the same thing later and from anywhere (:mod:`.build` names a build by it).
 """
 
 from __future__ import annotations
@@ -24,23 +24,18 @@ CONDA_TO_INDEX = {
     "py-xgboost": "xgboost",
     "py-lightgbm": "lightgbm",
     "tensorflow-cpu": "tensorflow",
-    "pyyaml": "PyYAML",
     "msgpack-python": "msgpack",
-    "python-dateutil": "python-dateutil",
     "pillow-simd": "pillow",
     "matplotlib-base": "matplotlib",
     "libopencv": "opencv-python",
     "py-opencv": "opencv-python",
     "opencv": "opencv-python",
-    "tables": "tables",
     "pytables": "tables",
-    "mkl-service": "mkl-service",
-    "typing_extensions": "typing-extensions",
 }
-# Conda packages with nothing to install from the package index: the interpreter, pip itself,
-# compilers, CUDA and math libraries (wheels carry their own).
+# Conda packages with nothing to install from the package index: compilers, system tools, CUDA
+# and math libraries (wheels carry their own).
 CONDA_ONLY = re.compile(
-    r"^(python|pip|setuptools|wheel|cudatoolkit|cudnn|cuda(-.*)?|nccl|mkl|mkl-include|intel-openmp|blas|"
+    r"^(cudatoolkit|cudnn|cuda(-.*)?|nccl|mkl|mkl-include|intel-openmp|blas|"
     r"openblas|libblas|liblapack|libgcc(-ng)?|libstdcxx(-ng)?|_libgcc_mutex|_openmp_mutex|ca-certificates|"
     r"openssl|nodejs|gcc|gxx|compilers|cxx-compiler|c-compiler|git|ffmpeg|cpuonly)$"
 )
