@@ -317,3 +317,22 @@ def test_a_conda_file_becomes_package_index_requirements():
         "azureml-core: not installed; batchnb provides azureml-core locally",
         "mlflow==2.0: not installed; batchnb provides mlflow locally",
     )
+
+
+def test_two_processes_building_one_environment_at_once_share_one_build(tmp_path, wheels):
+    """Two invocations that find the same environment unbuilt both get it, and one build remains."""
+    ws = tmp_path / "ws"
+    code = (
+        "import sys\n"
+        "from batchnb.environments import BuildSpec, interpreter_for\n"
+        f"spec = BuildSpec(('--find-links {wheels}', 'tinypkg==1.0'))\n"
+        "print(interpreter_for(spec, sys.argv[1]))\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(ws)], stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    pythons = {proc.communicate(timeout=120)[0].strip() for proc in procs}
+    assert [proc.returncode for proc in procs] == [0, 0]
+    (python,) = pythons
+    assert [p.name for p in (ws / "envs").iterdir()] == [Path(python).parent.parent.name]  # no half-build left
+    assert printed_by(python, "import tinypkg; print(tinypkg.VERSION)") == "1.0"
