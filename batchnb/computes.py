@@ -21,6 +21,9 @@ from .schemas import ComputeSpec, validate_spec
 from .store import Store
 from .workspace import Workspace
 
+# How long a just-started agent may take to take its compute's row before another is started.
+AGENT_START_S = 5.0
+
 
 class ComputeOperations:
     """Compute targets. ``local`` and ``amlcompute`` both mean this machine's loky pool."""
@@ -144,19 +147,28 @@ class ComputeOperations:
 
     def start(self, name: str, timeout: float = 30.0) -> entities.Compute:
         """Start the compute's agent now (it resumes jobs a lost agent left, and stays up for its
-        ``idle_time_before_scale_down``), and wait until it serves."""
+        ``idle_time_before_scale_down``), and wait until it serves: until an agent started or
+        stamped its row after this call (a just-killed agent may still look alive for a moment)."""
         self.get(name)
+        asked = time.time()
         agent.resume_lost(self._store, name)  # queued before it returns: `job show` says so at once
-        agent.ensure(self._ws.root, name)
         deadline = time.monotonic() + timeout
-        while agent.agent_row(self._store, name) is None:
+        spawned = float("-inf")
+        while True:
+            row = agent.agent_row(self._store, name)
+            if row is not None and max(row["created_at"], row["heartbeat_at"]) >= asked:
+                return self.show(name)
+            if row is None and time.monotonic() - spawned > AGENT_START_S:
+                agent.ensure(self._ws.root, name)
+                spawned = time.monotonic()
+            elif row is not None:
+                agent.ensure(self._ws.root, name)  # wakes it; it stamps its row within a second
             if time.monotonic() > deadline:
                 raise InvalidStateError(
                     f"the agent of compute {name} did not start within {timeout:g} s; "
                     f"see {agent.log_folder(self._ws.root, name) / 'agent.log'}"
                 )
-            time.sleep(0.05)
-        return self.show(name)
+            time.sleep(0.1)
 
     def recover(self) -> builtins.list[str]:
         """Start the agent of every compute that has work its agent left: jobs queued, running

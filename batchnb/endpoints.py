@@ -283,6 +283,14 @@ class BatchDeploymentOperations:
                     f"{source}: model: {exc.message}; deploy it with a scoring script (code_configuration) instead",
                     field="model",
                 ) from None
+        if isinstance(dep.environment, dict):
+            # Registered like an inline model, as Azure registers an anonymous environment; built
+            # first (before the model: an environment that cannot be built registers nothing).
+            env = client.environments.create_or_update(
+                {**dep.environment, "name": dep.environment.get("name") or f"{dep.endpoint_name}-{dep.name}-env"},
+                base_dir=base_dir,
+            )
+            resolved["environment"] = f"{env['name']}:{env['version']}"
         if model is None:
             assert inline is not None
             model = client.models.create_or_update(

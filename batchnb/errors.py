@@ -7,7 +7,8 @@ handlers, widgets) can catch ``BatchnbError`` and show it the same way::
     ├── UsageError                  exit 2, HTTP 400  a malformed command line or request
     ├── ValidationError             exit 2, HTTP 400  a bad value; names the field, file or value
     │   ├── InvalidNameError        exit 2, HTTP 400  a name that breaks Azure's naming rule
-    │   └── PathNotAllowedError     exit 2, HTTP 403  a path outside the folders a server may use
+    │   ├── PathNotAllowedError     exit 2, HTTP 403  a path outside the folders a server may use
+    │   └── EnvironmentBuildError   exit 2, HTTP 400  an environment that cannot be built (the resolver says why)
     ├── NotFoundError               exit 3, HTTP 404  an unknown endpoint, deployment, asset or job
     ├── ConflictError               exit 4, HTTP 409  already exists; an output file that exists
     │   └── InvalidStateError       exit 4, HTTP 409  an action the object's state forbids
@@ -80,6 +81,10 @@ class PathNotAllowedError(ValidationError):
     """A path (or URL) that resolves outside the folders the caller may use (see :mod:`batchnb.confine`)."""
 
     http_status = 403
+
+
+class EnvironmentBuildError(ValidationError):
+    """An environment whose packages cannot be installed; the message is the resolver's own, naming the package."""
 
 
 class NotFoundError(BatchnbError):

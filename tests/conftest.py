@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,11 @@ import pytest
 from storage_servers import azurite, s3_server  # noqa: F401 - session fixtures: real storage servers on loopback
 
 from batchnb import BatchClient
+
+# Environment builds (batchnb.environments) never reach a package index in tests: uv reads only its
+# cache and the wheels a test builds (tests/env_helpers.py), and no uv configuration of this machine.
+os.environ["UV_OFFLINE"] = "1"
+os.environ["UV_NO_CONFIG"] = "1"
 
 
 @pytest.fixture

@@ -317,17 +317,16 @@ def test_skops_types_are_refused_until_trusted_then_the_model_scores(
     assert lines(output_file(job)) == _expected(flow.rf, [data / "x.csv"])
 
 
-def test_a_model_saved_for_other_dependencies_scores_and_the_model_load_says_what_differs(
+def test_a_model_saved_with_another_python_scores_and_the_model_load_says_so(
     client: BatchClient, flow: SimpleNamespace, tmp_path: Path
 ) -> None:
     """The driver checks the model's requirements.txt and Python version itself (MLflow's check
     scans every installed distribution, 1.4 s per process) and warns where the model is loaded:
-    in the worker's log."""
-    import sklearn
-
+    in the worker's log. Requirements batchnb's environment meets need no build, so the model runs
+    there, told about its Python."""
     source = _copy(flow.root / "lr", tmp_path / "lr")
     (source / "requirements.txt").write_text(
-        "mlflow\nscikit-learn==0.0.1  # pinned by hand\nbatchnb-no-such-package>=1\ncolorama; sys_platform == 'win32'\n"
+        "mlflow\nscikit-learn  # any version\ncolorama; sys_platform == 'win32'\n"
         "json>=99\n"  # no such distribution, but the module is there (as mlflow is, from mlflow-skinny)
     )
     _edit_mlmodel(source, lambda d: d["flavors"]["python_function"].update(python_version="3.2.1"))
@@ -343,11 +342,60 @@ def test_a_model_saved_for_other_dependencies_scores_and_the_model_load_says_wha
     (worker,) = set(stdout.glob("process*.stdout.txt"))
     log = worker.read_text()
     assert log.count("the model's dependencies do not match this environment") == 1
-    assert f"scikit-learn (current: {sklearn.__version__}, required: scikit-learn==0.0.1)" in log
-    assert "batchnb-no-such-package (current: uninstalled, required: batchnb-no-such-package>=1)" in log
     assert f"python (current: {sys.version.split()[0]}, saved with: 3.2.1)" in log
-    assert "mlflow (" not in log and "colorama" not in log  # satisfied, or not for this platform
+    assert "mlflow (" not in log and "colorama" not in log and "scikit-learn (" not in log  # all satisfied
     assert "json (" not in log
+
+
+def _deploy_lr_requiring(client: BatchClient, flow: SimpleNamespace, tmp_path: Path, name: str, extra: str) -> Path:
+    """Deploy a copy of the logistic regression whose requirements.txt also asks for ``extra``,
+    without an environment; return a folder with one CSV file to score."""
+    source = _copy(flow.root / "lr", tmp_path / "lr")
+    (source / "requirements.txt").write_text(f"mlflow\nscikit-learn\n{extra}\n")
+    client.models.create_or_update({"name": name, "path": str(source), "type": "mlflow_model"})
+    data = tmp_path / "data"
+    data.mkdir()
+    _frame(4, seed=5).to_csv(data / "x.csv", index=False)
+    _deploy(client, f"azureml:{name}:1")
+    return data
+
+
+def test_a_model_whose_requirements_cannot_be_installed_is_refused_at_invoke_naming_the_package(
+    client: BatchClient, flow: SimpleNamespace, tmp_path: Path
+) -> None:
+    """A model deployed without an environment gets its own requirements, as on Azure: one that
+    cannot be installed stops the invocation with the resolver's message, and no job is recorded."""
+    from batchnb.errors import EnvironmentBuildError
+
+    data = _deploy_lr_requiring(client, flow, tmp_path, "lr-new", "batchnb-no-such-package>=1")
+    with pytest.raises(EnvironmentBuildError, match="batchnb-no-such-package") as info:
+        client.batch_endpoints.invoke("ep-flow", input=str(data))
+    assert info.value.message.startswith("model lr-new:1: the build failed: ")
+    assert client.jobs.list() == []
+
+
+def test_a_model_without_an_environment_gets_its_own_requirements(
+    client: BatchClient, flow: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package the model needs and batchnb lacks is installed into a build of the model's own;
+    the job records that interpreter, and the dry run scores in it."""
+    from env_helpers import job_spec, printed_by, tiny_wheel
+
+    wheels = tmp_path / "wheels"
+    tiny_wheel("tinypkg", "2.0", wheels)
+    monkeypatch.setenv("UV_FIND_LINKS", str(wheels))  # a user's own wheelhouse, as uv reads it
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    data = _deploy_lr_requiring(client, flow, tmp_path, "lr-own", "tinypkg==2.0")
+
+    dry = client.batch_endpoints.invoke("ep-flow", input=str(data), dry_run=True)
+    assert dry["status"] == "ok", dry.get("error")
+    assert dry["preview"].splitlines() == _expected(flow.lr, [data / "x.csv"])
+    job = client.batch_endpoints.invoke("ep-flow", input=str(data)).wait(timeout=120)
+    assert job.status == "Completed", job.error
+    spec = job_spec(client, job.name)
+    assert spec["environment"] is None
+    assert spec["environment_build"]["requirements"] == ["scikit-learn", "tinypkg==2.0"]
+    assert printed_by(spec["python"], "import tinypkg, sklearn; print(tinypkg.VERSION)") == "2.0"
 
 
 def test_cli_model_create_from_a_uri_with_trust_types(flow: SimpleNamespace, tmp_path: Path) -> None:

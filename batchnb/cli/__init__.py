@@ -105,15 +105,32 @@ GROUPS: dict[str, tuple[tuple[str, ...], str, dict[str, Command]]] = {
     ),
     "environment": (
         (),
-        "record environments",
+        "environments, built with uv",
         {
             "create": (
                 cmd.environment_create,
-                [NAME, VERSION, _a("--image", "-i"), _a("--conda-file", "-c"), FILE, SET, DESC],
-                "record an environment version",
+                [
+                    NAME,
+                    VERSION,
+                    _a("--image", "-i", help="recorded, not used locally"),
+                    _a("--conda-file", "-c", help="a conda environment file, or a pip requirements file (.txt)"),
+                    FILE,
+                    SET,
+                    DESC,
+                ],
+                "record an environment version and build it now",
             ),
-            "show": (cmd.asset_show("environments"), [NAME_REQ, VERSION, _a("--label", "-l")], "show an environment"),
+            "show": (
+                cmd.environment_show,
+                [NAME_REQ, VERSION, _a("--label", "-l")],
+                "show an environment and its build (status, Python, packages, size on disk)",
+            ),
             "list": (cmd.asset_list("environments"), [NAME], "list environments"),
+            "delete": (
+                cmd.environment_delete,
+                [NAME_REQ, _a("--version", "-v", required=True), YES],
+                "delete an environment version (refused while a deployment uses it)",
+            ),
         },
     ),
     "datastore": (
@@ -312,6 +329,7 @@ GROUPS: dict[str, tuple[tuple[str, ...], str, dict[str, Command]]] = {
                 [_a("--file", "-f", required=True, help="the backup file to write (must not exist)")],
                 "copy the database to a file, consistently, also while jobs run",
             ),
+            "gc": (cmd.workspace_gc, [], "remove the environment builds that nothing uses"),
             "restore": (
                 cmd.workspace_restore,
                 [_a("--file", "-f", required=True, help="a backup written by `batchnb workspace backup`")],

@@ -107,7 +107,28 @@ def environment_create(c: BatchClient, a: argparse.Namespace) -> Any:
             "description": a.description,
         },
     )
-    return c.environments.create_or_update(spec, base_dir=base)
+    if not sys.stderr.isatty():
+        env = c.environments.create_or_update(spec, base_dir=base)
+    else:
+        from rich.console import Console
+
+        what = f"building environment {spec.get('name', '')}"
+        with Console(stderr=True).status(what) as status:
+            env = c.environments.create_or_update(
+                spec, base_dir=base, progress=lambda line: status.update(f"{what}: {line}")
+            )
+    for warning in env.get("build_warnings", []):
+        print(f"WARNING: {warning}", file=sys.stderr)
+    return env
+
+
+def environment_show(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.environments.show(a.name, version=a.version, label=a.label)
+
+
+def environment_delete(c: BatchClient, a: argparse.Namespace) -> Any:
+    _confirm(a, f"environment {a.name} version {a.version}")
+    return c.environments.delete(a.name, a.version)
 
 
 def datastore_create(c: BatchClient, a: argparse.Namespace) -> Any:
@@ -428,6 +449,12 @@ def workspace_show(c: BatchClient, a: argparse.Namespace) -> Any:
         "rule": f"--workspace, else ${ENV_VAR}, else the nearest .batchnb/ above the current folder, "
         "else the per-user default",
     }
+
+
+def workspace_gc(c: BatchClient, a: argparse.Namespace) -> Any:
+    from ..environments.usage import collect_unused
+
+    return collect_unused(c.workspace.root, c.store)
 
 
 def demo(c: BatchClient, a: argparse.Namespace) -> Any:

@@ -196,7 +196,7 @@ VIEWS: dict[str, tuple[frozenset[str], tuple[Column, ...]]] = {
             _col("Name", "name", LATE),
             _col("Version", "version"),
             _col("Created", "created_at"),
-            Column("Image", lambda e: cell(e.get("image") or e.get("conda_file")), FIRST),
+            Column("Image", lambda e: cell(e.get("image") or e.get("conda_file") or e.get("pip_requirements")), FIRST),
         ),
     ),
     "component": (

@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Any
 from ..cloud.fs import filesystem
 from ..confine import check_path, check_url
 from ..entities import Entity
+from ..environments import runtime
+from ..environments.spec import BuildSpec
 from ..errors import ConflictError, ValidationError
 from ..schemas import ModelDeploymentSettings, Resources, check_name, check_workers, validate_spec
 from ..specfile import apply_set, is_asset_ref, is_url, parse_datastore_uri, parse_set, resolve_local
 from ..storage import check_url_scheme, local_kind
-from . import output, output_location, planner, tracking, tracking_store
+from . import isolated, output, output_location, planner, tracking, tracking_store
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
 
 if TYPE_CHECKING:
@@ -136,7 +138,24 @@ class BatchInvocation:
                 tracking.capture_tracking_uri(), self._client.workspace.root, uses
             ),
         }
+        # Last, once everything else is known to be right: the first job of an environment builds it.
+        build = self._environment_build(deployment)
+        spec.update(
+            environment=resolved.get("environment"),
+            environment_build=runtime.to_record(build),
+            # The Python the job's code runs with (None: batchnb's own); its workers start with it.
+            python=runtime.interpreter_for(build, self._ws.root),
+        )
         return name, spec
+
+    def _environment_build(self, deployment: dict[str, Any]) -> BuildSpec | None:
+        """What the deployment's code runs in: its environment's build spec, or its MLflow model's own."""
+        resolved = deployment["resolved"]
+        environment = None
+        if resolved.get("environment"):
+            env_name, _, version = resolved["environment"].partition(":")
+            environment = self._client.environments.get(env_name, version=version)
+        return runtime.deployment_spec(resolved, environment)
 
     def effective_settings(
         self, deployment: dict[str, Any], overrides: list[tuple[str, Any]], mini_batch_size: int | str | None
@@ -252,7 +271,10 @@ class BatchInvocation:
             "mode": settings["mini_batch_mode"],
             "part_format": output.part_format(settings["output_file_name"]),
         }
-        record = dry_run(context, first, planner.minibatch_items(first))
+        if spec.get("python"):
+            record = isolated.dry_run_in(spec["python"], context, first, planner.minibatch_items(first))
+        else:
+            record = dry_run(context, first, planner.minibatch_items(first))
         shutil.rmtree(scratch, ignore_errors=True)
         return Entity(
             {

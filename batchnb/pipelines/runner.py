@@ -39,6 +39,7 @@ from typing import Any
 from ..engine import lifecycle, state
 from ..engine.logs import JobLogs
 from ..engine.output import atomic_write_bytes
+from ..environments import interpreter_for
 from ..errors import BatchnbError
 from ..store import Store
 from .command import render_command
@@ -90,6 +91,7 @@ class PipelineRunner:
 
     def __init__(self, workspace_root: Path, job_name: str) -> None:
         self.store = Store(workspace_root / "batchnb.db")
+        self.workspace_root = workspace_root
         self.name = job_name
         self.spec: dict[str, Any] = lifecycle.load_spec(self.store, job_name)
         with self.store.read() as db:
@@ -327,12 +329,20 @@ class PipelineRunner:
         except BatchnbError as exc:  # checked at submit; a job recorded by an older batchnb may still fail it
             self._set_step(step, state.FAILED, f"could not start the step's command: {exc}")
             return state.FAILED
+        try:
+            # The component's environment, built if it is not yet: its python comes first on PATH.
+            python = interpreter_for(child, self.workspace_root)
+        except BatchnbError as exc:
+            self._set_step(step, state.FAILED, f"could not build the step's environment: {exc}")
+            return state.FAILED
+        bin_dir = os.path.dirname(python or sys.executable)
         env = {
             **os.environ,
             # The step's MLflow run, if the pipeline has a tracking store (the step's own variables win).
             **self.runs.step_env(step, child),
             **child.get("environment_variables", {}),
-            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            **({"VIRTUAL_ENV": os.path.dirname(bin_dir)} if python else {}),
             "PYTHONUNBUFFERED": "1",
             "AZUREML_RUN_ID": child["name"],
             "AZUREML_ROOT_RUN_ID": self.name,

@@ -4,7 +4,8 @@ Three files are read unchanged from Azure:
 
 * ``commandComponent.schema.json`` (``type: command``): ``inputs``, ``outputs``, ``code``,
   ``command`` with ``${{inputs.x}}``, ``${{outputs.y}}`` and optional groups ``$[[ ... ]]``,
-  ``environment`` (recorded, never built), ``environment_variables``.
+  ``environment`` (a registered one's build runs the step: :mod:`batchnb.environments`),
+  ``environment_variables``.
 * ``pipelineComponent.schema.json`` (``type: pipeline``): ``inputs`` (data, models and literals
   with defaults), ``outputs``, and ``jobs:`` whose steps bind ``${{parent.inputs.x}}``,
   ``${{parent.jobs.<step>.outputs.<y>}}`` and ``${{parent.outputs.<z>}}``.

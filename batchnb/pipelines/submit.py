@@ -313,6 +313,7 @@ class Submitter:
                 "component": {k: component.get(k) for k in ("name", "version", "display_name")},
                 "code_dir": component.get("code_dir"),
                 "environment": component.get("environment"),
+                "environment_build": self._environment_build(component.get("environment")),
                 "environment_variables": {
                     **component.get("environment_variables", {}),
                     **body.get("environment_variables", {}),
@@ -328,6 +329,16 @@ class Submitter:
                 "mlflow_in_code": uses_mlflow(component.get("code_dir"), component["command"]),
             }
         return planned
+
+    def _environment_build(self, ref: Any) -> dict[str, Any] | None:
+        """The build spec of a step's registered environment. One the workspace does not hold (an
+        Azure curated environment) or an inline one runs the step in batchnb's own environment."""
+        if not isinstance(ref, str) or not is_asset_ref(ref):
+            return None
+        try:
+            return self._client.environments.resolve(ref).get("build_spec")  # type: ignore[no-any-return]
+        except NotFoundError:
+            return None
 
 
 def _exists(tx: Any, name: str) -> bool:

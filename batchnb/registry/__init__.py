@@ -1,7 +1,8 @@
 """The workspace registry: versioned assets (models, data, environments) and datastores."""
 
-from .assets import AssetOperations, DataOperations, EnvironmentOperations, ModelOperations
+from .assets import AssetOperations, DataOperations, ModelOperations
 from .code import snapshot_code
+from .environments import EnvironmentOperations
 from .targets import DEFAULT_COMPUTE, DatastoreOperations
 
 __all__ = [

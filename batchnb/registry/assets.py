@@ -1,4 +1,5 @@
-"""Versioned, immutable assets: models, data assets, environments and components.
+"""Versioned, immutable assets: models, data assets, environments and components (the last two
+have modules of their own: :mod:`batchnb.registry.environments`, :mod:`batchnb.pipelines.components`).
 
 Every asset version is a row in ``assets``; once written it never changes. ``name@latest`` is the
 most recently created version. Models are copied into the workspace, so editing the source folder
@@ -18,8 +19,8 @@ from typing import Any
 from .. import entities
 from ..confine import check_tree
 from ..errors import ConflictError, NotFoundError, ValidationError
-from ..schemas import DataSpec, EnvironmentSpec, ModelSpec, check_name, validate_spec
-from ..specfile import AssetRef, is_url, load_yaml, parse_asset_ref, parse_datastore_uri, resolve_local
+from ..schemas import DataSpec, ModelSpec, check_name, validate_spec
+from ..specfile import AssetRef, is_url, parse_asset_ref, parse_datastore_uri, resolve_local
 from ..storage import check_copyable, local_kind
 from ..store import Store
 from ..workspace import DEFAULT_DATASTORE, Workspace
@@ -238,22 +239,3 @@ class DataOperations(AssetOperations):
                 raise ValidationError(f"data path {path!r} is a folder, but type is uri_file", field="type")
             path = str(local)
         return self._insert({**data.model_dump(mode="json", exclude_none=True), "path": path})
-
-
-class EnvironmentOperations(AssetOperations):
-    """Environments: recorded as given (the conda file's content is kept), never built."""
-
-    kind = "environment"
-
-    def create_or_update(self, spec: EnvironmentSpec | dict[str, Any], base_dir: Path | None = None) -> entities.Entity:
-        """Record a new environment version."""
-        env = spec if isinstance(spec, EnvironmentSpec) else validate_spec(EnvironmentSpec, spec, "environment")
-        record = env.model_dump(mode="json", exclude_none=True)
-        if isinstance(env.conda_file, str):
-            conda = resolve_local(env.conda_file, base_dir, "conda_file")
-            if not conda.exists():  # a FIFO or a folder: load_yaml says which
-                raise ValidationError(
-                    f"conda_file {env.conda_file!r} does not exist (resolved to {conda})", field="conda_file"
-                )
-            record["conda_file"] = load_yaml(conda)[0]
-        return self._insert(record)

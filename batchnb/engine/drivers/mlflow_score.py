@@ -61,36 +61,15 @@ def _requirement_mismatches(folder: Path, flavors: dict[str, Any]) -> list[str]:
     """What MLflow's load_model warns about, checked cheaply: each line of the model's
     requirements.txt against the installed distribution's version, and the Python version it was
     saved with. (MLflow maps every installed distribution to its modules first: 1.4 s per worker.)"""
-    import importlib.metadata
-    import importlib.util
     import sys
 
-    from packaging.requirements import InvalidRequirement, Requirement
+    from batchnb.environments.spec import unmet_requirements
 
-    found = []
     try:
         lines = (folder / "requirements.txt").read_text().splitlines()
     except OSError:
         lines = []
-    for line in lines:
-        text = line.split("#", 1)[0].strip()
-        if not text or text.startswith("-"):
-            continue
-        try:
-            req = Requirement(text)
-        except InvalidRequirement:
-            continue  # a path or a URL: not checked, as MLflow does
-        if req.marker is not None and not req.marker.evaluate():
-            continue
-        try:
-            installed = importlib.metadata.version(req.name)
-        except importlib.metadata.PackageNotFoundError:
-            # Another distribution may provide the module (mlflow-skinny's ``mlflow``): not flagged.
-            if importlib.util.find_spec(req.name.replace("-", "_")) is None:
-                found.append(f"{req.name} (current: uninstalled, required: {text})")
-            continue
-        if req.specifier and not req.specifier.contains(installed, prereleases=True):
-            found.append(f"{req.name} (current: {installed}, required: {text})")
+    found = unmet_requirements(lines)
     saved = str(flavors.get("python_function", {}).get("python_version") or "")
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     if saved and saved.split(".")[:2] != here.split("."):
