@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import error_line, run_cli, snapshot
+from engine_helpers import lines, output_file
 from env_helpers import conda_file, job_spec, printed_by, tiny_wheel
 
 from batchnb import BatchClient
@@ -101,13 +102,14 @@ def test_a_deployment_scores_with_a_package_only_its_environment_has(client, dep
     )
     assert (served["status"], served["preview"]) == ("ok", result["preview"])
 
-    # The job records the environment and the interpreter its workers start with.
+    # The job records the environment and the interpreter its workers start with, and scores there.
     job = client.batch_endpoints.invoke("ep-test", "blue", input=str(data))
     spec = job_spec(client, job.name)
     assert spec["environment"] == "tiny-env:1"
     assert spec["python"] == str(client.workspace.root / "envs" / env["build"]["hash"] / "bin" / "python")
-    client.jobs.cancel(job.name)
-    assert client.jobs.wait(job.name, timeout=120).status == "Canceled"
+    job = client.jobs.wait(job.name, timeout=120)
+    assert job.status == "Completed", job.error
+    assert [line.split()[0] for line in lines(output_file(job))] == ["1.0"] * 3
     # That interpreter has the deployment's package, and batchnb's worker runtime through the layer.
     assert printed_by(spec["python"], "import tinypkg, batchnb.engine.worker, pandas; print(tinypkg.VERSION)") == "1.0"
 
@@ -121,6 +123,14 @@ def test_two_versions_of_one_package_live_side_by_side(client, deploy_in, csv_in
     data = csv_inputs(1)
     assert _dry_run(client, "blue", data)["preview"].startswith("1.0 ")
     assert _dry_run(client, "green", data)["preview"].startswith("2.0 ")
+    # Real jobs, one after the other on one agent: each deployment's workers are its environment's.
+    client.computes.create_or_update({"name": "kept", "type": "amlcompute", "idle_time_before_scale_down": 30})
+    for name, version in (("blue", "1.0"), ("green", "2.0"), ("blue", "1.0")):
+        client.batch_deployments.update(name, "ep-test", ["compute=azureml:kept"])
+        job = client.batch_endpoints.invoke("ep-test", name, input=str(data)).wait(timeout=120)
+        assert job.status == "Completed", job.error
+        assert [line.split()[0] for line in lines(output_file(job))] == [version]
+    client.computes.stop("kept")
     assert "tinypkg==1.0" in client.environments.show("tiny-one")["build"]["packages"]
     assert "tinypkg==2.0" in client.environments.show("tiny-two")["build"]["packages"]
 

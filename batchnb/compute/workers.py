@@ -29,7 +29,9 @@ import functools
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.context as mpc
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -309,8 +311,9 @@ def local_starter(
     workspace_root: Path, capacity: int, modules: tuple[str, ...], log: str | None
 ) -> Callable[[str | None], Any]:
     """What :class:`WorkerPool` starts a slot's worker with: a one-process loky executor whose
-    worker is forked from the agent's zygote (started here, importing ``modules``), or, for
-    another interpreter or ``BATCHNB_WORKER_START=spawn``, a clean interpreter."""
+    worker is forked from the agent's zygote (started here, importing ``modules``); for a job in a
+    built environment (``python``: its interpreter), a fresh interpreter of that environment; with
+    ``BATCHNB_WORKER_START=spawn``, a fresh interpreter of batchnb's own."""
     from joblib.externals.loky import ProcessPoolExecutor
 
     from . import zygote
@@ -321,7 +324,14 @@ def local_starter(
         zygote.start(workspace_root, env, modules, log)
 
     def start(python: str | None) -> Any:
-        if forked and python is None:
+        if python is not None:
+            return ProcessPoolExecutor(
+                max_workers=1,
+                context=_interpreter_context(python),
+                initializer=zygote.worker_started,
+                initargs=(env, (), True),
+            )
+        if forked:
             context: Any = multiprocessing.get_context("forkserver")
             return ProcessPoolExecutor(
                 max_workers=1, context=context, initializer=zygote.worker_started, initargs=(env, modules)
@@ -329,3 +339,44 @@ def local_starter(
         return ProcessPoolExecutor(max_workers=1, env=env, initializer=zygote.worker_started, initargs=({}, ()))
 
     return start
+
+
+# The standard library keeps the interpreter of its spawned processes in one global: a start sets
+# it for its own process only, under this lock.
+_EXECUTABLE_LOCK = threading.Lock()
+
+
+class EnvironmentProcess(mpc.SpawnProcess):
+    """A spawned process that runs ``python`` (a built environment's interpreter)."""
+
+    python = sys.executable
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        from multiprocessing import popen_spawn_posix, spawn
+
+        with _EXECUTABLE_LOCK:
+            previous = spawn.get_executable()
+            spawn.set_executable(process_obj.python)
+            try:
+                return popen_spawn_posix.Popen(process_obj)
+            finally:
+                spawn.set_executable(previous)
+
+
+class EnvironmentContext(mpc.SpawnContext):
+    """The spawn context, its processes running ``python``."""
+
+    def __init__(self, python: str) -> None:
+        super().__init__()
+        self.python = python
+
+    def Process(self, *args: Any, **kwargs: Any) -> EnvironmentProcess:  # type: ignore[override]
+        proc = EnvironmentProcess(*args, **kwargs)
+        proc.python = self.python
+        return proc
+
+
+def _interpreter_context(python: str) -> Any:
+    """A multiprocessing context whose processes run ``python``, a built environment's interpreter."""
+    return EnvironmentContext(python)

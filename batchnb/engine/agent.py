@@ -360,12 +360,17 @@ class Agent:
             log = str(log_folder(self.root, self.name))
             start = workers.local_starter(self.root, capacity, zygote.preload_for(sup.spec), log)
             self.pool = workers.WorkerPool(capacity, start)
+        from ..environments import interpreter_for
+
+        python = interpreter_for(sup.spec, self.root)  # a build gc removed is built again
         if wanted > self.pool.capacity:
             sup.logs.event(
                 f"instance_count × max_concurrency_per_instance asks for {wanted} worker processes; compute "
                 f"{self.name} runs {self.pool.capacity} at most: capped at {self.pool.capacity}"
             )
-        return self.pool.join(sup.name, workers.revision_key(sup.spec), wanted, sup.spec.get("python"))
+        if python:
+            sup.logs.event(f"workers run in environment {sup.spec.get('environment')}: {python}")
+        return self.pool.join(sup.name, workers.revision_key(sup.spec), wanted, python)
 
     def _run(self, sup: Any, workers: Any) -> None:
         try:
