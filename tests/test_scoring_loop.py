@@ -1,0 +1,269 @@
+"""The scoring loop beyond Azure, with real jobs: lineage (of a job, and of every output row),
+comparing two deployments, incremental invocations, and promoting a job to a repeatable form."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from engine_helpers import output_file, reaping
+from test_cli import _env, assert_user_error
+from test_cli import run as cli
+
+# One row per input file: its x, a label and a score. LABEL_SHIFT (a comma-separated list of x)
+# changes the label of those rows and adds 0.25 to their score: a deployment that differs on known rows.
+PER_FILE = """
+import os
+import pandas as pd
+
+SHIFT = {int(x) for x in os.environ.get("LABEL_SHIFT", "").split(",") if x}
+
+def init():
+    pass
+
+def run(mini_batch):
+    rows = []
+    for path in mini_batch:
+        with open(os.environ["CALLS"], "a") as fh:
+            fh.write(os.path.basename(path) + "\\n")
+        x = int(pd.read_csv(path)["x"][0])
+        shifted = x in SHIFT
+        rows.append({"x": x, "label": f"L{(x + shifted) % 3}", "score": x * 0.5 + 0.25 * shifted})
+    return pd.DataFrame(rows)
+"""
+
+# Tabular mode: keeps every other row, with the input frame's index (a selection).
+EVERY_OTHER_ROW = """
+def init():
+    pass
+
+def run(frame):
+    kept = frame[frame["a"] % 2 == 0]
+    return kept.assign(double=kept["a"] * 2)[["double"]]
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    with reaping():
+        yield
+
+
+@pytest.fixture
+def calls(tmp_path: Path) -> Path:
+    return tmp_path / "calls.txt"
+
+
+def _scored(calls: Path) -> list[str]:
+    return calls.read_text().splitlines() if calls.exists() else []
+
+
+@pytest.fixture
+def per_file(deploy: Callable[..., dict], calls: Path) -> Callable[..., dict]:
+    """deploy_per_file(name, shift="", **settings): PER_FILE, Parquet output, two files a mini-batch."""
+
+    def make(name: str = "blue", shift: str = "", **settings: object) -> dict:
+        env = {"CALLS": str(calls), "LABEL_SHIFT": shift}
+        base: dict[str, object] = {"output_file_name": "out.parquet", "mini_batch_size": 2}
+        return deploy(PER_FILE, name=name, environment_variables=env, **{**base, **settings})
+
+    return make
+
+
+def _done(client, job: dict) -> dict:
+    finished = client.jobs.wait(job["name"], timeout=180)
+    assert finished["status"] == "Completed", finished["error"]
+    return finished
+
+
+# -- lineage --------------------------------------------------------------------------------------
+
+
+def test_a_parquet_output_says_where_each_row_comes_from_in_input_order(client, per_file, csv_inputs):
+    per_file()
+    data = csv_inputs(5)
+    job = _done(client, client.batch_endpoints.invoke("ep-test", input=str(data)))
+    table = pd.read_parquet(output_file(job))
+    assert list(table["x"]) == [0, 1, 2, 3, 4]  # input order
+    assert list(table["_source_file"]) == [str(data / f"f{i:03d}.csv") for i in range(5)]
+    assert list(table["_mini_batch"]) == [0, 0, 1, 1, 2]
+    assert table["_source_row"].isna().all()  # a file scored as one item has no row of its own
+
+
+def test_tabular_rows_keep_their_file_and_row_even_when_run_returns_a_selection(deploy, client, tmp_path):
+    deploy(EVERY_OTHER_ROW, mini_batch_mode="tabular", mini_batch_size=4, output_file_name="out.parquet")
+    data = tmp_path / "rows"
+    data.mkdir()
+    for name, start in (("a.parquet", 0), ("b.parquet", 10)):
+        pq.write_table(pa.table({"a": list(range(start, start + 6))}), data / name, row_group_size=2)
+    job = _done(client, client.batch_endpoints.invoke("ep-test", input=str(data)))
+    table = pd.read_parquet(output_file(job))
+    assert list(table["double"]) == [0, 4, 8, 20, 24, 28]
+    assert [Path(f).name for f in table["_source_file"]] == ["a.parquet"] * 3 + ["b.parquet"] * 3
+    assert list(table["_source_row"]) == [0, 2, 4, 0, 2, 4]
+
+
+def test_lineage_columns_can_be_turned_off_and_are_refused_for_a_text_output(client, per_file, csv_inputs):
+    per_file(lineage_columns=False)
+    job = _done(client, client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(3))))
+    assert list(pd.read_parquet(output_file(job)).columns) == ["x", "label", "score"]
+    result = cli(
+        "batch-endpoint", "invoke", "-n", "ep-test", "--input", str(csv_inputs(1, name="one")),
+        "--set", "output_file_name=out.csv", "lineage_columns=true", ws=client.workspace.root,
+    )  # fmt: skip
+    assert_user_error(result, 2, "lineage_columns", "Parquet")
+
+
+def test_job_show_names_the_deployment_revision_model_code_and_environment(client, per_file, csv_inputs):
+    first = per_file()
+    client.batch_deployments.update("blue", "ep-test", set_values=["settings.error_threshold=3"])
+    job = _done(client, client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2))))
+    shown = json.loads(cli("job", "show", "-n", job["name"], ws=client.workspace.root).stdout)
+    lineage = shown["lineage"]
+    assert (lineage["deployment"], lineage["deployment_revision"], lineage["model"]) == ("blue", 2, "tiny:1")
+    assert lineage["code_hash"] == "sha256:" + Path(first["resolved"]["code_dir"]).name
+    assert lineage["row_lineage_columns"] == ["_source_file", "_source_row", "_mini_batch"]
+    table = cli("job", "show", "-n", job["name"], "-o", "table", ws=client.workspace.root).stdout
+    assert "lineage.model" in table and "tiny:1" in table
+    assert "model tiny:1" in repr(client.jobs.get(job["name"]))
+
+
+# -- incremental ----------------------------------------------------------------------------------
+
+
+def _invoke_cli(client, *args: str) -> dict:
+    """``batchnb batch-endpoint invoke -n ep-test … --wait``: the ended job, as JSON."""
+    result = cli("batch-endpoint", "invoke", "-n", "ep-test", *args, "--wait", ws=client.workspace.root)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_incremental_twice_scores_nothing_new_and_the_output_is_still_complete(client, per_file, csv_inputs, calls):
+    per_file()
+    data = csv_inputs(5)
+    first = _invoke_cli(client, "--input", str(data), "--incremental")
+    assert sorted(_scored(calls)) == [f"f{i:03d}.csv" for i in range(5)]
+    assert first["incremental"]["items_reused"] == 0
+    second = _invoke_cli(client, "--input", str(data), "--incremental")
+    assert len(_scored(calls)) == 5  # nothing scored again
+    assert second["status"] == "Completed"
+    assert second["incremental"]["items_reused"] == 5
+    assert second["incremental"]["mini_batches_to_score"] == 0
+    assert second["incremental"]["reused_from"] == [first["name"]]
+    assert second["progress"]["items"]["succeeded"] == 5
+    pd.testing.assert_frame_equal(pd.read_parquet(output_file(second)), pd.read_parquet(output_file(first)))
+
+
+def test_incremental_scores_only_new_and_changed_files_and_keeps_input_order(client, per_file, csv_inputs, calls):
+    per_file()
+    data = csv_inputs(5)
+    _invoke_cli(client, "--input", str(data), "--incremental")
+    (data / "f005.csv").write_text("x,y\n5,10\n")  # a new file
+    (data / "f002.csv").write_text("x,y\n20,40\n")  # a changed one: its mini-batch [f002, f003] is scored again
+    calls.unlink()
+    job = _invoke_cli(client, "--input", str(data), "--incremental")
+    assert sorted(_scored(calls)) == ["f002.csv", "f003.csv", "f005.csv"]
+    assert job["incremental"]["items_reused"] == 3
+    table = pd.read_parquet(output_file(job))
+    assert list(table["x"]) == [0, 1, 20, 3, 4, 5]
+    assert list(table["_source_file"]) == [str(data / f"f{i:03d}.csv") for i in range(6)]
+    assert list(table["_mini_batch"]) == [0, 0, 1, 1, 2, 3]
+
+
+def test_incremental_reuses_nothing_across_a_new_deployment_revision(client, per_file, csv_inputs, calls):
+    per_file()
+    data = csv_inputs(3)
+    _invoke_cli(client, "--input", str(data), "--incremental")
+    client.batch_deployments.update("blue", "ep-test", set_values=["settings.error_threshold=3"])
+    job = _invoke_cli(client, "--input", str(data), "--incremental")
+    assert job["incremental"]["items_reused"] == 0
+    assert len(_scored(calls)) == 6
+    assert list(pd.read_parquet(output_file(job))["x"]) == [0, 1, 2]
+
+
+# -- promote --------------------------------------------------------------------------------------
+
+
+def _values(job: dict) -> pd.DataFrame:
+    return pd.read_parquet(output_file(job)).drop(columns=["_source_file"])
+
+
+@pytest.fixture
+def promoted(client, per_file, csv_inputs) -> dict:
+    """A Completed job invoked with a per-job mini-batch size and an override, from another folder."""
+    per_file()
+    job = client.batch_endpoints.invoke(
+        "ep-test", input=str(csv_inputs(4)), mini_batch_size=1, set_values=["error_threshold=2"]
+    )
+    return _done(client, job)
+
+
+def _new_job(client, before: set[str]) -> dict:
+    (name,) = {j["name"] for j in client.jobs.list()} - before
+    return _done(client, client.jobs.get(name))
+
+
+def test_the_promoted_command_line_runs_the_same_invocation_again(client, promoted, tmp_path):
+    command = cli("job", "show", "-n", promoted["name"], "--as", "cli", ws=client.workspace.root).stdout
+    argv = shlex.split(command)
+    assert argv[:3] == ["batchnb", "batch-endpoint", "invoke"]
+    assert "--mini-batch-size" in argv and "error_threshold=2" in argv
+    before = {j["name"] for j in client.jobs.list()}
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = cli(*argv[1:], ws=client.workspace.root, cwd=elsewhere)  # as pasted into a terminal
+    assert result.returncode == 0, result.stderr
+    again = _new_job(client, before)
+    assert again["settings"]["mini_batch_size"] == 1 and again["settings"]["error_threshold"] == 2
+    pd.testing.assert_frame_equal(_values(again), _values(promoted))
+
+
+def test_the_promoted_inputs_file_and_sdk_code_run_the_same_invocation(client, promoted, tmp_path):
+    text = client.jobs.promote(promoted["name"], "inputs-yaml")
+    header, body = text.split("\n", 1)
+    inputs = yaml.safe_load(body)
+    assert inputs["inputs"]["input_data"]["type"] == "uri_folder"
+    (tmp_path / "inputs.yml").write_text(text)
+    before = {j["name"] for j in client.jobs.list()}
+    result = cli(*shlex.split(header.removeprefix("# "))[1:], ws=client.workspace.root, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    pd.testing.assert_frame_equal(_values(_new_job(client, before)), _values(promoted))
+
+    code = promoted.promote("sdk")
+    assert "ml_client.batch_endpoints.invoke(" in code and "{'error_threshold': '2'}" in code
+    before = {j["name"] for j in client.jobs.list()}
+    script = tmp_path / "rerun.py"
+    script.write_text(code)
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=_env(client.workspace.root), capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    pd.testing.assert_frame_equal(_values(_new_job(client, before)), _values(promoted))
+
+
+def test_the_promoted_notebook_is_parametrized_for_papermill_and_runs(client, promoted, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.reads(client.jobs.promote(promoted["name"], "papermill"), as_version=4)
+    nbformat.validate(nb)
+    (parameters,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert "deployment_name = 'blue'" in parameters.source
+    before = {j["name"] for j in client.jobs.list()}
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    pd.testing.assert_frame_equal(_values(_new_job(client, before)), _values(promoted))
+
+
+def test_promote_refuses_an_unknown_form_in_one_line(client, promoted):
+    result = cli("job", "show", "-n", promoted["name"], "--as", "bash", ws=client.workspace.root)
+    assert_user_error(result, 2, "--as")
