@@ -267,3 +267,58 @@ def test_the_promoted_notebook_is_parametrized_for_papermill_and_runs(client, pr
 def test_promote_refuses_an_unknown_form_in_one_line(client, promoted):
     result = cli("job", "show", "-n", promoted["name"], "--as", "bash", ws=client.workspace.root)
     assert_user_error(result, 2, "--as")
+
+
+# -- compare --------------------------------------------------------------------------------------
+
+
+def test_compare_finds_exactly_the_rows_two_deployments_disagree_on(client, per_file, csv_inputs):
+    per_file("blue", mini_batch_size=2)
+    per_file("green", shift="4,7", mini_batch_size=3)  # another mini-batch size: rows join on their lineage
+    data = csv_inputs(10)
+    result = cli(
+        "batch-endpoint", "compare", "-n", "ep-test", "--deployments", "blue", "green", "--input", str(data),
+        ws=client.workspace.root,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["rows"] == {"blue": 10, "green": 10, "joined": 10, "only_blue": 0, "only_green": 0}
+    assert report["agreement"] == 0.8
+    assert report["columns"]["label"]["equal"] == 0.8
+    assert report["columns"]["score"]["max_abs_diff"] == 0.25
+    assert report["columns"]["score"]["mean_abs_diff"] == pytest.approx(0.05)
+    assert report["columns"]["x"] == {"equal": 1.0, "mean_abs_diff": 0.0, "max_abs_diff": 0.0}
+    assert {(Path(d["source_file"]).name, d["column"], d["blue"], d["green"]) for d in report["disagreements"]} == {
+        ("f004.csv", "label", "L1", "L2"),
+        ("f004.csv", "score", 2.0, 2.25),
+        ("f007.csv", "label", "L1", "L2"),
+        ("f007.csv", "score", 3.5, 3.75),
+    }
+    assert report["rows_disagreeing"] == 2
+    for side in ("blue", "green"):
+        assert report["throughput"][side]["items"] == 10 and report["throughput"][side]["items_per_second"] > 0
+
+
+def test_compare_on_a_sample_scores_only_its_first_items(client, per_file, csv_inputs, calls):
+    per_file("blue")
+    per_file("green", shift="1")
+    comparison = client.batch_endpoints.compare("ep-test", ["blue", "green"], input=str(csv_inputs(10)), sample=3)
+    assert len(_scored(calls)) == 6  # three files, by each deployment
+    assert comparison.rows["joined"] == 3
+    assert comparison.agreement == pytest.approx(2 / 3)
+    assert {d["source_file"] for d in comparison.disagreements} == {str(Path(comparison.input) / "f001.csv")}
+    assert 'data-agreement="0.666667"' in comparison._repr_html_()
+    table = cli(
+        "batch-endpoint", "compare", "-n", "ep-test", "--deployments", "blue", "green", "--input",
+        comparison.input, "--sample", "3", "-o", "table", ws=client.workspace.root,
+    ).stdout  # fmt: skip
+    assert "f001.csv" in table and "L2" in table
+
+
+def test_compare_refuses_one_deployment_twice_in_one_line(client, per_file, csv_inputs):
+    per_file("blue")
+    result = cli(
+        "batch-endpoint", "compare", "-n", "ep-test", "--deployments", "blue", "blue", "--input",
+        str(csv_inputs(1)), ws=client.workspace.root,
+    )  # fmt: skip
+    assert_user_error(result, 2, "--deployments")
