@@ -63,10 +63,18 @@ def scoring_key(lineage: dict[str, Any], settings: dict[str, Any]) -> str:
     return _digest([facts, scoring, output.part_format(settings["output_file_name"])])
 
 
+def _batchnb_version() -> str:
+    # Asked of the installed distribution: importing the package for it would import its front ends.
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("batchnb")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def job_lineage(endpoint: str, deployment: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     """The lineage record of a job about to be invoked with ``spec`` on ``deployment``."""
-    from .. import __version__
-
     environment, environment_hash = environment_of(deployment)
     lineage: dict[str, Any] = {
         "endpoint": endpoint,
@@ -76,7 +84,7 @@ def job_lineage(endpoint: str, deployment: dict[str, Any], spec: dict[str, Any])
         "code_hash": code_hash(spec.get("code_dir"), spec.get("builtin_driver")),
         "environment": environment,
         "environment_hash": environment_hash,
-        "runtime": f"python {platform.python_version()}, batchnb {__version__}",
+        "runtime": f"python {platform.python_version()}, batchnb {_batchnb_version()}",
         "row_lineage_columns": list(output.LINEAGE_COLUMNS) if output.lineage_enabled(spec["settings"]) else [],
     }
     lineage["scoring_key"] = scoring_key(lineage, spec["settings"])
