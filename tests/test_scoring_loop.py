@@ -190,6 +190,45 @@ def test_incremental_reuses_nothing_across_a_new_deployment_revision(client, per
     assert list(pd.read_parquet(output_file(job))["x"]) == [0, 1, 2]
 
 
+def test_incremental_tabular_reuses_the_chunks_of_unchanged_files_in_a_text_output(deploy, client, tmp_path):
+    doubles = "def init():\n    pass\n\ndef run(frame):\n    return (frame['a'] * 2).tolist()\n"
+    deploy(doubles, mini_batch_mode="tabular", mini_batch_size=4)  # Azure's text output
+    data = tmp_path / "rows"
+    data.mkdir()
+    for name, start in (("a.parquet", 0), ("b.parquet", 10)):
+        pq.write_table(pa.table({"a": list(range(start, start + 6))}), data / name, row_group_size=2)
+    first = _invoke_cli(client, "--input", str(data), "--incremental")
+    pq.write_table(pa.table({"a": [20, 21, 22, 23]}), data / "b.parquet", row_group_size=2)  # b changed
+    second = _invoke_cli(client, "--input", str(data), "--incremental")
+    assert second["incremental"]["mini_batches_reused"] == 2  # a.parquet's two chunks
+    assert second["incremental"]["reused_from"] == [first["name"]]
+    assert second["incremental"]["items_to_score"] == 4
+    assert output_file(second).read_text().split() == [str(2 * a) for a in [0, 1, 2, 3, 4, 5, 20, 21, 22, 23]]
+
+
+def test_incremental_refuses_a_summary_only_deployment_in_one_line(client, per_file, csv_inputs):
+    per_file(output_action="summary_only", output_file_name="out.csv")
+    result = cli(
+        "batch-endpoint", "invoke", "-n", "ep-test", "--input", str(csv_inputs(2)), "--incremental",
+        ws=client.workspace.root,
+    )  # fmt: skip
+    assert_user_error(result, 2, "--incremental", "summary_only")
+    assert client.jobs.list() == []
+
+
+def test_a_remote_file_is_known_by_its_etag_or_its_size_and_time():
+    import fsspec
+
+    from batchnb.engine.incremental import fingerprint
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/incr/a.csv", b"x\n1\n")
+    before = fingerprint("memory://incr/a.csv")
+    assert before.startswith("stat:memory://incr/a.csv:")  # the memory store gives no ETag
+    fs.pipe("/incr/a.csv", b"x\n12\n")
+    assert fingerprint("memory://incr/a.csv") != before
+
+
 # -- promote --------------------------------------------------------------------------------------
 
 
@@ -322,3 +361,26 @@ def test_compare_refuses_one_deployment_twice_in_one_line(client, per_file, csv_
         str(csv_inputs(1)), ws=client.workspace.root,
     )  # fmt: skip
     assert_user_error(result, 2, "--deployments")
+
+
+def test_percent_batch_compare_returns_a_card_with_a_chart_and_the_disagreements(
+    client, per_file, csv_inputs, tmp_path, monkeypatch
+):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    per_file("blue")
+    per_file("green", shift="2")
+    monkeypatch.chdir(tmp_path)
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "batchnb")
+    try:
+        shell.user_ns["data"] = str(csv_inputs(4))
+        comparison = shell.run_line_magic("batch", "compare -n ep-test --deployments blue green --input {data}")
+    finally:
+        shell.run_line_magic("unload_ext", "batchnb")
+        InteractiveShell.clear_instance()
+    assert comparison.agreement == 0.75
+    card = comparison._repr_html_()
+    assert "<svg" in card and "Equal values, by column" in card
+    assert "f002.csv" in card and "L0" in card  # the one disagreeing row: label L2 against L0
+    assert "agreement     75.0%" in repr(comparison)
