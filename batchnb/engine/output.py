@@ -135,10 +135,11 @@ def write_part(parts_dir: Path, idx: int, result: Any, fmt: str, lineage: RowLin
         import pyarrow.parquet as pq
 
         frame = _to_frame(result)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
         if lineage is not None:
-            frame = lineage.add_to(frame, idx)
+            table = lineage.add_to(table, frame, idx)
         buf = io.BytesIO()
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buf)
+        pq.write_table(table, buf)
         atomic_write_bytes(final, buf.getvalue(), durable=False)
         return len(frame)
     atomic_write_bytes(final, _to_text(result), durable=False)
@@ -187,9 +188,11 @@ class RowLineage:
             rows += range(first, first + count)
         return (files, rows) if len(files) == len(self.given) else None
 
-    def add_to(self, frame: Any, idx: int) -> Any:
-        """``frame`` with the lineage columns added (a column the result already has is kept as it is)."""
+    def add_to(self, table: Any, frame: Any, idx: int) -> Any:
+        """The Arrow ``table`` of result ``frame`` with the lineage columns appended (a column the
+        result already has is kept as it is; the built-in MLflow driver names each row's file)."""
         import pandas as pd
+        import pyarrow as pa
 
         n = len(frame)
         files: list[Any] = [None] * n
@@ -198,37 +201,38 @@ class RowLineage:
         if tabular is not None:
             in_files, in_rows = tabular
             index = frame.index
-            in_range = (
-                n > 0 and pd.api.types.is_integer_dtype(index) and 0 <= index.min() <= index.max() < len(in_files)
-            )
-            if in_range and index.is_unique:
-                # run() kept the input frame's index (a selection, or the frame itself): exact.
-                positions = list(index)
-            elif n == len(in_files):
-                positions = list(range(n))
-            else:
-                positions = []
-            if positions:
+            # An index that may have been reset (0, 1, ... on fewer rows than were given) says nothing.
+            reset = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 and n != len(in_files)
+            kept = (
+                n > 0 and not reset and pd.api.types.is_integer_dtype(index) and index.is_unique
+                and 0 <= index.min() <= index.max() < len(in_files)
+            )  # fmt: skip
+            positions = list(index) if kept else list(range(n)) if n == len(in_files) else []
+            if positions:  # run() kept the input frame's index (a selection, or the frame itself), or its rows
                 files = [in_files[i] for i in positions]
                 rows = [in_rows[i] for i in positions]
             elif len(set(in_files)) == 1:
                 files = [in_files[0]] * n
         else:
             local = {str(g): str(i) for g, i in zip(self.given, self.items, strict=False)}
-            if "_source_file" in frame.columns:  # the built-in MLflow driver names each row's file
+            if "_source_file" in frame.columns:  # a remote file's local copy, named back by its URL
                 files = [local.get(str(f), f) for f in frame["_source_file"]]
             elif n == len(self.items):  # one result per file: Azure's contract for file mode
                 files = [str(i) for i in self.items]
             elif len(self.items) == 1:
                 files = [str(self.items[0])] * n
-        frame = frame.copy() if any(c not in frame.columns for c in LINEAGE_COLUMNS) else frame
-        if "_source_file" not in frame.columns or tabular is None:
-            frame["_source_file"] = pd.array(files, dtype="string")
-        if "_source_row" not in frame.columns:
-            frame["_source_row"] = pd.array(rows, dtype="Int64")
-        if "_mini_batch" not in frame.columns:
-            frame["_mini_batch"] = pd.array([idx] * n, dtype="Int64")
-        return frame
+        names = table.column_names
+        if "_source_file" in names and tabular is None:
+            where = names.index("_source_file")
+            table = table.set_column(where, "_source_file", pa.array(files, pa.string()))
+        for name, values, kind in (
+            ("_source_file", files, pa.string()),
+            ("_source_row", rows, pa.int64()),
+            ("_mini_batch", [idx] * n, pa.int64()),
+        ):
+            if name not in names:
+                table = table.append_column(name, pa.array(values, kind))
+        return table
 
 
 def part_is_committed(path: Path) -> bool:
