@@ -179,6 +179,23 @@ def test_incremental_scores_only_new_and_changed_files_and_keeps_input_order(cli
     assert list(table["_mini_batch"]) == [0, 0, 1, 1, 2, 3]
 
 
+def test_incremental_reuses_files_moved_to_another_folder_and_names_them_where_they_are(
+    client, per_file, csv_inputs, calls, tmp_path
+):
+    per_file()
+    data = csv_inputs(4)
+    _invoke_cli(client, "--input", str(data), "--incremental")
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    (moved / "f003.csv").rename(moved / "g003.csv")  # renamed: scored again
+    job = _invoke_cli(client, "--input", str(moved), "--incremental")
+    assert sorted(_scored(calls)[4:]) == ["f002.csv", "g003.csv"]
+    assert job["incremental"]["items_reused"] == 2  # [f000, f001]; f002 shared its mini-batch with f003
+    table = pd.read_parquet(output_file(job))
+    assert list(table["x"]) == [0, 1, 2, 3]
+    assert list(table["_source_file"]) == [str(moved / n) for n in ("f000.csv", "f001.csv", "f002.csv", "g003.csv")]
+
+
 def test_incremental_reuses_nothing_across_a_new_deployment_revision(client, per_file, csv_inputs, calls):
     per_file()
     data = csv_inputs(3)

@@ -8,8 +8,8 @@ URL, size and modification time). A mini-batch of an earlier incremental job is 
 * that job is ``Completed`` and has the same :func:`batchnb.engine.lineage.scoring_key`: the same
   deployment revision, model version, code, environment and scoring settings;
 * the mini-batch succeeded on every item; and
-* its files, by content and in order, come next in this input (in tabular mode: the same chunk of
-  the same file content).
+* its files, by name and content and in order, come next in this input (in tabular mode: the same
+  chunk of the same file); a file moved to another folder is still the same file.
 
 Its committed part file is copied into the new job (its lineage columns rewritten to the new
 job's file paths and mini-batch numbers), so the new job's output holds every row, in input
@@ -142,7 +142,9 @@ def plan(store: Store, spec: dict[str, Any]) -> IncrementalPlan:
     files = planner.list_input_files(inp["path"], inp["type"], settings.get("recursive", False))
     planner.check_builtin_inputs(spec, files)
     try:
-        prints = {path: fingerprint(path) for path in files}
+        # A file's name is part of what identifies it: a script (or the MLflow driver's file_name
+        # column) may write it into its rows, which a renamed file must not inherit.
+        prints = {path: f"{Path(path).name}|{fingerprint(path)}" for path in files}
     except OSError as exc:
         raise ValidationError(
             f"input file {exc.filename or ''} cannot be read: {exc.strerror or exc}", field="input"
