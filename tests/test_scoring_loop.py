@@ -20,12 +20,14 @@ from test_cli import _env, assert_user_error
 from test_cli import run as cli
 
 # One row per input file: its x, a label and a score. LABEL_SHIFT (a comma-separated list of x)
-# changes the label of those rows and adds 0.25 to their score: a deployment that differs on known rows.
+# changes the label of those rows and adds 0.25 to their score: a deployment that differs on known
+# rows; DROP (another list of x) leaves those rows out.
 PER_FILE = """
 import os
 import pandas as pd
 
 SHIFT = {int(x) for x in os.environ.get("LABEL_SHIFT", "").split(",") if x}
+DROP = {int(x) for x in os.environ.get("DROP", "").split(",") if x}
 
 def init():
     pass
@@ -36,6 +38,8 @@ def run(mini_batch):
         with open(os.environ["CALLS"], "a") as fh:
             fh.write(os.path.basename(path) + "\\n")
         x = int(pd.read_csv(path)["x"][0])
+        if x in DROP:
+            continue
         shifted = x in SHIFT
         rows.append({"x": x, "label": f"L{(x + shifted) % 3}", "score": x * 0.5 + 0.25 * shifted})
     return pd.DataFrame(rows)
@@ -71,8 +75,8 @@ def _scored(calls: Path) -> list[str]:
 def per_file(deploy: Callable[..., dict], calls: Path) -> Callable[..., dict]:
     """deploy_per_file(name, shift="", **settings): PER_FILE, Parquet output, two files a mini-batch."""
 
-    def make(name: str = "blue", shift: str = "", **settings: object) -> dict:
-        env = {"CALLS": str(calls), "LABEL_SHIFT": shift}
+    def make(name: str = "blue", shift: str = "", drop: str = "", **settings: object) -> dict:
+        env = {"CALLS": str(calls), "LABEL_SHIFT": shift, "DROP": drop}
         base: dict[str, object] = {"output_file_name": "out.parquet", "mini_batch_size": 2}
         return deploy(PER_FILE, name=name, environment_variables=env, **{**base, **settings})
 
@@ -357,13 +361,18 @@ def test_compare_finds_exactly_the_rows_two_deployments_disagree_on(client, per_
 
 def test_compare_on_a_sample_scores_only_its_first_items(client, per_file, csv_inputs, calls):
     per_file("blue")
-    per_file("green", shift="1")
-    comparison = client.batch_endpoints.compare("ep-test", ["blue", "green"], input=str(csv_inputs(10)), sample=3)
+    per_file("green", shift="1", drop="2", retry_settings={"max_retries": 1})
+    data = csv_inputs(10)
+    comparison = client.batch_endpoints.compare("ep-test", ["blue", "green"], input=str(data), sample=3)
     assert len(_scored(calls)) == 6  # three files, by each deployment
-    assert comparison.rows["joined"] == 3
-    assert comparison.agreement == pytest.approx(2 / 3)
-    assert {d["source_file"] for d in comparison.disagreements} == {str(Path(comparison.input) / "f001.csv")}
-    assert 'data-agreement="0.666667"' in comparison._repr_html_()
+    assert comparison.rows == {"blue": 3, "green": 2, "joined": 2, "only_blue": 1, "only_green": 0}
+    assert comparison.agreement == 0.5
+    assert [(d["source_file"], d["column"], d["green"]) for d in comparison.disagreements] == [
+        (str(data / "f001.csv"), "label", "L2"),
+        (str(data / "f001.csv"), "score", 0.75),
+        (str(data / "f002.csv"), "(row)", None),  # only blue has it
+    ]
+    assert 'data-agreement="0.5"' in comparison._repr_html_()
     table = cli(
         "batch-endpoint", "compare", "-n", "ep-test", "--deployments", "blue", "green", "--input",
         comparison.input, "--sample", "3", "-o", "table", ws=client.workspace.root,

@@ -117,19 +117,14 @@ def _keyed(path: Path) -> Any:
 
 def _value(v: Any) -> Any:
     """A JSON-ready value: numpy scalars made Python ones, missing values None."""
-    if v is None:
+    import pandas as pd
+
+    if v is None or v is pd.NA or v is pd.NaT:
         return None
     if hasattr(v, "item"):
         v = v.item()
     if isinstance(v, float) and math.isnan(v):
         return None
-    try:
-        import pandas as pd
-
-        if v is pd.NA or v is pd.NaT:
-            return None
-    except ImportError:
-        pass
     return v
 
 
@@ -179,11 +174,10 @@ def compare_outputs(
         differs[col] = mask
         row_ok &= ~mask
     disagreements: list[dict[str, Any]] = []
-    total = 0
-    for i in range(len(joined)):
-        if row_ok[i]:
-            continue
-        total += 1
+    disagreeing = np.flatnonzero(~row_ok)
+    for i in disagreeing:
+        if len(disagreements) >= max_disagreements:
+            break  # every one is counted; only the first are listed
         row = joined.iloc[i]
         where = {
             "source_file": (originals or {}).get(row["_source_file"], row["_source_file"]) or None,
@@ -199,9 +193,7 @@ def compare_outputs(
                 for col in columns
                 if differs[col][i]
             ]
-        for record in found:
-            if len(disagreements) < max_disagreements:
-                disagreements.append(record)
+        disagreements += found[: max_disagreements - len(disagreements)]
     matched = int(both.sum())
     return {
         "rows": {
@@ -217,7 +209,7 @@ def compare_outputs(
             names[0]: [c for c in a.columns if c not in b.columns],
             names[1]: [c for c in b.columns if c not in a.columns],
         },
-        "rows_disagreeing": total,
+        "rows_disagreeing": len(disagreeing),
         "disagreements": disagreements,
     }
 
