@@ -311,6 +311,23 @@ def test_the_promoted_inputs_file_and_sdk_code_run_the_same_invocation(client, p
     pd.testing.assert_frame_equal(_values(_new_job(client, before)), _values(promoted))
 
 
+def test_a_promoted_job_with_a_named_output_writes_there_again_once_the_old_file_is_moved(
+    client, per_file, csv_inputs, tmp_path
+):
+    per_file()
+    out = tmp_path / "out"
+    job = _done(client, client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(3)), output_path=str(out)))
+    argv = shlex.split(client.jobs.promote(job["name"], "cli"))
+    assert argv[argv.index("--output-path") + 1] == str(out) and "output_file_name=out.parquet" in argv
+    inputs = yaml.safe_load(client.jobs.promote(job["name"], "inputs-yaml").split("\n", 1)[1])
+    assert inputs["outputs"] == {"score": {"type": "uri_file", "path": str(out / "out.parquet")}}
+    assert_user_error(cli(*argv[1:], ws=client.workspace.root), 4, str(out / "out.parquet"), "already exists")
+    first = pd.read_parquet(out / "out.parquet")
+    (out / "out.parquet").rename(tmp_path / "first.parquet")
+    assert cli(*argv[1:], "--wait", ws=client.workspace.root).returncode == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "out.parquet"), first)
+
+
 def test_the_promoted_notebook_is_parametrized_for_papermill_and_runs(client, promoted, tmp_path):
     import nbformat
     from nbclient import NotebookClient

@@ -404,4 +404,7 @@ def _print_comparison(data: dict[str, Any], out: TextIO) -> None:
         return cell(value)
 
     cells = [[shown(r, k) for k in keys] for r in rows]
-    write([_header(k) for k in keys], cells, [FIRST, KEEP, KEEP, LATE, LATE], out)
+    headers = [
+        _header(k) if k in ("source_file", "source_row", "column") else k for k in keys
+    ]  # the others: deployments
+    write(headers, cells, [FIRST, KEEP, KEEP, LATE, LATE], out)

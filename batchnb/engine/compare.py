@@ -273,7 +273,7 @@ def compare(
                 "output_action: append_row can be compared)",
                 field="deployments",
             )
-    inp = resolve_input(client, input, input_type, base_dir)
+    given = inp = resolve_input(client, input, input_type, base_dir)
     settings = found[0].get("settings") or {}
     work = client.workspace.cache_dir / "compare" / uuid.uuid4().hex[:12]
     originals: dict[str, str] = {}
@@ -287,7 +287,7 @@ def compare(
         {
             "endpoint": endpoint,
             "deployments": list(names),
-            "input": inp["given"] if sample is None else str(input),
+            "input": given["path"],
             "sample": sample,
             **result,
             "throughput": {name: _throughput(job) for name, job in zip(names, jobs, strict=True)},

@@ -154,7 +154,7 @@ def as_sdk(inv: dict[str, Any]) -> str:
     if inv.get("instance_count") is not None:
         overrides.append({"instance_count": str(inv["instance_count"])})
     lines = [
-        "from azure.ai.ml import Input, Output",
+        "from azure.ai.ml import Input, Output" if inv.get("output_dir") else "from azure.ai.ml import Input",
         "from azure.ai.ml.constants import AssetTypes",
         "",
         "# On Azure, the client is azure-ai-ml's:",
