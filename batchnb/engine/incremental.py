@@ -125,7 +125,7 @@ def _usable(candidate: dict[str, Any], fmt: str) -> bool:
 
 
 def plan(store: Store, spec: dict[str, Any]) -> IncrementalPlan:
-    """Cut the job's input into mini-batches, reusing earlier ones where :mod:`this module <.>` says.
+    """Cut the job's input into mini-batches, reusing the earlier ones the module's docstring allows.
 
     Raises:
         ValidationError: The input cannot be listed or read, or the job writes no rows
@@ -147,7 +147,7 @@ def plan(store: Store, spec: dict[str, Any]) -> IncrementalPlan:
         prints = {path: f"{Path(path).name}|{fingerprint(path)}" for path in files}
     except OSError as exc:
         raise ValidationError(
-            f"input file {exc.filename or ''} cannot be read: {exc.strerror or exc}", field="input"
+            f"input file {exc.filename or inp['path']} cannot be read: {exc.strerror or exc}", field="input"
         ) from None
     fmt = output.part_format(settings["output_file_name"])
     found = _candidates(store, spec["lineage"]["scoring_key"])
