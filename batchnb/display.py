@@ -285,7 +285,33 @@ def job_html(job: dict[str, Any], timeline: list[tuple[float, int, int]] | None 
         ("Output", html.escape(str((job.get("outputs") or {}).get("score", {}).get("path", "")))),
         ("Logs", html.escape(str(job.get("logs_dir", "")))),
     ]
+    if job.get("lineage"):
+        rows.append(("Lineage", html.escape(lineage_line(job["lineage"]))))
+    if job.get("incremental"):
+        rows.append(("Reused", html.escape(reused_line(job["incremental"]))))
     return _card(job, f"Job {job['name']}", rows, svg_chart(timeline or []))
+
+
+def lineage_line(lineage: dict[str, Any]) -> str:
+    """A job's lineage in one line: ``deployment blue (revision 2), model tiny:1, code sha256:ab12…``."""
+    code = str(lineage.get("code_hash") or "")
+    parts = [
+        f"deployment {lineage.get('deployment')} (revision {lineage.get('deployment_revision')})",
+        f"model {lineage.get('model')}",
+        f"code {code[:19]}…" if len(code) > 19 else f"code {code}",
+    ]
+    if lineage.get("environment"):
+        parts.append(f"environment {lineage['environment']}")
+    return ", ".join(parts)
+
+
+def reused_line(incremental: dict[str, Any]) -> str:
+    """What an incremental job reused: ``3 mini-batches (30 items) from J; 1 scored``."""
+    sources = ", ".join(incremental.get("reused_from") or []) or "no earlier job"
+    return (
+        f"{incremental.get('mini_batches_reused', 0)} mini-batch(es) ({incremental.get('items_reused', 0)} "
+        f"item(s)) from {sources}; {incremental.get('mini_batches_to_score', 0)} scored"
+    )
 
 
 def _pipeline_text(job: dict[str, Any]) -> list[str]:
@@ -337,6 +363,10 @@ def job_text(job: dict[str, Any]) -> str:
         f"  elapsed       {_seconds(p.get('elapsed_s'))}",
         f"  output        {(job.get('outputs') or {}).get('score', {}).get('path', '')}",
     ]
+    if job.get("lineage"):
+        lines.append(f"  lineage       {lineage_line(job['lineage'])}")
+    if job.get("incremental"):
+        lines.append(f"  reused        {reused_line(job['incremental'])}")
     if job.get("error"):
         lines.append(f"  error         {first_line(job['error'])}")
     return "\n".join(lines)

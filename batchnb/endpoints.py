@@ -143,6 +143,14 @@ class BatchEndpointOperations:
         """Start a job on the endpoint; see :meth:`batchnb.jobs.JobOperations.invoke`."""
         return self._client.jobs.invoke(endpoint_name, deployment_name=deployment_name, **kwargs)
 
+    def compare(self, endpoint_name: str, deployments: builtins.list[str] | tuple[str, str], **kwargs: Any) -> Any:
+        """Score one input with two deployments and compare their outputs row by row; see
+        :func:`batchnb.engine.compare.compare` (its keyword arguments: ``input``, ``input_type``,
+        ``sample``, ``max_disagreements``, ``timeout``, ``base_dir``)."""
+        from .engine.compare import compare
+
+        return compare(self._client, endpoint_name, deployments, **kwargs)
+
     def list_jobs(self, endpoint_name: str) -> builtins.list[Job]:
         """The endpoint's jobs, newest first (jobs survive the endpoint's deletion)."""
         return self._client.jobs.list(endpoint_name=endpoint_name)

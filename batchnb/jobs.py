@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from . import display
 from .engine import agent, lifecycle, output, output_location, state
 from .engine.invoke import BatchInvocation
-from .engine.logs import read_from
+from .engine.logs import JobLogs, read_from
 from .engine.records import invoked_by_default, job_header, run_metrics
 from .entities import Entity
 from .errors import ConflictError, InvalidStateError, JobFailedError, NotFoundError, ValidationError
@@ -70,6 +70,10 @@ class Job(Entity):
         """Progress over time: (seconds since start, mini-batches finished, rows written)."""
         return self._ops().timeline(self["name"])
 
+    def promote(self, form: str = "cli") -> str:
+        """The invocation that started this job, to run it again: see :meth:`JobOperations.promote`."""
+        return self._ops().promote(self["name"], form)
+
     def __repr__(self) -> str:
         return display.job_text(self)
 
@@ -112,6 +116,7 @@ class JobOperations:
         dry_run: bool = False,
         invoked_by: str | None = None,
         base_dir: Path | None = None,
+        incremental: bool = False,
     ) -> Entity:
         """Start a job on an endpoint (its default deployment unless one is named) and return it at once.
 
@@ -133,6 +138,9 @@ class JobOperations:
             dry_run: Score only the first mini-batch, in this process, and return its result.
             invoked_by: Who invokes (the REST API passes the Jupyter identity).
             base_dir: Where relative paths resolve (the inputs file's folder).
+            incremental: Skip the input files that an earlier ``incremental`` job of the same
+                deployment revision, model version and settings scored, reusing their rows (see
+                :mod:`batchnb.engine.incremental`); ``job show`` says how many were reused.
 
         Returns:
             The :class:`Job` (status ``Queued``), or for a dry run the result record.
@@ -169,6 +177,10 @@ class JobOperations:
                 dry_run=dry_run,
                 refused={"--mini-batch-size": mini_batch_size, "--instance-count": instance_count},
             )
+            if incremental:
+                raise ValidationError(
+                    "--incremental applies to model deployments, not pipeline ones", field="incremental"
+                )
             if isinstance(job_or_plan, dict):
                 return Entity(job_or_plan)
             self._spawn(job_or_plan)
@@ -188,6 +200,13 @@ class JobOperations:
 
         job_dir = self._ws.job_dir(name)
         spec["job_dir"] = str(job_dir)
+        reuse = None
+        if incremental:
+            from .engine import incremental as incremental_
+
+            reuse = incremental_.plan(self._store, spec)  # reads and hashes the input: before the transaction
+            spec["invocation"]["incremental"] = True
+            spec["incremental"] = reuse.summary()
         now = time.time()
         with self._store.write() as tx:
             if tx.execute("SELECT 1 FROM jobs WHERE name = ?", (name,)).fetchone():
@@ -207,6 +226,16 @@ class JobOperations:
                 ),
             )
             output_location.reserve(tx, name, spec)  # refused (and nothing recorded) if another job holds it
+            if reuse is not None:
+                incremental_.record(tx, name, spec, reuse)
+        if reuse is not None:
+            incremental_.copy_parts(job_dir, spec, reuse)
+            done = spec["incremental"]
+            JobLogs(job_dir).event(
+                f"incremental: {done['mini_batches_reused']} mini-batch(es) ({done['items_reused']} item(s)) reused "
+                f"from {', '.join(done['reused_from']) or 'no earlier job'}; "
+                f"{done['mini_batches_to_score']} to score"
+            )
         self._spawn(name)  # it makes the job's logs folder
         return self.get(name)
 
@@ -343,6 +372,8 @@ class JobOperations:
                 "progress": progress,
                 "job_dir": spec["job_dir"],
                 "logs_dir": str(Path(spec["job_dir"]) / "logs"),
+                "lineage": spec.get("lineage"),
+                "incremental": spec.get("incremental"),
             }
         )
         if metrics:
@@ -413,6 +444,22 @@ class JobOperations:
         if status:
             jobs = [j for j in jobs if j["status"] == status]
         return jobs[:limit] if limit else jobs
+
+    def promote(self, name: str, form: str = "cli") -> str:
+        """Write out the invocation that started a batch job, to run it again (``job show --as``).
+
+        Args:
+            name: The job.
+            form: ``cli`` (the command line), ``inputs-yaml`` (Azure's ``invoke --file`` YAML),
+                ``papermill`` (a parametrized notebook, as JSON) or ``sdk`` (azure-ai-ml code).
+
+        Returns:
+            The text: see :mod:`batchnb.engine.promote`.
+        """
+        from .engine import promote
+
+        row = self._row(name)
+        return promote.render(json.loads(row["spec"]), row["name"], form)
 
     def timeline(self, name: str) -> builtins.list[tuple[float, int, int]]:
         """(seconds since the job started, mini-batches finished, rows written) at each finish."""

@@ -97,6 +97,8 @@ class BatchMagics(Magics):
 
         if not argv:
             raise IPythonUsageError("%batch: give a command, e.g. %batch batch-endpoint list")
+        if argv[0] == "compare":  # %batch compare -n E --deployments A B --input X
+            argv = ["batch-endpoint", *argv]
         try:
             args = build_parser().parse_args(argv)
         except SystemExit:  # --help printed the usage

@@ -196,11 +196,13 @@ class RetrySettings(_Spec):
 class ModelDeploymentSettings(_Spec):
     """``settings`` of a model batch deployment, with Azure's defaults.
 
-    ``mini_batch_mode``, ``recursive`` and ``max_auto_resumes`` are batchnb's: ``tabular`` cuts
-    Parquet and CSV inputs into row chunks (``mini_batch_size`` rows, or a size such as ``64MB`` cut
-    along Parquet row groups) and passes ``run()`` a pandas DataFrame; ``recursive`` lists input
-    folders recursively; ``max_auto_resumes`` is how many times the compute's agent resumes a job
-    by itself after losing it (the agent or the machine died).
+    ``mini_batch_mode``, ``recursive``, ``lineage_columns`` and ``max_auto_resumes`` are batchnb's:
+    ``tabular`` cuts Parquet and CSV inputs into row chunks (``mini_batch_size`` rows, or a size such
+    as ``64MB`` cut along Parquet row groups) and passes ``run()`` a pandas DataFrame; ``recursive``
+    lists input folders recursively; ``lineage_columns`` adds each output row's source file, row and
+    mini-batch (unset: on for a Parquet output; a text output, Azure's format, cannot have them);
+    ``max_auto_resumes`` is how many times the compute's agent resumes a job by itself after losing
+    it (the agent or the machine died).
     """
 
     max_concurrency_per_instance: int = Field(default=1, ge=1, le=MAX_CONCURRENCY_PER_INSTANCE)
@@ -215,6 +217,7 @@ class ModelDeploymentSettings(_Spec):
     mini_batch_mode: Literal["file", "tabular"] = "file"
     recursive: bool = False
     max_auto_resumes: int = Field(default=3, ge=0, le=100)
+    lineage_columns: bool | None = None
 
     @field_validator("output_action", "logging_level", mode="before")
     @classmethod
@@ -250,6 +253,17 @@ class ModelDeploymentSettings(_Spec):
         if not 1 <= value <= INT32_MAX:
             raise ValueError(f"must be between 1 and {INT32_MAX} (got {value})")
         return value
+
+    @model_validator(mode="after")
+    def _lineage_needs_parquet(self) -> ModelDeploymentSettings:
+        parquet = self.output_file_name.lower().endswith((".parquet", ".pqt"))
+        if self.lineage_columns and not (parquet and self.output_action == "append_row"):
+            raise ValueError(
+                "lineage_columns: true needs a Parquet output (append_row with an output_file_name ending "
+                f"in .parquet; got {self.output_action} {self.output_file_name!r}): a text output keeps "
+                "Azure's fields"
+            )
+        return self
 
     @model_validator(mode="after")
     def _size_needs_tabular(self) -> ModelDeploymentSettings:

@@ -152,11 +152,16 @@ def test_parquet_output_keeps_the_dataframe_column_names(client, deploy, csv_inp
     out = output_file(job)
     assert out.name == "scores.parquet"
     table = pq.read_table(out)
-    assert table.column_names == ["x", "y", "pred"]
+    # Plus the lineage columns, on by default for a Parquet output (one row per file: each row's file is known).
+    assert table.column_names == ["x", "y", "pred", "_source_file", "_source_row", "_mini_batch"]
+    data = Path(job["inputs"]["input_data"]["path"])
     assert table.to_pydict() == {
         "x": list(range(7)),
         "y": [2 * i for i in range(7)],
         "pred": [10 * i for i in range(7)],
+        "_source_file": [str(data / f"f{i:03d}.csv") for i in range(7)],
+        "_source_row": [None] * 7,
+        "_mini_batch": [0, 0, 0, 1, 1, 1, 2],
     }
 
 

@@ -151,7 +151,7 @@ def test_a_killed_supervisor_is_interrupted_and_resume_finishes_without_recomput
     assert len(rescored) <= 4
     assert all(scored_before[f] == 1 for f in rescored)
     master = (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text()
-    assert "resuming: mini-batches already planned; committed ones are kept" in master
+    assert "mini-batches already planned (resumed, or incremental); committed ones are kept" in master
 
 
 def test_rerun_failed_scores_only_the_failed_mini_batch(client, deploy, csv_inputs, trace):

@@ -515,7 +515,20 @@ def test_parquet_output_keeps_the_input_columns_and_a_broken_tracking_store_fail
     job = client.batch_endpoints.invoke("ep-flow", input=str(data)).wait(timeout=120)
     assert job.status == "Completed", job.error
     table = pd.read_parquet(output_file(job))
-    assert list(table.columns) == ["a", "b", "id", "prediction", "file_name"]
+    # The lineage columns (on by default for a Parquet output) say where each row comes from.
+    assert list(table.columns) == [
+        "a",
+        "b",
+        "id",
+        "prediction",
+        "file_name",
+        "_source_file",
+        "_source_row",
+        "_mini_batch",
+    ]
+    assert table["_source_file"].tolist() == [str(data / "one.csv")] * 3 + [str(data / "two.csv")] * 2
+    assert table["_source_row"].tolist() == [0, 1, 2, 0, 1]
+    assert table["_mini_batch"].tolist() == [0, 0, 0, 1, 1]
     assert table["id"].tolist() == ["x", "y", "z", "v", "w"]
     assert table["prediction"].tolist() == _predict(flow.lr, first) + _predict(flow.lr, second)
     assert table["file_name"].tolist() == ["one.csv"] * 3 + ["two.csv"] * 2

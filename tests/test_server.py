@@ -822,7 +822,7 @@ def test_every_handler_verb_is_authenticated_and_authorized() -> None:
             assert codes[0] is authenticated_code, f"{handler.__name__}.{verb} is not @tornado.web.authenticated"
             assert codes[1] is authorized_code, f"{handler.__name__}.{verb} is not @authorized under it"
             checked += 1
-    assert checked == 33
+    assert checked == 34
 
 
 def test_the_server_loads_the_extension_with_authentication_required(
@@ -862,3 +862,20 @@ def test_the_extension_is_enabled_by_the_shipped_config() -> None:
     assert config == {"ServerApp": {"jpserver_extensions": {"batchnb": True}}}
     pyproject = (root / "pyproject.toml").read_text()
     assert '"jupyter-config/server-config" = "etc/jupyter/jupyter_server_config.d"' in pyproject
+
+
+def test_a_job_shows_its_lineage_and_its_invocation_written_out_through_rest(
+    api: Api, deployed: dict[str, Any]
+) -> None:
+    code, job = api("POST", "endpoints", "ep-rest", "jobs", body={"input": "data", "set": ["error_threshold=4"]})
+    assert code == 201, job
+    done = wait_for_job(api, job["name"])
+    lineage = models.Job.model_validate(done).lineage
+    assert lineage is not None and (lineage.deployment, lineage.deployment_revision) == ("blue", 1)
+    code, promoted = api("GET", "jobs", job["name"], "promote", params={"as": "cli"})
+    assert code == 200, promoted
+    models.JobPromotion.model_validate(promoted)
+    assert promoted["text"].startswith("batchnb batch-endpoint invoke --name ep-rest --deployment-name blue")
+    assert "error_threshold=4" in promoted["text"]
+    code, err = api("GET", "jobs", job["name"], "promote", params={"as": "bash"})
+    assert code == 400 and "--as 'bash'" in err["message"], err

@@ -214,10 +214,29 @@ GROUPS: dict[str, tuple[tuple[str, ...], str, dict[str, Command]]] = {
                         action="store_true",
                         help="score the first mini-batch here, now, and show the result",
                     ),
+                    _a(
+                        "--incremental",
+                        action="store_true",
+                        help="skip input files an earlier --incremental job of the same deployment revision, "
+                        "model and settings scored; reuse their rows (batchnb's)",
+                    ),
                     _a("--stream", action="store_true", help="follow the job until it ends, printing its events"),
                     _a("--wait", action="store_true", help="return when the job has ended"),
                 ],
                 "start a batch job (returns at once)",
+            ),
+            "compare": (
+                cmd.endpoint_compare,
+                [
+                    NAME_REQ,
+                    _a("--deployments", nargs=2, required=True, metavar=("A", "B"), help="the two deployments"),
+                    _a("--input", "-i", required=True),
+                    _a("--input-type", choices=("uri_folder", "uri_file")),
+                    _a("--sample", type=int, metavar="N", help="score only the first N items (files, or rows)"),
+                    _a("--max-disagreements", type=int, default=50, help="rows of the disagreement table (default 50)"),
+                    _a("--timeout", type=float, help="seconds to wait for each job"),
+                ],
+                "score one input with two deployments and compare their outputs row by row (batchnb's)",
             ),
             "list-jobs": (cmd.endpoint_list_jobs, [NAME_REQ], "list an endpoint's jobs"),
         },
@@ -276,7 +295,19 @@ GROUPS: dict[str, tuple[tuple[str, ...], str, dict[str, Command]]] = {
                 ],
                 "start a pipeline job (returns at once)",
             ),
-            "show": (cmd.job_show, [NAME_REQ], "show a job and its progress"),
+            "show": (
+                cmd.job_show,
+                [
+                    NAME_REQ,
+                    _a(
+                        "--as",
+                        dest="as_form",
+                        choices=("cli", "inputs-yaml", "papermill", "sdk"),
+                        help="write out the invocation that started the job, to run it again (batchnb's)",
+                    ),
+                ],
+                "show a job, its progress and lineage",
+            ),
             "list": (
                 cmd.job_list,
                 [

@@ -255,10 +255,23 @@ def endpoint_invoke(c: BatchClient, a: argparse.Namespace) -> Any:
         experiment_name=a.experiment_name,
         dry_run=a.dry_run,
         base_dir=base_dir,
+        incremental=a.incremental,
     )
     if a.dry_run:
         return job
     return _follow(c, job, a)
+
+
+def endpoint_compare(c: BatchClient, a: argparse.Namespace) -> Any:
+    return c.batch_endpoints.compare(
+        a.name,
+        a.deployments,
+        input=a.input,
+        input_type=a.input_type,
+        sample=a.sample,
+        max_disagreements=a.max_disagreements,
+        timeout=a.timeout,
+    )
 
 
 def endpoint_list_jobs(c: BatchClient, a: argparse.Namespace) -> Any:
@@ -362,6 +375,9 @@ def _last_line(text: str | None) -> str:
 
 
 def job_show(c: BatchClient, a: argparse.Namespace) -> Any:
+    if a.as_form:
+        sys.stdout.write(c.jobs.promote(a.name, a.as_form))  # the text itself, whatever -o says
+        return None
     return c.jobs.get(a.name)
 
 

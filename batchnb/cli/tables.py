@@ -363,6 +363,9 @@ def print_table(data: Any, kind: str | None, query: str | None, out: TextIO) -> 
         query: the user's ``--query``, if any: then its fields are the columns, as in az.
         out: where to print.
     """
+    if isinstance(data, dict) and not query and {"agreement", "disagreements"} <= data.keys():
+        _print_comparison(data, out)
+        return
     if isinstance(data, dict) and not query:  # one record: a key/value table
         pairs = record_pairs(data, view_for(kind, [data]))
         write(None, [[k, v] for k, v in pairs], [KEEP, FIRST], out)
@@ -381,3 +384,27 @@ def print_table(data: Any, kind: str | None, query: str | None, out: TextIO) -> 
         return
     columns = (None if query else view_for(kind, rows)) or _scalar_columns(rows)
     write([c.header for c in columns], [[c.value(r) for c in columns] for r in rows], [c.shrink for c in columns], out)
+
+
+def _print_comparison(data: dict[str, Any], out: TextIO) -> None:
+    """``batch-endpoint compare -o table``: the summary as key/value pairs, then the disagreements."""
+    summary = {k: v for k, v in data.items() if k not in ("disagreements", "outputs")}
+    write(None, [[k, v] for k, v in record_pairs(summary, None)], [KEEP, FIRST], out)
+    rows = data["disagreements"]
+    if not rows:
+        return
+    out.write(f"\nDisagreements ({len(rows)} shown of {data['rows_disagreeing']} row(s)):\n")
+    keys = list(rows[0].keys())
+    folder = str(data.get("input") or "").rstrip("/") + "/"
+
+    def shown(record: dict[str, Any], key: str) -> str:
+        value = record.get(key)
+        if key == "source_file" and isinstance(value, str):  # within the input folder: its relative path
+            return value.removeprefix(folder)
+        return cell(value)
+
+    cells = [[shown(r, k) for k in keys] for r in rows]
+    headers = [
+        _header(k) if k in ("source_file", "source_row", "column") else k for k in keys
+    ]  # the others: deployments
+    write(headers, cells, [FIRST, KEEP, KEEP, LATE, LATE], out)

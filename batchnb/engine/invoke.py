@@ -26,7 +26,7 @@ from ..errors import ConflictError, ValidationError
 from ..schemas import ModelDeploymentSettings, Resources, check_name, check_workers, validate_spec
 from ..specfile import apply_set, is_asset_ref, is_url, parse_datastore_uri, parse_set, resolve_local
 from ..storage import check_url_scheme, local_kind
-from . import isolated, output, output_location, planner, tracking, tracking_store
+from . import isolated, lineage, output, output_location, planner, tracking, tracking_store
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ OVERRIDABLE = {
     "timeout": "retry_settings.timeout",
     "mini_batch_mode": "mini_batch_mode",
     "recursive": "recursive",
+    "lineage_columns": "lineage_columns",
 }
 INSTANCE_COUNT_KEYS = ("instance_count", "compute.instance_count", "resources.instance_count")
 OUTPUT_PATH_KEYS = ("output_dataset.path", "output_path")
@@ -146,6 +147,23 @@ class BatchInvocation:
             # The Python the job's code runs with (None: batchnb's own); its workers start with it.
             python=runtime.interpreter_for(build, self._ws.root),
         )
+        spec["lineage"] = lineage.job_lineage(endpoint_name, deployment, spec)
+        # What was asked, as it was asked: `job show --as cli|inputs-yaml|papermill|sdk` writes it
+        # out again (see engine/promote). The input is the resolved path when it is a local one, so
+        # that the promoted invocation runs from any folder.
+        explicit_output = bool(output_path) or bool(outputs)
+        spec["invocation"] = {
+            "endpoint": endpoint_name,
+            "deployment": deployment_name,
+            "input": inp,
+            "output_dir": out_dir if explicit_output else None,
+            "output_file_name": out_file,
+            "overrides": [[key, value] for key, value in overrides],
+            "mini_batch_size": mini_batch_size,
+            "instance_count": instance_count,
+            "experiment_name": experiment_name,
+            "incremental": False,
+        }
         return name, spec
 
     def _environment_build(self, deployment: dict[str, Any]) -> BuildSpec | None:

@@ -122,8 +122,12 @@ def _to_frame(result: Any) -> Any:
     return pd.DataFrame({"prediction": items})
 
 
-def write_part(parts_dir: Path, idx: int, result: Any, fmt: str) -> int:
-    """Commit mini-batch ``idx``'s result as a part file. Returns the number of rows written."""
+def write_part(parts_dir: Path, idx: int, result: Any, fmt: str, lineage: RowLineage | None = None) -> int:
+    """Commit mini-batch ``idx``'s result as a part file. Returns the number of rows written.
+
+    A Parquet part gets the lineage columns (:data:`LINEAGE_COLUMNS`) from ``lineage``; the merge
+    keeps them or drops them by the job's ``lineage_columns`` setting.
+    """
     if parts_dir not in _made_dirs:
         parts_dir.mkdir(parents=True, exist_ok=True)
         _made_dirs.add(parts_dir)
@@ -133,12 +137,104 @@ def write_part(parts_dir: Path, idx: int, result: Any, fmt: str) -> int:
         import pyarrow.parquet as pq
 
         frame = _to_frame(result)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if lineage is not None:
+            table = lineage.add_to(table, frame, idx)
         buf = io.BytesIO()
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buf)
+        pq.write_table(table, buf)
         atomic_write_bytes(final, buf.getvalue(), durable=False)
         return len(frame)
     atomic_write_bytes(final, _to_text(result), durable=False)
     return len(result)
+
+
+# The columns that say where an output row comes from: the input file (as the job was given it),
+# the row's 0-based index in that file, and the mini-batch. Null where it cannot be known: the row
+# of a file scored as one item; the file of a row when run() returned more rows than files.
+LINEAGE_COLUMNS = ("_source_file", "_source_row", "_mini_batch")
+
+
+def lineage_enabled(settings: dict[str, Any]) -> bool:
+    """Whether a job's output rows carry :data:`LINEAGE_COLUMNS`: its ``lineage_columns`` setting,
+    on by default for a Parquet output (a text output is Azure's format and keeps its fields)."""
+    chosen = settings.get("lineage_columns")
+    if chosen is not None:
+        return bool(chosen)
+    return settings.get("output_action", "append_row") == "append_row" and (
+        part_format(settings["output_file_name"]) == "parquet"
+    )
+
+
+class RowLineage:
+    """Where the rows of one mini-batch's result come from, worked out from what ``run()`` was given.
+
+    Args:
+        items: The mini-batch's items as planned: input paths (file mode) or chunk descriptors
+            (tabular mode).
+        given: What ``run()`` received: local paths (file mode; a remote file's is its local copy),
+            or the DataFrame whose ``attrs["batchnb_sources"]`` says which file each run of rows is from.
+    """
+
+    def __init__(self, items: list[Any], given: Any) -> None:
+        self.items = items
+        self.given = given
+
+    def _input_rows(self) -> tuple[list[Any], list[Any]] | None:
+        """Each input row's (file, row), for a tabular mini-batch; None in file mode."""
+        if not is_dataframe(self.given):
+            return None
+        files: list[Any] = []
+        rows: list[Any] = []
+        for path, first, count in self.given.attrs.get("batchnb_sources") or []:
+            files += [path] * count
+            rows += range(first, first + count)
+        return (files, rows) if len(files) == len(self.given) else None
+
+    def add_to(self, table: Any, frame: Any, idx: int) -> Any:
+        """The Arrow ``table`` of result ``frame`` with the lineage columns appended (a column the
+        result already has is kept as it is; the built-in MLflow driver names each row's file)."""
+        import pandas as pd
+        import pyarrow as pa
+
+        n = len(frame)
+        files: list[Any] = [None] * n
+        rows: list[Any] = [None] * n
+        tabular = self._input_rows()
+        if tabular is not None:
+            in_files, in_rows = tabular
+            index = frame.index
+            # An index that may have been reset (0, 1, ... on fewer rows than were given) says nothing.
+            reset = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 and n != len(in_files)
+            kept = (
+                n > 0 and not reset and pd.api.types.is_integer_dtype(index) and index.is_unique
+                and 0 <= index.min() <= index.max() < len(in_files)
+            )  # fmt: skip
+            positions = list(index) if kept else list(range(n)) if n == len(in_files) else []
+            if positions:  # run() kept the input frame's index (a selection, or the frame itself), or its rows
+                files = [in_files[i] for i in positions]
+                rows = [in_rows[i] for i in positions]
+            elif len(set(in_files)) == 1:
+                files = [in_files[0]] * n
+        else:
+            local = {str(g): str(i) for g, i in zip(self.given, self.items, strict=False)}
+            if "_source_file" in frame.columns:  # a remote file's local copy, named back by its URL
+                files = [local.get(str(f), f) for f in frame["_source_file"]]
+            elif n == len(self.items):  # one result per file: Azure's contract for file mode
+                files = [str(i) for i in self.items]
+            elif len(self.items) == 1:
+                files = [str(self.items[0])] * n
+        names = table.column_names
+        if "_source_file" in names and tabular is None:
+            where = names.index("_source_file")
+            table = table.set_column(where, "_source_file", pa.array(files, pa.string()))
+        for name, values, kind in (
+            ("_source_file", files, pa.string()),
+            ("_source_row", rows, pa.int64()),
+            ("_mini_batch", [idx] * n, pa.int64()),
+        ):
+            if name not in names:
+                table = table.append_column(name, pa.array(values, kind))
+        return table
 
 
 def part_is_committed(path: Path) -> bool:
@@ -209,6 +305,7 @@ def merge_parts(
     fmt: str,
     owned: Sequence[str] = (),
     record: Callable[[list[str]], None] | None = None,
+    drop: Sequence[str] = (),
 ) -> int:
     """Concatenate part files, in the given order, into ``destination`` atomically.
 
@@ -217,7 +314,8 @@ def merge_parts(
     the merge raises :class:`ForeignOutputError` and writes nothing there. ``record`` is called
     with the stamps to keep: the new file's, beside the old ones, before it is put in place (so a
     crash never leaves this job's own file unrecognised), then the new file's alone. ``destination``
-    may be an fsspec URL, in which case the merged file is built locally and uploaded.
+    may be an fsspec URL, in which case the merged file is built locally and uploaded. ``drop``
+    names Parquet columns left out of the merged file (the lineage columns, when not wanted).
 
     Returns:
         The number of bytes (text) or rows (Parquet) written.
@@ -229,7 +327,7 @@ def merge_parts(
     if is_url(destination):
         local = Path(os.environ.get("TMPDIR", "/tmp")) / f"batchnb-{uuid.uuid4().hex}"
         try:
-            count = merge_parts(parts, str(local), fmt)
+            count = merge_parts(parts, str(local), fmt, drop=drop)
             fs, path = filesystem(destination)
             keep([*owned, UPLOADING])
             # One upload of the whole file: object stores (a blob's staged blocks, an S3 multipart
@@ -243,7 +341,7 @@ def merge_parts(
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
     try:
-        count = _merge_parquet(parts, tmp) if fmt == "parquet" else _merge_text(parts, tmp)
+        count = _merge_parquet(parts, tmp, drop) if fmt == "parquet" else _merge_text(parts, tmp)
         new = str(file_stamp(str(tmp)))
         keep([*owned, new])
         _place(tmp, dest, owned)
@@ -286,7 +384,7 @@ def _merge_text(parts: list[Path], tmp: Path) -> int:
     return written
 
 
-def _merge_parquet(parts: list[Path], tmp: Path) -> int:
+def _merge_parquet(parts: list[Path], tmp: Path, drop: Sequence[str] = ()) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -295,6 +393,9 @@ def _merge_parquet(parts: list[Path], tmp: Path) -> int:
         return 0
     # Parts may differ slightly (an all-null column in one mini-batch): write them under one schema.
     schema = pa.unify_schemas([pq.read_schema(p) for p in parts], promote_options="permissive")
+    for name in drop:
+        if name in schema.names:
+            schema = schema.remove(schema.get_field_index(name))
     rows = 0
     with pq.ParquetWriter(tmp, schema) as writer:
         for part in parts:

@@ -154,7 +154,8 @@ def merge(store: Store, job: str, spec: dict[str, Any], logs: JobLogs) -> str | 
 
     then = f"then run `batchnb job resume -n {job}` to finish the merge (every mini-batch is kept)"
     try:
-        written = output.merge_parts(parts, destination, fmt, owned=(stamps or "").split(), record=keep)
+        drop = () if output.lineage_enabled(spec["settings"]) else output.LINEAGE_COLUMNS
+        written = output.merge_parts(parts, destination, fmt, owned=(stamps or "").split(), record=keep, drop=drop)
     except output.ForeignOutputError as exc:
         return f"{exc.message}: move it away, {then}"
     except OSError as exc:

@@ -22,6 +22,25 @@ from . import csv_chunks
 TABULAR_SUFFIXES = (".parquet", ".pqt", ".csv")
 
 
+def check_builtin_inputs(spec: dict[str, Any], files: list[str]) -> None:
+    """The built-in MLflow driver reads CSV and Parquet only: any other file fails the job at once,
+    as on Azure, naming the first such file (checked where mini-batches are planned: by the
+    supervisor, or at invoke for an incremental job)."""
+    if spec.get("builtin_driver") != "mlflow":
+        return
+    from .drivers import MLFLOW_SUFFIXES
+
+    for path in files:
+        suffix = Path(path).suffix.lower()
+        if suffix not in MLFLOW_SUFFIXES:
+            shown = f"File type '{suffix.lstrip('.')}'" if suffix else "A file without an extension"
+            raise ValidationError(
+                f"Error processing input file: '{path}'. {shown} is not supported: an MLflow model "
+                f"deployed without a scoring script reads {', '.join(MLFLOW_SUFFIXES)} files",
+                field="input",
+            )
+
+
 def list_input_files(path: str, input_type: str, recursive: bool = False) -> list[str]:
     """Return the input files, sorted. Hidden files (``.name``) and ``_name`` markers are skipped.
 

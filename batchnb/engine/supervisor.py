@@ -42,12 +42,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import BatchnbError, ValidationError
+from ..errors import BatchnbError
 from ..registry.code import may_define
 from ..store import Store
 from . import faults, lifecycle, output, output_location, planner, state
 from .dispatch import Dispatcher
-from .drivers import MLFLOW_SUFFIXES
 from .logs import JobLogs
 
 NO_SUCCESS_MESSAGE = (
@@ -151,21 +150,6 @@ class Supervisor(Dispatcher):
         p["rows_per_second"] = round(p["rows_written"] / elapsed, 2) if elapsed > 0 else 0.0
         return p
 
-    def _check_builtin_inputs(self, files: list[str]) -> None:
-        """The built-in MLflow driver reads CSV and Parquet only; any other file fails the job at once,
-        as on Azure, naming the first such file."""
-        if self.spec.get("builtin_driver") != "mlflow":
-            return
-        for path in files:
-            suffix = Path(path).suffix.lower()
-            if suffix not in MLFLOW_SUFFIXES:
-                shown = f"File type '{suffix.lstrip('.')}'" if suffix else "A file without an extension"
-                raise ValidationError(
-                    f"Error processing input file: '{path}'. {shown} is not supported: an MLflow model "
-                    f"deployed without a scoring script reads {', '.join(MLFLOW_SUFFIXES)} files",
-                    field="input",
-                )
-
     def _plan(self) -> None:
         with self.store.read() as db:
             planned = db.execute("SELECT planned FROM jobs WHERE name = ?", (self.name,)).fetchone()[0]
@@ -173,11 +157,11 @@ class Supervisor(Dispatcher):
             self._reset_running()
             lost = self._requeue_lost_parts()
             again = f"; {lost} whose part file is missing (lost in a power loss) are scored again" if lost else ""
-            self.logs.event(f"resuming: mini-batches already planned; committed ones are kept{again}")
+            self.logs.event(f"mini-batches already planned (resumed, or incremental); committed ones are kept{again}")
             return
         inp = self.spec["input"]
         files = planner.list_input_files(inp["path"], inp["type"], recursive=self.settings.get("recursive", False))
-        self._check_builtin_inputs(files)
+        planner.check_builtin_inputs(self.spec, files)
         size = self.settings["mini_batch_size"]
         batches: Iterator[list[Any]] = (
             planner.plan_tabular_minibatches(files, size)

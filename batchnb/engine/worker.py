@@ -307,7 +307,8 @@ def score_minibatch(context: dict[str, Any], idx: int, attempt: int, items: list
         if context["output_action"] == "append_row" and n_results:
             parts = Path(context["job_dir"]) / "parts"
             try:
-                rows = output.write_part(parts, idx, result, context["part_format"])
+                lineage = output.RowLineage(items, mini_batch)
+                rows = output.write_part(parts, idx, result, context["part_format"], lineage)
             except OSError as exc:  # batchnb's own file, not the script's failure: never charged to it
                 error = faults.system_error(f"write the part file of mini-batch {idx} in {parts}", exc)
                 return {**base, "status": faults.SYSTEM_ERROR, "error": error, "duration": time.time() - started}

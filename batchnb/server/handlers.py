@@ -386,6 +386,22 @@ class JobLogsHandler(BatchnbHandler):
         self.reply(await self.call(run))
 
 
+class JobPromoteHandler(BatchnbHandler):
+    """``jobs/<job>/promote?as=cli|inputs-yaml|papermill|sdk``: the job's invocation, to run it again
+    (the sidebar's "Copy as command")."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, job: str) -> None:
+        form = self.get_query_argument("as", "cli")
+
+        def run(c: BatchClient) -> dict[str, Any]:
+            text = c.jobs.promote(job, form)
+            return {"name": c.jobs.get(job, metrics=False)["name"], "form": form, "text": text}
+
+        self.reply(await self.call(run))
+
+
 class JobOutputsHandler(BatchnbHandler):
     """``jobs/<job>/outputs?output=<name>``: the files of one named output of the job, with their sizes.
 
@@ -463,6 +479,7 @@ ROUTES: list[tuple[str, type[BatchnbHandler]]] = [
     (f"jobs/(?P<job>{_NAME})/cancel", JobCancelHandler),
     (f"jobs/(?P<job>{_NAME})/(?P<action>resume|rerun-failed)", JobRerunHandler),
     (f"jobs/(?P<job>{_NAME})/logs", JobLogsHandler),
+    (f"jobs/(?P<job>{_NAME})/promote", JobPromoteHandler),
     (f"jobs/(?P<job>{_NAME})/outputs", JobOutputsHandler),
     *job_handlers.ROUTES,
     ("workspace", WorkspaceHandler),

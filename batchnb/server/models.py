@@ -124,6 +124,11 @@ class InvokeRequest(_Request):
         default=False,
         description="Score only the first mini-batch, in a separate process, and return its result (no job).",
     )
+    incremental: bool = Field(
+        default=False,
+        description="Skip the input files an earlier incremental job of the same deployment revision, model and "
+        "settings scored, reusing their rows.",
+    )
 
 
 class CreatePipelineJob(PipelineJobSpec):
@@ -256,6 +261,34 @@ class JobOutput(_Response):
     file_name: str
 
 
+class JobLineage(_Response):
+    """What produced a batch job's output (recorded at invoke)."""
+
+    endpoint: str
+    deployment: str
+    deployment_revision: int
+    model: str | None = Field(default=None, description="The model as name:version.")
+    code_hash: str | None = Field(default=None, description="sha256 of the code snapshot the job runs.")
+    environment: str | None = Field(default=None, description="The declared environment: name:version, or inline.")
+    environment_hash: str | None = None
+    runtime: str
+    row_lineage_columns: list[str] = Field(
+        description="The lineage columns of every output row ([] when the output has none)."
+    )
+    scoring_key: str = Field(description="Equal for jobs whose rows an incremental invocation may reuse.")
+
+
+class JobReuse(_Response):
+    """What an incremental invocation reused from earlier jobs."""
+
+    mini_batches_reused: int
+    items_reused: int
+    rows_reused: int
+    mini_batches_to_score: int
+    items_to_score: int
+    reused_from: list[str]
+
+
 class _JobHeader(_Response):
     """What every kind of job shows first."""
 
@@ -291,6 +324,8 @@ class Job(_JobHeader):
         default=None,
         description="Each metric's last value in the job's MLflow run ({} without one); only on a single job's GET.",
     )
+    lineage: JobLineage | None = Field(default=None, description="None for a job invoked before lineage was recorded.")
+    incremental: JobReuse | None = Field(default=None, description="Only for an incremental invocation.")
 
 
 class StepCounts(_Response):
@@ -419,6 +454,14 @@ class LogTail(_Response):
     size: int = 0
     lines: list[str] = Field(default_factory=list)
     truncated: bool = Field(default=False, description="True when earlier lines were left out.")
+
+
+class JobPromotion(_Response):
+    """``GET jobs/<name>/promote?as=cli``: the invocation that started a batch job, written out to run it again."""
+
+    name: str
+    form: Literal["cli", "inputs-yaml", "papermill", "sdk"]
+    text: str = Field(description="The command line, inputs YAML, notebook JSON or Python code.")
 
 
 class JobLogs(_Response):
@@ -641,6 +684,14 @@ ROUTES: list[tuple[str, str, str | None, str | None, int, dict[str, str]]] = [
     ("GET", "jobs/{job}/logs", None, "JobLogs", 200, {"lines": "how many last lines of each file (default 100)"}),
     (
         "GET",
+        "jobs/{job}/promote",
+        None,
+        "JobPromotion",
+        200,
+        {"as": "cli (default), inputs-yaml, papermill or sdk"},
+    ),
+    (
+        "GET",
         "jobs/{job}/outputs",
         None,
         "JobOutputs",
@@ -718,6 +769,7 @@ RESPONSE_MODELS: list[type[BaseModel]] = [
     Component,
     ComponentList,
     JobLogs,
+    JobPromotion,
     JobOutputs,
     JobOverview,
     JobTimeline,

@@ -180,3 +180,21 @@ MIGRATIONS.append(
     CREATE INDEX jobs_by_created ON jobs(created_at);
     """
 )
+
+MIGRATIONS.append(
+    # 7: incremental invocations. The fingerprints (content hashes) of the items of each mini-batch
+    # of an `invoke --incremental` job, under the job's scoring key (deployment revision, model,
+    # code, environment, settings): a later incremental job with the same key reuses the committed
+    # rows of a mini-batch whose items it has, by content, in the same order.
+    """
+    CREATE TABLE scored_inputs (
+        job TEXT NOT NULL REFERENCES jobs(name) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        scoring_key TEXT NOT NULL,
+        first_item TEXT NOT NULL,
+        items TEXT NOT NULL,
+        PRIMARY KEY (job, idx)
+    );
+    CREATE INDEX scored_inputs_by_first ON scored_inputs(scoring_key, first_item);
+    """
+)

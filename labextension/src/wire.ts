@@ -40,12 +40,15 @@ export interface WireModels {
   Job?: Job;
   JobGroup?: JobGroup;
   JobInput?: JobInput;
+  JobLineage?: JobLineage;
   JobList?: JobList;
   JobLogs?: JobLogs;
   JobOutput?: JobOutput;
   JobOutputs?: JobOutputs;
   JobOverview?: JobOverview;
   JobProgress?: JobProgress;
+  JobPromotion?: JobPromotion;
+  JobReuse?: JobReuse;
   JobStep?: JobStep;
   JobSummary?: JobSummary;
   JobTimeline?: JobTimeline;
@@ -141,6 +144,14 @@ export interface Job {
   metrics?: {
     [k: string]: number;
   } | null;
+  /**
+   * None for a job invoked before lineage was recorded.
+   */
+  lineage?: JobLineage | null;
+  /**
+   * Only for an incremental invocation.
+   */
+  incremental?: JobReuse | null;
   [k: string]: unknown;
 }
 export interface JobInput {
@@ -176,6 +187,49 @@ export interface ItemCounts {
   total: number;
   succeeded: number;
   failed: number;
+  [k: string]: unknown;
+}
+/**
+ * What produced a batch job's output (recorded at invoke).
+ */
+export interface JobLineage {
+  endpoint: string;
+  deployment: string;
+  deployment_revision: number;
+  /**
+   * The model as name:version.
+   */
+  model?: string | null;
+  /**
+   * sha256 of the code snapshot the job runs.
+   */
+  code_hash?: string | null;
+  /**
+   * The declared environment: name:version, or inline.
+   */
+  environment?: string | null;
+  environment_hash?: string | null;
+  runtime: string;
+  /**
+   * The lineage columns of every output row ([] when the output has none).
+   */
+  row_lineage_columns: string[];
+  /**
+   * Equal for jobs whose rows an incremental invocation may reuse.
+   */
+  scoring_key: string;
+  [k: string]: unknown;
+}
+/**
+ * What an incremental invocation reused from earlier jobs.
+ */
+export interface JobReuse {
+  mini_batches_reused: number;
+  items_reused: number;
+  rows_reused: number;
+  mini_batches_to_score: number;
+  items_to_score: number;
+  reused_from: string[];
   [k: string]: unknown;
 }
 /**
@@ -725,6 +779,10 @@ export interface InvokeRequest {
    * Score only the first mini-batch, in a separate process, and return its result (no job).
    */
   dry_run?: boolean;
+  /**
+   * Skip the input files an earlier incremental job of the same deployment revision, model and settings scored, reusing their rows.
+   */
+  incremental?: boolean;
 }
 /**
  * An output given as ``{type, path}``, as in Azure's ``inputs.yml`` (``outputs.score``).
@@ -847,6 +905,18 @@ export interface JobOverview {
   [k: string]: unknown;
 }
 /**
+ * ``GET jobs/<name>/promote?as=cli``: the invocation that started a batch job, written out to run it again.
+ */
+export interface JobPromotion {
+  name: string;
+  form: 'cli' | 'inputs-yaml' | 'papermill' | 'sdk';
+  /**
+   * The command line, inputs YAML, notebook JSON or Python code.
+   */
+  text: string;
+  [k: string]: unknown;
+}
+/**
  * ``GET jobs/<name>/summary``: the job's summary card, as the notebook shows it once a job ends.
  */
 export interface JobSummary {
@@ -944,9 +1014,13 @@ export interface Resources {
 /**
  * ``settings`` of a model batch deployment, with Azure's defaults.
  *
- * ``mini_batch_mode``, ``recursive`` are batchnb's: ``tabular`` cuts Parquet and CSV inputs into
- * row chunks (``mini_batch_size`` rows, or a size such as ``64MB`` cut along Parquet row groups)
- * and passes ``run()`` a pandas DataFrame; ``recursive`` lists input folders recursively.
+ * ``mini_batch_mode``, ``recursive``, ``lineage_columns`` and ``max_auto_resumes`` are batchnb's:
+ * ``tabular`` cuts Parquet and CSV inputs into row chunks (``mini_batch_size`` rows, or a size such
+ * as ``64MB`` cut along Parquet row groups) and passes ``run()`` a pandas DataFrame; ``recursive``
+ * lists input folders recursively; ``lineage_columns`` adds each output row's source file, row and
+ * mini-batch (unset: on for a Parquet output; a text output, Azure's format, cannot have them);
+ * ``max_auto_resumes`` is how many times the compute's agent resumes a job by itself after losing
+ * it (the agent or the machine died).
  */
 export interface ModelDeploymentSettings {
   $schema?: string | null;
@@ -963,6 +1037,8 @@ export interface ModelDeploymentSettings {
   };
   mini_batch_mode?: 'file' | 'tabular';
   recursive?: boolean;
+  max_auto_resumes?: number;
+  lineage_columns?: boolean | null;
 }
 /**
  * ``settings.retry_settings``. ``max_retries`` is the total number of attempts per mini-batch,

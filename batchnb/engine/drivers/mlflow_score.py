@@ -8,7 +8,8 @@ it (:mod:`batchnb.engine.drivers.sklearn_direct`); any input MLflow would conver
 through MLflow itself. The output has one row per
 input row: ``row,prediction,file_name`` (comma-separated, no header, as Azure writes it), or, for an
 output file ending in ``.parquet`` (``BATCHNB_OUTPUT_FORMAT=parquet``), the input columns plus
-``prediction`` and ``file_name``.
+``prediction`` and ``file_name`` (and the source file and row, which the engine writes as the
+output's lineage columns or drops, by the ``lineage_columns`` setting).
 
 Column types are conformed to the model's signature when that changes no value (a CSV column of
 whole numbers is read as integers, and MLflow refuses integers for a ``double`` column); any other
@@ -222,8 +223,8 @@ def _numeric_lines(values: np.ndarray, first_row: int, quoted_name: str) -> byte
 def _lines(frames: list[tuple[pd.DataFrame, Any, str, int]]) -> EncodedLines:
     blocks: list[bytes] = []
     count = 0
-    for _frame, values, name, first_row in frames:
-        quoted_name = _csv_field(name)
+    for _frame, values, path, first_row in frames:
+        quoted_name = _csv_field(os.path.basename(path))
         count += len(values)
         if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
             blocks.append(_numeric_lines(values, first_row, quoted_name))
@@ -239,10 +240,13 @@ def _lines(frames: list[tuple[pd.DataFrame, Any, str, int]]) -> EncodedLines:
 
 def _table(frames: list[tuple[pd.DataFrame, Any, str, int]]) -> pd.DataFrame:
     parts = []
-    for frame, values, name, _first_row in frames:
+    for frame, values, path, first_row in frames:
         part = frame.reset_index(drop=True).copy()
         part["prediction"] = values
-        part["file_name"] = name
+        part["file_name"] = os.path.basename(path)
+        # Where each row comes from, for the output's lineage columns (the engine keeps or drops them).
+        part["_source_file"] = path
+        part["_source_row"] = np.arange(first_row, first_row + len(part), dtype=np.int64)
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
 
@@ -255,12 +259,12 @@ def run(mini_batch: Any) -> Any:
         start = 0
         for path, first_row, count in sources:
             frame = mini_batch.iloc[start : start + count]
-            frames.append((frame, _predict(frame), os.path.basename(path), int(first_row)))
+            frames.append((frame, _predict(frame), path, int(first_row)))
             start += count
     else:
         for path in mini_batch:
             frame = _read(path)
-            frames.append((frame, _predict(frame), os.path.basename(path), 0))
+            frames.append((frame, _predict(frame), path, 0))
     if os.environ.get("BATCHNB_OUTPUT_FORMAT") == "parquet":
         return _table(frames)
     return _lines(frames)
