@@ -374,6 +374,9 @@ class JobOperations:
                 "logs_dir": str(Path(spec["job_dir"]) / "logs"),
                 "lineage": spec.get("lineage"),
                 "incremental": spec.get("incremental"),
+                # Why a Queued job has not started (its compute's agent runs as many jobs as fit).
+                "waiting": row["waiting"] if row["status"] == state.QUEUED else None,
+                "auto_resumes": row["auto_resumes"],
             }
         )
         if metrics:

@@ -175,6 +175,23 @@ def test_two_jobs_share_the_capacity_and_both_advance(client, tmp_path, compute)
         assert "capped at 2" in log
 
 
+def test_a_job_that_does_not_fit_waits_queued_saying_why(client, tmp_path):
+    client.computes.create_or_update({"name": "pool-one", "type": "amlcompute", "max_workers": 1})
+    _deploy(client, tmp_path, "blue", "pool-one", DELAY="0.2")
+    data = _inputs(tmp_path, 10)
+    with reaping():
+        first = client.batch_endpoints.invoke("ep-test", input=str(data))
+        second = client.batch_endpoints.invoke("ep-test", input=str(data))
+        wait_until(lambda: client.jobs.get(first["name"])["status"] == "Running", 60, "the first job to run")
+        waiting = wait_until(lambda: client.jobs.get(second["name"])["waiting"], 30, "the reason")
+        assert client.jobs.get(second["name"])["status"] == "Queued"
+        assert waiting == "waiting for a worker: compute pool-one runs 1 job(s) on its 1 worker process(es)"
+        assert client.jobs.wait(first["name"], timeout=120)["status"] == "Completed"
+        ended = client.jobs.wait(second["name"], timeout=120)
+        assert ended["status"] == "Completed" and ended["waiting"] is None
+        assert len(lines(output_file(ended))) == 10
+
+
 def test_a_warm_second_job_imports_nothing_but_runs_init_with_its_own_output_path(client, tmp_path, compute):
     _deploy(client, tmp_path, "blue", compute, concurrency=2)
     data = _inputs(tmp_path, 6)

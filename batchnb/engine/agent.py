@@ -327,7 +327,11 @@ class Agent:
     def _start(self, name: str) -> None:
         from .supervisor import Supervisor
 
-        sup = Supervisor(self.root, name)
+        try:
+            sup = Supervisor(self.root, name)
+        except SystemExit as gone:  # deleted since it was listed
+            print(f"agent {os.getpid()}: {gone}", flush=True)
+            return
         if not sup.claim():
             sup.store.close()
             return

@@ -326,6 +326,8 @@ class Job(_JobHeader):
     )
     lineage: JobLineage | None = Field(default=None, description="None for a job invoked before lineage was recorded.")
     incremental: JobReuse | None = Field(default=None, description="Only for an incremental invocation.")
+    waiting: str | None = Field(default=None, description="Why a Queued job has not started yet.")
+    auto_resumes: int = Field(default=0, description="How many times its compute's agent resumed it by itself.")
 
 
 class StepCounts(_Response):

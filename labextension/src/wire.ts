@@ -152,6 +152,14 @@ export interface Job {
    * Only for an incremental invocation.
    */
   incremental?: JobReuse | null;
+  /**
+   * Why a Queued job has not started yet.
+   */
+  waiting?: string | null;
+  /**
+   * How many times its compute's agent resumed it by itself.
+   */
+  auto_resumes?: number;
   [k: string]: unknown;
 }
 export interface JobInput {
