@@ -61,7 +61,7 @@ def csv_rows(n: int, skip: tuple[int, ...] = ()) -> list[str]:
 
 
 def supervisor_pid(client: Any, name: str) -> int | None:
-    """The job's supervisor pid as recorded in the store."""
+    """The pid of the job's owner as recorded in the store: its compute's agent (a pipeline: its runner)."""
     with client.store.read() as db:
         row = db.execute("SELECT supervisor_pid FROM jobs WHERE name = ?", (name,)).fetchone()
     return None if row is None else row[0]

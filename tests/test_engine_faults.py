@@ -37,8 +37,8 @@ def _no_leftover_processes():
 
 
 def _workers(client, name: str) -> list[psutil.Process]:
-    """The job's worker processes: children of its supervisor's children (the zygote they are forked
-    from); the supervisor's own children (the zygote, multiprocessing's resource tracker) are spared."""
+    """The job's worker processes: children of its agent's children (the zygote they are forked
+    from); the agent's own children (the zygote, multiprocessing's resource tracker) are spared."""
     pid = supervisor_pid(client, name)
     if not pid:
         return []
@@ -189,7 +189,7 @@ def test_an_unwritable_parts_folder_interrupts_the_job_and_resume_finishes_it(cl
 
 
 def test_an_unwritable_logs_folder_interrupts_the_job_and_resume_finishes_it(client, deploy, csv_inputs, tmp_path):
-    """The supervisor's own writes (its progress file in logs/) fail: Interrupted, then resumable."""
+    """The job's own writes (its progress file in logs/) fail: Interrupted, then resumable."""
     n = 30
     job, logs = _start_and_lock(client, deploy, csv_inputs(n), tmp_path, lambda j: Path(j["logs_dir"]), settle=1)
 

@@ -5,9 +5,10 @@ Only the scoring script's own failures count against ``error_threshold``: its ``
 never do:
 
 * **A lost worker.** loky reports a worker that died (a crash, the OOM killer, a SIGKILL) as a
-  broken pool, from whichever call meets it first: a future's ``result()`` or the next
-  ``submit()`` (loky's own executor factory replaces a broken executor rather than raise). Every
-  mini-batch in flight is lost with it and scored again on a new executor.
+  broken executor, from whichever call meets it first: a future's ``result()`` or the next
+  ``submit()``. A local worker is an executor of its own (a slot, see
+  :mod:`batchnb.compute.workers`): the mini-batches in flight on it are lost with it (the one it
+  was running, and the one waiting behind it) and scored again on a new worker.
   :class:`PoolLosses` decides which of them, if any, is charged an attempt: a lost mini-batch is
   charged at most one, and only when it is the likely cause (see :meth:`PoolLosses.lost`).
 * **batchnb's own files failing** (a part, the store, the logs: a read-only or full disk, a folder
@@ -61,9 +62,9 @@ def interrupted_reason(exc: BaseException, job: str) -> str:
 class PoolLosses:
     """Which mini-batches a lost worker took with it, and which of them to charge an attempt.
 
-    loky ends the whole pool when one worker dies, so every mini-batch in flight is lost, but at most
-    one was being scored by the worker that died. When the dispatcher can tell which one (a local
-    pool: ``dead_scoring`` below), only that one becomes a *suspect*, scored again free; a suspect
+    A lost executor takes every mini-batch in flight on it, but at most one was being scored by the
+    worker that died. When the dispatcher can tell which one (a local slot: the oldest in flight on
+    it, ``dead_scoring`` below), only that one becomes a *suspect*, scored again free; a suspect
     whose worker dies under it again is charged one attempt. Every other lost mini-batch is scored
     again free. When it cannot tell, every lost mini-batch becomes a suspect and a suspect runs alone,
     so that if it kills its worker again, nothing else is in flight to share the blame. A mini-batch
