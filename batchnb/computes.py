@@ -146,9 +146,10 @@ class ComputeOperations:
         return compute
 
     def start(self, name: str, timeout: float = 30.0) -> entities.Compute:
-        """Start the compute's agent now (it resumes jobs a lost agent left, and stays up for its
-        ``idle_time_before_scale_down``), and wait until it serves: until an agent started or
-        stamped its row after this call (a just-killed agent may still look alive for a moment)."""
+        """Start the compute's agent now: it resumes jobs a lost agent left, and waits for jobs at
+        least a minute (``START_LINGER_S``) or its ``idle_time_before_scale_down``. Returns once
+        it serves: once an agent started or stamped its row after this call (a just-killed agent
+        may still look alive for a moment)."""
         self.get(name)
         asked = time.time()
         agent.resume_lost(self._store, name)  # queued before it returns: `job show` says so at once
@@ -159,7 +160,7 @@ class ComputeOperations:
             if row is not None and max(row["created_at"], row["heartbeat_at"]) >= asked:
                 return self.show(name)
             if row is None and time.monotonic() - spawned > AGENT_START_S:
-                agent.ensure(self._ws.root, name)
+                agent.ensure(self._ws.root, name, linger=agent.START_LINGER_S)
                 spawned = time.monotonic()
             elif row is not None:
                 agent.ensure(self._ws.root, name)  # wakes it; it stamps its row within a second

@@ -132,6 +132,15 @@ def _deployment_runs(deployment: dict[str, Any]) -> str:
     return cell(resolved.get("model") or resolved.get("component_ref") or deployment.get("component"))
 
 
+def _agent(compute: dict[str, Any]) -> str:
+    """``compute show``'s agent in a few words: pid, workers, jobs, memory ("" when none runs)."""
+    agent = compute.get("agent")
+    if not agent:
+        return ""
+    jobs = f"{len(agent['running_jobs'])} running, {len(agent['queued_jobs'])} queued"
+    return f"pid {agent['pid']}, {agent['workers']} workers, {jobs}, {agent['resident_memory_mb']:.0f} MB"
+
+
 def _instances(compute: dict[str, Any]) -> str:
     low, high = compute.get("min_instances"), compute.get("max_instances")
     return "" if high is None else f"{low or 0}-{high}"
@@ -217,6 +226,7 @@ VIEWS: dict[str, tuple[frozenset[str], tuple[Column, ...]]] = {
             _col("Default", "is_default"),
             Column("Instances", _instances),
             Column("Workers", lambda c: cell(c.get("max_workers") or c.get("workers_per_host"))),
+            Column("Agent", _agent),
             _col("Hosts", "hosts", FIRST),
         ),
     ),

@@ -24,7 +24,8 @@ folders (parts, logs); the agent owns its zygote and workers, which end with it.
 Jupyter server extension finding work left) and takes the compute's row unless a live agent holds
 it. It runs Queued jobs while they fit (each running job needs one worker at least). Without
 ``idle_time_before_scale_down`` it exits as soon as it has nothing to run; with it, it keeps its
-warm workers that long after its last job. ``compute stop`` asks it to stop at once: its running
+warm workers that long after its last job. One started by ``compute start`` waits for a first
+job at least :data:`START_LINGER_S` (jobs are coming). ``compute stop`` asks it to stop at once: its running
 jobs end Interrupted, and nothing of it is left.
 
 **Recovery by itself.** A job whose owner died (the agent killed, the machine rebooted) is seen
@@ -58,6 +59,8 @@ RECOVER_EVERY_S = 2.0
 # A running job is given this long to stop when the agent stops.
 STOP_JOBS_S = 15.0
 DEFAULT_MAX_AUTO_RESUMES = 3
+# How long an agent started by `compute start` waits for a first job, whatever its idle time.
+START_LINGER_S = 60.0
 LOCAL_TYPES = ("local", "amlcompute")
 
 
@@ -70,9 +73,10 @@ def agent_row(store: Store, compute: str) -> dict[str, Any] | None:
     return dict(row)
 
 
-def ensure(workspace_root: Path, compute: str) -> int | None:
+def ensure(workspace_root: Path, compute: str, linger: float = 0.0) -> int | None:
     """Make sure the compute's agent runs: wake it, or start one. Returns a live agent's pid, or
-    None when one was started (it takes the compute's row as it starts)."""
+    None when one was started (it takes the compute's row as it starts). ``linger``: a new agent
+    waits at least that long for a first job (``compute start``: jobs are coming)."""
     store = Store(workspace_root / "batchnb.db")
     try:
         row = agent_row(store, compute)
@@ -84,7 +88,10 @@ def ensure(workspace_root: Path, compute: str) -> int | None:
             return int(row["pid"])
     with open(log_folder(workspace_root, compute) / "agent.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "batchnb.engine.agent", "--workspace", str(workspace_root), "--compute", compute],
+            [
+                *(sys.executable, "-m", "batchnb.engine.agent"),
+                *("--workspace", str(workspace_root), "--compute", compute, "--linger", str(linger)),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -174,7 +181,7 @@ def resume_lost(store: Store, compute: str, skip: set[str] | frozenset[str] = fr
 class Agent:
     """The agent of one compute in one workspace (see the module docstring)."""
 
-    def __init__(self, workspace_root: Path, compute: str) -> None:
+    def __init__(self, workspace_root: Path, compute: str, linger: float = 0.0) -> None:
         self.root = workspace_root
         self.name = compute
         from ..cloud.fs import use_workspace
@@ -184,6 +191,7 @@ class Agent:
         self.compute = compute_spec(self.store, compute)
         self.local = self.compute.get("type", "local") in LOCAL_TYPES
         self.idle_s = float(self.compute.get("idle_time_before_scale_down") or 0)
+        self.linger = linger  # before its first job: it was started ahead of jobs
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.jobs: dict[str, tuple[threading.Thread, Any]] = {}
@@ -278,7 +286,8 @@ class Agent:
                 self._claim()
                 if self.jobs:
                     idle_since = time.monotonic()
-                elif time.monotonic() - idle_since >= self.idle_s and self._release_if_idle():
+                    self.linger = 0.0
+                elif time.monotonic() - idle_since >= max(self.idle_s, self.linger) and self._release_if_idle():
                     break
                 self.wake.wait(POLL_S)
                 self.wake.clear()
@@ -412,8 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="batchnb-agent")
     parser.add_argument("--workspace", required=True)
     parser.add_argument("--compute", required=True)
+    parser.add_argument("--linger", type=float, default=0.0, help="seconds to wait for a first job")
     args = parser.parse_args(argv)
-    agent = Agent(Path(args.workspace), args.compute)
+    agent = Agent(Path(args.workspace), args.compute, args.linger)
 
     def on_stop(signum: int, frame: Any) -> None:
         agent.stopping.set()
