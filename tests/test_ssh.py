@@ -138,7 +138,10 @@ def _deploy(client: BatchClient, deploy, compute: str, tmp_path: Path, **setting
 
 def test_a_job_spreads_over_both_hosts(client, deploy, csv_inputs, sshd, tmp_path) -> None:
     _compute(client, sshd)
-    markers = _deploy(client, deploy, "sshpool", tmp_path, mini_batch_size=1, env={"SLEEP": "0.3"})
+    # Two mini-batches in flight: the cluster's two threads (one worker process per host).
+    markers = _deploy(
+        client, deploy, "sshpool", tmp_path, mini_batch_size=1, max_concurrency_per_instance=2, env={"SLEEP": "0.3"}
+    )
     job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(8))).wait(timeout=180)
     assert job["status"] == "Completed", job["error"]
     rows = [line.split() for line in lines(output_file(job))]
