@@ -54,6 +54,13 @@ class Cluster:
         with Client(self.address, timeout=10) as c:
             return len(c.scheduler_info(n_workers=-1)["workers"])
 
+    def task_prefixes(self) -> list[str]:
+        """The task groups the scheduler has seen, as its dashboard names them."""
+        from distributed import Client
+
+        with Client(self.address, timeout=10) as c:
+            return list(c.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes)))
+
     def kill_workers(self) -> None:
         """SIGKILL every worker and its Nanny: the cluster has no worker left."""
         procs = []
@@ -151,6 +158,9 @@ def test_a_job_on_an_attached_cluster_scores_exactly_over_its_workers(
     log = (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text()
     assert f"the Dask cluster at {cluster.address} (2 worker(s), 2 thread(s)" in log
     assert "on host 127.0.0.1: 1 thread(s)" in log  # which host each worker is on
+    # The dashboard shows the job's tasks under the job's name.
+    job_prefix = "batchnb:" + job["name"].replace("-", "_")
+    assert job_prefix in cluster.task_prefixes()
 
 
 def test_compute_check_reports_the_workers(client, cluster) -> None:
@@ -209,3 +219,20 @@ def test_a_run_stuck_in_c_code_gets_its_worker_restarted_and_is_retried(
     # Dask's own chatter (the worker stopping for the restart) stays out of the user's stderr log.
     user_stderr = "".join(f.read_text() for f in (Path(job["logs_dir"]) / "user" / "stderr").glob("*.txt"))
     assert "distributed." not in user_stderr
+
+
+def test_the_cli_attaches_a_cluster_from_a_yaml_and_refuses_one_without_an_address(cluster, tmp_path) -> None:
+    from cli_helpers import error_line, run_cli
+
+    ws = tmp_path / "ws"
+    refused = run_cli("compute", "create", "-n", "nowhere", "--type", "dask", ws=ws)
+    error_line(refused, "needs its scheduler's address", "--address")
+    refused = run_cli("compute", "create", "-n", "nowhere", "--type", "dask", "--address", "127.0.0.1:8786", ws=ws)
+    error_line(refused, "tcp://host:port")
+    spec = tmp_path / "cluster.yml"
+    spec.write_text(f"name: shared\ntype: dask\naddress: {cluster.address}\n")
+    code, out, err = run_cli("compute", "create", "--file", str(spec), ws=ws)
+    assert code == 0, err
+    code, out, err = run_cli("compute", "check", "-n", "shared", "-o", "json", ws=ws)
+    assert code == 0, err
+    assert '"threads": 1' in out and cluster.address in out

@@ -7,7 +7,7 @@ its agent instead; past that, both are used alike, through :class:`DaskWorkers`:
 
 - a job has at most ``instance_count × max_concurrency_per_instance`` mini-batches in flight, and
   never more than the cluster's threads, so each one submitted has a thread to run on;
-- its tasks' keys start with ``batchnb-<job>``, so the Dask dashboard shows them apart from other work;
+- its tasks' keys start with ``batchnb:<job>``, so the Dask dashboard shows them apart from other work;
 - a mini-batch not back ``timeout`` plus a grace after its submission is expired (:meth:`DaskWorkers.expire`):
   the worker running it is restarted through its Nanny, and the dispatcher retries it; one that no
   worker ever took (every worker died) is retried the same way;
@@ -137,6 +137,11 @@ class DaskWorkers:
         """Mini-batches the job may have in flight: what it asks, at most the cluster's threads."""
         return min(self.wanted, self.threads())
 
+    def task_prefix(self) -> str:
+        """What the job's task keys start with: the Dask dashboard groups tasks by the part of a key
+        before its first ``-``, so the job's name is kept whole there (its ``-`` become ``_``)."""
+        return "batchnb:" + self.job.replace("-", "_")
+
     def slots(self) -> list[Any]:
         return [0]
 
@@ -160,8 +165,7 @@ class DaskWorkers:
         if len(self._inflight) >= depth:
             return None
         client = self.client()
-        # The dashboard groups tasks by their key's prefix: the job's name.
-        dask_future = client.submit(fn, *args, key=f"batchnb-{self.job}-{uuid.uuid4().hex}", pure=False)
+        dask_future = client.submit(fn, *args, key=f"{self.task_prefix()}-{uuid.uuid4().hex}", pure=False)
         ours: Future[Any] = Future()
         self._inflight[ours] = dask_future
 
