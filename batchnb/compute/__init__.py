@@ -4,8 +4,8 @@
 slots (:mod:`batchnb.compute.workers`), forked from one zygote (:mod:`batchnb.compute.zygote`).
 ``ssh`` is a Dask cluster over SSH hosts (:mod:`batchnb.compute.ssh`), ``dask`` one that already
 runs (:mod:`batchnb.compute.dask`); a job uses either through
-:class:`batchnb.compute.dask.DaskWorkers`, which hands back ``concurrent.futures`` futures. The engine never depends on which it got: it submits, waits and,
-after a lost worker, submits again.
+:class:`batchnb.compute.dask.DaskWorkers`, which hands back ``concurrent.futures`` futures. The
+engine never depends on which it got: it submits, waits and, after a lost worker, submits again.
 """
 
 from __future__ import annotations
