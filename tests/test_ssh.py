@@ -149,6 +149,9 @@ def test_a_job_spreads_over_both_hosts(client, deploy, csv_inputs, sshd, tmp_pat
     assert {r[1] for r in rows} == set(HOSTS)  # both hosts scored
     inits = list(markers.glob("init-*"))
     assert 1 <= len(inits) <= 2  # init() once per worker process (one per host here)
+    log = (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text()
+    assert "the SSH cluster started in" in log  # how long the start took
+    assert all(f"on host {h}: 1 thread(s)" in log for h in HOSTS)  # which host each worker is on
     # Scale to zero: with no idle time the agent, and its cluster, are gone soon after the job.
     wait_until(lambda: client.computes.show("sshpool")["agent"] is None, 30, "the cluster to stop")
 

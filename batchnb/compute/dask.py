@@ -88,8 +88,8 @@ class AttachedCluster:
     def __init__(self, compute: dict[str, Any]) -> None:
         self.compute = compute
 
-    def address(self) -> str:
-        """The scheduler's address, as the compute names it."""
+    def address(self, log: Any = None) -> str:
+        """The scheduler's address, as the compute names it (``log`` is for clusters that start)."""
         return str(self.compute["address"])
 
     def running_address(self) -> str:
@@ -122,7 +122,7 @@ class DaskWorkers:
     def client(self) -> Any:
         """The job's Dask client, connecting (and, for an ssh compute, starting the cluster) first."""
         if self._client is None:
-            self._client = connect(self.compute, self.cluster.address())
+            self._client = connect(self.compute, self.cluster.address(log=self._log))
         return self._client
 
     def threads(self) -> int:

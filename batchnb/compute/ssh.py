@@ -117,14 +117,14 @@ class SSHCluster:
     """An ssh compute's cluster, owned by its agent: started by the first job that needs it, shared
     by the jobs after it, stopped with the agent."""
 
-    def __init__(self, compute: dict[str, Any], log: Any = None) -> None:
+    def __init__(self, compute: dict[str, Any]) -> None:
         self.compute = compute
-        self._log = log or (lambda text: None)
         self._lock = threading.Lock()
         self._cluster: Any = None
 
-    def address(self) -> str:
-        """The scheduler's address, starting the cluster first if it does not run (blocking).
+    def address(self, log: Any = None) -> str:
+        """The scheduler's address, starting the cluster first if it does not run (blocking); how
+        long the start took goes to ``log`` (the job's event log).
 
         Raises:
             ComputeError: It could not start; the reason names the host where known.
@@ -148,7 +148,7 @@ class SSHCluster:
                         f"compute {self.compute['name']}: the SSH cluster could not start: {explain(exc, self.compute)}"
                     ) from exc
                 self._cluster = cluster
-                self._log(
+                (log or print)(
                     f"compute {self.compute['name']}: the SSH cluster started in {time.monotonic() - started:.1f} s "
                     f"(scheduler {cluster.scheduler_address})"
                 )

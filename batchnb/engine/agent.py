@@ -354,7 +354,7 @@ class Agent:
             elif self.cluster is None:
                 from ..compute import ssh
 
-                self.cluster = ssh.SSHCluster(self.compute, log=sup.logs.event)
+                self.cluster = ssh.SSHCluster(self.compute)
             if self.compute.get("type") == "dask":
                 address = self.compute["address"]
                 sup.logs.event(f"compute {self.name}: the Dask cluster at {address} (not started by batchnb)")
