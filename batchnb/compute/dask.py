@@ -158,7 +158,7 @@ class DaskWorkers:
             if now - self._no_workers_since > NO_WORKERS_WAIT_S:
                 raise ComputeError(
                     f"compute {self.compute['name']}: the Dask cluster at {self.cluster.address()} has had no "
-                    f"workers for {NO_WORKERS_WAIT_S:g} s; start workers for it, then `batchnb job resume`"
+                    f"workers for {NO_WORKERS_WAIT_S:g} s; start workers for it, then invoke again"
                 )
             return None
         self._no_workers_since = None
@@ -178,7 +178,12 @@ class DaskWorkers:
                     ours.set_running_or_notify_cancel()
                     return
                 exc = done.exception()
-                if exc is not None:
+                if type(exc).__name__ == "KilledWorker":
+                    # Dask gave up on the task after it took down several workers: a failed
+                    # attempt of the mini-batch (retried up to max_retries), not a fault of batchnb.
+                    lost = {"status": "retry", "error": f"KilledWorker: {exc}", "duration": 0.0, "worker": None}
+                    ours.set_result(lost)
+                elif exc is not None:
                     ours.set_exception(exc)
                 else:
                     ours.set_result(done.result())
