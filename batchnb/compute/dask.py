@@ -129,7 +129,14 @@ class DaskWorkers:
         """The cluster's threads, over every worker (asked of the scheduler at most every ``INFO_EVERY_S``)."""
         now = time.monotonic()
         if self._threads is None or now - self._threads[0] >= INFO_EVERY_S:
-            workers = self.client().scheduler_info(n_workers=-1)["workers"]
+            client = self.client()
+            try:
+                workers = client.scheduler_info(n_workers=-1)["workers"]
+            except Exception as exc:  # distributed's errors stop here: the job says which scheduler
+                raise ComputeError(
+                    f"compute {self.compute['name']}: lost the Dask scheduler at {self.cluster.address()}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
             self._threads = (now, sum(int(w.get("nthreads") or 0) for w in workers.values()))
         return self._threads[1]
 
