@@ -112,15 +112,19 @@ class ComputeOperations:
         return [r["name"] for r in rows]
 
     def check(self, name: str) -> dict[str, Any]:
-        """Reach every host of an ssh compute; report Python and package versions against ours."""
+        """Reach every host of an ssh compute, or every worker of a dask compute; report Python and
+        package versions against ours (and, for a dask compute, each worker's threads and memory)."""
         compute = self.get(name)
-        if compute.get("type") != "ssh":
+        if compute.get("type") not in ("ssh", "dask"):
             raise ValidationError(
-                f"compute {name} is {compute.get('type')}: only ssh computes have hosts to check", field="type"
+                f"compute {name} is {compute.get('type')}: only ssh and dask computes have hosts to check",
+                field="type",
             )
-        from .compute.check import check_compute  # asyncio and SSH: only for this command
+        from .compute import check  # asyncio, SSH and Dask: only for this command
 
-        return check_compute(dict(compute))
+        if compute.get("type") == "dask":
+            return check.check_dask(dict(compute))
+        return check.check_compute(dict(compute))
 
     def show(self, name: str) -> entities.Compute:
         """A compute with its agent: pid, started, workers, running and queued jobs, resident memory."""

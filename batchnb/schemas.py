@@ -433,10 +433,11 @@ class DatastoreSpec(_OpenSpec):
 
 class ComputeSpec(_OpenSpec):
     """A compute target. ``local`` and ``amlcompute`` both run on this machine's loky pool; ``ssh`` is
-    a Dask cluster over SSH hosts (see :mod:`batchnb.compute.ssh`)."""
+    a Dask cluster over SSH hosts (see :mod:`batchnb.compute.ssh`); ``dask`` is a Dask cluster that
+    already runs, reached at its scheduler's ``address`` (see :mod:`batchnb.compute.dask`)."""
 
     name: ComputeName
-    type: Literal["local", "amlcompute", "ssh"] = "local"
+    type: Literal["local", "amlcompute", "ssh", "dask"] = "local"
     max_workers: int | None = Field(default=None, ge=1, le=MAX_WORKERS)
     min_instances: int = Field(default=0, ge=0)
     max_instances: int = Field(default=1, ge=1)
@@ -452,6 +453,11 @@ class ComputeSpec(_OpenSpec):
     ssh_key: str | None = None
     ssh_port: int = Field(default=22, ge=1, le=65535)
     known_hosts: str | None = None
+    # type: dask. The scheduler's address, and TLS files by path (their contents are never stored).
+    address: str | None = None
+    tls_ca_file: str | None = None
+    tls_client_cert: str | None = None
+    tls_client_key: str | None = None
 
     @field_validator("hosts", mode="before")
     @classmethod
@@ -466,6 +472,12 @@ class ComputeSpec(_OpenSpec):
             raise ValueError("an ssh compute needs hosts (--hosts h1,h2)")
         if self.type != "ssh" and self.hosts:
             raise ValueError(f"hosts only apply to type ssh, not {self.type}")
+        if self.type == "dask" and not self.address:
+            raise ValueError("a dask compute needs its scheduler's address (--address tcp://host:8786)")
+        if self.type != "dask" and self.address:
+            raise ValueError(f"address only applies to type dask, not {self.type}")
+        if self.address and "://" not in self.address:
+            raise ValueError(f"address {self.address!r}: give the scheduler as tcp://host:port or tls://host:port")
         for key in ("password", "passphrase", "private_key"):
             if key in (self.model_extra or {}):
                 raise ValueError(f"{key}: batchnb stores no secrets; give ssh_key as a path or use an SSH agent")

@@ -138,7 +138,10 @@ def _deploy(client: BatchClient, deploy, compute: str, tmp_path: Path, **setting
 
 def test_a_job_spreads_over_both_hosts(client, deploy, csv_inputs, sshd, tmp_path) -> None:
     _compute(client, sshd)
-    markers = _deploy(client, deploy, "sshpool", tmp_path, mini_batch_size=1, env={"SLEEP": "0.3"})
+    # Two mini-batches in flight: the cluster's two threads (one worker process per host).
+    markers = _deploy(
+        client, deploy, "sshpool", tmp_path, mini_batch_size=1, max_concurrency_per_instance=2, env={"SLEEP": "0.3"}
+    )
     job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(8))).wait(timeout=180)
     assert job["status"] == "Completed", job["error"]
     rows = [line.split() for line in lines(output_file(job))]
@@ -146,6 +149,9 @@ def test_a_job_spreads_over_both_hosts(client, deploy, csv_inputs, sshd, tmp_pat
     assert {r[1] for r in rows} == set(HOSTS)  # both hosts scored
     inits = list(markers.glob("init-*"))
     assert 1 <= len(inits) <= 2  # init() once per worker process (one per host here)
+    log = (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text()
+    assert "the SSH cluster started in" in log  # how long the start took
+    assert all(f"on host {h}: 1 thread(s)" in log for h in HOSTS)  # which host each worker is on
     # Scale to zero: with no idle time the agent, and its cluster, are gone soon after the job.
     wait_until(lambda: client.computes.show("sshpool")["agent"] is None, 30, "the cluster to stop")
 

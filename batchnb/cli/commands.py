@@ -166,6 +166,10 @@ def compute_create(c: BatchClient, a: argparse.Namespace) -> Any:
             "ssh_key": a.ssh_key,
             "ssh_port": a.ssh_port,
             "known_hosts": a.known_hosts,
+            "address": a.address,
+            "tls_ca_file": a.tls_ca_file,
+            "tls_client_cert": a.tls_client_cert,
+            "tls_client_key": a.tls_client_key,
         },
     )
     return c.computes.create_or_update(spec)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import abc
 import os
 from concurrent.futures import Executor
-from typing import Any
 
 
 def worker_env(n_workers: int) -> dict[str, str]:
@@ -54,50 +53,3 @@ class ComputeTarget(abc.ABC):
         # joblib bundles its own loky whose TerminatedWorkerError is not the standalone loky's
         # class: both subclass BrokenProcessPool, so test for that.
         return isinstance(exc, BrokenProcessPool)
-
-
-class TargetWorkers:
-    """A job's workers on a target whose executor spreads the work itself (a Dask cluster): one
-    slot, ``2 × n_workers`` deep. The same interface as :class:`batchnb.compute.workers.JobWorkers`."""
-
-    exact_losses = False
-    supports_kill_worker = False
-
-    def __init__(self, target: ComputeTarget, n_workers: int) -> None:
-        self.target = target
-        self.n_workers = n_workers
-        self._executor: Executor | None = None
-        self._inflight: set[Any] = set()
-
-    def slots(self) -> list[Any]:
-        return [0]
-
-    def submit(self, slot: Any, fn: Any, *args: Any) -> Any:
-        if len(self._inflight) >= 2 * self.n_workers:
-            return None
-        if self._executor is None:
-            self._executor = self.target.executor(self.n_workers, worker_env(self.n_workers))
-        fut = self._executor.submit(fn, *args)
-        self._inflight.add(fut)
-        fut.add_done_callback(self._inflight.discard)
-        return fut
-
-    def running(self, slot: Any) -> None:
-        return None
-
-    def kill(self, slot: Any) -> None:
-        return None
-
-    def reset(self, slot: Any) -> None:
-        self._executor = None  # the target hands out a new one
-
-    def abandon(self, slots: set[Any]) -> None:
-        self.target.shutdown(kill=True)
-        self._executor = None
-
-    def describe(self) -> str:
-        return f"{self.n_workers} worker process(es)"
-
-    def close(self, retire: bool = False) -> None:
-        self.target.release()
-        self.target.shutdown(kill=False)

@@ -1,6 +1,6 @@
-"""``compute check``: reach every host of an ssh compute and compare its Python and packages with ours.
+"""``compute check``: reach every host (ssh) or Dask worker (dask) of a compute; compare versions with ours.
 
-A job on a cluster only works if every host runs the same Python and the same versions of the
+A job on a cluster only works if every host (every worker) runs the same Python and the same versions of the
 packages that move data between them (batchnb, distributed, dask, pandas, pyarrow, cloudpickle).
 """
 
@@ -80,3 +80,54 @@ def check_compute(compute: dict[str, Any]) -> dict[str, Any]:
                     f"{k} {d['host']} there, {d['here']} here" for k, d in report["mismatches"].items()
                 )
     return {"compute": compute["name"], "local": mine, "hosts": hosts, "ok": all(not h.get("error") for h in hosts)}
+
+
+def check_dask(compute: dict[str, Any]) -> dict[str, Any]:
+    """Reach a ``dask`` compute's scheduler; report each worker's host, threads, memory, Python and
+    package versions, naming what differs from ours (a package missing there included)."""
+    from .dask import connect
+
+    mine = local_versions()
+    packages = PACKAGES
+
+    def probe() -> dict[str, str | None]:
+        # A closure, so that it is sent by value: a worker without batchnb must still answer.
+        import importlib.metadata as metadata
+        import sys as worker_sys
+
+        out: dict[str, str | None] = {"python": ".".join(map(str, worker_sys.version_info[:3]))}
+        for package in packages:
+            try:
+                out[package] = metadata.version(package)
+            except metadata.PackageNotFoundError:
+                out[package] = None
+        return out
+
+    client = connect(compute, compute["address"])
+    try:
+        info = client.scheduler_info(n_workers=-1)["workers"]
+        versions = client.run(probe) if info else {}
+    finally:
+        client.close(timeout=10)
+    workers = []
+    for address, w in sorted(info.items()):
+        theirs = versions.get(address, {})
+        report: dict[str, Any] = {
+            "host": address,
+            "hostname": w.get("host"),
+            "threads": w.get("nthreads"),
+            "memory_limit": w.get("memory_limit"),
+            "versions": theirs,
+        }
+        report["mismatches"] = {k: {"here": mine.get(k), "host": v} for k, v in theirs.items() if v != mine.get(k)}
+        if report["mismatches"]:
+            report["error"] = "version mismatch: " + ", ".join(
+                f"{k} {'missing' if d['host'] is None else d['host']} there, {d['here']} here"
+                for k, d in report["mismatches"].items()
+            )
+        workers.append(report)
+    ok = bool(workers) and all(not w.get("error") for w in workers)
+    result: dict[str, Any] = {"compute": compute["name"], "address": compute["address"], "local": mine}
+    result["hosts"] = workers or [{"host": compute["address"], "error": "the scheduler has no workers"}]
+    result["ok"] = ok
+    return result

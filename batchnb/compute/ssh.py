@@ -7,9 +7,9 @@ every host) and stopped with the agent, when no job has run for ``idle_time_befo
 seconds (0: when its queue is empty) or at ``compute stop``. So clusters scale to zero by default
 and can be kept warm for the next job.
 
-The engine submits mini-batches through ``Client.get_executor()``, a ``concurrent.futures``
-executor, exactly as it does to loky. If a host's workers die, Dask moves their tasks to the
-others; a mini-batch is only charged an attempt when its task fails for good.
+A job uses the cluster as it uses any Dask cluster (:class:`batchnb.compute.dask.DaskWorkers`). If a
+host's workers die, Dask moves their tasks to the others; a mini-batch is only charged an attempt
+when its task fails for good or is overdue.
 
 Security: no secret is stored; keys are given by path (or come from the SSH agent), and host keys
 are always checked against ``known_hosts`` (``~/.ssh/known_hosts`` unless the compute names one):
@@ -22,12 +22,11 @@ import contextlib
 import json
 import sys
 import threading
-from concurrent.futures import Executor
+import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import ComputeError, MissingDependencyError
-from .base import ComputeTarget
 
 ACQUIRE_TIMEOUT_S = 120.0
 
@@ -123,8 +122,9 @@ class SSHCluster:
         self._lock = threading.Lock()
         self._cluster: Any = None
 
-    def address(self) -> str:
-        """The scheduler's address, starting the cluster first if it does not run (blocking).
+    def address(self, log: Any = None) -> str:
+        """The scheduler's address, starting the cluster first if it does not run (blocking); how
+        long the start took goes to ``log`` (the job's event log).
 
         Raises:
             ComputeError: It could not start; the reason names the host where known.
@@ -134,15 +134,24 @@ class SSHCluster:
                 _require_distributed()
                 from distributed import Client
 
+                started = time.monotonic()
+                cluster = None
                 try:
                     cluster = build_cluster(self.compute)
                     with Client(cluster) as client:
                         client.wait_for_workers(len(cluster.workers), timeout=ACQUIRE_TIMEOUT_S)
                 except Exception as exc:
+                    if cluster is not None:  # no nanny or worker left behind on the hosts it reached
+                        with contextlib.suppress(Exception):
+                            cluster.close(timeout=10)
                     raise ComputeError(
                         f"compute {self.compute['name']}: the SSH cluster could not start: {explain(exc, self.compute)}"
                     ) from exc
                 self._cluster = cluster
+                (log or print)(
+                    f"compute {self.compute['name']}: the SSH cluster started in {time.monotonic() - started:.1f} s "
+                    f"(scheduler {cluster.scheduler_address})"
+                )
             return str(self._cluster.scheduler_address)
 
     def running_address(self) -> str | None:
@@ -154,45 +163,6 @@ class SSHCluster:
                 with contextlib.suppress(Exception):  # its hosts may be gone already
                     self._cluster.close(timeout=30)
                 self._cluster = None
-
-
-class SSHClusterTarget(ComputeTarget):
-    """The engine's view of an SSH cluster: a ``concurrent.futures`` executor over Dask workers."""
-
-    supports_kill_worker = False
-
-    def __init__(self, cluster: SSHCluster) -> None:
-        _require_distributed()
-        self.cluster = cluster
-        self._client: Any = None
-
-    def executor(self, n_workers: int, env: dict[str, str]) -> Executor:
-        """Connect to the cluster (starting it if needed: first call) and return its executor."""
-        if self._client is None:
-            from distributed import Client
-
-            self._client = Client(self.cluster.address(), timeout=30)
-        return self._client.get_executor(pure=False)  # type: ignore[no-any-return]
-
-    def worker_count(self) -> int:
-        """Workers currently connected."""
-        return len(self._client.scheduler_info()["workers"]) if self._client is not None else 0
-
-    def shutdown(self, kill: bool) -> None:
-        """Cancel this job's tasks (with ``kill``) and disconnect; the cluster stays for the next job."""
-        if self._client is not None:
-            try:
-                if kill:
-                    self._client.cancel(list(self._client.futures.values()), force=True)
-                self._client.close(timeout=10)
-            except Exception:  # the cluster may already be gone
-                pass
-            self._client = None
-
-    @staticmethod
-    def is_broken_pool_error(exc: BaseException) -> bool:
-        """Dask reschedules a dead worker's tasks itself: no error means "every task is lost"."""
-        return False
 
 
 def describe(compute: dict[str, Any]) -> str:

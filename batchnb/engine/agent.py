@@ -14,7 +14,9 @@ The processes of batchnb, and how they talk to each other::
       │     └── workers: one per slot (batchnb.compute.workers), loky executors of one process;
       │         init() and run(); mini-batches and results go through loky's pipes, parts to files
       └── for an ssh compute, its Dask cluster instead (batchnb.compute.ssh): a scheduler and
-          workers started over SSH on the compute's hosts; each job's Dask client submits there
+          workers started over SSH on the compute's hosts; for a dask compute, a cluster that
+          already runs (batchnb.compute.dask), never started or stopped by the agent; each job's
+          Dask client submits there
     pipeline runner: python -m batchnb.pipelines.runner (one per pipeline job) → its steps' commands
 
 Everything durable is in the SQLite store (jobs, mini-batches, the agents' rows) and the job
@@ -358,14 +360,20 @@ class Agent:
     def _workers_for(self, sup: Any) -> Any:
         wanted = int(sup.spec["workers"])
         if not self.local:
-            from ..compute import ssh
-            from ..compute.base import TargetWorkers
+            from ..compute.dask import AttachedCluster, DaskWorkers
 
-            if self.cluster is None:
+            if self.cluster is None and self.compute.get("type") == "dask":
+                self.cluster = AttachedCluster(self.compute)
+            elif self.cluster is None:
+                from ..compute import ssh
+
                 self.cluster = ssh.SSHCluster(self.compute)
-            hosts = ", ".join(self.compute.get("hosts", []))
-            sup.logs.event(f"compute {self.name}: SSH cluster on {hosts}")
-            return TargetWorkers(ssh.SSHClusterTarget(self.cluster), wanted)
+            if self.compute.get("type") == "dask":
+                address = self.compute["address"]
+                sup.logs.event(f"compute {self.name}: the Dask cluster at {address} (not started by batchnb)")
+            else:
+                sup.logs.event(f"compute {self.name}: SSH cluster on {', '.join(self.compute.get('hosts', []))}")
+            return DaskWorkers(self.cluster, self.compute, sup.name, wanted, log=sup.logs.event)
         from ..compute import workers, zygote
 
         if self.pool is None:

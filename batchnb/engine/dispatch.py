@@ -191,6 +191,11 @@ class Dispatcher:
                     return "failed", self._over_threshold(failed_items, threshold)
             if workers.supports_kill_worker:  # only a local worker's pid is ours to kill
                 self._watchdog(inflight, workers, context["timeout"], losses.killed)
+            elif getattr(workers, "supports_expire", False):
+                failed_items += self._expire_overdue(inflight, queue, workers, context["timeout"], max_attempts)
+                if threshold != -1 and failed_items > threshold:
+                    self._abandon(inflight, workers)
+                    return "failed", self._over_threshold(failed_items, threshold)
             self._flush()
             self._write_progress()
         return "done", None
@@ -394,6 +399,34 @@ class Dispatcher:
                 self.logs.event(
                     f"mini-batch {task.idx} exceeded its timeout by {KILL_GRACE_S:g} s; killing worker pid {pid}"
                 )
+
+    def _expire_overdue(
+        self,
+        inflight: dict[Future[Any], Task],
+        queue: collections.deque[Task],
+        workers: Any,
+        timeout: float,
+        max_attempts: int,
+    ) -> int:
+        """On a Dask cluster, give up on mini-batches not back ``timeout`` plus a grace after their
+        submission: run() stuck in C code, or no worker ever took them (every worker died). Each is
+        charged an attempt and retried; its worker is restarted. Returns items that became failed."""
+        now = time.time()
+        if now - self._last_watchdog < WATCHDOG_INTERVAL_S:
+            return 0
+        self._last_watchdog = now
+        newly_failed = 0
+        for fut, task in sorted(inflight.items(), key=lambda kv: kv[1].idx):
+            if fut.done() or now - task.submitted_at <= timeout + KILL_GRACE_S:
+                continue
+            del inflight[fut]
+            done = workers.expire(fut)
+            why = f"MiniBatchTimeout: not back {timeout:g} s (+{KILL_GRACE_S:g} s) after its submission; {done}"
+            self.logs.event(f"mini-batch {task.idx}: {why}")
+            result = {"status": "retry", "error": why, "duration": 0.0, "worker": None}
+            self._record(task, result, queue, max_attempts)
+            newly_failed += self._failed_items_of(task, result, max_attempts)
+        return newly_failed
 
     def _abandon(self, inflight: dict[Future[Any], Task], workers: Any) -> None:
         """Stop at once: the job's mini-batches in flight are dropped and their workers killed."""

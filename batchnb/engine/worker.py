@@ -66,6 +66,8 @@ class _ProcessState:
         # The environment before any job's variables: each job starts from it.
         self.base_env: dict[str, str] | None = None
         self.jobs = 0  # jobs this process has served
+        # On a Dask worker: the process's own stderr, kept for Dask's log lines (see _keep_dask_logs_apart).
+        self.dask_stderr: Any = None
 
 
 _STATE = _ProcessState()
@@ -169,6 +171,7 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
         # another script is imported afresh, nothing of the previous module kept.
         _STATE.module, _STATE.script = None, None
     started = time.time()
+    _keep_dask_logs_apart()
     redirect_stdio(Path(context["job_dir"]) / "logs" / "user", process_name())
     if _STATE.base_env is None:
         _STATE.base_env = dict(os.environ)
@@ -195,6 +198,24 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
     _STATE.jobs += 1
     _STATE.init_note = {"init": "warm" if warm else "ran", "init_s": round(time.time() - started, 3)}
     return _STATE.module
+
+
+def _keep_dask_logs_apart() -> None:
+    """On a Dask worker, keep Dask's own log lines (a restart's or a shutdown's chatter) on the
+    worker's stderr: the job's user logs, where fd 2 is about to point, are for the scoring script."""
+    if _STATE.dask_stderr is not None or "distributed" not in sys.modules:
+        return
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:  # not a Dask worker: a loky worker of the agent
+        return
+    _STATE.dask_stderr = os.fdopen(os.dup(2), "w", buffering=1)
+    for name in ("distributed", "dask"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stderr, sys.__stderr__):
+                handler.setStream(_STATE.dask_stderr)
 
 
 def _register_shutdown(module: types.ModuleType) -> None:

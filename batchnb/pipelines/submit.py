@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ..client import BatchClient
 
 NOT_STARTED = "NotStarted"
-# Computes whose steps run on this machine. An ssh compute's cluster runs mini-batches, not commands.
+# Computes whose steps run on this machine. A Dask cluster (ssh, dask) runs mini-batches, not commands.
 LOCAL_COMPUTE_TYPES = ("local", "amlcompute")
 
 
@@ -301,7 +301,7 @@ class Submitter:
             if target.get("type") not in LOCAL_COMPUTE_TYPES:
                 raise ValidationError(
                     f"{where}: compute {compute} is {target.get('type')}; pipeline steps run on local or "
-                    "amlcompute computes (an ssh cluster runs batch deployments' mini-batches)",
+                    "amlcompute computes (a Dask cluster runs batch deployments' mini-batches)",
                     field=f"jobs.{step}.compute",
                 )
             planned[step] = {

@@ -1,0 +1,238 @@
+"""A ``dask`` compute attached to a real Dask cluster that the test starts (``dask scheduler`` and two
+``dask worker`` processes with Nannies, on loopback): exact output spread over the workers, every
+worker SIGKILLed mid-job, a run() stuck in C code, ``compute check``, and ``compute stop`` leaving
+the cluster alone."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from engine_helpers import kill_and_reap, lines, output_file, reaping, wait_until
+
+from batchnb import BatchClient
+
+pytest.importorskip("distributed")
+
+# No dashboards: the test does not look at them, and a fixed port could be taken.
+QUIET = ("--host", "127.0.0.1", "--dashboard-address", ":0")
+SCRIPT = """
+import ctypes, os, time
+from pathlib import Path
+from distributed import get_worker
+
+def init():
+    pass
+
+def run(mini_batch):
+    markers = Path(os.environ["MARKERS"])
+    (markers / f"run-{os.getpid()}").write_text(get_worker().address)
+    if os.environ.get("HANG_ONCE") and not (markers / "hung").exists():
+        (markers / "hung").write_text(str(os.getpid()))
+        ctypes.CDLL(None).sleep(600)  # stuck in C: no Python-level timeout reaches it
+    for _ in range(int(float(os.environ.get("SLEEP", "0")) * 20)):
+        time.sleep(0.05)
+    return [f"{os.path.basename(f)} {get_worker().name}" for f in mini_batch]
+"""
+
+
+class Cluster:
+    """A scheduler and its workers, as processes of the test."""
+
+    def __init__(self, address: str, scheduler: subprocess.Popen[bytes], workers: list[subprocess.Popen[bytes]]):
+        self.address, self.scheduler, self.workers = address, scheduler, workers
+
+    def n_workers(self) -> int:
+        from distributed import Client
+
+        with Client(self.address, timeout=10) as c:
+            return len(c.scheduler_info(n_workers=-1)["workers"])
+
+    def task_prefixes(self) -> list[str]:
+        """The task groups the scheduler has seen, as its dashboard names them."""
+        from distributed import Client
+
+        with Client(self.address, timeout=10) as c:
+            return list(c.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes)))
+
+    def kill_workers(self) -> None:
+        """SIGKILL every worker and its Nanny: the cluster has no worker left."""
+        procs = []
+        for w in self.workers:
+            with_children = psutil.Process(w.pid)
+            procs.extend([with_children, *with_children.children(recursive=True)])
+        for p in procs:
+            p.send_signal(signal.SIGKILL)
+        psutil.wait_procs(procs, timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    log = open(tmp_path / "cluster.log", "ab")  # noqa: SIM115 (closed below)
+    port = address.rsplit(":", 1)[1]
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", port, *QUIET],
+        stdout=log,
+        stderr=log,
+    )
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_worker",
+                address,
+                "--nthreads",
+                "1",
+                "--name",
+                f"w{i}",
+                *QUIET,
+            ],
+            stdout=log,
+            stderr=log,
+        )
+        for i in range(2)
+    ]
+    c = Cluster(address, scheduler, workers)
+    try:
+        wait_until(lambda: _n_workers_or_none(c) == 2, 120, "the Dask cluster's two workers")
+        yield c
+    finally:
+        procs = [psutil.Process(p.pid) for p in [*workers, scheduler] if p.poll() is None]
+        for p in list(procs):
+            procs.extend(p.children(recursive=True))
+        kill_and_reap(procs)
+        log.close()
+
+
+def _n_workers_or_none(c: Cluster) -> int | None:
+    try:
+        return c.n_workers()
+    except OSError:
+        return None
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    with reaping():
+        yield
+
+
+def _attach(client: BatchClient, cluster: Cluster, idle: int = 0) -> dict:
+    return client.computes.create_or_update(
+        {"name": "daskpool", "type": "dask", "address": cluster.address, "idle_time_before_scale_down": idle}
+    )
+
+
+def _deploy(client: BatchClient, deploy, tmp_path: Path, env: dict | None = None, **settings: object) -> Path:
+    markers = tmp_path / "markers"
+    markers.mkdir(exist_ok=True)
+    dep = deploy(SCRIPT, environment_variables={"MARKERS": str(markers), **(env or {})}, **settings)
+    client.batch_deployments.update(dep["name"], dep["endpoint_name"], ["compute=azureml:daskpool"])
+    return markers
+
+
+def test_a_job_on_an_attached_cluster_scores_exactly_over_its_workers(
+    client, deploy, csv_inputs, cluster, tmp_path
+) -> None:
+    _attach(client, cluster)
+    _deploy(client, deploy, tmp_path, env={"SLEEP": "0.3"}, mini_batch_size=1, max_concurrency_per_instance=2)
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(8))).wait(timeout=180)
+    assert job["status"] == "Completed", job["error"]
+    rows = [line.split() for line in lines(output_file(job))]
+    assert [r[0] for r in rows] == [f"f{i:03d}.csv" for i in range(8)]  # one row per input, in order
+    assert {r[1] for r in rows} == {"w0", "w1"}  # both workers scored
+    log = (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text()
+    assert f"the Dask cluster at {cluster.address} (2 worker(s), 2 thread(s)" in log
+    assert "on host 127.0.0.1: 1 thread(s)" in log  # which host each worker is on
+    # The dashboard shows the job's tasks under the job's name.
+    job_prefix = "batchnb:" + job["name"].replace("-", "_")
+    assert job_prefix in cluster.task_prefixes()
+
+
+def test_compute_check_reports_the_workers(client, cluster) -> None:
+    _attach(client, cluster)
+    report = client.computes.check("daskpool")
+    assert report["ok"] is True, report
+    assert [(w["hostname"], w["threads"]) for w in report["hosts"]] == [("127.0.0.1", 1)] * 2
+    assert {w["versions"]["batchnb"] for w in report["hosts"]} == {report["local"]["batchnb"]}
+
+
+def test_compute_stop_leaves_the_cluster_running(client, deploy, csv_inputs, cluster, tmp_path) -> None:
+    _attach(client, cluster, idle=60)
+    _deploy(client, deploy, tmp_path)
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2))).wait(timeout=180)
+    assert job["status"] == "Completed", job["error"]
+    report = client.computes.stop("daskpool")
+    assert report["stopped"] and client.computes.show("daskpool")["agent"] is None
+    assert cluster.scheduler.poll() is None  # batchnb did not start it, so it did not stop it
+    assert cluster.n_workers() == 2
+
+
+def test_a_cluster_whose_workers_all_die_fails_the_job_saying_so(client, deploy, csv_inputs, cluster, tmp_path) -> None:
+    _attach(client, cluster)
+    markers = _deploy(
+        client, deploy, tmp_path, env={"SLEEP": "2"}, mini_batch_size=1, retry_settings={"max_retries": 1, "timeout": 3}
+    )
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(4)))
+    wait_until(lambda: next(iter(markers.glob("run-*")), None), 120, "a worker to start scoring")
+    cluster.kill_workers()
+    job = client.jobs.wait(job["name"], timeout=240)  # bounded: never Running for ever
+    assert job["status"] == "Failed"
+    assert f"the Dask cluster at {cluster.address} has had no workers" in job["error"]
+    assert cluster.scheduler.poll() is None
+
+
+def test_a_run_stuck_in_c_code_gets_its_worker_restarted_and_is_retried(
+    client, deploy, csv_inputs, cluster, tmp_path
+) -> None:
+    _attach(client, cluster)
+    markers = _deploy(
+        client,
+        deploy,
+        tmp_path,
+        env={"HANG_ONCE": "1"},
+        mini_batch_size=1,
+        retry_settings={"max_retries": 2, "timeout": 2},
+    )
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(3))).wait(timeout=240)
+    assert job["status"] == "Completed", job["error"]
+    assert [line.split()[0] for line in lines(output_file(job))] == [f"f{i:03d}.csv" for i in range(3)]
+    hung = int((markers / "hung").read_text())
+    wait_until(lambda: not psutil.pid_exists(hung), 60, "the hung worker process to be replaced")
+    log = (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text()
+    assert "through its Nanny" in log
+    wait_until(lambda: cluster.n_workers() == 2, 60, "the restarted worker to rejoin")
+    # Dask's own chatter (the worker stopping for the restart) stays out of the user's stderr log.
+    user_stderr = "".join(f.read_text() for f in (Path(job["logs_dir"]) / "user" / "stderr").glob("*.txt"))
+    assert "distributed." not in user_stderr
+
+
+def test_the_cli_attaches_a_cluster_from_a_yaml_and_refuses_one_without_an_address(cluster, tmp_path) -> None:
+    from cli_helpers import error_line, run_cli
+
+    ws = tmp_path / "ws"
+    refused = run_cli("compute", "create", "-n", "nowhere", "--type", "dask", ws=ws)
+    error_line(refused, "needs its scheduler's address", "--address")
+    refused = run_cli("compute", "create", "-n", "nowhere", "--type", "dask", "--address", "127.0.0.1:8786", ws=ws)
+    error_line(refused, "tcp://host:port")
+    spec = tmp_path / "cluster.yml"
+    spec.write_text(f"name: shared\ntype: dask\naddress: {cluster.address}\n")
+    code, out, err = run_cli("compute", "create", "--file", str(spec), ws=ws)
+    assert code == 0, err
+    code, out, err = run_cli("compute", "check", "-n", "shared", "-o", "json", ws=ws)
+    assert code == 0, err
+    assert '"threads": 1' in out and cluster.address in out
