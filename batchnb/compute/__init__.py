@@ -7,9 +7,3 @@ runs (:mod:`batchnb.compute.dask`); a job uses either through
 :class:`batchnb.compute.dask.DaskWorkers`, which hands back ``concurrent.futures`` futures. The
 engine never depends on which it got: it submits, waits and, after a lost worker, submits again.
 """
-
-from __future__ import annotations
-
-from .base import ComputeTarget
-
-__all__ = ["ComputeTarget"]

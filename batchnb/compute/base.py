@@ -1,10 +1,8 @@
-"""The interface every execution target implements."""
+"""What every kind of worker shares: their thread settings, and how a lost one shows."""
 
 from __future__ import annotations
 
-import abc
 import os
-from concurrent.futures import Executor
 
 
 def worker_env(n_workers: int) -> dict[str, str]:
@@ -23,33 +21,12 @@ def worker_env(n_workers: int) -> dict[str, str]:
     }
 
 
-class ComputeTarget(abc.ABC):
-    """A cluster's executor for one job (an ssh compute's Dask cluster).
+def is_lost_worker(exc: BaseException) -> bool:
+    """True if ``exc`` (from a future or a submit) means a local worker died: its executor broke,
+    and every mini-batch in flight on it is lost with it. (A Dask cluster reschedules a dead
+    worker's tasks itself: it raises no such error.)"""
+    from concurrent.futures.process import BrokenProcessPool
 
-    Class attributes state what the engine may rely on (joblib's backends do the same).
-    """
-
-    #: Worker processes can be killed one by one (a hung ``run()`` is ended with SIGKILL).
-    supports_kill_worker: bool = False
-
-    @abc.abstractmethod
-    def executor(self, n_workers: int, env: dict[str, str]) -> Executor:
-        """Return a working executor with ``n_workers`` processes; a new one after a crash."""
-
-    @abc.abstractmethod
-    def shutdown(self, kill: bool) -> None:
-        """Stop the workers; with ``kill``, at once (cancel, abort)."""
-
-    def release(self) -> None:
-        """Let the workers go at the end of the work; :meth:`shutdown` then waits for them. A target
-        whose workers take time to exit lets the supervisor finalize meanwhile."""
-        self.shutdown(kill=False)
-
-    @staticmethod
-    def is_broken_pool_error(exc: BaseException) -> bool:
-        """True if ``exc`` means the pool lost a worker (every in-flight task is lost with it)."""
-        from concurrent.futures.process import BrokenProcessPool
-
-        # joblib bundles its own loky whose TerminatedWorkerError is not the standalone loky's
-        # class: both subclass BrokenProcessPool, so test for that.
-        return isinstance(exc, BrokenProcessPool)
+    # joblib bundles its own loky whose TerminatedWorkerError is not the standalone loky's class:
+    # both subclass BrokenProcessPool, so test for that.
+    return isinstance(exc, BrokenProcessPool)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..compute.base import ComputeTarget
+from ..compute.base import is_lost_worker
 from ..store import Store
 from . import faults, output, state
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
@@ -167,7 +167,7 @@ class Dispatcher:
                 try:
                     result = fut.result(timeout=0)
                 except BaseException as exc:
-                    if not ComputeTarget.is_broken_pool_error(exc) and fut.done():
+                    if not is_lost_worker(exc) and fut.done():
                         # Everything the scoring script does is caught in the worker: what escapes is ours.
                         self._abandon(inflight, workers)
                         return "interrupted", faults.interrupted_reason(
@@ -219,7 +219,7 @@ class Dispatcher:
                         slot, score_minibatch, context, task.idx, task.attempts + 1, task.items, task.n_items
                     )
                 except BaseException as exc:
-                    if not ComputeTarget.is_broken_pool_error(exc):
+                    if not is_lost_worker(exc):
                         raise
                     # The worker died since the last look: this one never started.
                     losses.not_submitted(task.idx)
@@ -345,7 +345,7 @@ class Dispatcher:
     def _is_lost(fut: Future[Any]) -> bool:
         """True if ``fut`` ended with its worker lost."""
         exc = fut.exception()
-        return exc is not None and ComputeTarget.is_broken_pool_error(exc)
+        return exc is not None and is_lost_worker(exc)
 
     def _lose_workers(
         self,
