@@ -184,3 +184,19 @@ def test_isolation_can_be_turned_off_and_the_whole_mini_batch_fails(client, scor
     assert job["status"] == "Completed", job["error"]
     assert _xs(job) == [x for x in range(15) if x not in range(5, 10)]
     assert [Path(f["item"]).name for f in client.jobs.failures(job["name"])] == [_file(x) for x in range(5, 10)]
+
+
+def test_an_incremental_job_reuses_rescored_rows_only_under_the_revision_that_scored_them(client, scorer, csv_inputs):
+    scorer(bad="7", isolate_failures=False)
+    data = str(csv_inputs(10))
+    first = _ended(client, client.batch_endpoints.invoke("ep-test", input=data, incremental=True))
+    assert _xs(first) == [0, 1, 2, 3, 4]
+    scorer(isolate_failures=False)  # revision 2
+    client.jobs.rerun_failed(first["name"], latest=True)
+    assert _xs(_ended(client, first)) == list(range(10))
+
+    # On revision 2, only the mini-batch that revision 2 scored (files 5-9) is reused.
+    second = _ended(client, client.batch_endpoints.invoke("ep-test", input=data, incremental=True))
+    assert second["status"] == "Completed", second["error"]
+    assert (second["incremental"]["items_reused"], second["incremental"]["items_to_score"]) == (5, 5)
+    assert _xs(second) == list(range(10))
