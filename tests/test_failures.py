@@ -200,3 +200,24 @@ def test_an_incremental_job_reuses_rescored_rows_only_under_the_revision_that_sc
     assert second["status"] == "Completed", second["error"]
     assert (second["incremental"]["items_reused"], second["incremental"]["items_to_score"]) == (5, 5)
     assert _xs(second) == list(range(10))
+
+
+def test_a_failed_tabular_chunk_is_named_by_its_file_and_rows(client, deploy, tmp_path):
+    folder = tmp_path / "table"
+    folder.mkdir()
+    (folder / "t.csv").write_text("a\n" + "".join(f"{i}\n" for i in range(20)))
+    script = (
+        "def init():\n    pass\n\ndef run(frame):\n"
+        "    if (frame['a'] == 13).any():\n        raise KeyError('row 13')\n"
+        "    return (frame['a'] * 2).tolist()\n"
+    )
+    deploy(script, mini_batch_mode="tabular", mini_batch_size=5, retry_settings={"max_retries": 1, "timeout": 60})
+    job = _ended(client, client.batch_endpoints.invoke("ep-test", input=str(folder)))
+    assert job["status"] == "Completed", job["error"]
+    assert job["progress"]["items"] == {"total": 20, "succeeded": 15, "failed": 5}
+    (failed,) = client.jobs.failures(job["name"])
+    assert (failed["item"], failed["why"], failed["error_type"]) == (
+        f"{folder / 't.csv'} rows 10-14",
+        "raised",
+        "KeyError",
+    )
