@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import display
-from .engine import agent, lifecycle, output, output_location, state
+from .engine import agent, failures, lifecycle, output, output_location, state
 from .engine.invoke import BatchInvocation
 from .engine.logs import JobLogs, read_from
 from .engine.records import invoked_by_default, job_header, run_metrics
@@ -346,6 +346,7 @@ class JobOperations:
         spec = json.loads(row["spec"])
         with self._store.read() as db:
             progress = state.progress(db, row["name"])
+            progress["scored_by_revision"] = failures.scored_by_revision(db, row["name"])
         now = time.time()
         started, ended = row["started_at"], row["ended_at"]
         elapsed = ((ended or now) - started) if started else 0.0
@@ -553,20 +554,46 @@ class JobOperations:
         self._requeue(name, reset_failed=False)
         return self.get(name)
 
-    def rerun_failed(self, name: str) -> Job:
-        """Run again only the failed (and never-run) mini-batches of a finished job, then rebuild its output."""
+    def rerun_failed(self, name: str, latest: bool = False) -> Job:
+        """Score again every failed item of a finished job (raised, timed out, crashed, or left out of a
+        short ``run()`` result) and never-run mini-batches, then rebuild its output, one row per item.
+
+        Args:
+            name: The job.
+            latest: Score them on the deployment's current revision (its model, code and environment
+                now), not the one the job was invoked on; ``job show`` says which revision scored what.
+        """
         job = self._refuse_step(self._peek(name), "rerun-failed")
         if job["status"] not in (state.COMPLETED, state.FAILED):
             raise InvalidStateError(f"job {name} is {job['status']}; rerun-failed applies to Completed or Failed jobs")
+        new_spec = None
         if job["type"] == "pipeline":
             if job["status"] == state.COMPLETED:
                 raise InvalidStateError(f"pipeline job {name} has no failed steps to rerun")
+            if latest:
+                raise ValidationError("--latest applies to jobs of model deployments", field="latest")
         else:
-            mb = job["progress"]["mini_batches"]
-            if mb["failed"] == 0 and mb["pending"] == 0 and mb["total"] > 0:
-                raise InvalidStateError(f"job {name} has no failed mini-batches to rerun")
-        self._requeue(name, reset_failed=True)
+            p = job["progress"]
+            mb = p["mini_batches"]
+            if p["items"]["failed"] == 0 and mb["failed"] == 0 and mb["pending"] == 0 and mb["total"] > 0:
+                raise InvalidStateError(f"job {name} has no failed items to rerun")
+            if latest:
+                new_spec = BatchInvocation(self._client).on_latest_revision(json.loads(self._row(name)["spec"]))
+        lifecycle.requeue(self._store, name, reset_failed=True, new_spec=new_spec)
+        self._spawn(name)
         return self.get(name)
+
+    def failures(self, name: str) -> builtins.list[dict[str, Any]]:
+        """The failed items of a batch job: ``item`` (a file, or a tabular chunk's rows), ``mini_batch``,
+        ``attempts``, ``why`` (raised, timeout, crashed, missing), ``error_type``, ``error``,
+        ``traceback`` (the log file that holds it, under the job's folder) and ``revision``."""
+        job = self._peek(name)
+        if job["type"] != "batch":
+            raise ValidationError(
+                f"job {name} is a {job['type']} job; failed items are those of batch jobs", field="name"
+            )
+        with self._store.read() as db:
+            return failures.list_failures(db, name)
 
     @staticmethod
     def _refuse_step(job: Job, action: str) -> Job:

@@ -202,7 +202,9 @@ class ModelDeploymentSettings(_Spec):
     lists input folders recursively; ``lineage_columns`` adds each output row's source file, row and
     mini-batch (unset: on for a Parquet output; a text output, Azure's format, cannot have them);
     ``max_auto_resumes`` is how many times the compute's agent resumes a job by itself after losing
-    it (the agent or the machine died).
+    it (the agent or the machine died); ``isolate_failures`` splits a mini-batch whose attempts all
+    failed in halves, down to single items, so that only the items that really fail are counted
+    failed (see docs/scoring-loop.md).
     """
 
     max_concurrency_per_instance: int = Field(default=1, ge=1, le=MAX_CONCURRENCY_PER_INSTANCE)
@@ -218,6 +220,7 @@ class ModelDeploymentSettings(_Spec):
     recursive: bool = False
     max_auto_resumes: int = Field(default=3, ge=0, le=100)
     lineage_columns: bool | None = None
+    isolate_failures: bool = True
 
     @field_validator("output_action", "logging_level", mode="before")
     @classmethod

@@ -40,6 +40,7 @@ def test_run_returning_none_fails_every_attempt_and_the_job(client, deploy, csv_
         mini_batch_size=2,
         max_concurrency_per_instance=2,
         retry_settings={"max_retries": 2, "timeout": 30},
+        isolate_failures=False,  # Azure's way: the whole mini-batch fails
     )
     job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(4))).wait(timeout=120)
 
@@ -147,6 +148,7 @@ def test_a_corrupt_file_fails_its_mini_batch_only_when_the_threshold_is_off(clie
         max_concurrency_per_instance=2,
         error_threshold=-1,
         retry_settings={"max_retries": 2, "timeout": 30},
+        isolate_failures=False,  # Azure's way: the whole mini-batch fails
     )
     folder = _with_corrupt_file(csv_inputs, 8, bad=5)
     job = client.batch_endpoints.invoke("ep-test", input=str(folder)).wait(timeout=120)
@@ -183,20 +185,27 @@ def test_a_corrupt_file_fails_the_job_when_the_threshold_is_zero(client, deploy,
 
     assert job["status"] == "Failed"
     assert "error threshold was exceeded" in job["error"]
-    assert "2 item(s) failed, more than error_threshold 0" in job["error"]
+    # Its mini-batch was split: only the corrupt file failed, and the message names it.
+    assert "1 item(s) failed (" in job["error"] and "f000.csv), more than error_threshold 0" in job["error"]
     assert job["progress"]["mini_batches"]["failed"] == 1
     assert "error threshold" in (Path(job["logs_dir"]) / "job_result.txt").read_text()
     assert not output_file(job).exists()
 
 
 def test_the_error_threshold_can_be_set_per_job(client, deploy, csv_inputs):
-    deploy(CORRUPT, mini_batch_size=2, error_threshold=-1, retry_settings={"max_retries": 1, "timeout": 30})
+    deploy(
+        CORRUPT,
+        mini_batch_size=2,
+        error_threshold=-1,
+        retry_settings={"max_retries": 1, "timeout": 30},
+        isolate_failures=False,
+    )
     folder = _with_corrupt_file(csv_inputs, 4, bad=3)
     job = client.batch_endpoints.invoke("ep-test", input=str(folder), set_values=["error_threshold=1"])
     job.wait(timeout=120)
     assert job["settings"]["error_threshold"] == 1
     assert job["status"] == "Failed"
-    assert "2 item(s) failed, more than error_threshold 1" in job["error"]
+    assert "2 item(s) failed (" in job["error"] and "more than error_threshold 1" in job["error"]
 
 
 def test_a_hanging_run_times_out_and_the_others_complete(client, deploy, csv_inputs):
@@ -334,7 +343,7 @@ def test_tabular_csv_rows_are_counted_as_pandas_reads_them(client, deploy, tmp_p
 
 
 def test_max_retries_zero_means_a_single_attempt(client, deploy, csv_inputs):
-    deploy(CORRUPT, mini_batch_size=2, retry_settings={"max_retries": 0, "timeout": 30})
+    deploy(CORRUPT, mini_batch_size=2, retry_settings={"max_retries": 0, "timeout": 30}, isolate_failures=False)
     folder = _with_corrupt_file(csv_inputs, 4, bad=1)
     job = client.batch_endpoints.invoke("ep-test", input=str(folder)).wait(timeout=120)
 

@@ -166,7 +166,8 @@ def test_rerun_failed_scores_only_the_failed_mini_batch(client, deploy, csv_inpu
     job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(8))).wait(timeout=120)
     assert job["status"] == "Completed", job["error"]
     assert job["progress"]["mini_batches"]["failed"] == 1
-    assert lines(output_file(job)) == csv_rows(8, skip=(4, 5))
+    # Its mini-batch (f004, f005) was split to isolate the failing file (isolate_failures).
+    assert lines(output_file(job)) == csv_rows(8, skip=(5,))
 
     trace["flag"].unlink()
     client.jobs.rerun_failed(job["name"])
@@ -175,15 +176,15 @@ def test_rerun_failed_scores_only_the_failed_mini_batch(client, deploy, csv_inpu
     assert job["status"] == "Completed", job["error"]
     assert lines(output_file(job)) == csv_rows(8)
     assert job["progress"]["mini_batches"] == {
-        "total": 4,
-        "done": 4,
+        "total": 5,
+        "done": 5,
         "failed": 0,
         "running": 0,
         "retrying": 0,
         "pending": 0,
     }
     assert job["progress"]["items"] == {"total": 8, "succeeded": 8, "failed": 0}
-    # Every file scored successfully exactly once over both runs: the rerun ran mini-batch 2 only.
+    # Every file scored successfully exactly once over both runs: the rerun ran f005's mini-batch only.
     assert _scored(trace) == collections.Counter(f"f{i:03d}.csv" for i in range(8))
 
 
@@ -193,7 +194,7 @@ def test_rerun_failed_refuses_a_job_without_failures(client, deploy, csv_inputs,
     deploy(SLOW_ECHO, mini_batch_size=2, environment_variables=_env(trace, 0))
     job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2))).wait(timeout=120)
     assert job["status"] == "Completed", job["error"]
-    with pytest.raises(InvalidStateError, match="no failed mini-batches"):
+    with pytest.raises(InvalidStateError, match="no failed items"):
         client.jobs.rerun_failed(job["name"])
 
 

@@ -507,7 +507,7 @@ def test_job_actions_on_the_wrong_state_are_409s(api: Api, deployed: dict[str, A
     for action, words in (
         ("cancel", "already ended Completed"),
         ("resume", "only Interrupted or Canceled jobs"),
-        ("rerun-failed", "no failed mini-batches"),
+        ("rerun-failed", "no failed items"),
     ):
         code, err = api("POST", "jobs", job["name"], action)
         assert code == 409, (action, err)
@@ -822,7 +822,7 @@ def test_every_handler_verb_is_authenticated_and_authorized() -> None:
             assert codes[0] is authenticated_code, f"{handler.__name__}.{verb} is not @tornado.web.authenticated"
             assert codes[1] is authorized_code, f"{handler.__name__}.{verb} is not @authorized under it"
             checked += 1
-    assert checked == 34
+    assert checked == 35
 
 
 def test_the_server_loads_the_extension_with_authentication_required(
@@ -879,3 +879,35 @@ def test_a_job_shows_its_lineage_and_its_invocation_written_out_through_rest(
     assert "error_threshold=4" in promoted["text"]
     code, err = api("GET", "jobs", job["name"], "promote", params={"as": "bash"})
     assert code == 400 and "--as 'bash'" in err["message"], err
+
+
+def test_failed_items_and_a_rerun_on_the_latest_revision_through_rest(
+    api: Api, deployed: dict[str, Any], project: Path
+) -> None:
+    broken = "import pandas as pd\n\ndef init():\n    pass\n\ndef run(mini_batch):\n" + (
+        "    if any(f.endswith('f002.csv') for f in mini_batch):\n        raise ValueError('bad file')\n"
+        "    return pd.concat([pd.read_csv(f) for f in mini_batch], ignore_index=True)\n"
+    )
+    (project / "code-blue" / "score.py").write_text(broken)
+    spec = deployment_spec("blue")
+    spec["settings"]["retry_settings"] = {"max_retries": 1, "timeout": 30}
+    code, dep = api("POST", "endpoints", "ep-rest", "deployments", body=spec)
+    assert code == 200, dep
+    code, job = api("POST", "endpoints", "ep-rest", "jobs", body={"input": "data"})
+    assert code == 201, job
+    assert wait_for_job(api, job["name"])["status"] == "Completed"
+
+    code, failed = api("GET", "jobs", job["name"], "failures")
+    assert code == 200, failed
+    listed = models.JobFailures.model_validate(failed)
+    assert [(Path(f.item).name, f.why, f.error_type) for f in listed.items] == [("f002.csv", "raised", "ValueError")]
+
+    (project / "code-blue" / "score.py").write_text(textwrap.dedent(SCRIPT.format(dep="blue")))
+    code, dep = api("POST", "endpoints", "ep-rest", "deployments", body=spec)  # the fix: a new revision
+    assert code == 200, dep
+    code, rerun = api("POST", "jobs", job["name"], "rerun-failed", params={"latest": "true"})
+    # One row per file, in input order; only f002's was scored again, by the fixed revision.
+    assert code == 200, rerun
+    done = wait_for_job(api, job["name"])
+    assert done["status"] == "Completed" and output_rows(done) == ["0", "1", "2 blue", "3"]
+    assert api("GET", "jobs", job["name"], "failures")[1]["items"] == []

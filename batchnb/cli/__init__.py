@@ -333,8 +333,20 @@ GROUPS: dict[str, tuple[tuple[str, ...], str, dict[str, Command]]] = {
             ),
             "rerun-failed": (
                 cmd.job_rerun_failed,
-                [NAME_REQ],
-                "rerun only the failed mini-batches of a job (of a pipeline: its failed steps)",
+                [
+                    NAME_REQ,
+                    _a(
+                        "--latest",
+                        action="store_true",
+                        help="score them on the deployment's current revision (after batch-deployment update)",
+                    ),
+                ],
+                "rerun every failed item of a job, then rebuild its output (of a pipeline: its failed steps)",
+            ),
+            "failures": (
+                cmd.job_failures,
+                [NAME_REQ, _a("--download-path", "-p", help="write them as CSV to this file (or folder)")],
+                "list a batch job's failed items: file or rows, mini-batch, attempts, error, traceback",
             ),
             "download": (
                 cmd.job_download,

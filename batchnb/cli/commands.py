@@ -414,7 +414,16 @@ def job_resume(c: BatchClient, a: argparse.Namespace) -> Any:
 
 
 def job_rerun_failed(c: BatchClient, a: argparse.Namespace) -> Any:
-    return c.jobs.rerun_failed(a.name)
+    return c.jobs.rerun_failed(a.name, latest=a.latest)
+
+
+def job_failures(c: BatchClient, a: argparse.Namespace) -> Any:
+    rows = c.jobs.failures(a.name)
+    if a.download_path:
+        from ..engine.failures import write_csv
+
+        return {"name": a.name, "failed_items": len(rows), "path": str(write_csv(rows, a.download_path))}
+    return rows
 
 
 def job_download(c: BatchClient, a: argparse.Namespace) -> Any:

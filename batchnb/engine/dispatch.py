@@ -22,9 +22,10 @@ from typing import Any
 
 from ..compute.base import is_lost_worker
 from ..store import Store
-from . import faults, output, state
+from . import failures, faults, output, state
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
 from .logs import JobLogs
+from .planner import minibatch_items
 from .worker import score_minibatch
 
 FLUSH_INTERVAL_S = 0.2  # for short mini-batches; a result of one that took longer is written at once
@@ -46,6 +47,7 @@ class Task:
     n_items: int
     attempts: int  # attempts already counted
     duration: float = 0.0
+    pos: int = 0  # the input position of its first item
     submitted_at: float = 0.0  # when the current attempt was handed to the pool
     slot: Any = None  # where the current attempt went
 
@@ -69,6 +71,8 @@ class Dispatcher:
         self._log_records: list[dict[str, Any]] = []
         # Set by the agent when its compute is stopped: the job ends Interrupted with this reason.
         self.stopped: str | None = None
+        self._isolate = bool(self.settings.get("isolate_failures", True))
+        self._next_idx = 0  # the index a split mini-batch's second half gets
 
     # -- store helpers --------------------------------------------------------------------------
 
@@ -132,13 +136,16 @@ class Dispatcher:
         threshold = int(self.settings["error_threshold"])
         with self.store.read() as db:
             rows = db.execute(
-                "SELECT idx, items, n_items, attempts, duration FROM minibatches "
-                "WHERE job = ? AND status = 'pending' ORDER BY idx",
+                "SELECT idx, items, n_items, attempts, duration, COALESCE(pos, idx) AS pos FROM minibatches "
+                "WHERE job = ? AND status = 'pending' ORDER BY COALESCE(pos, idx), idx",
                 (self.name,),
             ).fetchall()
             failed_items = state.progress(db, self.name)["items"]["failed"]
+            top = db.execute("SELECT MAX(idx) FROM minibatches WHERE job = ?", (self.name,)).fetchone()[0]
+        self._next_idx = (top or 0) + 1
         queue = collections.deque(
-            Task(r["idx"], json.loads(r["items"]), r["n_items"], r["attempts"], r["duration"]) for r in rows
+            Task(r["idx"], json.loads(r["items"]), r["n_items"], r["attempts"], r["duration"], pos=r["pos"])
+            for r in rows
         )
         inflight: dict[Future[Any], Task] = {}
         losses = faults.PoolLosses()
@@ -188,7 +195,7 @@ class Dispatcher:
                 failed_items += self._lose_workers(lost, queue, losses, max_attempts, workers.exact_losses)
                 if threshold != -1 and failed_items > threshold:
                     self._abandon(inflight, workers)
-                    return "failed", self._over_threshold(failed_items, threshold)
+                    return "failed", self._over_threshold(failed_items, threshold, self._first_failed())
             if workers.supports_kill_worker:  # only a local worker's pid is ours to kill
                 self._watchdog(inflight, workers, context["timeout"], losses.killed)
             elif getattr(workers, "supports_expire", False):
@@ -236,10 +243,11 @@ class Dispatcher:
         return broken
 
     @staticmethod
-    def _over_threshold(failed_items: int, threshold: int) -> str:
+    def _over_threshold(failed_items: int, threshold: int, named: list[str] | None = None) -> str:
+        which = f" ({', '.join(named)}{', ...' if failed_items > len(named) else ''})" if named else ""
         return (
-            f"the error threshold was exceeded: {failed_items} item(s) failed, more than "
-            f"error_threshold {threshold}; see logs/user/error.txt"
+            f"the error threshold was exceeded: {failed_items} item(s) failed{which}, more than "
+            f"error_threshold {threshold}; see `batchnb job failures` and logs/user/error.txt"
         )
 
     def _settle(
@@ -259,18 +267,27 @@ class Dispatcher:
         reason = self._record(task, result, queue, max_attempts)
         if reason == "init_failed":
             return "failed", f"init() of the scoring script failed in {result.get('worker')}:\n{result.get('error')}"
-        failed_items += self._failed_items_of(task, result, max_attempts)
+        failed_items += self._failed_items_of(task, result, reason)
         if threshold != -1 and failed_items > threshold:
-            return "failed", self._over_threshold(failed_items, threshold)
+            return "failed", self._over_threshold(failed_items, threshold, self._first_failed())
         return failed_items
 
-    def _failed_items_of(self, task: Task, result: dict[str, Any], max_attempts: int) -> int:
-        if result["status"] == "ok":
+    @staticmethod
+    def _failed_items_of(task: Task, result: dict[str, Any], outcome: str) -> int:
+        """Items that became failed for good by ``result`` (``outcome``: what :meth:`_record` made of it)."""
+        if outcome == "ok":
             return int(result.get("failed", 0))
-        return task.n_items if task.attempts >= max_attempts else 0
+        return task.n_items if outcome == "failed" else 0
+
+    def _first_failed(self) -> list[str]:
+        """The first failed items recorded, to name them when the job stops."""
+        self._flush(force=True)
+        with self.store.read() as db:
+            return [r["item"] for r in failures.list_failures(db, self.name)[:5]]
 
     def _record(self, task: Task, result: dict[str, Any], queue: collections.deque[Task], max_attempts: int) -> str:
-        """Apply one worker result to the task and the store. Returns the result's status."""
+        """Apply one worker result to the task and the store. Returns ``ok``, ``init_failed``, ``retry``
+        (queued again), ``split`` (its halves queued, see :mod:`batchnb.engine.failures`) or ``failed``."""
         status = result["status"]
         attempt = task.attempts + 1
         task.duration += float(result.get("duration") or 0.0)
@@ -298,10 +315,16 @@ class Dispatcher:
             "worker": worker,
         }
         self._log_records.append(record)  # written with the store updates, in _flush
+        revision = self.spec.get("deployment_revision")
         if status == "ok":
+            self._queue("DELETE FROM failed_items WHERE job = ? AND idx = ?", (self.name, task.idx))
+            if result["failed"]:
+                row = failures.missing_row(self.name, task.idx, task.items, attempt, result, revision)
+                self._queue(failures.INSERT, row)
             self._queue(
                 "UPDATE minibatches SET status = 'done', attempts = ?, succeeded = ?, failed = ?, rows = ?, "
-                "worker = ?, started_at = ?, ended_at = ?, duration = ?, error = ? WHERE job = ? AND idx = ?",
+                "worker = ?, started_at = ?, ended_at = ?, duration = ?, error = ?, revision = ? "
+                "WHERE job = ? AND idx = ?",
                 (
                     attempt,
                     result["succeeded"],
@@ -312,6 +335,7 @@ class Dispatcher:
                     time.time(),
                     task.duration,
                     result.get("error"),
+                    revision,
                     self.name,
                     task.idx,
                 ),
@@ -333,13 +357,46 @@ class Dispatcher:
                 "WHERE job = ? AND idx = ?",
                 (attempt, task.duration, result.get("error"), self.name, task.idx),
             )
-        else:
-            self._queue(
-                "UPDATE minibatches SET status = 'failed', attempts = ?, succeeded = 0, failed = n_items, "
-                "rows = 0, worker = ?, ended_at = ?, duration = ?, error = ? WHERE job = ? AND idx = ?",
-                (attempt, worker, time.time(), task.duration, result.get("error"), self.name, task.idx),
-            )
-        return status
+            return "retry"
+        if self._isolate and len(task.items) > 1:
+            self._split(task, queue, max_attempts, result.get("error"))
+            return "split"
+        self._queue(
+            "UPDATE minibatches SET status = 'failed', attempts = ?, succeeded = 0, failed = n_items, "
+            "rows = 0, worker = ?, ended_at = ?, duration = ?, error = ? WHERE job = ? AND idx = ?",
+            (attempt, worker, time.time(), task.duration, result.get("error"), self.name, task.idx),
+        )
+        for row in failures.item_rows(self.name, task.idx, task.items, attempt, result, revision):
+            self._queue(failures.INSERT, row)
+        return "failed"
+
+    def _split(self, task: Task, queue: collections.deque[Task], max_attempts: int, error: str | None) -> None:
+        """Every attempt of ``task`` failed: score its halves, one attempt each, ahead of the rest. The
+        first half keeps its index; the second gets a new one, and its input position, so the
+        output keeps input order."""
+        left, right, right_pos = failures.split_rows(task.items, task.pos)
+        first = Task(task.idx, left, minibatch_items(left), max(0, max_attempts - 1), pos=task.pos)
+        second = Task(self._next_idx, right, minibatch_items(right), max(0, max_attempts - 1), pos=right_pos)
+        self._next_idx += 1
+        self.logs.event(
+            f"mini-batch {task.idx} failed on every attempt: its {len(task.items)} items are split into "
+            f"mini-batches {first.idx} and {second.idx} to find the ones that fail"
+        )
+        self._queue(
+            "UPDATE minibatches SET status = 'pending', items = ?, n_items = ?, attempts = ?, duration = 0, "
+            "error = ? WHERE job = ? AND idx = ?",
+            (failures.items_json(left), first.n_items, first.attempts, error, self.name, task.idx),
+        )
+        self._queue(
+            "INSERT INTO minibatches (job, idx, items, n_items, status, attempts, pos) "
+            "VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+            (self.name, second.idx, failures.items_json(right), second.n_items, second.attempts, second.pos),
+        )
+        # Its items changed: an incremental job must not take this mini-batch for what it was.
+        self._queue("DELETE FROM scored_inputs WHERE job = ? AND idx = ?", (self.name, task.idx))
+        self._queue("DELETE FROM failed_items WHERE job = ? AND idx = ?", (self.name, task.idx))
+        queue.appendleft(second)
+        queue.appendleft(first)
 
     @staticmethod
     def _is_lost(fut: Future[Any]) -> bool:
@@ -376,9 +433,10 @@ class Dispatcher:
                     "UPDATE minibatches SET status = 'pending' WHERE job = ? AND idx = ?", (self.name, task.idx)
                 )
                 continue
-            result = {"status": "retry", "error": why, "duration": 0.0, "worker": None}
-            self._record(task, result, queue, max_attempts)
-            newly_failed += self._failed_items_of(task, result, max_attempts)
+            result = {"status": "retry", "error": why, "duration": 0.0, "worker": None, "lost": True}
+            result["timeout"] = "timeout" in why  # its worker was killed by the watchdog
+            outcome = self._record(task, result, queue, max_attempts)
+            newly_failed += self._failed_items_of(task, result, outcome)
         return newly_failed
 
     def _watchdog(self, inflight: dict[Future[Any], Task], workers: Any, timeout: float, killed: set[int]) -> None:

@@ -196,12 +196,13 @@ def record(tx: sqlite3.Connection, job: str, spec: dict[str, Any], planned: Incr
     record their fingerprints; inside the write transaction that records the job."""
     key = spec["lineage"]["scoring_key"]
     now = time.time()
+    pos = 0
     for idx, b in enumerate(planned.batches):
         n = planner.minibatch_items(b.items)
         if b.reused:
             tx.execute(
                 "INSERT INTO minibatches (job, idx, items, n_items, status, succeeded, rows, worker, started_at, "
-                "ended_at) VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?)",
+                "ended_at, pos) VALUES (?, ?, ?, ?, 'done', ?, ?, ?, ?, ?, ?)",
                 (
                     job,
                     idx,
@@ -212,13 +213,15 @@ def record(tx: sqlite3.Connection, job: str, spec: dict[str, Any], planned: Incr
                     f"reused from {b.reused['job']} mini-batch {b.reused['idx']}",
                     now,
                     now,
+                    pos,
                 ),
             )
         else:
             tx.execute(
-                "INSERT INTO minibatches (job, idx, items, n_items, status) VALUES (?, ?, ?, ?, 'pending')",
-                (job, idx, json.dumps(b.items), n),
+                "INSERT INTO minibatches (job, idx, items, n_items, status, pos) VALUES (?, ?, ?, ?, 'pending', ?)",
+                (job, idx, json.dumps(b.items), n, pos),
             )
+        pos += n
         tx.execute(
             "INSERT INTO scored_inputs (job, idx, scoring_key, first_item, items) VALUES (?, ?, ?, ?, ?)",
             (job, idx, key, b.fingerprints[0], json.dumps(b.fingerprints)),

@@ -45,6 +45,7 @@ OVERRIDABLE = {
     "mini_batch_mode": "mini_batch_mode",
     "recursive": "recursive",
     "lineage_columns": "lineage_columns",
+    "isolate_failures": "isolate_failures",
 }
 INSTANCE_COUNT_KEYS = ("instance_count", "compute.instance_count", "resources.instance_count")
 OUTPUT_PATH_KEYS = ("output_dataset.path", "output_path")
@@ -165,6 +166,51 @@ class BatchInvocation:
             "incremental": False,
         }
         return name, spec
+
+    def on_latest_revision(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """``spec`` of an existing job, moved to its deployment's current revision (``rerun-failed
+        --latest``): its model, code, environment and ``environment_variables`` are the deployment's
+        now; its input, output, other settings and mini-batches stay (the committed ones are kept as
+        they were scored).
+
+        Raises:
+            NotFoundError: The endpoint or the deployment is gone.
+            ValidationError: The deployment has no scoring script and its model is not an MLflow one.
+        """
+        deployment = self._client.batch_deployments.get(spec["deployment"], spec["endpoint"])
+        resolved = deployment["resolved"]
+        builtin = None
+        if not resolved.get("code_dir"):
+            if resolved.get("model_type") != "mlflow_model":
+                raise ValidationError(
+                    f"deployment {deployment['name']} has no scoring script, and only an mlflow_model can run "
+                    "without one",
+                    field="code_configuration",
+                )
+            builtin = "mlflow"
+        build = self._environment_build(deployment)
+        new = dict(spec)
+        # What the code runs with is the deployment's now; what shaped the plan and the output stays.
+        now = deployment.get("settings") or {}
+        new["settings"] = {
+            **spec["settings"],
+            **{k: now[k] for k in ("environment_variables", "logging_level") if k in now},
+        }
+        new.update(
+            deployment_revision=deployment["revision"],
+            model=resolved.get("model"),
+            model_dir=resolved.get("model_dir"),
+            code_dir=str(DRIVERS_DIR) if builtin else resolved["code_dir"],
+            scoring_script=MLFLOW_DRIVER if builtin else resolved["scoring_script"],
+            builtin_driver=builtin,
+            environment=resolved.get("environment"),
+            environment_build=runtime.to_record(build),
+            python=runtime.interpreter_for(build, self._ws.root),
+        )
+        if not builtin:
+            new["mlflow_in_code"] = tracking_store.uses_mlflow(resolved["code_dir"])
+        new["lineage"] = lineage.job_lineage(spec["endpoint"], deployment, new)
+        return new
 
     def _environment_build(self, deployment: dict[str, Any]) -> BuildSpec | None:
         """What the deployment's code runs in: its environment's build spec, or its MLflow model's own."""

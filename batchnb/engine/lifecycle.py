@@ -75,10 +75,14 @@ class NotResumed(Exception):
     """A job cannot be queued again as it is (its output location changed, its owner still runs...)."""
 
 
-def requeue(store: Store, name: str, reset_failed: bool, auto: bool = False) -> bool:
+def requeue(
+    store: Store, name: str, reset_failed: bool, auto: bool = False, new_spec: dict[str, Any] | None = None
+) -> bool:
     """Queue an ended or Interrupted job again, keeping its committed mini-batches (``reset_failed``:
-    its failed ones run again too). ``auto``: by an agent recovering a lost job (counted against
-    its ``max_auto_resumes``; False if another did it first). The caller then makes sure an owner runs it.
+    its failed ones, and those whose ``run()`` left items out, run again too). ``auto``: by an agent
+    recovering a lost job (counted against its ``max_auto_resumes``; False if another did it first).
+    ``new_spec``: the job's spec on the deployment's current revision (``rerun-failed --latest``).
+    The caller then makes sure an owner runs it.
 
     Raises:
         InvalidStateError: Its owner still runs it.
@@ -110,9 +114,19 @@ def requeue(store: Store, name: str, reset_failed: bool, auto: bool = False) -> 
         if batch:
             output_location.reserve(tx, name, spec)  # kept if Interrupted; taken again if it had ended
         if reset_failed:
+            again = "job = ? AND (status = 'failed' OR (status = 'done' AND failed > 0))"
+            if new_spec is not None:
+                tx.execute("UPDATE jobs SET spec = ? WHERE name = ?", (json.dumps(new_spec), name))
+                # Scored again on another revision: their fingerprints stand for the new key, never the old.
+                tx.execute(
+                    "UPDATE scored_inputs SET scoring_key = ? WHERE job = ? AND idx IN "
+                    f"(SELECT idx FROM minibatches WHERE {again})",
+                    (new_spec["lineage"]["scoring_key"], name, name),
+                )
+            # Their failed_items rows stay until each is scored again (the dispatcher drops them).
             tx.execute(
                 "UPDATE minibatches SET status = 'pending', attempts = 0, succeeded = 0, failed = 0, "
-                "rows = 0, error = NULL WHERE job = ? AND status = 'failed'",
+                f"rows = 0, error = NULL WHERE {again}",
                 (name,),
             )
     if "job_dir" in spec:

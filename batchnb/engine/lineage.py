@@ -24,7 +24,8 @@ from .drivers import DRIVERS_DIR
 
 # Settings that say where or how the output is written, not what is scored: two jobs that differ
 # only in these score every item alike.
-_NOT_SCORING = ("output_file_name", "lineage_columns")
+# isolate_failures changes which mini-batches end failed, never what a committed one holds.
+_NOT_SCORING = ("output_file_name", "lineage_columns", "isolate_failures")
 
 
 def _digest(value: Any) -> str:

@@ -142,7 +142,9 @@ def merge(store: Store, job: str, spec: dict[str, Any], logs: JobLogs) -> str | 
         done = [
             r["idx"]
             for r in db.execute(
-                "SELECT idx FROM minibatches WHERE job = ? AND status = 'done' AND rows > 0 ORDER BY idx", (job,)
+                "SELECT idx FROM minibatches WHERE job = ? AND status = 'done' AND rows > 0 "
+                "ORDER BY COALESCE(pos, idx), idx",  # input order: a split mini-batch's half has a new idx
+                (job,),
             )
         ]
         stamps = db.execute("SELECT output_stamp FROM jobs WHERE name = ?", (job,)).fetchone()[0]

@@ -168,10 +168,15 @@ class Supervisor(Dispatcher):
             if self.settings["mini_batch_mode"] == "tabular"
             else planner.plan_file_minibatches(files, int(size))
         )
-        rows = [(self.name, i, json.dumps(mb), planner.minibatch_items(mb)) for i, mb in enumerate(batches)]
+        rows, pos = [], 0
+        for i, mb in enumerate(batches):
+            n = planner.minibatch_items(mb)
+            rows.append((self.name, i, json.dumps(mb), n, pos))
+            pos += n
         with self.store.write() as tx:
             tx.executemany(
-                "INSERT INTO minibatches (job, idx, items, n_items, status) VALUES (?, ?, ?, ?, 'pending')", rows
+                "INSERT INTO minibatches (job, idx, items, n_items, status, pos) VALUES (?, ?, ?, ?, 'pending', ?)",
+                rows,
             )
             tx.execute("UPDATE jobs SET planned = 1 WHERE name = ?", (self.name,))
         self.logs.event(f"planned {len(rows)} mini-batch(es) over {len(files)} file(s)")

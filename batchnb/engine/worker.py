@@ -354,6 +354,7 @@ def score_minibatch(context: dict[str, Any], idx: int, attempt: int, items: list
             **base,
             "status": "retry",
             "error": summary,
+            "error_type": type(exc).__name__,
             "traceback": text,
             "timeout": isinstance(exc, MiniBatchTimeout),
             "duration": time.time() - started,

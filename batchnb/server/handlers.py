@@ -361,7 +361,12 @@ class JobRerunHandler(BatchnbHandler):
     @authorized
     @authorized(EXECUTE)
     async def post(self, job: str, action: str) -> None:
-        self.reply(await self.call(lambda c: c.jobs.resume(job) if action == "resume" else c.jobs.rerun_failed(job)))
+        latest = self.get_query_argument("latest", "false").lower() in ("true", "1", "yes")
+        self.reply(
+            await self.call(
+                lambda c: c.jobs.resume(job) if action == "resume" else c.jobs.rerun_failed(job, latest=latest)
+            )
+        )
 
 
 class JobLogsHandler(BatchnbHandler):

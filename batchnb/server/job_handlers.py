@@ -64,6 +64,15 @@ class JobTimelineHandler(BatchnbHandler):
         self.reply(await self.call(run))
 
 
+class JobFailuresHandler(BatchnbHandler):
+    """``jobs/<job>/failures``: a batch job's failed items (400 for a pipeline job)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, job: str) -> None:
+        self.reply(await self.call(lambda c: {"name": job, "items": c.jobs.failures(job)}))
+
+
 class JobSummaryHandler(BatchnbHandler):
     """``jobs/<job>/summary``: the summary card the notebook shows for the job (HTML and text)."""
 
@@ -164,6 +173,7 @@ ROUTES: list[tuple[str, type[BatchnbHandler]]] = [
     ("job-overview", JobOverviewHandler),
     ("jobs/(?P<job>[^/]+)/(?P<action>archive|restore)", JobArchiveHandler),
     ("jobs/(?P<job>[^/]+)/timeline", JobTimelineHandler),
+    ("jobs/(?P<job>[^/]+)/failures", JobFailuresHandler),
     ("jobs/(?P<job>[^/]+)/summary", JobSummaryHandler),
     ("jobs/(?P<job>[^/]+)/file", JobFileHandler),
     ("jobs/(?P<job>[^/]+)/preview", JobPreviewHandler),

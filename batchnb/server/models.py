@@ -555,6 +555,26 @@ class JobTimeline(_Response):
     points: list[TimelinePoint]
 
 
+class FailedItem(_Response):
+    """One item of a batch job that failed for good: a file, or a tabular chunk's rows."""
+
+    item: str
+    mini_batch: int
+    attempts: int
+    why: Literal["raised", "timeout", "crashed", "missing"]
+    error_type: str | None = None
+    error: str | None = None
+    traceback: str | None = Field(default=None, description="the log file that holds it, under the job's folder")
+    revision: int | None = Field(default=None, description="the deployment revision that scored it")
+
+
+class JobFailures(_Response):
+    """``GET jobs/<name>/failures``: the job's failed items, in input order."""
+
+    name: str
+    items: list[FailedItem]
+
+
 class OutputPreview(_Response):
     """``GET jobs/<name>/preview``: the first rows of an output file (CSV or Parquet) or its first lines."""
 
@@ -682,7 +702,15 @@ ROUTES: list[tuple[str, str, str | None, str | None, int, dict[str, str]]] = [
     ("GET", "jobs/{job}", None, "AnyJob", 200, {}),
     ("POST", "jobs/{job}/cancel", None, "AnyJob", 200, {}),
     ("POST", "jobs/{job}/resume", None, "AnyJob", 200, {}),
-    ("POST", "jobs/{job}/rerun-failed", None, "AnyJob", 200, {}),
+    (
+        "POST",
+        "jobs/{job}/rerun-failed",
+        None,
+        "AnyJob",
+        200,
+        {"latest": "true: score them on the deployment's current revision (default false)"},
+    ),
+    ("GET", "jobs/{job}/failures", None, "JobFailures", 200, {}),
     ("GET", "jobs/{job}/logs", None, "JobLogs", 200, {"lines": "how many last lines of each file (default 100)"}),
     (
         "GET",
@@ -775,6 +803,7 @@ RESPONSE_MODELS: list[type[BaseModel]] = [
     JobOutputs,
     JobOverview,
     JobTimeline,
+    JobFailures,
     OutputPreview,
     JobSummary,
     WorkspaceInfo,

@@ -198,3 +198,33 @@ MIGRATIONS.append(
     CREATE INDEX scored_inputs_by_first ON scored_inputs(scoring_key, first_item);
     """
 )
+
+MIGRATIONS.append(
+    # 8: failed items as data (issue 20). One row per item that failed for good: a file, or a
+    # tabular chunk (its row range), with its mini-batch, attempts, the error and where its
+    # traceback is; `why` says how it failed (raised | timeout | crashed | missing: left out of a
+    # short run() result). A mini-batch's rows go when it is scored again. minibatches.pos is the
+    # input position of a mini-batch's first item (outputs follow it: a mini-batch split to isolate
+    # bad items gets new indices, never new places); revision is the deployment revision that
+    # scored it (`rerun-failed --latest` scores failed items on a newer one).
+    """
+    CREATE TABLE failed_items (
+        job TEXT NOT NULL REFERENCES jobs(name) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        item TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        why TEXT NOT NULL,
+        error_type TEXT,
+        error TEXT,
+        traceback TEXT,
+        revision INTEGER,
+        failed_at REAL NOT NULL,
+        PRIMARY KEY (job, idx, item)
+    );
+    ALTER TABLE minibatches ADD COLUMN pos INTEGER;
+    ALTER TABLE minibatches ADD COLUMN revision INTEGER;
+    UPDATE minibatches SET pos = w.pos FROM (
+        SELECT job, idx, SUM(n_items) OVER (PARTITION BY job ORDER BY idx) - n_items AS pos FROM minibatches
+    ) AS w WHERE w.job = minibatches.job AND w.idx = minibatches.idx;
+    """
+)

@@ -33,11 +33,13 @@ export interface WireModels {
   EndpointList?: EndpointList;
   EndpointPatch?: EndpointPatch;
   ErrorResponse?: ErrorResponse;
+  FailedItem?: FailedItem;
   InlineModel?: InlineModel;
   InputRef?: InputRef;
   InvokeRequest?: InvokeRequest;
   ItemCounts?: ItemCounts;
   Job?: Job;
+  JobFailures?: JobFailures;
   JobGroup?: JobGroup;
   JobInput?: JobInput;
   JobLineage?: JobLineage;
@@ -726,6 +728,26 @@ export interface ErrorResponse {
   [k: string]: unknown;
 }
 /**
+ * One item of a batch job that failed for good: a file, or a tabular chunk's rows.
+ */
+export interface FailedItem {
+  item: string;
+  mini_batch: number;
+  attempts: number;
+  why: 'raised' | 'timeout' | 'crashed' | 'missing';
+  error_type?: string | null;
+  error?: string | null;
+  /**
+   * the log file that holds it, under the job's folder
+   */
+  traceback?: string | null;
+  /**
+   * the deployment revision that scored it
+   */
+  revision?: number | null;
+  [k: string]: unknown;
+}
+/**
  * A model given inline in a deployment: ``{name, path}``, registered on create.
  */
 export interface InlineModel {
@@ -798,6 +820,14 @@ export interface InvokeRequest {
 export interface OutputRef {
   type?: ('uri_folder' | 'uri_file') | null;
   path?: string | null;
+  [k: string]: unknown;
+}
+/**
+ * ``GET jobs/<name>/failures``: the job's failed items, in input order.
+ */
+export interface JobFailures {
+  name: string;
+  items: FailedItem[];
   [k: string]: unknown;
 }
 /**
@@ -1028,7 +1058,9 @@ export interface Resources {
  * lists input folders recursively; ``lineage_columns`` adds each output row's source file, row and
  * mini-batch (unset: on for a Parquet output; a text output, Azure's format, cannot have them);
  * ``max_auto_resumes`` is how many times the compute's agent resumes a job by itself after losing
- * it (the agent or the machine died).
+ * it (the agent or the machine died); ``isolate_failures`` splits a mini-batch whose attempts all
+ * failed in halves, down to single items, so that only the items that really fail are counted
+ * failed (see docs/scoring-loop.md).
  */
 export interface ModelDeploymentSettings {
   $schema?: string | null;
@@ -1047,6 +1079,7 @@ export interface ModelDeploymentSettings {
   recursive?: boolean;
   max_auto_resumes?: number;
   lineage_columns?: boolean | null;
+  isolate_failures?: boolean;
 }
 /**
  * ``settings.retry_settings``. ``max_retries`` is the total number of attempts per mini-batch,
