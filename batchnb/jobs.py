@@ -13,9 +13,7 @@ from __future__ import annotations
 import builtins  # the operations have a method named list, which shadows the type
 import json
 import shutil
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +23,7 @@ from . import display
 from .engine import agent, failures, lifecycle, output, output_location, state
 from .engine.invoke import BatchInvocation
 from .engine.logs import JobLogs, read_from
-from .engine.records import invoked_by_default, job_header, run_metrics
+from .engine.records import batch_job_record, invoked_by_default
 from .entities import Entity
 from .errors import ConflictError, InvalidStateError, JobFailedError, NotFoundError, ValidationError
 from .specfile import is_url
@@ -289,34 +287,9 @@ class JobOperations:
         if row["kind"] == "batch":
             agent.ensure(self._ws.root, row["compute"] or "local")
             return
-        log = open(job_dir / "logs" / "sys" / "supervisor.txt", "ab")  # noqa: SIM115 - handed to the child
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "batchnb.pipelines.runner", "--workspace", str(self._ws.root), "--job", name],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=job_dir,
-                start_new_session=True,  # outlives the kernel or terminal that started it
-                close_fds=True,
-            )
-        except OSError as exc:
-            with self._store.write() as tx:
-                tx.execute(
-                    "UPDATE jobs SET status = ?, error = ?, ended_at = ? WHERE name = ?",
-                    (state.FAILED, f"could not start the job's runner: {exc}", time.time(), name),
-                )
-            raise
-        finally:
-            log.close()
-        # Reap the child when it ends, so a long-lived kernel collects no zombies.
-        threading.Thread(target=proc.wait, name=f"batchnb-reap-{name}", daemon=True).start()
-        with self._store.write() as tx:  # its owner from now on, for readers (until it claims)
-            tx.execute(
-                "UPDATE jobs SET supervisor_pid = COALESCE(supervisor_pid, ?), "
-                "supervisor_started = COALESCE(supervisor_started, ?) WHERE name = ?",
-                (proc.pid, _create_time(proc.pid), name),
-            )
+        from .pipelines.runner import start_runner
+
+        start_runner(self._store, self._ws.root, name, job_dir)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -340,48 +313,7 @@ class JobOperations:
             job = Job(job_record(self._store, row, metrics))
             object.__setattr__(job, "_operations", self)
             return job
-        status = state.check_interrupted(self._store, row)
-        if status != row["status"]:
-            row = self._row(row["name"])
-        spec = json.loads(row["spec"])
-        with self._store.read() as db:
-            progress = state.progress(db, row["name"])
-            progress["scored_by_revision"] = failures.scored_by_revision(db, row["name"])
-        now = time.time()
-        started, ended = row["started_at"], row["ended_at"]
-        elapsed = ((ended or now) - started) if started else 0.0
-        mb = progress["mini_batches"]
-        finished = mb["done"] + mb["failed"]
-        progress["rows_per_second"] = round(progress["rows_written"] / elapsed, 2) if elapsed > 0 else 0.0
-        progress["elapsed_s"] = round(elapsed, 3)
-        progress["eta_s"] = (
-            round(elapsed * (mb["total"] - finished) / finished, 1)
-            if row["status"] in (state.RUNNING,) and finished
-            else None
-        )
-        job = Job(
-            {
-                **job_header(row, spec),
-                "inputs": {"input_data": {"type": spec["input"]["type"], "path": spec["input"]["given"]}},
-                "outputs": {"score": {"path": spec["output"]["dir"], "file_name": spec["output"]["file_name"]}},
-                "settings": spec["settings"],
-                "deployment_revision": spec.get("deployment_revision"),
-                "model": spec.get("model"),
-                "compute": spec.get("compute", "local"),
-                "instance_count": spec["instance_count"],
-                "workers": spec["workers"],
-                "progress": progress,
-                "job_dir": spec["job_dir"],
-                "logs_dir": str(Path(spec["job_dir"]) / "logs"),
-                "lineage": spec.get("lineage"),
-                "incremental": spec.get("incremental"),
-                # Why a Queued job has not started (its compute's agent runs as many jobs as fit).
-                "waiting": row["waiting"] if row["status"] == state.QUEUED else None,
-                "auto_resumes": row["auto_resumes"],
-            }
-        )
-        if metrics:
-            job["metrics"] = run_metrics(spec)
+        job = Job(batch_job_record(self._store, row, metrics))
         object.__setattr__(job, "_operations", self)
         return job
 
@@ -633,15 +565,6 @@ class JobOperations:
         else:
             shutil.copytree(source, target, dirs_exist_ok=True)
         return target
-
-
-def _create_time(pid: int) -> float | None:
-    import psutil
-
-    try:
-        return float(psutil.Process(pid).create_time())
-    except psutil.Error:
-        return None
 
 
 __all__ = ["Job", "JobOperations", "ended_error", "output"]

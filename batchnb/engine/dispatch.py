@@ -482,8 +482,8 @@ class Dispatcher:
             why = f"MiniBatchTimeout: not back {timeout:g} s (+{KILL_GRACE_S:g} s) after its submission; {done}"
             self.logs.event(f"mini-batch {task.idx}: {why}")
             result = {"status": "retry", "error": why, "duration": 0.0, "worker": None}
-            self._record(task, result, queue, max_attempts)
-            newly_failed += self._failed_items_of(task, result, max_attempts)
+            outcome = self._record(task, result, queue, max_attempts)
+            newly_failed += self._failed_items_of(task, result, outcome)
         return newly_failed
 
     def _abandon(self, inflight: dict[Future[Any], Task], workers: Any) -> None:

@@ -1,10 +1,18 @@
-"""What every kind of job shows of itself: who invoked it, its header fields, its MLflow metrics."""
+"""What a job shows of itself: who invoked it, its header fields, its MLflow metrics, a batch job's record."""
 
 from __future__ import annotations
 
 import getpass
+import json
 import socket
-from typing import Any
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import failures, state
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 
 def invoked_by_default() -> str:
@@ -41,3 +49,46 @@ def job_header(row: Any, spec: dict[str, Any]) -> dict[str, Any]:
         "error": row["error"],
         "archived_at": row["archived_at"],
     }
+
+
+def batch_job_record(store: Store, row: Any, metrics: bool = False) -> dict[str, Any]:
+    """A batch job as the job API shows it, with its live counters (``Interrupted`` first if its
+    owner is gone); with ``metrics``, each metric's last value in its MLflow run."""
+    if state.check_interrupted(store, row) != row["status"]:
+        with store.read() as db:
+            row = db.execute("SELECT * FROM jobs WHERE name = ?", (row["name"],)).fetchone()
+    spec = json.loads(row["spec"])
+    with store.read() as db:
+        progress = state.progress(db, row["name"])
+        progress["scored_by_revision"] = failures.scored_by_revision(db, row["name"])
+    started, ended = row["started_at"], row["ended_at"]
+    elapsed = ((ended or time.time()) - started) if started else 0.0
+    mb = progress["mini_batches"]
+    finished = mb["done"] + mb["failed"]
+    progress["rows_per_second"] = round(progress["rows_written"] / elapsed, 2) if elapsed > 0 else 0.0
+    progress["elapsed_s"] = round(elapsed, 3)
+    progress["eta_s"] = (
+        round(elapsed * (mb["total"] - finished) / finished, 1) if row["status"] == state.RUNNING and finished else None
+    )
+    record = {
+        **job_header(row, spec),
+        "inputs": {"input_data": {"type": spec["input"]["type"], "path": spec["input"]["given"]}},
+        "outputs": {"score": {"path": spec["output"]["dir"], "file_name": spec["output"]["file_name"]}},
+        "settings": spec["settings"],
+        "deployment_revision": spec.get("deployment_revision"),
+        "model": spec.get("model"),
+        "compute": spec.get("compute", "local"),
+        "instance_count": spec["instance_count"],
+        "workers": spec["workers"],
+        "progress": progress,
+        "job_dir": spec["job_dir"],
+        "logs_dir": str(Path(spec["job_dir"]) / "logs"),
+        "lineage": spec.get("lineage"),
+        "incremental": spec.get("incremental"),
+        # Why a Queued job has not started (its compute's agent runs as many jobs as fit).
+        "waiting": row["waiting"] if row["status"] == state.QUEUED else None,
+        "auto_resumes": row["auto_resumes"],
+    }
+    if metrics:
+        record["metrics"] = run_metrics(spec)
+    return record

@@ -435,6 +435,45 @@ class PipelineRunner:
             del self.running[step]
 
 
+def start_runner(store: Store, workspace_root: Path, name: str, job_dir: Path) -> None:
+    """Start the runner process of pipeline job ``name`` (detached: it outlives the caller), and
+    record it as the job's owner until it claims the job."""
+    import psutil
+
+    log = open(job_dir / "logs" / "sys" / "supervisor.txt", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "batchnb.pipelines.runner", "--workspace", str(workspace_root), "--job", name],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=job_dir,
+            start_new_session=True,  # outlives the kernel or terminal that started it
+            close_fds=True,
+        )
+    except OSError as exc:
+        with store.write() as tx:
+            tx.execute(
+                "UPDATE jobs SET status = ?, error = ?, ended_at = ? WHERE name = ?",
+                (state.FAILED, f"could not start the job's runner: {exc}", time.time(), name),
+            )
+        raise
+    finally:
+        log.close()
+    # Reap the child when it ends, so a long-lived kernel collects no zombies.
+    threading.Thread(target=proc.wait, name=f"batchnb-reap-{name}", daemon=True).start()
+    try:
+        started: float | None = psutil.Process(proc.pid).create_time()
+    except psutil.Error:
+        started = None
+    with store.write() as tx:
+        tx.execute(
+            "UPDATE jobs SET supervisor_pid = COALESCE(supervisor_pid, ?), "
+            "supervisor_started = COALESCE(supervisor_started, ?) WHERE name = ?",
+            (proc.pid, started, name),
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python -m batchnb.pipelines.runner --workspace W --job J``."""
     return lifecycle.main("batchnb-pipeline-runner", lambda root, job: PipelineRunner(root, job).run(), argv)
