@@ -213,7 +213,7 @@ def test_a_query_chooses_the_columns(ws: Path) -> None:
         (["data", "list"], ["Name", "Version", "Type", "Created", "Path"], "tables-data"),
         (["environment", "list"], ["Name", "Version", "Created", "Image"], "tables-env"),
         (["component", "list"], ["Name", "Version", "Type", "Created", "Description"], "hello"),
-        (["compute", "list"], ["Name", "Type", "Default", "Instances", "Workers", "Hosts"], "local"),
+        (["compute", "list"], ["Name", "Type", "Default", "Instances", "Workers", "Agent", "Hosts"], "local"),
         (["datastore", "list"], ["Name", "Type", "Default", "Path"], "workspaceblobstore"),
     ],
 )
