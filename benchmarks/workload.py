@@ -157,6 +157,8 @@ def deploy_mlflow(
     }
     if output_file_name:
         spec["settings"]["output_file_name"] = output_file_name
+        # The baselines write the predictions alone: so does batchnb here (no lineage columns).
+        spec["settings"]["lineage_columns"] = False
     if code:
         spec["code_configuration"] = {"code": str(code), "scoring_script": "score.py"}
     if compute:
