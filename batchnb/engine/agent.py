@@ -44,7 +44,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -88,21 +87,12 @@ def ensure(workspace_root: Path, compute: str, linger: float = 0.0) -> int | Non
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(row["pid"], signal.SIGUSR1)
             return int(row["pid"])
-    with open(log_folder(workspace_root, compute) / "agent.log", "ab") as log:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "batchnb.engine.agent"),
-                *("--workspace", str(workspace_root), "--compute", compute, "--linger", str(linger)),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=workspace_root,
-            start_new_session=True,  # outlives the kernel or terminal that started it
-            close_fds=True,
-        )
-    # Reap it when it ends, so a long-lived kernel collects no zombies.
-    threading.Thread(target=proc.wait, name=f"batchnb-reap-agent-{compute}", daemon=True).start()
+    lifecycle.start_detached(
+        "batchnb.engine.agent",
+        ["--workspace", str(workspace_root), "--compute", compute, "--linger", str(linger)],
+        log_folder(workspace_root, compute) / "agent.log",
+        workspace_root,
+    )
     return None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -168,6 +169,28 @@ def start_heartbeat(
     )
     thread.start()
     return thread
+
+
+def start_detached(module: str, args: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    """Start ``python -m module args`` in a session of its own (it outlives the kernel or terminal
+    that started it), its output appended to ``log``, and reap it when it ends (a long-lived
+    kernel collects no zombies).
+
+    Raises:
+        OSError: It could not be started.
+    """
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    threading.Thread(target=proc.wait, name=f"batchnb-reap-{proc.pid}", daemon=True).start()
+    return proc
 
 
 def main(prog: str, run: Callable[[Path, str], str], argv: list[str] | None = None) -> int:

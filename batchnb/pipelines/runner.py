@@ -440,16 +440,12 @@ def start_runner(store: Store, workspace_root: Path, name: str, job_dir: Path) -
     record it as the job's owner until it claims the job."""
     import psutil
 
-    log = open(job_dir / "logs" / "sys" / "supervisor.txt", "ab")  # noqa: SIM115 - handed to the child
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "batchnb.pipelines.runner", "--workspace", str(workspace_root), "--job", name],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=job_dir,
-            start_new_session=True,  # outlives the kernel or terminal that started it
-            close_fds=True,
+        proc = lifecycle.start_detached(
+            "batchnb.pipelines.runner",
+            ["--workspace", str(workspace_root), "--job", name],
+            job_dir / "logs" / "sys" / "supervisor.txt",
+            job_dir,
         )
     except OSError as exc:
         with store.write() as tx:
@@ -458,10 +454,6 @@ def start_runner(store: Store, workspace_root: Path, name: str, job_dir: Path) -
                 (state.FAILED, f"could not start the job's runner: {exc}", time.time(), name),
             )
         raise
-    finally:
-        log.close()
-    # Reap the child when it ends, so a long-lived kernel collects no zombies.
-    threading.Thread(target=proc.wait, name=f"batchnb-reap-{name}", daemon=True).start()
     try:
         started: float | None = psutil.Process(proc.pid).create_time()
     except psutil.Error:
