@@ -401,6 +401,32 @@ def test_two_jobs_on_one_endpoint_at_once(client, deploy, csv_inputs, tmp_path):
     assert output_file(first).parent != output_file(second).parent
 
 
+def test_parquet_parts_of_different_schemas_merge_into_one_output_in_input_order(client, deploy, csv_inputs):
+    # The output is appended to as parts commit; a part whose schema differs from the first one's
+    # (here a column that is all null in the first mini-batch, numbers later) must still give the
+    # merged output its unified schema, every row once, in input order.
+    deploy(
+        """
+        import pandas as pd
+        def init():
+            pass
+        def run(mini_batch):
+            df = pd.concat([pd.read_csv(f) for f in mini_batch], ignore_index=True)
+            df["score"] = None if df.x.iloc[0] == 0 else df.x * 0.5
+            return df[["x", "score"]]
+        """,
+        mini_batch_size=2,
+        max_concurrency_per_instance=2,
+        output_file_name="scores.parquet",
+        lineage_columns=False,
+    )
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(6))).wait(timeout=120)
+    assert job["status"] == "Completed", job["error"]
+    table = pq.read_table(output_file(job))
+    assert table.schema.field("score").type == pa.float64()
+    assert table.to_pydict() == {"x": list(range(6)), "score": [None, None, 1.0, 1.5, 2.0, 2.5]}
+
+
 def test_tabular_mode_cuts_parquet_along_row_groups(client, deploy, tmp_path):
     folder = tmp_path / "table"
     folder.mkdir()

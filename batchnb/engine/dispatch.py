@@ -25,6 +25,7 @@ from ..store import Store
 from . import failures, faults, output, state
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
 from .logs import JobLogs
+from .merge_stream import OutputStream
 from .planner import minibatch_items
 from .worker import score_minibatch
 
@@ -73,6 +74,7 @@ class Dispatcher:
         self.stopped: str | None = None
         self._isolate = bool(self.settings.get("isolate_failures", True))
         self._next_idx = 0  # the index a split mini-batch's second half gets
+        self.stream: OutputStream | None = None  # the output, appended to as parts commit
 
     # -- store helpers --------------------------------------------------------------------------
 
@@ -126,6 +128,9 @@ class Dispatcher:
             "mode": s["mini_batch_mode"],
             "output_action": s["output_action"],
             "part_format": output.part_format(s["output_file_name"]),
+            # Workers add the lineage columns to a part only when the output keeps them: on a large
+            # tabular mini-batch they cost more than writing the part.
+            "lineage": output.lineage_enabled(s),
         }
 
     def _dispatch(self, workers: Any) -> tuple[str, str | None]:
@@ -142,7 +147,15 @@ class Dispatcher:
             ).fetchall()
             failed_items = state.progress(db, self.name)["items"]["failed"]
             top = db.execute("SELECT MAX(idx) FROM minibatches WHERE job = ?", (self.name,)).fetchone()[0]
+            order = [
+                (r["idx"], r["rows"] if r["status"] == "done" else 0 if r["status"] == "failed" else None)
+                for r in db.execute(
+                    "SELECT idx, status, rows FROM minibatches WHERE job = ? ORDER BY COALESCE(pos, idx), idx",
+                    (self.name,),
+                )
+            ]
         self._next_idx = (top or 0) + 1
+        self.stream = OutputStream.open(self.spec, order)
         queue = collections.deque(
             Task(r["idx"], json.loads(r["items"]), r["n_items"], r["attempts"], r["duration"], pos=r["pos"])
             for r in rows
@@ -205,6 +218,8 @@ class Dispatcher:
                     return "failed", self._over_threshold(failed_items, threshold)
             self._flush()
             self._write_progress()
+            if self.stream is not None:
+                self.stream.advance()
         return "done", None
 
     def _submit(
@@ -345,6 +360,8 @@ class Dispatcher:
                     f"mini-batch {task.idx}: {result['error']} on the last attempt; "
                     f"{result['failed']} item(s) counted as failed"
                 )
+            if self.stream is not None:
+                self.stream.settled(task.idx, int(result["rows"]))
             return status
         where = f" (traceback: logs/user/error/{worker}.txt)" if worker else ""
         self.logs.user_error(
@@ -368,12 +385,16 @@ class Dispatcher:
         )
         for row in failures.item_rows(self.name, task.idx, task.items, attempt, result, revision):
             self._queue(failures.INSERT, row)
+        if self.stream is not None:
+            self.stream.settled(task.idx, 0)
         return "failed"
 
     def _split(self, task: Task, queue: collections.deque[Task], max_attempts: int, error: str | None) -> None:
         """Every attempt of ``task`` failed: score its halves, one attempt each, ahead of the rest. The
         first half keeps its index; the second gets a new one, and its input position, so the
         output keeps input order."""
+        if self.stream is not None:
+            self.stream.abandon()  # a new mini-batch takes a place in the input order: merge at the end
         left, right, right_pos = failures.split_rows(task.items, task.pos)
         first = Task(task.idx, left, minibatch_items(left), max(0, max_attempts - 1), pos=task.pos)
         second = Task(self._next_idx, right, minibatch_items(right), max(0, max_attempts - 1), pos=right_pos)

@@ -179,61 +179,73 @@ class RowLineage:
         self.items = items
         self.given = given
 
-    def _input_rows(self) -> tuple[list[Any], list[Any]] | None:
-        """Each input row's (file, row), for a tabular mini-batch; None in file mode."""
+    def _input_rows(self) -> tuple[Any, Any, list[str]] | None:
+        """For a tabular mini-batch, each input row's file (a code into the list of files) and row
+        in it, as numpy arrays; None in file mode. Built from the runs of rows, never row by row:
+        this runs for every mini-batch of a job, on hundreds of thousands of rows."""
+        import numpy as np
+
         if not is_dataframe(self.given):
             return None
-        files: list[Any] = []
-        rows: list[Any] = []
-        for path, first, count in self.given.attrs.get("batchnb_sources") or []:
-            files += [path] * count
-            rows += range(first, first + count)
-        return (files, rows) if len(files) == len(self.given) else None
+        sources = self.given.attrs.get("batchnb_sources") or []
+        if sum(count for _, _, count in sources) != len(self.given):
+            return None
+        names = [str(path) for path, _, _ in sources]
+        counts = [count for _, _, count in sources]
+        codes = np.repeat(np.arange(len(sources), dtype=np.int32), counts)
+        runs = [np.arange(first, first + count, dtype=np.int64) for _, first, count in sources]
+        rows = np.concatenate(runs) if runs else np.zeros(0, dtype=np.int64)
+        return codes, rows, names
 
     def add_to(self, table: Any, frame: Any, idx: int) -> Any:
         """The Arrow ``table`` of result ``frame`` with the lineage columns appended (a column the
         result already has is kept as it is; the built-in MLflow driver names each row's file)."""
+        import numpy as np
         import pandas as pd
         import pyarrow as pa
 
         n = len(frame)
-        files: list[Any] = [None] * n
-        rows: list[Any] = [None] * n
+        files: Any = pa.nulls(n, pa.string())
+        rows: Any = pa.nulls(n, pa.int64())
         tabular = self._input_rows()
         if tabular is not None:
-            in_files, in_rows = tabular
+            codes, in_rows, names = tabular
+            given = len(codes)
             index = frame.index
             # An index that may have been reset (0, 1, ... on fewer rows than were given) says nothing.
-            reset = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 and n != len(in_files)
+            reset = isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 and n != given
             kept = (
                 n > 0 and not reset and pd.api.types.is_integer_dtype(index) and index.is_unique
-                and 0 <= index.min() <= index.max() < len(in_files)
+                and 0 <= index.min() <= index.max() < given
             )  # fmt: skip
-            positions = list(index) if kept else list(range(n)) if n == len(in_files) else []
-            if positions:  # run() kept the input frame's index (a selection, or the frame itself), or its rows
-                files = [in_files[i] for i in positions]
-                rows = [in_rows[i] for i in positions]
-            elif len(set(in_files)) == 1:
-                files = [in_files[0]] * n
+            positions = index.to_numpy() if kept else np.arange(n) if n == given else None
+            # run() kept the input frame's index (a selection, or the frame itself), or its rows.
+            if positions is not None:
+                files = pa.DictionaryArray.from_arrays(pa.array(codes[positions]), pa.array(names, pa.string()))
+                files = files.cast(pa.string())
+                rows = pa.array(in_rows[positions], pa.int64())
+            elif len(set(names)) == 1:
+                files = pa.array([names[0]] * n, pa.string())
         else:
             local = {str(g): str(i) for g, i in zip(self.given, self.items, strict=False)}
+            found: list[Any] = [None] * n
             if "_source_file" in frame.columns:  # a remote file's local copy, named back by its URL
-                files = [local.get(str(f), f) for f in frame["_source_file"]]
+                found = [local.get(str(f), f) for f in frame["_source_file"]]
             elif n == len(self.items):  # one result per file: Azure's contract for file mode
-                files = [str(i) for i in self.items]
+                found = [str(i) for i in self.items]
             elif len(self.items) == 1:
-                files = [str(self.items[0])] * n
-        names = table.column_names
-        if "_source_file" in names and tabular is None:
-            where = names.index("_source_file")
-            table = table.set_column(where, "_source_file", pa.array(files, pa.string()))
-        for name, values, kind in (
-            ("_source_file", files, pa.string()),
-            ("_source_row", rows, pa.int64()),
-            ("_mini_batch", [idx] * n, pa.int64()),
+                found = [str(self.items[0])] * n
+            files = pa.array(found, pa.string())
+        names_in = table.column_names
+        if "_source_file" in names_in and tabular is None:
+            table = table.set_column(names_in.index("_source_file"), "_source_file", files)
+        for name, values in (
+            ("_source_file", files),
+            ("_source_row", rows),
+            ("_mini_batch", pa.array(np.full(n, idx, dtype=np.int64))),
         ):
-            if name not in names:
-                table = table.append_column(name, pa.array(values, kind))
+            if name not in names_in:
+                table = table.append_column(name, values)
         return table
 
 
@@ -306,6 +318,7 @@ def merge_parts(
     owned: Sequence[str] = (),
     record: Callable[[list[str]], None] | None = None,
     drop: Sequence[str] = (),
+    built: tuple[Path, int] | None = None,
 ) -> int:
     """Concatenate part files, in the given order, into ``destination`` atomically.
 
@@ -316,6 +329,8 @@ def merge_parts(
     crash never leaves this job's own file unrecognised), then the new file's alone. ``destination``
     may be an fsspec URL, in which case the merged file is built locally and uploaded. ``drop``
     names Parquet columns left out of the merged file (the lineage columns, when not wanted).
+    ``built`` is the merged file already written, with its count, on the destination's filesystem
+    (see :mod:`batchnb.engine.merge_stream`): only put in place.
 
     Returns:
         The number of bytes (text) or rows (Parquet) written.
@@ -339,9 +354,14 @@ def merge_parts(
         return count
     dest = Path(destination)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
+    tmp = built[0] if built else dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
     try:
-        count = _merge_parquet(parts, tmp, drop) if fmt == "parquet" else _merge_text(parts, tmp)
+        if built:
+            count = built[1]
+        elif fmt == "parquet":
+            count = _merge_parquet(parts, tmp, drop)
+        else:
+            count = _merge_text(parts, tmp)
         new = str(file_stamp(str(tmp)))
         keep([*owned, new])
         _place(tmp, dest, owned)
@@ -399,7 +419,7 @@ def _merge_parquet(parts: list[Path], tmp: Path, drop: Sequence[str] = ()) -> in
     rows = 0
     with pq.ParquetWriter(tmp, schema) as writer:
         for part in parts:
-            table = pq.read_table(part)
+            table = pq.ParquetFile(part).read()
             for name in schema.names:
                 if name not in table.column_names:
                     table = table.append_column(name, pa.nulls(len(table), schema.field(name).type))

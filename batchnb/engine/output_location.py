@@ -37,6 +37,7 @@ from . import output, state
 if TYPE_CHECKING:
     from ..store import Store
     from .logs import JobLogs
+    from .merge_stream import OutputStream
 
 
 def reserved_path(spec: dict[str, Any]) -> str:
@@ -126,11 +127,15 @@ def check_resumable(job: str, spec: dict[str, Any], stamps: list[str]) -> None:
         )
 
 
-def merge(store: Store, job: str, spec: dict[str, Any], logs: JobLogs) -> str | None:
+def merge(
+    store: Store, job: str, spec: dict[str, Any], logs: JobLogs, stream: OutputStream | None = None
+) -> str | None:
     """The final step of an ``append_row`` job: merge its committed parts into its output file.
 
     Only the job's own earlier file is ever replaced (its stamps are kept in the store). A merge
-    that cannot be done loses nothing: the parts stay, and ``resume`` merges again.
+    that cannot be done loses nothing: the parts stay, and ``resume`` merges again. ``stream``, the
+    output appended to while the job ran (see :mod:`batchnb.engine.merge_stream`), is finished and
+    put in place instead when it holds the first of these parts exactly.
 
     Returns:
         Why the merge could not be done, in one line that says what to do; None once the file is
@@ -157,7 +162,10 @@ def merge(store: Store, job: str, spec: dict[str, Any], logs: JobLogs) -> str | 
     then = f"then run `batchnb job resume -n {job}` to finish the merge (every mini-batch is kept)"
     try:
         drop = () if output.lineage_enabled(spec["settings"]) else output.LINEAGE_COLUMNS
-        written = output.merge_parts(parts, destination, fmt, owned=(stamps or "").split(), record=keep, drop=drop)
+        built = stream.finish(parts) if stream is not None else None
+        written = output.merge_parts(
+            parts, destination, fmt, owned=(stamps or "").split(), record=keep, drop=drop, built=built
+        )
     except output.ForeignOutputError as exc:
         return f"{exc.message}: move it away, {then}"
     except OSError as exc:
@@ -168,5 +176,6 @@ def merge(store: Store, job: str, spec: dict[str, Any], logs: JobLogs) -> str | 
         reason = " ".join(str(exc).split()) or type(exc).__name__
         return f"could not write the output {destination}: {reason}; {then}"
     unit = "rows" if fmt == "parquet" else "bytes"
-    logs.event(f"merged {len(parts)} part(s) into {destination} ({written} {unit})")
+    how = " (appended as they were committed)" if built else ""
+    logs.event(f"merged {len(parts)} part(s) into {destination} ({written} {unit}){how}")
     return None

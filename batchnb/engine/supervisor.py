@@ -110,6 +110,8 @@ class Supervisor(Dispatcher):
             self._set_status(state.FAILED, f"batchnb system error: {exc}\n{text}", ended=True)
             return state.FAILED
         finally:
+            if self.stream is not None:
+                self.stream.abandon()  # whatever was not used by the merge
             self._stop.set()
             beat.join(timeout=5)
             workers.close(retire=retire)
@@ -244,7 +246,7 @@ class Supervisor(Dispatcher):
             return state.FAILED
         self._set_status(state.FINALIZING)
         if self.settings["output_action"] == "append_row":
-            blocked = output_location.merge(self.store, self.name, self.spec, self.logs)
+            blocked = output_location.merge(self.store, self.name, self.spec, self.logs, self.stream)
             if blocked:
                 # Every mini-batch is scored and its part kept: resume only merges again.
                 self.logs.result(f"Interrupted: {blocked}\n")

@@ -328,7 +328,7 @@ def score_minibatch(context: dict[str, Any], idx: int, attempt: int, items: list
         if context["output_action"] == "append_row" and n_results:
             parts = Path(context["job_dir"]) / "parts"
             try:
-                lineage = output.RowLineage(items, mini_batch)
+                lineage = output.RowLineage(items, mini_batch) if context.get("lineage", True) else None
                 rows = output.write_part(parts, idx, result, context["part_format"], lineage)
             except OSError as exc:  # batchnb's own file, not the script's failure: never charged to it
                 error = faults.system_error(f"write the part file of mini-batch {idx} in {parts}", exc)
