@@ -173,7 +173,7 @@ def test_output_is_the_same_with_either_start_method(client, deploy, csv_inputs,
 
 
 def test_the_zygote_imports_what_a_scoring_script_imports_of_the_fork_safe_packages(tmp_path):
-    from batchnb.compute import zygote
+    from batchnb.compute import preload
 
     (tmp_path / "score.py").write_text(
         "import os, numpy as np\n"
@@ -184,7 +184,7 @@ def test_the_zygote_imports_what_a_scoring_script_imports_of_the_fork_safe_packa
         "def init():\n    import skops.io\n"
     )
     spec = {"code_dir": str(tmp_path), "scoring_script": "score.py"}
-    assert zygote.preload_for(spec) == (
+    assert preload.preload_for(spec) == (
         "batchnb.engine.worker",
         "pandas",
         "pyarrow.parquet",
@@ -195,4 +195,39 @@ def test_the_zygote_imports_what_a_scoring_script_imports_of_the_fork_safe_packa
     )
     # torch is not known to be safe to fork after importing; skops is imported inside init() only.
     (tmp_path / "broken.py").write_text("import numpy\ndef init(:\n")
-    assert zygote.preload_for({**spec, "scoring_script": "broken.py"})[3:] == ()
+    assert preload.preload_for({**spec, "scoring_script": "broken.py"})[3:] == ()
+
+
+def test_the_zygote_imports_what_loading_an_mlflow_model_imports_read_from_its_files(tmp_path):
+    # A deployment whose scoring script loads its MLflow model: the zygote imports the flavor's
+    # loader and the model's classes, named in MLmodel and in the model file (never unpickled).
+    import mlflow.sklearn
+    import numpy as np
+    import skops.io
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import LogisticRegression
+
+    from batchnb.compute import preload
+
+    x = np.arange(20, dtype=float).reshape(10, 2)
+    forest = RandomForestRegressor(n_estimators=2, max_depth=2, random_state=0).fit(x, x[:, 0])
+    trusted = skops.io.get_untrusted_types(data=skops.io.dumps(forest))
+    models = tmp_path / "model"  # AZUREML_MODEL_DIR: the model sits in a sub-folder of it
+    mlflow.sklearn.save_model(
+        forest, models / "forest", serialization_format="skops", skops_trusted_types=trusted, pip_requirements=[]
+    )
+    (tmp_path / "score.py").write_text("import mlflow\ndef init():\n    pass\n")
+    spec = {"code_dir": str(tmp_path), "scoring_script": "score.py", "model_dir": str(models)}
+    loaded = preload.preload_for(spec)
+    assert loaded[3:6] == ("mlflow", "mlflow.pyfunc", "mlflow.sklearn")
+    assert {"skops.io", "sklearn.ensemble._forest", "sklearn.tree._classes"} <= set(loaded)
+
+    pickled = tmp_path / "pickled"
+    logistic = LogisticRegression().fit(x, [0, 1] * 5)
+    mlflow.sklearn.save_model(logistic, pickled, serialization_format="cloudpickle", pip_requirements=[])
+    assert "sklearn.linear_model._logistic" in preload.model_imports(pickled)
+    # Without mlflow in the script, the model is not what it loads; a folder without MLmodel says nothing.
+    (tmp_path / "plain.py").write_text("import numpy\ndef init():\n    pass\n")
+    assert preload.preload_for({**spec, "scoring_script": "plain.py"})[3:] == ("numpy",)
+    (tmp_path / "empty").mkdir()
+    assert preload.model_imports(tmp_path / "empty") == []

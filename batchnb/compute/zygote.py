@@ -7,8 +7,10 @@ that N times, side by side. Instead, the agent starts its workers through the st
 worker on demand. A worker started for a job, after a worker crashed or after a hung ``run()`` was
 killed is ready in milliseconds, and the workers share the zygote's pages until they write to them.
 
-Only imports that are safe to fork after are done here (:func:`preload_for`). A user's scoring
-script is never imported or run here: its ``init()`` runs in each worker, per job, as on Azure.
+Only imports that are safe to fork after are done here (:mod:`batchnb.compute.preload` chooses
+them), and what a library does once per process on first use that is as safe (:data:`WARM_UPS`). A
+user's scoring script is never imported or run here, nor a model loaded: its ``init()`` runs in
+each worker, per job, as on Azure.
 The stdlib keeps one forkserver per process, so an agent has one zygote.
 
 The configuration arrives in a file, which the zygote reads and deletes as it starts. The file
@@ -134,6 +136,20 @@ def remove(config: Path) -> None:
     ready_path(config).unlink(missing_ok=True)
 
 
+def _warm_mlflow() -> None:
+    """``mlflow.pyfunc.load_model`` checks the model's requirements against the installed packages,
+    and the first time in a process maps every installed distribution to its modules, reading all
+    their metadata (about a second, in every worker that loads a model). Done here once, the map is
+    inherited by every worker forked after."""
+    from mlflow.utils import requirements_utils
+
+    requirements_utils._init_packages_to_modules_map()
+
+
+# A module the zygote imported -> what it then does once for every worker.
+WARM_UPS = {"mlflow.pyfunc": _warm_mlflow}
+
+
 def prepare(config: dict[str, Any]) -> None:
     """Import ``config["modules"]``."""
     os.environ.update(config.get("env") or {})
@@ -147,6 +163,12 @@ def prepare(config: dict[str, Any]) -> None:
             importlib.import_module(name)
         except Exception:  # only a head start: a worker imports what it needs itself and reports failures
             traceback.print_exc()
+    for name, warm_up in WARM_UPS.items():
+        if name in sys.modules:
+            try:
+                warm_up()
+            except Exception:  # a head start again, on a library's private part that may change
+                traceback.print_exc()
     imported = time.time()
     print(f"zygote {os.getpid()}: imported {', '.join(config.get('modules') or ())} in {imported - started:.2f} s")
     sys.stdout.flush()
@@ -180,9 +202,6 @@ START_ENV = "BATCHNB_WORKER_START"
 START_METHODS = ("zygote", "spawn")
 # What every worker imports: the engine's worker side and the data stack it reads with.
 BASE_MODULES = ("batchnb.engine.worker", "pandas", "pyarrow.parquet")
-# Packages the zygote may import ahead of a scoring script that imports them: common, slow to
-# import, and safe to fork after importing (none starts threads or opens devices at import).
-FORK_SAFE_PACKAGES = frozenset({"numpy", "pandas", "pyarrow", "scipy", "sklearn", "mlflow", "skops", "joblib"})
 # How often a worker checks that the zygote it was forked from is still alive.
 _PARENT_CHECK_INTERVAL_S = 1.0
 
@@ -198,48 +217,6 @@ def start_method() -> str:
             field=START_ENV,
         )
     return method
-
-
-def preload_for(spec: dict[str, Any]) -> tuple[str, ...]:
-    """What the zygote imports ahead of a job like this one: the data stack; batchnb's MLflow
-    driver for a model without a scoring script; for a user's scoring script, what it imports at
-    its top level of :data:`FORK_SAFE_PACKAGES` (the script itself is never imported ahead), and
-    ``mlflow.pyfunc`` if it imports mlflow."""
-    modules = list(BASE_MODULES)
-    if spec.get("builtin_driver") == "mlflow":
-        return (*modules, "batchnb.engine.drivers.mlflow_score")
-    if not (spec.get("code_dir") and spec.get("scoring_script")):
-        return tuple(modules)
-    imported = script_imports(Path(spec["code_dir"]) / spec["scoring_script"])
-    modules += [m for m in imported if m.split(".")[0] in FORK_SAFE_PACKAGES]
-    if any(m.split(".")[0] == "mlflow" for m in imported):
-        modules.append("mlflow.pyfunc")
-    return tuple(dict.fromkeys(modules))
-
-
-def script_imports(script: Path) -> list[str]:
-    """The modules a scoring script imports at its top level (also inside a top-level ``try``, its
-    ``except`` fallbacks, or ``if``), in order; [] if it cannot be read or parsed (its job reports that)."""
-    import ast
-
-    try:
-        tree = ast.parse(script.read_text(), filename=str(script))
-    except (OSError, SyntaxError, ValueError):
-        return []
-    found: list[str] = []
-    pending: list[ast.stmt] = list(tree.body)
-    while pending:
-        node = pending.pop(0)
-        if isinstance(node, ast.Import):
-            found += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.append(node.module)
-        elif isinstance(node, ast.If):
-            pending[:0] = [*node.body, *node.orelse]
-        elif isinstance(node, ast.Try):
-            handlers = [stmt for handler in node.handlers for stmt in handler.body]
-            pending[:0] = [*node.body, *handlers, *node.orelse, *node.finalbody]
-    return found
 
 
 def _server() -> Any:

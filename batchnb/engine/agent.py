@@ -364,12 +364,12 @@ class Agent:
             else:
                 sup.logs.event(f"compute {self.name}: SSH cluster on {', '.join(self.compute.get('hosts', []))}")
             return DaskWorkers(self.cluster, self.compute, sup.name, wanted, log=sup.logs.event)
-        from ..compute import workers, zygote
+        from ..compute import preload, workers
 
         if self.pool is None:
             capacity = workers.capacity_of(self.compute)
             log = str(log_folder(self.root, self.name))
-            start = workers.local_starter(self.root, capacity, zygote.preload_for(sup.spec), log)
+            start = workers.local_starter(self.root, capacity, preload.preload_for(sup.spec), log)
             self.pool = workers.WorkerPool(capacity, start)
         from ..environments import interpreter_for
 
