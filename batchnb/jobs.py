@@ -527,36 +527,34 @@ class JobOperations:
             tracebacks: Add ``traceback_text``, the traceback itself (``None`` for an item that timed
                 out, crashed or was left out of a short ``run()`` result).
         """
-        job = self._batch_only(name, "failed items")
+        job, own = self._batch_only(name, "failed items")
         with self._store.read() as db:
-            return failures.list_failures(db, _own_name(job), limit, tracebacks, Path(job["logs_dir"]).parent)
+            return failures.list_failures(db, own, limit, tracebacks, Path(job["logs_dir"]).parent)
 
     def worker_timeline(self, name: str) -> builtins.list[dict[str, Any]]:
-        """Every mini-batch attempt of a batch job, in the order they started: the ``worker`` process
-        that ran it, ``start`` and ``end`` in seconds since the job started, ``mini_batch``,
-        ``attempt``, ``items``, ``outcome`` (ok, retried, failed) and ``error``; what Dask's task
-        stream shows of tasks."""
-        job = self._batch_only(name, "worker timelines")
+        """Every mini-batch attempt of a batch job, in the order they started (see
+        :func:`batchnb.engine.attempts.worker_timeline`): what Dask's task stream shows of tasks."""
+        job, own = self._batch_only(name, "worker timelines")
         with self._store.read() as db:
-            return attempts.worker_timeline(db, _own_name(job), job["started_at"])
+            return attempts.worker_timeline(db, own, job["started_at"])
 
     def summary_html(self, job: Job | dict[str, Any]) -> str:
         """A job's summary card (:func:`batchnb.display.job_html`) with what it draws from the store:
         a batch job's throughput, worker timeline and first failed items with their tracebacks."""
         if job.get("type") != "batch":
             return display.job_html(job)
-        name = _own_name(job)
+        name = job["name"]
         shown = self.failures(name, limit=display.FAILURES_SHOWN, tracebacks=True)
         total = len(self.failures(name)) if len(shown) == display.FAILURES_SHOWN else len(shown)
         return display.job_html(
             job, self.timeline(name), failed=shown, failed_total=total, attempts=self.worker_timeline(name)
         )
 
-    def _batch_only(self, name: str, what: str) -> Job:
-        job = self._peek(name)
-        if job["type"] != "batch":
+    def _batch_only(self, name: str, what: str) -> tuple[Job, str]:
+        """The batch job, and the name its store rows have (its scoring child's are the batch job's)."""
+        if (job := self._peek(name))["type"] != "batch":
             raise ValidationError(f"job {name} is a {job['type']} job; {what} are those of batch jobs", field="name")
-        return job
+        return job, str(job.get("parent_job_name") or job["name"])
 
     @staticmethod
     def _refuse_step(job: Job, action: str) -> Job:
@@ -596,11 +594,6 @@ class JobOperations:
         else:
             shutil.copytree(source, target, dirs_exist_ok=True)
         return target
-
-
-def _own_name(job: Any) -> str:
-    """The name of the batch job whose store rows a job's are: its own, or its parent's for its scoring child."""
-    return str(job.get("parent_job_name") or job["name"])
 
 
 __all__ = ["Job", "JobOperations", "ended_error", "output"]

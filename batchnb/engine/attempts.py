@@ -80,7 +80,8 @@ def list_attempts(db: sqlite3.Connection, job: str) -> list[dict[str, Any]]:
 
 def worker_timeline(db: sqlite3.Connection, job: str, started_at: float | None) -> list[dict[str, Any]]:
     """The job's attempts (see :func:`list_attempts`) with ``start`` and ``end``: seconds since the job
-    started (a remote worker's clock may run behind: never before 0)."""
+    started (a remote worker's clock may run behind: never before 0). Each says which ``worker``
+    process ran it, ``mini_batch``, ``attempt``, ``items``, ``outcome`` (ok, retried, failed) and ``error``."""
     found = list_attempts(db, job)
     if not found:
         return []
