@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import math
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,7 +34,7 @@ MUTED_FALLBACK = "#616161"
 STYLE = (
     "<style>"
     ".batchnb-card .batchnb-card-failures table{width:100%;table-layout:auto}"
-    ".batchnb-card .batchnb-card-failures td.batchnb-card-item{word-break:break-all;font-size:12px}"
+    ".batchnb-card .batchnb-card-failures td.batchnb-card-item{overflow-wrap:anywhere;min-width:9em;font-size:12px}"
     f".batchnb-card .batchnb-card-failures summary{{cursor:pointer;color:{ERROR_TEXT}}}"
     ".batchnb-card .batchnb-card-failures pre{white-space:pre-wrap;word-break:break-word;font-size:11px;"
     "margin:4px 0;padding:4px 6px;max-height:320px;overflow:auto;color:var(--jp-content-font-color1,#000);"
@@ -64,7 +65,12 @@ def failures_html(failed: list[dict[str, Any]], total: int, job_name: str) -> st
     """
     if not failed:
         return ""
-    rows = "".join(_failure_row(f) for f in failed)
+    # Items are mostly files of one input folder: named once, so the table has room for the errors.
+    # By characters, cut at the last separator: commonpath would turn a URL's "//" into "/".
+    common = os.path.commonprefix([str(f["item"]) for f in failed])  # noqa: RUF071
+    folder = common[: max(common.rfind("/"), common.rfind("\\")) + 1]
+    rows = "".join(_failure_row(f, len(folder)) for f in failed)
+    where = f" in <code>{html.escape(folder)}</code>" if folder else ""
     more = ""
     if total > len(failed):
         command = html.escape(f"batchnb job failures -n {job_name}")
@@ -74,20 +80,20 @@ def failures_html(failed: list[dict[str, Any]], total: int, job_name: str) -> st
         )
     return (
         f'<div class="batchnb-card-failures" data-failed-items="{total}">'
-        f"<b>Failed items</b> ({total:,})"
+        f"<b>Failed items</b> ({total:,}){where}"
         "<table><tr><th>item</th><th>mini-batch</th><th>attempts</th><th>why</th><th>error</th></tr>"
         f"{rows}</table>{more}</div>"
     )
 
 
-def _failure_row(f: dict[str, Any]) -> str:
+def _failure_row(f: dict[str, Any], cut: int) -> str:
     error = html.escape(str(f.get("error") or f.get("error_type") or ""))
     trace = f.get("traceback_text")
     if trace:
         error = f"<details><summary>{error or 'traceback'}</summary><pre>{html.escape(trace)}</pre></details>"
     return (
         f'<tr data-item="{html.escape(str(f["item"]))}" data-why="{html.escape(str(f["why"]))}">'
-        f'<td class="batchnb-card-item">{html.escape(str(f["item"]))}</td><td>{f["mini_batch"]}</td>'
+        f'<td class="batchnb-card-item">{html.escape(str(f["item"])[cut:])}</td><td>{f["mini_batch"]}</td>'
         f"<td>{f['attempts']}</td><td>{html.escape(str(f['why']))}</td><td>{error}</td></tr>"
     )
 

@@ -6,13 +6,20 @@ row's traceback opens in place and shows the script's own traceback, and the wor
 drawn at a real size with a row per worker process and a bar per attempt, readable in both themes.
 "Rerun failed" offers the job's own snapshot or the deployment's current revision: after the fix
 (a new revision), "Current revision" scores them again and the table empties.
+
+In a notebook, the job's static summary card (what the widget and nbconvert reports show) has the
+same table, whose tracebacks open with a click (``<details>``, no JavaScript), and the timeline;
+both readable in both themes.
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
+import nbformat
 from playwright.sync_api import Page, expect
 
 from batchnb import BatchClient
@@ -33,12 +40,12 @@ def run(mini_batch):
 """
 
 
-def _deployment(client: BatchClient, code: Path, bad: str) -> None:
+def _deployment(client: BatchClient, endpoint: str, code: Path, bad: str) -> None:
     client.batch_deployments.create_or_update(
         {
             "name": "blue",
-            "endpoint_name": "ep-failures",
-            "model": "azureml:ep-failures-model@latest",
+            "endpoint_name": endpoint,
+            "model": f"azureml:{endpoint}-model@latest",
             "code_configuration": {"code": str(code), "scoring_script": "score.py"},
             "settings": {
                 "mini_batch_size": 1,
@@ -52,10 +59,9 @@ def _deployment(client: BatchClient, code: Path, bad: str) -> None:
     )
 
 
-def test_the_detail_view_lists_failed_items_opens_tracebacks_draws_workers_and_reruns(
-    page: Page, lab, tmp_path: Path
-) -> None:
-    base = lab.root / "ep-failures-test"
+def _failing_job(lab, endpoint: str) -> SimpleNamespace:
+    """``endpoint``'s deployment blue, failing on f02.txt and f05.txt of 8 files, and its ended job."""
+    base = lab.root / f"{endpoint}-test"
     model, code, data = base / "model", base / "code", base / "data"
     for folder in (model, code, data):
         folder.mkdir(parents=True, exist_ok=True)
@@ -64,12 +70,25 @@ def test_the_detail_view_lists_failed_items_opens_tracebacks_draws_workers_and_r
     for i in range(8):
         (data / f"f{i:02d}.txt").write_text(str(i))
     client = BatchClient(lab.workspace)
-    client.models.create_or_update({"name": "ep-failures-model", "path": str(model)})
-    client.batch_endpoints.create_or_update({"name": "ep-failures"})
-    _deployment(client, code, bad="f02.txt,f05.txt")
-    job = client.batch_endpoints.invoke("ep-failures", input=str(data)).wait(timeout=120)
+    client.models.create_or_update({"name": f"{endpoint}-model", "path": str(model)})
+    client.batch_endpoints.create_or_update({"name": endpoint})
+    _deployment(client, endpoint, code, bad="f02.txt,f05.txt")
+    job = client.batch_endpoints.invoke(endpoint, input=str(data)).wait(timeout=120)
     assert job["status"] == "Completed", job["error"]
-    name = job["name"]
+    return SimpleNamespace(client=client, code=code, name=job["name"])
+
+
+def _dismiss_news(page: Page) -> None:
+    news = page.get_by_role("alert").get_by_role("button", name="No")  # JupyterLab's news question
+    if news.count():
+        news.click()
+
+
+def test_the_detail_view_lists_failed_items_opens_tracebacks_draws_workers_and_reruns(
+    page: Page, lab, tmp_path: Path
+) -> None:
+    setup = _failing_job(lab, "ep-failures")
+    client, code, name = setup.client, setup.code, setup.name
     attempts = client.jobs.worker_timeline(name)
     workers = list(dict.fromkeys(a["worker"] for a in attempts))
 
@@ -122,9 +141,7 @@ def test_the_detail_view_lists_failed_items_opens_tracebacks_draws_workers_and_r
         assert drawn is not None and drawn["width"] >= 1 and drawn["height"] >= 8, drawn
     expect(chart.locator(".batchnb-axis-label")).to_have_text(["time since start (s)", "worker"])
 
-    news = page.get_by_role("alert").get_by_role("button", name="No")  # JupyterLab's news question
-    if news.count():
-        news.click()
+    _dismiss_news(page)
     try:
         for theme in (DARK, LIGHT):
             use_theme(page, theme)
@@ -141,7 +158,7 @@ def test_the_detail_view_lists_failed_items_opens_tracebacks_draws_workers_and_r
 
     # Rerun failed: the fix is a new revision, and "Current revision" scores them on it.
     (code / "score.py").write_text(textwrap.dedent(SCRIPT))
-    _deployment(client, code, bad="")
+    _deployment(client, "ep-failures", code, bad="")
     failures.locator('[data-action="rerun-failed"]').click()
     dialog = page.locator(".jp-Dialog")
     expect(dialog.get_by_role("button", name="Same snapshot")).to_be_visible()
@@ -152,3 +169,47 @@ def test_the_detail_view_lists_failed_items_opens_tracebacks_draws_workers_and_r
     assert done["progress"]["items"]["failed"] == 0 and done["progress"]["scored_by_revision"] == {"1": 6, "2": 2}
     # The rerun's attempts join the timeline: two more bars, both ok.
     expect(bars).to_have_count(len(attempts) + 2, timeout=15_000)
+
+
+def test_the_summary_card_in_a_notebook_opens_tracebacks_and_reads_in_both_themes(
+    page: Page, lab, tmp_path: Path
+) -> None:
+    setup = _failing_job(lab, "ep-failures-nb")
+    attempts = setup.client.jobs.worker_timeline(setup.name)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(f"from batchnb import BatchClient\nBatchClient().jobs.get({setup.name!r})")]
+    nbformat.write(nb, lab.root / "failures-card.ipynb")
+    page.set_viewport_size({"width": 1360, "height": 900})
+    page.goto(f"{lab.url}/lab/tree/failures-card.ipynb?reset")
+    idle = page.locator(".jp-StatusBar-Widget").get_by_text(re.compile(r"\| Idle$"))
+    expect(idle).to_be_visible(timeout=90_000)
+    page.evaluate("() => { void window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    card = page.locator(f".jp-OutputArea-output .batchnb-card[data-job='{setup.name}']")
+    expect(card).to_be_visible(timeout=60_000)
+
+    failures = card.locator(".batchnb-card-failures")
+    expect(failures).to_have_attribute("data-failed-items", "2")
+    rows = failures.locator("tr[data-item]")
+    assert [Path(r.get_attribute("data-item") or "").name for r in rows.all()] == ["f02.txt", "f05.txt"]
+    trace = rows.nth(0).locator("details pre")
+    expect(trace).to_be_hidden()
+    rows.nth(0).locator("details summary").click()
+    expect(trace).to_be_visible()
+    expect(trace).to_contain_text("ValueError: cannot score f02.txt")
+
+    chart = card.locator("svg.batchnb-timeline")
+    box = chart.bounding_box()
+    assert box is not None and box["width"] >= 400 and box["height"] >= 60, box
+    expect(chart.locator("g.batchnb-timeline-worker")).to_have_count(len({a["worker"] for a in attempts}))
+    expect(chart.locator("rect.batchnb-timeline-bar")).to_have_count(len(attempts))
+
+    _dismiss_news(page)
+    try:
+        for theme in (DARK, LIGHT):
+            use_theme(page, theme)
+            assert low_contrast_text(card) == [], f"summary card text below WCAG AA contrast in {theme}"
+            card.locator("svg.batchnb-timeline").scroll_into_view_if_needed()
+            page.screenshot(path=str(tmp_path / f"card-failures-{theme.split()[-1].lower()}.png"))
+    finally:
+        use_theme(page, LIGHT)
