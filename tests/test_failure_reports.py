@@ -21,7 +21,7 @@ import pytest
 from bs4 import BeautifulSoup, Tag
 from engine_helpers import reaping
 
-from batchnb import BatchClient, display
+from batchnb import BatchClient, display, display_details
 
 # A file whose content is "bad" fails (its error text has markup in it: the card must escape it).
 SCRIPT = """
@@ -116,6 +116,11 @@ def test_the_summary_card_lists_the_failed_items_with_tracebacks_and_draws_the_w
         assert trace.rstrip().endswith(f"ValueError: cannot score <{name}>")
     assert "<f003.txt>" not in str(card.select_one(".batchnb-card-failures"))  # escaped, never markup
     assert card.select_one(".batchnb-card-more") is None  # all shown
+    # A job failed before the store kept tracebacks: they are read from the workers' error logs.
+    kept = [f["traceback_text"] for f in client.jobs.failures(job["name"], tracebacks=True)]
+    with client.store.write() as tx:
+        tx.execute("UPDATE failed_items SET traceback_text = NULL WHERE job = ?", (job["name"],))
+    assert [f["traceback_text"] for f in client.jobs.failures(job["name"], tracebacks=True)] == kept
 
     attempts = client.jobs.worker_timeline(job["name"])
     _check_timeline(card, attempts)
@@ -141,6 +146,29 @@ def test_a_card_shows_the_first_failed_items_and_how_to_list_the_rest(
     assert names == [f"f{i:03d}.txt" for i in range(display.FAILURES_SHOWN)]  # the first, in input order
     more = card.select_one(".batchnb-card-more").get_text()
     assert more == f"3 more failed item(s) not shown; batchnb job failures -n {job['name']} lists them all."
+
+
+def test_a_timeline_of_many_attempts_draws_the_ones_that_touch_as_one_bar() -> None:
+    # 3000 back-to-back attempts of 10 ms on two workers, and one retried in the middle of them.
+    attempts = [
+        {
+            "worker": f"process{i % 2}",
+            "mini_batch": i,
+            "attempt": 1,
+            "items": 1,
+            "outcome": "ok",
+            "error": None,
+            "start": (i // 2) * 0.01,
+            "end": (i // 2) * 0.01 + 0.01,
+        }
+        for i in range(3000)
+    ]
+    attempts[1500].update(outcome="retried", error="ValueError: x")
+    svg = BeautifulSoup(display_details.worker_timeline_svg(attempts), "html.parser").svg
+    bars = svg.select("rect.batchnb-timeline-bar")
+    assert len(bars) < 10  # a worker's run of ok bars is one, broken only by the retried one
+    assert sum(int(b["data-attempts"]) for b in bars) == 3000
+    assert [b["data-outcome"] for b in bars if b["data-worker"] == "process0"] == ["ok", "retried", "ok"]
 
 
 def _report_notebook(folder: Path, data: Path, code: Path) -> Path:

@@ -141,7 +141,8 @@ def traceback_from_log(path: Path, idx: int, attempt: int) -> str | None:
         head, _, body = section.partition("\n")
         if head.endswith(heading):
             items, _, text = body.partition("\n")  # the section's second line lists its items
-            found = text.rstrip("\n") if items.startswith("items:") else body.rstrip("\n")
+            # As the worker had it (format_exc's text ends in one newline; the log adds a blank line).
+            found = (text if items.startswith("items:") else body).rstrip("\n") + "\n"
     return found
 
 
