@@ -146,10 +146,12 @@ function attemptTitle(a: WorkerAttempt): string {
   );
 }
 
-export function WorkerTimelineChart(props: { attempts: WorkerAttempt[] }): JSX.Element {
-  const { attempts } = props;
+export function WorkerTimelineChart(props: { attempts: WorkerAttempt[]; ended: boolean }): JSX.Element {
+  const { attempts, ended } = props;
   if (attempts.length === 0) {
-    return <div className="batchnb-empty">No mini-batch attempt has finished yet.</div>;
+    // Jobs run before batchnb recorded attempts (store migration 9) have none to draw.
+    const why = ended ? 'No mini-batch attempt was recorded for this job.' : 'No mini-batch attempt has finished yet.';
+    return <div className="batchnb-empty">{why}</div>;
   }
   const workers = lanes(attempts);
   const row = new Map(workers.map((w, i) => [w, i]));

@@ -227,7 +227,7 @@ function DetailView(props: { view: JobDetailView; state: IState }): JSX.Element 
       {job.type === 'batch' && (
         <section data-section="workers">
           <h3>Workers</h3>
-          <WorkerTimelineChart attempts={state.workers?.attempts ?? []} />
+          <WorkerTimelineChart attempts={state.workers?.attempts ?? []} ended={!ACTIVE_STATUSES.has(job.status)} />
         </section>
       )}
       {job.type === 'batch' && (
