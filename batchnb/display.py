@@ -100,6 +100,10 @@ def status_badge(status: str, css_class: str = "batchnb-card-status") -> str:
     return f'<span class="{css_class}" data-tone="{tone(status)}">{html.escape(status)}</span>'
 
 
+# How many failed items a summary card lists (the rest: ``batchnb job failures``).
+FAILURES_SHOWN = 50
+
+
 def _ticks(top: float) -> list[float]:
     return [0.0, top / 2, top] if top > 0 else [0.0]
 
@@ -253,11 +257,25 @@ def _step_html(job: dict[str, Any]) -> str:
     return _card(job, f"Step job {job['name']}", rows)
 
 
-def job_html(job: dict[str, Any], timeline: list[tuple[float, int, int]] | None = None) -> str:
-    """A job as an HTML card: status, counters, timing, locations, error, and a chart when finished.
+def job_html(
+    job: dict[str, Any],
+    timeline: list[tuple[float, int, int]] | None = None,
+    failed: list[dict[str, Any]] | None = None,
+    failed_total: int | None = None,
+    attempts: list[dict[str, Any]] | None = None,
+) -> str:
+    """A job as an HTML card: status, counters, timing, locations, error, and charts when finished.
 
     A pipeline job shows its step counts, outputs and a table of its steps; a step job its
-    pipeline job, command and log.
+    pipeline job, command and log. ``JobOperations.summary_html`` gives a batch job's card
+    everything below from the store.
+
+    Args:
+        job: The job's record.
+        timeline: ``JobOperations.timeline``: the throughput chart.
+        failed: The first failed items with their tracebacks (``JobOperations.failures``): a table.
+        failed_total: How many failed items the job has (default: ``len(failed)``).
+        attempts: ``JobOperations.worker_timeline``: the per-worker timeline, beside the throughput.
     """
     if job.get("type") == "pipeline":
         return _pipeline_html(job)
@@ -289,7 +307,14 @@ def job_html(job: dict[str, Any], timeline: list[tuple[float, int, int]] | None 
         rows.append(("Lineage", html.escape(lineage_line(job["lineage"]))))
     if job.get("incremental"):
         rows.append(("Reused", html.escape(reused_line(job["incremental"]))))
-    return _card(job, f"Job {job['name']}", rows, svg_chart(timeline or []))
+    from .display_details import STYLE, failures_html, worker_timeline_svg
+
+    charts = svg_chart(timeline or []) + worker_timeline_svg(attempts or [])
+    failed = failed or []
+    extra = failures_html(failed, len(failed) if failed_total is None else failed_total, job["name"])
+    if charts:
+        extra = f'<div class="batchnb-card-charts">{charts}</div>{extra}'
+    return _card(job, f"Job {job['name']}", rows, STYLE + extra if attempts or failed else extra)
 
 
 def lineage_line(lineage: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import display
-from .engine import agent, failures, lifecycle, output, output_location, state
+from .engine import agent, attempts, failures, lifecycle, output, output_location, state
 from .engine.invoke import BatchInvocation
 from .engine.logs import JobLogs, read_from
 from .engine.records import batch_job_record, invoked_by_default
@@ -76,7 +76,7 @@ class Job(Entity):
         return display.job_text(self)
 
     def _repr_html_(self) -> str:
-        return display.job_html(self, self.timeline())
+        return self._ops().summary_html(self)
 
 
 def ended_error(job: dict[str, Any]) -> JobFailedError:
@@ -515,17 +515,46 @@ class JobOperations:
         self._spawn(name)
         return self.get(name)
 
-    def failures(self, name: str) -> builtins.list[dict[str, Any]]:
-        """The failed items of a batch job: ``item`` (a file, or a tabular chunk's rows), ``mini_batch``,
-        ``attempts``, ``why`` (raised, timeout, crashed, missing), ``error_type``, ``error``,
-        ``traceback`` (the log file that holds it, under the job's folder) and ``revision``."""
-        job = self._peek(name)
-        if job["type"] != "batch":
-            raise ValidationError(
-                f"job {name} is a {job['type']} job; failed items are those of batch jobs", field="name"
-            )
+    def failures(self, name: str, limit: int | None = None, tracebacks: bool = False) -> builtins.list[dict[str, Any]]:
+        """The failed items of a batch job, in input order: ``item`` (a file, or a tabular chunk's
+        rows), ``mini_batch``, ``attempts``, ``why`` (raised, timeout, crashed, missing),
+        ``error_type``, ``error``, ``traceback`` (the log file that holds it, under the job's folder)
+        and ``revision``.
+
+        Args:
+            name: The job.
+            limit: Only the first ``limit`` of them.
+            tracebacks: Add ``traceback_text``, the traceback itself (``None`` for an item that timed
+                out, crashed or was left out of a short ``run()`` result).
+        """
+        job, own = self._batch_only(name, "failed items")
         with self._store.read() as db:
-            return failures.list_failures(db, name)
+            return failures.list_failures(db, own, limit, tracebacks, Path(job["logs_dir"]).parent)
+
+    def worker_timeline(self, name: str) -> builtins.list[dict[str, Any]]:
+        """Every mini-batch attempt of a batch job, in the order they started (see
+        :func:`batchnb.engine.attempts.worker_timeline`): what Dask's task stream shows of tasks."""
+        job, own = self._batch_only(name, "worker timelines")
+        with self._store.read() as db:
+            return attempts.worker_timeline(db, own, job["started_at"])
+
+    def summary_html(self, job: Job | dict[str, Any]) -> str:
+        """A job's summary card (:func:`batchnb.display.job_html`) with what it draws from the store:
+        a batch job's throughput, worker timeline and first failed items with their tracebacks."""
+        if job.get("type") != "batch":
+            return display.job_html(job)
+        name = job["name"]
+        shown = self.failures(name, limit=display.FAILURES_SHOWN, tracebacks=True)
+        total = len(self.failures(name)) if len(shown) == display.FAILURES_SHOWN else len(shown)
+        return display.job_html(
+            job, self.timeline(name), failed=shown, failed_total=total, attempts=self.worker_timeline(name)
+        )
+
+    def _batch_only(self, name: str, what: str) -> tuple[Job, str]:
+        """The batch job, and the name its store rows have (its scoring child's are the batch job's)."""
+        if (job := self._peek(name))["type"] != "batch":
+            raise ValidationError(f"job {name} is a {job['type']} job; {what} are those of batch jobs", field="name")
+        return job, str(job.get("parent_job_name") or job["name"])
 
     @staticmethod
     def _refuse_step(job: Job, action: str) -> Job:

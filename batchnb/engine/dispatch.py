@@ -22,7 +22,7 @@ from typing import Any
 
 from ..compute.base import is_lost_worker
 from ..store import Store
-from . import failures, faults, output, state
+from . import attempts, failures, faults, output, state
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
 from .logs import JobLogs
 from .merge_stream import OutputStream
@@ -314,6 +314,7 @@ class Dispatcher:
             self.logs.event(f"{worker}: init() ran in {result.get('init_s', 0):.2f} s")
         if status == "init_failed":
             self.logs.user_error(f"init() failed in {worker}; see logs/user/stderr/{worker}.stderr.txt")
+            self._attempt(task, attempt, result, attempts.FAILED)
             return status
         task.attempts = attempt
         if float(result.get("duration") or 0.0) >= FLUSH_INTERVAL_S:
@@ -332,6 +333,7 @@ class Dispatcher:
         self._log_records.append(record)  # written with the store updates, in _flush
         revision = self.spec.get("deployment_revision")
         if status == "ok":
+            self._attempt(task, attempt, result, attempts.FAILED if result["failed"] else attempts.OK)
             self._queue("DELETE FROM failed_items WHERE job = ? AND idx = ?", (self.name, task.idx))
             if result["failed"]:
                 row = failures.missing_row(self.name, task.idx, task.items, attempt, result, revision)
@@ -367,6 +369,8 @@ class Dispatcher:
         self.logs.user_error(
             f"mini-batch {task.idx} attempt {attempt}/{max_attempts} failed in {worker}: {result.get('error')}{where}"
         )
+        gives_up = attempt >= max_attempts and not (self._isolate and len(task.items) > 1)
+        self._attempt(task, attempt, result, attempts.FAILED if gives_up else attempts.RETRIED)
         if attempt < max_attempts:
             queue.append(task)  # re-queued at the back, as PRS re-queues with a dequeue count
             self._queue(
@@ -388,6 +392,11 @@ class Dispatcher:
         if self.stream is not None:
             self.stream.settled(task.idx, 0)
         return "failed"
+
+    def _attempt(self, task: Task, attempt: int, result: dict[str, Any], outcome: str) -> None:
+        """Record one attempt of ``task`` for the worker timeline (see :mod:`batchnb.engine.attempts`)."""
+        row = attempts.attempt_row(self.name, task.idx, attempt, task.n_items, result, outcome, task.submitted_at)
+        self._queue(attempts.INSERT, row)
 
     def _split(self, task: Task, queue: collections.deque[Task], max_attempts: int, error: str | None) -> None:
         """Every attempt of ``task`` failed: score its halves, one attempt each, ahead of the rest. The

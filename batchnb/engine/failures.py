@@ -64,9 +64,10 @@ def item_rows(
     trace = f"logs/user/error/{worker}.txt" if worker and result.get("traceback") else None
     error = result.get("error") or ""
     error_type = result.get("error_type") or error.partition(":")[0] or None
+    text = result.get("traceback") or None
     now = time.time()
     return [
-        (job, idx, item_label(item), attempts, why_failed(result), error_type, error, trace, revision, now)
+        (job, idx, item_label(item), attempts, why_failed(result), error_type, error, trace, revision, now, text)
         for item in items
     ]
 
@@ -77,24 +78,72 @@ def missing_row(
     """The ``failed_items`` row of a mini-batch whose ``run()`` left items out of its result."""
     first, last = item_label(items[0]), item_label(items[-1])
     label = first if len(items) == 1 else f"{first} .. {last} ({len(items)} items)"
-    return (job, idx, label, attempts, MISSING, "MissingResults", result.get("error"), None, revision, time.time())
+    return (
+        job,
+        idx,
+        label,
+        attempts,
+        MISSING,
+        "MissingResults",
+        result.get("error"),
+        None,
+        revision,
+        time.time(),
+        None,
+    )
 
 
 INSERT = (
     "INSERT OR REPLACE INTO failed_items (job, idx, item, attempts, why, error_type, error, traceback, revision, "
-    "failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "failed_at, traceback_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
-def list_failures(db: sqlite3.Connection, job: str) -> list[dict[str, Any]]:
-    """The job's failed items, in input order."""
+def list_failures(
+    db: sqlite3.Connection,
+    job: str,
+    limit: int | None = None,
+    tracebacks: bool = False,
+    job_dir: Path | None = None,
+) -> list[dict[str, Any]]:
+    """The job's failed items, in input order: the first ``limit`` (default all). With
+    ``tracebacks``, each has ``traceback_text`` too: the traceback its last attempt raised (``None``
+    when it timed out, crashed or left items out); for a job failed before the store kept them, read
+    from the ``traceback`` log file under ``job_dir``."""
+    text = ", f.traceback_text" if tracebacks else ""
     rows = db.execute(
-        "SELECT f.item, f.idx AS mini_batch, f.attempts, f.why, f.error_type, f.error, f.traceback, f.revision "
+        f"SELECT f.item, f.idx AS mini_batch, f.attempts, f.why, f.error_type, f.error, f.traceback, f.revision{text} "
         "FROM failed_items f LEFT JOIN minibatches m ON m.job = f.job AND m.idx = f.idx "
-        "WHERE f.job = ? ORDER BY COALESCE(m.pos, f.idx), f.rowid",
-        (job,),
+        "WHERE f.job = ? ORDER BY COALESCE(m.pos, f.idx), f.rowid LIMIT ?",
+        (job, -1 if limit is None else limit),
     ).fetchall()
-    return [dict(r) for r in rows]
+    found = [dict(r) for r in rows]
+    if tracebacks and job_dir is not None:
+        for row in found:
+            if row["traceback_text"] is None and row["traceback"]:
+                row["traceback_text"] = traceback_from_log(
+                    job_dir / row["traceback"], row["mini_batch"], row["attempts"]
+                )
+    return found
+
+
+def traceback_from_log(path: Path, idx: int, attempt: int) -> str | None:
+    """The traceback of a mini-batch's attempt in a worker's ``logs/user/error/<process>.txt``: the
+    text of its last section headed ``=== <time> mini-batch <idx> attempt <attempt>`` (the first half
+    of a split mini-batch keeps its index, so an earlier section may have the same heading)."""
+    try:
+        content = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    heading = f" mini-batch {idx} attempt {attempt}"
+    found: str | None = None
+    for section in content.split("\n=== "):
+        head, _, body = section.partition("\n")
+        if head.endswith(heading):
+            items, _, text = body.partition("\n")  # the section's second line lists its items
+            # As the worker had it (format_exc's text ends in one newline; the log adds a blank line).
+            found = (text if items.startswith("items:") else body).rstrip("\n") + "\n"
+    return found
 
 
 def scored_by_revision(db: sqlite3.Connection, job: str) -> dict[str, int]:

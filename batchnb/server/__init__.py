@@ -27,7 +27,8 @@ marked ``x`` run code and also need Jupyter's ``execute`` permission)::
     GET    jobs/<job>   POST jobs/<job>/cancel   POST jobs/<job>/resume|rerun-failed (x)   (409 on a wrong state)
     GET    jobs/<job>/logs?lines=N   GET jobs/<job>/outputs?output=<name>
     DELETE jobs/<job>   POST jobs/<job>/archive|restore   (an ended job; 409 while it runs)
-    GET    jobs/<job>/timeline | failures | summary | preview?output=&path=&rows= | file?log=<p> or ?path=<p>&download=
+    GET    jobs/<job>/timeline | worker-timeline | failures?limit=&tracebacks= | summary
+           | preview?output=&path=&rows= | file?log=<p> or ?path=<p>&download=
     GET    workspace   GET schema
 
 Paths in request bodies (inputs, outputs, models, code and component files) must resolve, after

@@ -65,12 +65,41 @@ class JobTimelineHandler(BatchnbHandler):
 
 
 class JobFailuresHandler(BatchnbHandler):
-    """``jobs/<job>/failures``: a batch job's failed items (400 for a pipeline job)."""
+    """``jobs/<job>/failures?limit=N&tracebacks=true``: a batch job's failed items, the first N, with
+    their tracebacks, and how many it has (400 for a pipeline job)."""
 
     @tornado.web.authenticated
     @authorized
     async def get(self, job: str) -> None:
-        self.reply(await self.call(lambda c: {"name": job, "items": c.jobs.failures(job)}))
+        limit = self.query_int("limit", None, 1, 1_000_000)
+        tracebacks = self.query_bool("tracebacks")
+
+        def run(c: BatchClient) -> dict[str, Any]:
+            items = c.jobs.failures(job, limit=limit, tracebacks=tracebacks)
+            total = len(c.jobs.failures(job)) if limit is not None and len(items) == limit else len(items)
+            return {"name": job, "items": items, "total": total}
+
+        self.reply(await self.call(run))
+
+
+class WorkerTimelineHandler(BatchnbHandler):
+    """``jobs/<job>/worker-timeline``: every mini-batch attempt of a batch job, by worker (400 for a pipeline job)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, job: str) -> None:
+        def run(c: BatchClient) -> dict[str, Any]:
+            attempts = c.jobs.worker_timeline(job)
+            record = c.jobs.get(job, metrics=False)
+            workers = list(dict.fromkeys(a["worker"] for a in attempts))
+            return {
+                "name": record["name"],
+                "started_at": record["started_at"],
+                "workers": workers,
+                "attempts": attempts,
+            }
+
+        self.reply(await self.call(run))
 
 
 class JobSummaryHandler(BatchnbHandler):
@@ -81,11 +110,10 @@ class JobSummaryHandler(BatchnbHandler):
     async def get(self, job: str) -> None:
         def run(c: BatchClient) -> dict[str, Any]:
             record = c.jobs.get(job, metrics=False)
-            timeline = c.jobs.timeline(job) if record["type"] == "batch" else None
             return {
                 "name": record["name"],
                 "status": record["status"],
-                "html": display.job_html(record, timeline),
+                "html": c.jobs.summary_html(record),
                 "text": display.job_text(record),
             }
 
@@ -174,6 +202,7 @@ ROUTES: list[tuple[str, type[BatchnbHandler]]] = [
     ("jobs/(?P<job>[^/]+)/(?P<action>archive|restore)", JobArchiveHandler),
     ("jobs/(?P<job>[^/]+)/timeline", JobTimelineHandler),
     ("jobs/(?P<job>[^/]+)/failures", JobFailuresHandler),
+    ("jobs/(?P<job>[^/]+)/worker-timeline", WorkerTimelineHandler),
     ("jobs/(?P<job>[^/]+)/summary", JobSummaryHandler),
     ("jobs/(?P<job>[^/]+)/file", JobFileHandler),
     ("jobs/(?P<job>[^/]+)/preview", JobPreviewHandler),

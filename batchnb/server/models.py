@@ -566,13 +566,43 @@ class FailedItem(_Response):
     error: str | None = None
     traceback: str | None = Field(default=None, description="the log file that holds it, under the job's folder")
     revision: int | None = Field(default=None, description="the deployment revision that scored it")
+    traceback_text: str | None = Field(
+        default=None, description="the traceback itself (with ?tracebacks=true; none for a timeout, crash or missing)"
+    )
 
 
 class JobFailures(_Response):
-    """``GET jobs/<name>/failures``: the job's failed items, in input order."""
+    """``GET jobs/<name>/failures``: the job's failed items, in input order (the first ``limit``)."""
 
     name: str
     items: list[FailedItem]
+    total: int = Field(description="How many failed items the job has (more than items when limited).")
+
+
+class WorkerAttempt(_Response):
+    """One mini-batch attempt on the worker timeline: who ran it, when (seconds since the job
+    started) and what came of it."""
+
+    worker: str = Field(description="The worker process (its name in the logs), or '(lost worker)'.")
+    pid: int | None = None
+    mini_batch: int
+    attempt: int
+    items: int
+    start: float
+    end: float
+    started_at: float = Field(description="Epoch seconds, by the worker's clock.")
+    ended_at: float
+    outcome: Literal["ok", "retried", "failed"]
+    error: str | None = None
+
+
+class WorkerTimeline(_Response):
+    """``GET jobs/<name>/worker-timeline``: every mini-batch attempt of a batch job, in the order they started."""
+
+    name: str
+    started_at: float | None = None
+    workers: list[str] = Field(description="The worker processes, in the order of their first attempt.")
+    attempts: list[WorkerAttempt]
 
 
 class OutputPreview(_Response):
@@ -710,7 +740,15 @@ ROUTES: list[tuple[str, str, str | None, str | None, int, dict[str, str]]] = [
         200,
         {"latest": "true: score them on the deployment's current revision (default false)"},
     ),
-    ("GET", "jobs/{job}/failures", None, "JobFailures", 200, {}),
+    (
+        "GET",
+        "jobs/{job}/failures",
+        None,
+        "JobFailures",
+        200,
+        {"limit": "only the first N", "tracebacks": "true: each item's traceback_text too"},
+    ),
+    ("GET", "jobs/{job}/worker-timeline", None, "WorkerTimeline", 200, {}),
     ("GET", "jobs/{job}/logs", None, "JobLogs", 200, {"lines": "how many last lines of each file (default 100)"}),
     (
         "GET",
@@ -804,6 +842,7 @@ RESPONSE_MODELS: list[type[BaseModel]] = [
     JobOverview,
     JobTimeline,
     JobFailures,
+    WorkerTimeline,
     OutputPreview,
     JobSummary,
     WorkspaceInfo,

@@ -228,3 +228,29 @@ MIGRATIONS.append(
     ) AS w WHERE w.job = minibatches.job AND w.idx = minibatches.idx;
     """
 )
+
+MIGRATIONS.append(
+    # 9: each mini-batch attempt (issue 25), for the per-worker timeline: which worker process ran
+    # it (``worker``, ``pid``; NULL when its worker was lost and nobody knows), from when to when by
+    # the worker's clock (a lost one: from its hand-off to its loss), and what came of it: ok,
+    # retried (it failed and was queued again, whole or split in halves) or failed (for good). A
+    # minibatches row holds only its last attempt. failed_items.traceback_text is the traceback
+    # itself (``traceback`` names the per-process log file that holds it among others), so the
+    # failed items table can show it without parsing logs.
+    """
+    CREATE TABLE attempts (
+        job TEXT NOT NULL REFERENCES jobs(name) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        attempt INTEGER NOT NULL,
+        items INTEGER NOT NULL,
+        worker TEXT,
+        pid INTEGER,
+        started_at REAL NOT NULL,
+        ended_at REAL NOT NULL,
+        outcome TEXT NOT NULL,            -- ok | retried | failed
+        error TEXT
+    );
+    CREATE INDEX attempts_by_job ON attempts(job, started_at);
+    ALTER TABLE failed_items ADD COLUMN traceback_text TEXT;
+    """
+)

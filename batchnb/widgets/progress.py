@@ -248,7 +248,7 @@ class _Summary:
         self.job = job
 
     def _repr_html_(self) -> str:
-        return static.job_html(self.job, self.job._ops().timeline(self.job["name"]))
+        return str(self.job._ops().summary_html(self.job))
 
     def __repr__(self) -> str:
         return static.job_text(self.job)

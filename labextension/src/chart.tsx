@@ -1,11 +1,15 @@
 /**
- * The throughput-over-time chart of a job's detail view: rows per second (averaged over equal
- * slices of the run) against the time since the job started, in SVG with both axes labelled and
- * in units, drawn in the theme's colours (so it reads in the light and the dark theme alike).
+ * The charts of a job's detail view, in SVG with both axes labelled and in units, drawn in the
+ * theme's colours (so they read in the light and the dark theme alike):
+ * - the throughput over time: rows per second (averaged over equal slices of the run) against the
+ *   time since the job started;
+ * - the worker timeline, as Dask's task stream draws tasks: a row per worker process, a bar per
+ *   mini-batch attempt from its start to its end, coloured by what came of it (ok, retried,
+ *   failed), each bar's tooltip saying which mini-batch and attempt it was.
  */
 import * as React from 'react';
 
-import type { TimelinePoint } from './wire';
+import type { TimelinePoint, WorkerAttempt } from './wire';
 
 const WIDTH = 560;
 const HEIGHT = 200;
@@ -120,6 +124,103 @@ export function ThroughputChart(props: { points: TimelinePoint[] }): JSX.Element
       >
         rows/s
       </text>
+    </svg>
+  );
+}
+
+const LANE = 18;
+const TIMELINE_PAD = { left: 110, right: 12, top: 22, bottom: 40 };
+/** What came of an attempt, in the legend's order. */
+export const OUTCOMES: ReadonlyArray<WorkerAttempt['outcome']> = ['ok', 'retried', 'failed'];
+
+/** The workers of a timeline, in the order of their first attempt. */
+export function lanes(attempts: WorkerAttempt[]): string[] {
+  return [...new Set(attempts.map(a => a.worker))];
+}
+
+function attemptTitle(a: WorkerAttempt): string {
+  const error = a.error && a.outcome !== 'ok' ? `: ${a.error}` : '';
+  return (
+    `mini-batch ${a.mini_batch} attempt ${a.attempt} (${a.items} item(s)) on ${a.worker}, ${a.outcome}${error}; ` +
+    `${a.start.toFixed(2)}–${a.end.toFixed(2)} s (${(a.end - a.start).toFixed(2)} s)`
+  );
+}
+
+export function WorkerTimelineChart(props: { attempts: WorkerAttempt[]; ended: boolean }): JSX.Element {
+  const { attempts, ended } = props;
+  if (attempts.length === 0) {
+    // Jobs run before batchnb recorded attempts (store migration 9) have none to draw.
+    const why = ended ? 'No mini-batch attempt was recorded for this job.' : 'No mini-batch attempt has finished yet.';
+    return <div className="batchnb-empty">{why}</div>;
+  }
+  const workers = lanes(attempts);
+  const row = new Map(workers.map((w, i) => [w, i]));
+  const height = TIMELINE_PAD.top + LANE * workers.length + TIMELINE_PAD.bottom;
+  const base = TIMELINE_PAD.top + LANE * workers.length;
+  const xTicks = ticks(Math.max(...attempts.map(a => a.end)));
+  const xMax = xTicks[xTicks.length - 1];
+  const plotW = WIDTH - TIMELINE_PAD.left - TIMELINE_PAD.right;
+  const x = (t: number) => TIMELINE_PAD.left + (plotW * t) / xMax;
+  return (
+    <svg
+      className="batchnb-timeline"
+      role="img"
+      aria-label="Mini-batch attempts per worker over the time since the job started"
+      viewBox={`0 0 ${WIDTH} ${height}`}
+      width={WIDTH}
+      height={height}
+      data-workers={workers.length}
+    >
+      {workers.map((worker, i) => (
+        <g key={worker} className="batchnb-timeline-worker" data-worker={worker}>
+          <rect className="batchnb-timeline-lane" x={TIMELINE_PAD.left} y={TIMELINE_PAD.top + i * LANE + 1} width={plotW} height={LANE - 2} />
+          <text className="batchnb-axis-tick" x={TIMELINE_PAD.left - 6} y={TIMELINE_PAD.top + i * LANE + LANE - 5} textAnchor="end">
+            {worker.length > 16 ? worker.slice(0, 15) + '…' : worker}
+            <title>{worker}</title>
+          </text>
+        </g>
+      ))}
+      {attempts.map((a, i) => {
+        const width = (plotW * (a.end - a.start)) / xMax;
+        return (
+          <rect
+            key={i}
+            className="batchnb-timeline-bar"
+            data-outcome={a.outcome}
+            data-worker={a.worker}
+            data-mini-batch={a.mini_batch}
+            data-attempt={a.attempt}
+            x={x(a.start)}
+            y={TIMELINE_PAD.top + (row.get(a.worker) ?? 0) * LANE + 3}
+            // A pixel between back-to-back bars, so each reads as one; never thinner than a pixel.
+            width={width >= 3 ? width - 1 : Math.max(1, width)}
+            height={LANE - 6}
+          >
+            <title>{attemptTitle(a)}</title>
+          </rect>
+        );
+      })}
+      {xTicks.map(v => (
+        <text key={`x${v}`} className="batchnb-axis-tick" x={x(v)} y={base + 16} textAnchor="middle">
+          {short(v)}
+        </text>
+      ))}
+      <line className="batchnb-axis" x1={TIMELINE_PAD.left} x2={TIMELINE_PAD.left} y1={TIMELINE_PAD.top} y2={base} />
+      <line className="batchnb-axis" x1={TIMELINE_PAD.left} x2={WIDTH - TIMELINE_PAD.right} y1={base} y2={base} />
+      <text className="batchnb-axis-label" x={TIMELINE_PAD.left + plotW / 2} y={height - 6} textAnchor="middle">
+        time since start (s)
+      </text>
+      <text className="batchnb-axis-label" x={TIMELINE_PAD.left - 6} y={14} textAnchor="end">
+        worker
+      </text>
+      {OUTCOMES.map((outcome, i) => (
+        <g key={outcome} className="batchnb-timeline-key">
+          <rect className="batchnb-timeline-swatch" data-outcome={outcome} x={TIMELINE_PAD.left + i * 72} y={5} width={11} height={10} />
+          <text x={TIMELINE_PAD.left + i * 72 + 15} y={14}>
+            {outcome}
+          </text>
+        </g>
+      ))}
     </svg>
   );
 }

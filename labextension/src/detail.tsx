@@ -1,7 +1,8 @@
 /**
  * A job's detail view, a main-area tab: its status (a Completed job with failed items says so),
  * inputs, deployment and revision, model, settings, timings and counters, a throughput-over-time
- * chart, the tails of its logs (each openable in full and downloadable), and its output: the files
+ * chart and a per-worker timeline of its mini-batch attempts, its failed items with their
+ * tracebacks and a "Rerun failed" action (see ./failures), the tails of its logs (each openable in full and downloadable), and its output: the files
  * with their sizes and a preview of a table (CSV or Parquet: column names and first rows), each
  * downloadable. It reads everything through the REST API, so a workspace in the hidden `.batchnb/`
  * folder is no obstacle. While the job runs and the tab is visible it refreshes every 2 s.
@@ -13,10 +14,11 @@ import { Poll } from '@lumino/polling';
 import { Signal } from '@lumino/signaling';
 import * as React from 'react';
 
-import { ThroughputChart } from './chart';
+import { ThroughputChart, WorkerTimelineChart } from './chart';
+import { FailedItemsView, fetchFailures, fetchWorkerTimeline, rerunFailed } from './failures';
 import { ACTIVE_STATUSES, BatchModel, firstOutput } from './model';
 import { failedItems, formatDuration, formatTime } from './sidebar';
-import type { AnyJob, JobLogs, JobOutputs, JobTimeline, OutputPreview } from './wire';
+import type { AnyJob, JobFailures, JobLogs, JobOutputs, JobTimeline, OutputPreview, WorkerTimeline } from './wire';
 
 /** What the detail view's buttons do beyond reading (implemented by the plugin). */
 export interface IDetailActions {
@@ -27,6 +29,8 @@ export interface IDetailActions {
 interface IState {
   job: AnyJob | null;
   timeline: JobTimeline | null;
+  workers: WorkerTimeline | null;
+  failures: JobFailures | null;
   logs: JobLogs | null;
   outputs: JobOutputs | null;
   preview: OutputPreview | null;
@@ -78,6 +82,25 @@ export class JobDetailView extends ReactWidget {
     this._changed.emit();
   }
 
+  /** Ask how to rerun the job's failed items, rerun them, and follow the job again. */
+  async rerunFailed(): Promise<void> {
+    const job = this._state.job;
+    if (!job) {
+      return;
+    }
+    try {
+      if ((await rerunFailed(this.model.serverSettings, job)) === null) {
+        return;
+      }
+      this._state.error = null;
+      void this.model.refresh();
+      await this.refresh();
+    } catch (error) {
+      this._state.error = (error as Error).message;
+      this._changed.emit();
+    }
+  }
+
   private async _fetch(): Promise<void> {
     try {
       const [job, timeline, logs] = await Promise.all([
@@ -85,6 +108,11 @@ export class JobDetailView extends ReactWidget {
         this.model.timeline(this.name),
         this.model.logs(this.name, 200)
       ]);
+      const settings = this.model.serverSettings;
+      const [workers, failures] =
+        job.type === 'batch'
+          ? await Promise.all([fetchWorkerTimeline(settings, this.name), fetchFailures(settings, this.name)])
+          : [null, null];
       const output = firstOutput(job);
       const outputs = output ? await this.model.outputs(this.name, output.name).catch(() => null) : null;
       let preview = this._state.preview;
@@ -97,7 +125,7 @@ export class JobDetailView extends ReactWidget {
           previewError = (error as Error).message;
         }
       }
-      this._state = { job, timeline, logs, outputs, preview, previewError, error: null };
+      this._state = { job, timeline, workers, failures, logs, outputs, preview, previewError, error: null };
       this._ended = !ACTIVE_STATUSES.has(job.status);
       this.node.dataset.status = job.status;
     } catch (error) {
@@ -119,6 +147,8 @@ export class JobDetailView extends ReactWidget {
   private _state: IState = {
     job: null,
     timeline: null,
+    workers: null,
+    failures: null,
     logs: null,
     outputs: null,
     preview: null,
@@ -192,6 +222,18 @@ function DetailView(props: { view: JobDetailView; state: IState }): JSX.Element 
         <section data-section="throughput">
           <h3>Throughput</h3>
           <ThroughputChart points={state.timeline?.points ?? []} />
+        </section>
+      )}
+      {job.type === 'batch' && (
+        <section data-section="workers">
+          <h3>Workers</h3>
+          <WorkerTimelineChart attempts={state.workers?.attempts ?? []} ended={!ACTIVE_STATUSES.has(job.status)} />
+        </section>
+      )}
+      {job.type === 'batch' && (
+        <section data-section="failures">
+          <h3>Failed items</h3>
+          <FailedItemsView job={job} failures={state.failures} onRerun={() => void view.rerunFailed()} />
         </section>
       )}
       <section data-section="output">

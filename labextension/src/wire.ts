@@ -79,6 +79,8 @@ export interface WireModels {
   StepJobProgress?: StepJobProgress;
   StepLimits?: StepLimits;
   TimelinePoint?: TimelinePoint;
+  WorkerAttempt?: WorkerAttempt;
+  WorkerTimeline?: WorkerTimeline;
   WorkspaceInfo?: WorkspaceInfo;
 }
 /**
@@ -745,6 +747,10 @@ export interface FailedItem {
    * the deployment revision that scored it
    */
   revision?: number | null;
+  /**
+   * the traceback itself (with ?tracebacks=true; none for a timeout, crash or missing)
+   */
+  traceback_text?: string | null;
   [k: string]: unknown;
 }
 /**
@@ -823,11 +829,15 @@ export interface OutputRef {
   [k: string]: unknown;
 }
 /**
- * ``GET jobs/<name>/failures``: the job's failed items, in input order.
+ * ``GET jobs/<name>/failures``: the job's failed items, in input order (the first ``limit``).
  */
 export interface JobFailures {
   name: string;
   items: FailedItem[];
+  /**
+   * How many failed items the job has (more than items when limited).
+   */
+  total: number;
   [k: string]: unknown;
 }
 /**
@@ -1177,6 +1187,43 @@ export interface PipelineDryRunResult {
   steps: {
     [k: string]: unknown;
   }[];
+  [k: string]: unknown;
+}
+/**
+ * One mini-batch attempt on the worker timeline: who ran it, when (seconds since the job
+ * started) and what came of it.
+ */
+export interface WorkerAttempt {
+  /**
+   * The worker process (its name in the logs), or '(lost worker)'.
+   */
+  worker: string;
+  pid?: number | null;
+  mini_batch: number;
+  attempt: number;
+  items: number;
+  start: number;
+  end: number;
+  /**
+   * Epoch seconds, by the worker's clock.
+   */
+  started_at: number;
+  ended_at: number;
+  outcome: 'ok' | 'retried' | 'failed';
+  error?: string | null;
+  [k: string]: unknown;
+}
+/**
+ * ``GET jobs/<name>/worker-timeline``: every mini-batch attempt of a batch job, in the order they started.
+ */
+export interface WorkerTimeline {
+  name: string;
+  started_at?: number | null;
+  /**
+   * The worker processes, in the order of their first attempt.
+   */
+  workers: string[];
+  attempts: WorkerAttempt[];
   [k: string]: unknown;
 }
 /**

@@ -3,6 +3,10 @@
 Browsers cannot be downloaded here, so Playwright launches the system Chromium (``apt-get install
 chromium``) through ``executable_path``. Without it the browser tests are skipped locally and fail
 under CI (``CI`` set), where .ci/run installs it.
+
+JupyterLab loads the sidebar built from the batchnb under test (``batchnb/labextension`` next to the
+imported package, written by ``jlpm build:prod``) ahead of any copy installed in the environment
+(``--LabApp.extra_labextensions_path``): a tree tested through ``PYTHONPATH`` is tested with its own build.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+import batchnb
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -85,6 +91,11 @@ def _running_lab(root: Path) -> Iterator[Lab]:
         "JUPYTER_CONFIG_DIR": str(root / ".jupyter"),
         "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
     }
+    built = Path(batchnb.__file__).resolve().parent / "labextension"
+    extensions = root / ".labextensions"
+    extensions.mkdir(exist_ok=True)
+    if (built / "package.json").exists() and not (extensions / "batchnb").exists():
+        (extensions / "batchnb").symlink_to(built, target_is_directory=True)
     log = open(root / "lab.log", "wb")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
         [
@@ -103,6 +114,7 @@ def _running_lab(root: Path) -> Iterator[Lab]:
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             # window.jupyterapp, for the tests that switch the theme with its command.
             "--LabApp.expose_app_in_browser=True",
+            f"--LabApp.extra_labextensions_path={extensions}",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
