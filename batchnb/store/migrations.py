@@ -228,3 +228,12 @@ MIGRATIONS.append(
     ) AS w WHERE w.job = minibatches.job AND w.idx = minibatches.idx;
     """
 )
+
+MIGRATIONS.append(
+    # 9: when the job's current run began (each claim sets it: the first start, a resume, a rerun),
+    # so the ETA is measured over the progress of this run, not since the first start (issue 25).
+    """
+    ALTER TABLE jobs ADD COLUMN run_started_at REAL;
+    UPDATE jobs SET run_started_at = started_at;
+    """
+)
