@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..confine import allowing
 from ..entities import Entity
 from ..errors import JobFailedError, ValidationError
 from . import output, planner, state
@@ -326,10 +327,13 @@ def compare(
     settings = found[0].get("settings") or {}
     work = client.workspace.cache_dir / "compare" / uuid.uuid4().hex[:12]
     originals: dict[str, str] = {}
-    if sample is not None:
-        mode, recursive = settings.get("mini_batch_mode", "file"), bool(settings.get("recursive"))
-        inp, originals = _sample_input(inp, mode, recursive, sample, work / "input")
-    jobs = [_run(client, endpoint, name, inp, work / name, timeout, on_job) for name in names]
+    # The scratch folder is the workspace's own, chosen here: a server that confines the paths its
+    # callers name (the input was checked above) lets the comparison write and read there.
+    with allowing(work):
+        if sample is not None:
+            mode, recursive = settings.get("mini_batch_mode", "file"), bool(settings.get("recursive"))
+            inp, originals = _sample_input(inp, mode, recursive, sample, work / "input")
+        jobs = [_run(client, endpoint, name, inp, work / name, timeout, on_job) for name in names]
     outputs = [work / name / OUTPUT_FILE for name in names]
     result = compare_outputs(outputs[0], outputs[1], (names[0], names[1]), max_disagreements, originals)
     return Comparison(
