@@ -109,7 +109,7 @@ def _disagreements(result: dict[str, Any]) -> str:
         + "</tr>"
         for d in found
     )
-    shown = f" ({len(found)} shown of {result['rows_disagreeing']:,} rows)" if result["rows_disagreeing"] else ""
+    shown = f" ({result['rows_disagreeing']:,} rows; {len(found)} values listed)"
     return (
         f"<div><b>Disagreements</b>{html.escape(shown)}</div>"
         f"<table class='batchnb-comparison-disagreements'><tr>{head}</tr>{cells}</table>"

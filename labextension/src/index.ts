@@ -27,6 +27,7 @@ import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { ISignal } from '@lumino/signaling';
 import { Menu, Widget } from '@lumino/widgets';
 
+import { ICompareFormValues, compareDialog, createComparisonPanel } from './compare';
 import { JobDetailView, createDetailPanel } from './detail';
 import { EMPTY_VALUES, IInvokeFormValues, invokeDialog } from './invoke';
 import { JobListView, createJobListPanel } from './joblist';
@@ -151,6 +152,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   ) => {
     const contents = app.serviceManager.contents;
     const lastValues = new Map<string, IInvokeFormValues>();
+    const lastCompared = new Map<string, ICompareFormValues>();
     const logPanels = new Map<string, MainAreaWidget<LogsView>>();
     const detailPanels = new Map<string, MainAreaWidget<JobDetailView>>();
     let listPanel: MainAreaWidget<JobListView> | null = null;
@@ -425,6 +427,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
             }
           }
         );
+      },
+      compare: (endpoint: BatchEndpoint) => {
+        const initial = lastCompared.get(endpoint.name) ?? { a: '', b: '', input: '', sample: '' };
+        void compareDialog(endpoint, initial).then(chosen => {
+          if (!chosen) {
+            return;
+          }
+          lastCompared.set(endpoint.name, chosen.values);
+          const panel = createComparisonPanel(sidebar.model, endpoint.name, chosen.body);
+          app.shell.add(panel, 'main');
+          app.shell.activateById(panel.id);
+          void sidebar.model.refresh();
+          void panel.content.run();
+        });
       },
       setDefault: (endpoint: string, deployment: string) => {
         sidebar.model
