@@ -105,9 +105,7 @@ def test_compare_deployments_from_the_sidebar_shows_exactly_the_disagreeing_rows
         page.screenshot(path=str(tmp_path / "compare-tab.png"))
     expect(report.locator("[data-agreement]")).to_have_attribute("data-agreement", "0.8")
     rows = report.locator(".batchnb-compare-disagreements tbody tr")
-    found = {
-        (Path(r.get_attribute("data-source-file") or "").name, r.get_attribute("data-column")) for r in rows.all()
-    }
+    found = {(Path(r.get_attribute("data-source-file") or "").name, r.get_attribute("data-column")) for r in rows.all()}
     assert found == DIFFERING
     score = rows.filter(has_text="f004.csv").filter(has_text="score").locator("td")
     expect(score).to_have_text([str(setup.data / "f004.csv"), "", "score", "2", "2.25"])  # a file: no row
