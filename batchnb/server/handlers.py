@@ -21,9 +21,9 @@ from .. import __version__
 from ..engine import catalog
 from ..errors import NotFoundError, ValidationError
 from ..specfile import apply_set, parse_set
-from . import API_PREFIX, dryrun, files, job_handlers
+from . import API_PREFIX, compare_handlers, dryrun, files, job_handlers
 from .base import EXECUTE, BatchnbHandler
-from .models import CompareRequest, EndpointPatch, InvokeRequest, api_schema
+from .models import EndpointPatch, InvokeRequest, api_schema
 
 if TYPE_CHECKING:
     from ..client import BatchClient
@@ -203,32 +203,6 @@ class EndpointJobsHandler(BatchnbHandler):
         who = self.invoked_by()
         job = await self.call(lambda c: c.jobs.invoke(endpoint, **kwargs, invoked_by=who, base_dir=state.root_dir))
         self.reply(job, 201, location=self.api_url("jobs", job["name"]))
-
-
-class EndpointCompareHandler(BatchnbHandler):
-    """``endpoints/<endpoint>/compare``: score one input with two deployments and compare their outputs
-    (:func:`batchnb.engine.compare.compare`). Answers when both jobs have ended and the outputs are
-    joined; the jobs show in the job list meanwhile. It runs the deployments' code: ``execute``."""
-
-    @tornado.web.authenticated
-    @authorized
-    @authorized(EXECUTE)
-    async def post(self, endpoint: str) -> None:
-        request = self.parse(CompareRequest)
-        given = request.input if isinstance(request.input, str) else request.input.model_dump(exclude_none=True)
-        root = self.batchnb.root_dir
-        comparison = await self.call(
-            lambda c: c.batch_endpoints.compare(
-                endpoint,
-                request.deployments,
-                input=given,
-                input_type=request.input_type,
-                sample=request.sample,
-                max_disagreements=request.max_disagreements,
-                base_dir=root,
-            )
-        )
-        self.reply(comparison)
 
 
 # --- models and computes ---------------------------------------------------------------------------
@@ -500,7 +474,7 @@ ROUTES: list[tuple[str, type[BatchnbHandler]]] = [
     (f"endpoints/(?P<endpoint>{_NAME})/deployments", DeploymentsHandler),
     (f"endpoints/(?P<endpoint>{_NAME})/deployments/(?P<deployment>{_NAME})", DeploymentHandler),
     (f"endpoints/(?P<endpoint>{_NAME})/jobs", EndpointJobsHandler),
-    (f"endpoints/(?P<endpoint>{_NAME})/compare", EndpointCompareHandler),
+    *compare_handlers.ROUTES,
     ("models", ModelsHandler),
     (f"models/(?P<model>{_NAME})", ModelHandler),
     ("computes", ComputesHandler),
