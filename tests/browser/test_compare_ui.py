@@ -1,17 +1,24 @@
-"""The sidebar's "Compare deployments…" in a real JupyterLab and Chromium, end to end: the dialog
-(deployments A and B, the input), the REST call, and the comparison's tab, whose disagreement table
-lists exactly the rows where the two scoring scripts differ (green shifts the label and the score of
-x=4 and x=7), with its charts, readable in the light and the dark theme.
+"""Comparing two deployments in a real JupyterLab and Chromium, end to end.
+
+- The sidebar's "Compare deployments…": the dialog (deployments A and B, the input), the REST call,
+  and the comparison's tab, whose disagreement table lists exactly the rows where the two scoring
+  scripts differ (green shifts the label and the score of x=4 and x=7), with its charts.
+- ``%batch compare`` in a notebook: each job's line advances while the cell runs (the jobs wait at a
+  gate until the test has looked), then the report takes the widget's place, once.
+
+Both readable in the light and the dark theme.
 """
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
+import nbformat
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from batchnb import BatchClient
 
@@ -20,13 +27,17 @@ from .visual import DARK, LIGHT, low_contrast_text, use_theme
 EP = "ep-compare"
 DIFFERING = {("f004.csv", "label"), ("f004.csv", "score"), ("f007.csv", "label"), ("f007.csv", "score")}
 
+# Each mini-batch waits until the file GATE exists (no GATE: at once).
 SCRIPT = """
-import os
+import os, time
 import pandas as pd
 SHIFT = {int(x) for x in os.environ.get("LABEL_SHIFT", "").split(",") if x}
 def init():
     pass
 def run(mini_batch):
+    gate, deadline = os.environ.get("GATE"), time.monotonic() + 300
+    while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.1)
     rows = []
     for path in mini_batch:
         x = int(pd.read_csv(path)["x"][0])
@@ -36,10 +47,8 @@ def run(mini_batch):
 """
 
 
-@pytest.fixture(scope="module")
-def setup(lab) -> SimpleNamespace:
-    """ep-compare with blue and green (green differs on x=4 and x=7), and 10 CSV files under the root."""
-    base = lab.root / "compare-test"
+def _deploy(lab, endpoint: str, base: Path, gate: Path | None = None) -> Path:
+    """``endpoint`` with blue and green (green differs on x=4 and x=7), and 10 CSV files under ``base``."""
     model, code, data = base / "model", base / "code", base / "data"
     for folder in (model, code, data):
         folder.mkdir(parents=True)
@@ -48,24 +57,32 @@ def setup(lab) -> SimpleNamespace:
     for i in range(10):
         (data / f"f{i:03d}.csv").write_text(f"x\n{i}\n")
     client = BatchClient(lab.workspace)
-    client.models.create_or_update({"name": "compare-model", "path": str(model)})
-    client.batch_endpoints.create_or_update({"name": EP})
+    client.models.create_or_update({"name": f"{endpoint}-model", "path": str(model)})
+    client.batch_endpoints.create_or_update({"name": endpoint})
     for name, shift in (("blue", ""), ("green", "4,7")):
+        env = {"LABEL_SHIFT": shift, **({"GATE": str(gate)} if gate else {})}
         client.batch_deployments.create_or_update(
             {
                 "name": name,
-                "endpoint_name": EP,
-                "model": "azureml:compare-model@latest",
+                "endpoint_name": endpoint,
+                "model": f"azureml:{endpoint}-model@latest",
                 "code_configuration": {"code": str(code), "scoring_script": "score.py"},
-                "settings": {
-                    "mini_batch_size": 2,
-                    "output_file_name": "out.parquet",
-                    "environment_variables": {"LABEL_SHIFT": shift},
-                },
+                "settings": {"mini_batch_size": 2, "output_file_name": "out.parquet", "environment_variables": env},
             },
             set_default=name == "blue",
         )
-    return SimpleNamespace(client=client, data=data)
+    return data
+
+
+@pytest.fixture(scope="module")
+def setup(lab) -> SimpleNamespace:
+    """ep-compare with blue and green, and the input compare-test/data under the server's root."""
+    data = _deploy(lab, EP, lab.root / "compare-test")
+    return SimpleNamespace(client=BatchClient(lab.workspace), data=data)
+
+
+def _disagreeing(rows: Locator) -> set[tuple[str, str | None]]:
+    return {(Path(r.get_attribute("data-source-file") or "").name, r.get_attribute("data-column")) for r in rows.all()}
 
 
 def test_compare_deployments_from_the_sidebar_shows_exactly_the_disagreeing_rows(
@@ -128,3 +145,50 @@ def test_compare_deployments_from_the_sidebar_shows_exactly_the_disagreeing_rows
         report.screenshot(path=str(tmp_path / f"compare-{theme.split()[-1].lower()}.png"))
         assert low_contrast_text(report) == [], f"text below WCAG AA contrast in {theme}"
     use_theme(page, LIGHT)
+
+
+def test_percent_batch_compare_shows_both_jobs_then_the_report(page: Page, lab, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    data = _deploy(lab, "ep-compare-nb", tmp_path / "project", gate)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell("%load_ext batchnb"),
+        nbformat.v4.new_code_cell(f"%batch compare -n ep-compare-nb --deployments blue green --input {data}"),
+    ]
+    nbformat.write(nb, lab.root / "compare.ipynb")
+    page.set_viewport_size({"width": 1360, "height": 900})
+    page.goto(f"{lab.url}/lab/tree/compare.ipynb?reset")
+    idle = page.locator(".jp-StatusBar-Widget").get_by_text(re.compile(r"\| Idle$"))
+    expect(idle).to_be_visible(timeout=90_000)
+    use_theme(page, LIGHT)
+    page.evaluate("() => { void window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+
+    # While the cell runs: blue's job runs (held at the gate), green's waits its turn.
+    live = page.locator(".jp-Cell").nth(1).locator(".batchnb-compare-live")
+    expect(live).to_contain_text("Comparing blue and green", timeout=60_000)
+    blue = live.locator(".widget-hbox").nth(0)
+    expect(blue.locator(".batchnb-compare-live-status")).to_have_text("Running", timeout=60_000)
+    expect(blue).to_contain_text("0/5 mini-batches")
+    expect(live.locator(".widget-hbox").nth(1)).to_contain_text("waiting")
+    expect(live).to_contain_text("scoring with blue")
+    for theme in (DARK, LIGHT):
+        use_theme(page, theme)
+        assert low_contrast_text(live) == [], f"text below WCAG AA contrast in {theme}"
+
+    gate.touch()
+    output = page.locator(".jp-Cell").nth(1).locator(".jp-OutputArea-output")
+    report = output.locator(".batchnb-comparison")
+    try:
+        expect(report).to_have_attribute("data-agreement", "0.8", timeout=120_000)
+    finally:
+        page.screenshot(path=str(tmp_path / "compare-notebook.png"))
+    expect(report).to_have_count(1)  # the report took the widget's place; the cell's result adds no second one
+    expect(output.locator(".batchnb-compare-live")).to_have_count(0)
+    assert _disagreeing(report.locator("table.batchnb-comparison-disagreements tr[data-column]")) == DIFFERING
+    expect(report.locator('svg[data-chart="histogram"]')).to_be_visible()
+    expect(report.locator('svg[data-chart="pairs"]')).to_be_visible()
+    for theme in (DARK, LIGHT):
+        use_theme(page, theme)
+        report.screenshot(path=str(tmp_path / f"compare-report-{theme.split()[-1].lower()}.png"))
+        assert low_contrast_text(report) == [], f"text below WCAG AA contrast in {theme}"
