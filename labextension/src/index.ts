@@ -2,8 +2,9 @@
  * batchnb's JupyterLab extension: a left-panel sidebar with the workspace's batch endpoints,
  * their deployments and newest jobs (live), the job list and a job's detail view as main-area tabs,
  * a notification when a job ends, and a menu on every job (copy its name or command, show it in a
- * notebook, archive, delete), talking to the batchnb server extension's REST API. After a kernel
- * restart, a notebook's live job widgets (whose kernel state is gone) become their jobs' summaries.
+ * notebook, archive, delete), comparing two deployments in a tab, talking to the batchnb server
+ * extension's REST API. After a kernel restart, a notebook's live job widgets (whose kernel state is
+ * gone) become their jobs' summaries; after a reload, each cell shows the job it showed last (cells.ts).
  */
 import {
   ILabShell,
@@ -63,7 +64,6 @@ namespace CommandIDs {
   export const archive = 'batchnb:archive-job';
   export const remove = 'batchnb:delete-job';
 }
-
 
 /** The parts of a notebook panel this extension uses (duck-typed: no dependency on @jupyterlab/notebook). */
 interface INotebookLike extends Widget {
