@@ -61,6 +61,21 @@ def confined(roots: Iterable[str | os.PathLike[str]]) -> Iterator[None]:
         _ROOTS.reset(token)
 
 
+@contextmanager
+def allowing(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """Within the block, also allow ``folder``: one of the workspace's own that the core chose for its
+    work (a comparison's scratch folder), which no caller named (nothing changes outside a block)."""
+    rule = _ROOTS.get()
+    if rule is None:
+        yield
+        return
+    token = _ROOTS.set(((*rule[0], _real(str(folder))), rule[1]))
+    try:
+        yield
+    finally:
+        _ROOTS.reset(token)
+
+
 def current_roots() -> list[str] | None:
     """The allowed folders and URLs of the enclosing :func:`confined` block, or None outside one."""
     rule = _ROOTS.get()

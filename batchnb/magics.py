@@ -108,9 +108,20 @@ class BatchMagics(Magics):
             raise IPythonUsageError(f"%batch {args.group}: choose a command (%batch {args.group} --help)")
         if getattr(args, "stream", False):
             args.stream = False  # the returned Job shows live progress instead of printing events
+        from .cli import commands as cmd
         from .cli.commands import WITHOUT_CLIENT
 
         check_query(args.query)  # before the command changes anything
+        if handler is cmd.endpoint_compare and not args.query:
+            from .widgets.progress import live_frontend_available
+
+            if live_frontend_available():  # the two jobs' progress, then the report
+                from .widgets.compare import compare_live
+
+                client = self.client(args.workspace)
+                return compare_live(
+                    client, args.name, args.deployments, lambda on_job: handler(client, args, on_job=on_job)
+                )
         if args.group == "workspace" and getattr(args, "command", None) in WITHOUT_CLIENT:
             result = handler(args.workspace, args)  # they work on a workspace a client refuses
         else:

@@ -78,7 +78,13 @@ PAINTED_JS = """
 """
 
 
-def measure(url: str, rounds: int) -> dict[str, list[float]]:
+COUNTS_JS = """
+endpoints => endpoints.map(ep => Number(
+  document.querySelector(`#batchnb-sidebar section[data-endpoint="${ep}"] .batchnb-count`).dataset.count))
+"""
+
+
+def measure(url: str, rounds: int, jobs: int) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
     paint, overview = [], []
@@ -93,6 +99,9 @@ def measure(url: str, rounds: int) -> dict[str, list[float]]:
             tab.click()
             page.wait_for_function(PAINTED_JS, arg=[ENDPOINTS, 8], timeout=120_000, polling="raf")
             paint.append((page.evaluate("() => performance.now()") - start) / 1000)
+            # What was painted is the whole workspace (else the figure would time a smaller one).
+            counts = page.evaluate(COUNTS_JS, ENDPOINTS)
+            assert sum(counts) == jobs, f"the sidebar counts {counts} jobs, the workspace has {jobs}"
             took = page.evaluate(
                 """async () => {
                   const t = performance.now();
@@ -117,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         build_workspace(root, args.jobs)
         with _running_lab(root) as lab:
-            figures = measure(lab.url, args.rounds)
+            figures = measure(lab.url, args.rounds, args.jobs)
     report = {"jobs": args.jobs, "rounds": args.rounds, **figures}
     for key in ("first_paint_s", "overview_request_s"):
         values = figures[key]

@@ -822,7 +822,7 @@ def test_every_handler_verb_is_authenticated_and_authorized() -> None:
             assert codes[0] is authenticated_code, f"{handler.__name__}.{verb} is not @tornado.web.authenticated"
             assert codes[1] is authorized_code, f"{handler.__name__}.{verb} is not @authorized under it"
             checked += 1
-    assert checked == 36
+    assert checked == 37
 
 
 def test_the_server_loads_the_extension_with_authentication_required(

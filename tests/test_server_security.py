@@ -288,6 +288,7 @@ def test_without_execute_the_code_running_verbs_are_403s_and_the_rest_works(
         (("endpoints", "ep-rest", "deployments"), deployment_spec("green")),
         (("endpoints", "ep-rest", "jobs"), {"input": "data"}),
         (("endpoints", "ep-rest", "jobs"), {"input": "data", "dry_run": True}),
+        (("endpoints", "ep-rest", "compare"), {"deployments": ["blue", "green"], "input": "data"}),
         (("jobs",), pipeline_body()),
         (("jobs", "ghost", "resume"), None),
         (("jobs", "ghost", "rerun-failed"), None),

@@ -266,7 +266,8 @@ def endpoint_invoke(c: BatchClient, a: argparse.Namespace) -> Any:
     return _follow(c, job, a)
 
 
-def endpoint_compare(c: BatchClient, a: argparse.Namespace) -> Any:
+def endpoint_compare(c: BatchClient, a: argparse.Namespace, on_job: Any = None) -> Any:
+    """``batch-endpoint compare``; ``on_job(deployment, job)`` lets a front end follow each job."""
     return c.batch_endpoints.compare(
         a.name,
         a.deployments,
@@ -275,6 +276,7 @@ def endpoint_compare(c: BatchClient, a: argparse.Namespace) -> Any:
         sample=a.sample,
         max_disagreements=a.max_disagreements,
         timeout=a.timeout,
+        on_job=on_job,
     )
 
 

@@ -399,6 +399,11 @@ def print_table(data: Any, kind: str | None, query: str | None, out: TextIO) -> 
 def _print_comparison(data: dict[str, Any], out: TextIO) -> None:
     """``batch-endpoint compare -o table``: the summary as key/value pairs, then the disagreements."""
     summary = {k: v for k, v in data.items() if k not in ("disagreements", "outputs")}
+    # The charts' data (histograms, label pairs) is for the notebook and the sidebar; -o json keeps it.
+    summary["columns"] = {
+        col: {k: v for k, v in stats.items() if k not in ("histogram", "pairs")}
+        for col, stats in data.get("columns", {}).items()
+    }
     write(None, [[k, v] for k, v in record_pairs(summary, None)], [KEEP, FIRST], out)
     rows = data["disagreements"]
     if not rows:

@@ -15,6 +15,9 @@
    when every such column is equal; ``agreement`` is the share of joined rows that agree. The
    disagreements are listed as (row, column, A's value, B's value), rows found in only one output
    too; and each job's throughput.
+5. For the chart of each column: numbers get a histogram of the absolute differences (``HIST_BINS``
+   bins from 0 to the largest), other values the counts of their (A, B) pairs, most frequent
+   first (``MAX_PAIRS`` of them), a confusion matrix laid out as bars.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from __future__ import annotations
 import math
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..confine import allowing
 from ..entities import Entity
 from ..errors import JobFailedError, ValidationError
 from . import output, planner, state
@@ -35,6 +40,8 @@ if TYPE_CHECKING:
 
 OUTPUT_FILE = "compare.parquet"
 _KEY = ["_source_file", "_source_row", "_occurrence"]
+HIST_BINS = 10
+MAX_PAIRS = 12
 
 
 class Comparison(Entity):
@@ -85,7 +92,13 @@ def _sample_input(
 
 
 def _run(
-    client: BatchClient, endpoint: str, deployment: str, inp: dict[str, Any], out: Path, timeout: float | None
+    client: BatchClient,
+    endpoint: str,
+    deployment: str,
+    inp: dict[str, Any],
+    out: Path,
+    timeout: float | None,
+    on_job: Callable[[str, Any], None] | None,
 ) -> Any:
     job = client.jobs.invoke(
         endpoint,
@@ -95,6 +108,8 @@ def _run(
         output_path=str(out),
         set_values=[f"output_file_name={OUTPUT_FILE}", "lineage_columns=true"],
     )
+    if on_job is not None:
+        on_job(deployment, job)
     job = client.jobs.wait(job["name"], timeout=timeout)
     if job["status"] != state.COMPLETED:
         why = (job.get("error") or "see its logs").strip().splitlines()[0]
@@ -145,6 +160,35 @@ def _is_number(series: Any) -> bool:
     return bool(pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))
 
 
+def _histogram(diff: Any) -> dict[str, Any]:
+    """The differing rows' absolute differences in ``HIST_BINS`` bins from 0 to the largest (their
+    edges and row counts); ``zero``: the rows whose values are equal, left out of the bins."""
+    import numpy as np
+
+    nonzero = diff[diff > 0]
+    top = float(nonzero.max()) if len(nonzero) else 1.0
+    counts, edges = np.histogram(nonzero, bins=HIST_BINS, range=(0.0, top))
+    return {
+        "zero": int(len(diff) - len(nonzero)),
+        "edges": [float(e) for e in edges],
+        "counts": [int(c) for c in counts],
+    }
+
+
+def _pairs(left: Any, right: Any) -> list[dict[str, Any]]:
+    """The most frequent (A, B) value pairs of a column of labels, with their row counts."""
+    import pandas as pd
+
+    shown = pd.DataFrame(
+        {
+            "a": left.astype("string").fillna("(none)").to_numpy(),
+            "b": right.astype("string").fillna("(none)").to_numpy(),
+        }
+    )
+    counted = shown.value_counts(sort=True).head(MAX_PAIRS)
+    return [{"a": str(a), "b": str(b), "rows": int(n)} for (a, b), n in counted.items()]
+
+
 def compare_outputs(
     path_a: Path, path_b: Path, names: tuple[str, str], max_disagreements: int, originals: dict[str, str] | None = None
 ) -> dict[str, Any]:
@@ -168,6 +212,9 @@ def compare_outputs(
             diff = diff[~np.isnan(diff)]
             entry["mean_abs_diff"] = float(diff.mean()) if len(diff) else 0.0
             entry["max_abs_diff"] = float(diff.max()) if len(diff) else 0.0
+            entry["histogram"] = _histogram(diff)
+        elif len(eq):
+            entry["pairs"] = _pairs(left, right)
         stats[col] = entry
         mask = np.zeros(len(joined), dtype=bool)
         mask[np.flatnonzero(both.to_numpy())[~eq]] = True
@@ -239,6 +286,7 @@ def compare(
     max_disagreements: int = 50,
     timeout: float | None = None,
     base_dir: Path | None = None,
+    on_job: Callable[[str, Any], None] | None = None,
 ) -> Comparison:
     """Score ``input`` with two deployments of ``endpoint`` and compare the outputs row by row.
 
@@ -252,6 +300,8 @@ def compare(
         max_disagreements: How many disagreements to list (all are counted).
         timeout: Seconds to wait for each job (None: no limit).
         base_dir: Where a relative input path resolves.
+        on_job: Called with each deployment's name and its job as soon as the job is invoked (a
+            front end follows it).
 
     Returns:
         The :class:`Comparison`.
@@ -277,10 +327,13 @@ def compare(
     settings = found[0].get("settings") or {}
     work = client.workspace.cache_dir / "compare" / uuid.uuid4().hex[:12]
     originals: dict[str, str] = {}
-    if sample is not None:
-        mode, recursive = settings.get("mini_batch_mode", "file"), bool(settings.get("recursive"))
-        inp, originals = _sample_input(inp, mode, recursive, sample, work / "input")
-    jobs = [_run(client, endpoint, name, inp, work / name, timeout) for name in names]
+    # The scratch folder is the workspace's own, chosen here: a server that confines the paths its
+    # callers name (the input was checked above) lets the comparison write and read there.
+    with allowing(work):
+        if sample is not None:
+            mode, recursive = settings.get("mini_batch_mode", "file"), bool(settings.get("recursive"))
+            inp, originals = _sample_input(inp, mode, recursive, sample, work / "input")
+        jobs = [_run(client, endpoint, name, inp, work / name, timeout, on_job) for name in names]
     outputs = [work / name / OUTPUT_FILE for name in names]
     result = compare_outputs(outputs[0], outputs[1], (names[0], names[1]), max_disagreements, originals)
     return Comparison(

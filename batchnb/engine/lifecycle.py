@@ -65,9 +65,9 @@ def claim(store: Store, name: str, status: str) -> Any:
             return None
         tx.execute(
             "UPDATE jobs SET status = ?, supervisor_pid = ?, supervisor_started = ?, heartbeat_at = ?, "
-            "started_at = COALESCE(started_at, ?), ended_at = NULL, error = NULL, lost = 0, waiting = NULL "
-            "WHERE name = ?",
-            (status, me.pid, me.create_time(), now, now, name),
+            "started_at = COALESCE(started_at, ?), run_started_at = ?, ended_at = NULL, error = NULL, lost = 0, "
+            "waiting = NULL WHERE name = ?",
+            (status, me.pid, me.create_time(), now, now, now, name),
         )
     return me
 

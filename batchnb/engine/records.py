@@ -51,6 +51,19 @@ def job_header(row: Any, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def eta_seconds(remaining: int, finished_in_run: int, run_elapsed: float) -> float | None:
+    """Seconds left at the pace of the job's current run: ``finished_in_run`` mini-batches finished
+    in the ``run_elapsed`` seconds since it began (its start, or its last resume), ``remaining`` to go.
+
+    Measured over this run only: after a resume, the mini-batches committed before it took no time
+    of this run, and the time the job lay interrupted is no time of its work. None until a
+    mini-batch of this run has finished.
+    """
+    if finished_in_run <= 0 or run_elapsed <= 0:
+        return None
+    return round(run_elapsed * max(remaining, 0) / finished_in_run, 1)
+
+
 def batch_job_record(store: Store, row: Any, metrics: bool = False) -> dict[str, Any]:
     """A batch job as the job API shows it, with its live counters (``Interrupted`` first if its
     owner is gone); with ``metrics``, each metric's last value in its MLflow run."""
@@ -58,17 +71,20 @@ def batch_job_record(store: Store, row: Any, metrics: bool = False) -> dict[str,
         with store.read() as db:
             row = db.execute("SELECT * FROM jobs WHERE name = ?", (row["name"],)).fetchone()
     spec = json.loads(row["spec"])
+    started, ended, now = row["started_at"], row["ended_at"], time.time()
+    run_started = row["run_started_at"] or started
     with store.read() as db:
         progress = state.progress(db, row["name"])
         progress["scored_by_revision"] = failures.scored_by_revision(db, row["name"])
-    started, ended = row["started_at"], row["ended_at"]
-    elapsed = ((ended or time.time()) - started) if started else 0.0
+        in_run = state.finished_since(db, row["name"], run_started) if row["status"] == state.RUNNING else 0
+    elapsed = ((ended or now) - started) if started else 0.0
     mb = progress["mini_batches"]
-    finished = mb["done"] + mb["failed"]
     progress["rows_per_second"] = round(progress["rows_written"] / elapsed, 2) if elapsed > 0 else 0.0
     progress["elapsed_s"] = round(elapsed, 3)
     progress["eta_s"] = (
-        round(elapsed * (mb["total"] - finished) / finished, 1) if row["status"] == state.RUNNING and finished else None
+        eta_seconds(mb["total"] - mb["done"] - mb["failed"], in_run, now - run_started)
+        if row["status"] == state.RUNNING and run_started
+        else None
     )
     record = {
         **job_header(row, spec),

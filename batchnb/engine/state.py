@@ -98,6 +98,15 @@ def _agent_alive(store: Store, row: sqlite3.Row) -> bool:
     return agent is not None and supervisor_alive(agent["pid"], agent["started"]) is True
 
 
+def finished_since(db: sqlite3.Connection, job: str, since: float) -> int:
+    """How many of the job's mini-batches finished (done or failed) at or after ``since``."""
+    row = db.execute(
+        "SELECT COUNT(*) FROM minibatches WHERE job = ? AND status IN ('done', 'failed') AND ended_at >= ?",
+        (job, since),
+    ).fetchone()
+    return int(row[0])
+
+
 def progress(db: sqlite3.Connection, job: str) -> dict[str, Any]:
     """Live counters of one job, aggregated from its mini-batch rows."""
     r = db.execute(

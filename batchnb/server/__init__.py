@@ -17,6 +17,7 @@ marked ``x`` run code and also need Jupyter's ``execute`` permission)::
     DELETE endpoints/<ep>/deployments/<dep>        delete                      204
     GET    endpoints/<ep>/jobs                     the endpoint's jobs         200
     POST   endpoints/<ep>/jobs                     invoke (the stable URL)     201 + Location (200 dry run)  x
+    POST   endpoints/<ep>/compare                  two deployments on one input, row by row    200  x
     GET    models | POST models | GET models/<m>   latest versions | register | versions
     GET    computes
     GET    components | GET components/<c>       latest versions | versions

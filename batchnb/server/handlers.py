@@ -21,7 +21,7 @@ from .. import __version__
 from ..engine import catalog
 from ..errors import NotFoundError, ValidationError
 from ..specfile import apply_set, parse_set
-from . import API_PREFIX, dryrun, files, job_handlers
+from . import API_PREFIX, compare_handlers, dryrun, files, job_handlers
 from .base import EXECUTE, BatchnbHandler
 from .models import EndpointPatch, InvokeRequest, api_schema
 
@@ -474,6 +474,7 @@ ROUTES: list[tuple[str, type[BatchnbHandler]]] = [
     (f"endpoints/(?P<endpoint>{_NAME})/deployments", DeploymentsHandler),
     (f"endpoints/(?P<endpoint>{_NAME})/deployments/(?P<deployment>{_NAME})", DeploymentHandler),
     (f"endpoints/(?P<endpoint>{_NAME})/jobs", EndpointJobsHandler),
+    *compare_handlers.ROUTES,
     ("models", ModelsHandler),
     (f"models/(?P<model>{_NAME})", ModelHandler),
     ("computes", ComputesHandler),

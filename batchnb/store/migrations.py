@@ -254,3 +254,12 @@ MIGRATIONS.append(
     ALTER TABLE failed_items ADD COLUMN traceback_text TEXT;
     """
 )
+
+MIGRATIONS.append(
+    # 10: when the job's current run began (each claim sets it: the first start, a resume, a rerun),
+    # so the ETA is measured over the progress of this run, not since the first start (issue 25).
+    """
+    ALTER TABLE jobs ADD COLUMN run_started_at REAL;
+    UPDATE jobs SET run_started_at = started_at;
+    """
+)

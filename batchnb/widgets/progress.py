@@ -262,13 +262,17 @@ def show_job(job: Any) -> JobProgress | None:
     static summary once it has ended or where no live front end exists."""
     from IPython.display import display
 
+    from . import cells
+
     finished = job["status"] in ENDED
     if finished or not live_frontend_available():
         display(_Summary(job))
+        cells.remember(job["name"], None)
         return None
     view = JobProgress(job)
     bundle = {**view.widget._repr_mimebundle_(), JOB_MIME: {"name": job["name"]}}
     handle = display(bundle, raw=True, display_id=True)
+    cells.remember(job["name"], view.widget.model_id)
 
     def on_end(final: Any) -> None:
         view.become_summary(final)

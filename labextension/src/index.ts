@@ -2,8 +2,9 @@
  * batchnb's JupyterLab extension: a left-panel sidebar with the workspace's batch endpoints,
  * their deployments and newest jobs (live), the job list and a job's detail view as main-area tabs,
  * a notification when a job ends, and a menu on every job (copy its name or command, show it in a
- * notebook, archive, delete), talking to the batchnb server extension's REST API. After a kernel
- * restart, a notebook's live job widgets (whose kernel state is gone) become their jobs' summaries.
+ * notebook, archive, delete), comparing two deployments in a tab, talking to the batchnb server
+ * extension's REST API. After a kernel restart, a notebook's live job widgets (whose kernel state is
+ * gone) become their jobs' summaries; after a reload, each cell shows the job it showed last (cells.ts).
  */
 import {
   ILabShell,
@@ -22,11 +23,14 @@ import {
 } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import type { Kernel } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { ISignal } from '@lumino/signaling';
 import { Menu, Widget } from '@lumino/widgets';
 
+import { ICellsLike, replaceLiveWidgets, restoreCells } from './cells';
+import { ICompareFormValues, compareDialog, createComparisonPanel } from './compare';
 import { JobDetailView, createDetailPanel } from './detail';
 import { EMPTY_VALUES, IInvokeFormValues, invokeDialog } from './invoke';
 import { JobListView, createJobListPanel } from './joblist';
@@ -61,28 +65,18 @@ namespace CommandIDs {
   export const remove = 'batchnb:delete-job';
 }
 
-/** Every display of a job from the kernel carries its name under this type (batchnb.widgets). */
-const JOB_MIME = 'application/vnd.batchnb.job+json';
-const WIDGET_MIME = 'application/vnd.jupyter.widget-view+json';
-
 /** The parts of a notebook panel this extension uses (duck-typed: no dependency on @jupyterlab/notebook). */
 interface INotebookLike extends Widget {
   sessionContext: {
     ready: Promise<void>;
     statusChanged: ISignal<unknown, string>;
     kernelChanged: ISignal<unknown, unknown>;
+    session: { kernel: Kernel.IKernelConnection | null } | null;
   };
-  content: {
+  content: ICellsLike & {
     activeCellIndex: number;
-    widgets: ReadonlyArray<{ model: { outputs?: IOutputsLike } }>;
     model: { sharedModel: { insertCell(index: number, cell: { cell_type: string; source: string }): unknown } } | null;
   };
-}
-
-interface IOutputsLike {
-  length: number;
-  get(index: number): { toJSON(): { output_type: string; data?: Record<string, unknown> } };
-  set(index: number, output: Record<string, unknown>): void;
 }
 
 function isNotebook(widget: Widget | null | undefined): widget is INotebookLike {
@@ -151,6 +145,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   ) => {
     const contents = app.serviceManager.contents;
     const lastValues = new Map<string, IInvokeFormValues>();
+    const lastCompared = new Map<string, ICompareFormValues>();
     const logPanels = new Map<string, MainAreaWidget<LogsView>>();
     const detailPanels = new Map<string, MainAreaWidget<JobDetailView>>();
     let listPanel: MainAreaWidget<JobListView> | null = null;
@@ -282,31 +277,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
     let lastNotebook: INotebookLike | null = null;
     const hooked = new WeakSet<Widget>();
 
-    /** After a kernel restart the live widgets have lost their kernel: each shows its job's summary instead. */
-    async function replaceLiveWidgets(notebook: INotebookLike): Promise<void> {
-      for (const cell of notebook.content.widgets) {
-        const outputs = cell.model.outputs;
-        if (!outputs) {
-          continue;
-        }
-        for (let i = 0; i < outputs.length; i++) {
-          const data = outputs.get(i).toJSON().data ?? {};
-          const marker = data[JOB_MIME] as { name?: string } | undefined;
-          if (!marker?.name || !(WIDGET_MIME in data)) {
-            continue;
-          }
-          try {
-            const summary = await sidebar.model.summary(marker.name);
-            outputs.set(i, {
-              output_type: 'display_data',
-              data: { 'text/html': summary.html, 'text/plain': summary.text, [JOB_MIME]: { name: marker.name } },
-              metadata: {}
-            });
-          } catch {
-            // The job was deleted: leave the output as it is.
-          }
-        }
-      }
+    // One restore at a time per notebook: a kernel that (re)connects while one runs waits for it.
+    const restoring = new WeakMap<Widget, Promise<void>>();
+    function restore(notebook: INotebookLike, restarted: boolean): void {
+      const previous = restoring.get(notebook) ?? Promise.resolve();
+      const next = previous.then(() =>
+        restarted
+          ? replaceLiveWidgets(sidebar.model, notebook.content)
+          : restoreCells(sidebar.model, notebook.content, notebook.sessionContext.session?.kernel)
+      );
+      restoring.set(notebook, next.catch(() => undefined));
     }
 
     function hook(widget: Widget | null): void {
@@ -320,10 +300,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       hooked.add(widget);
       widget.sessionContext.statusChanged.connect((_, status) => {
         if (status === 'restarting' || status === 'autorestarting') {
-          void replaceLiveWidgets(widget);
+          restore(widget, true);
         }
       });
-      widget.sessionContext.kernelChanged.connect(() => void replaceLiveWidgets(widget));
+      // Connected to a kernel (a reload, an open, a change of kernel): each cell's last job in place.
+      widget.sessionContext.kernelChanged.connect(() => restore(widget, false));
+      void widget.sessionContext.ready.then(() => restore(widget, false));
     }
 
     async function showInNotebook(name: string): Promise<void> {
@@ -425,6 +407,20 @@ const plugin: JupyterFrontEndPlugin<void> = {
             }
           }
         );
+      },
+      compare: (endpoint: BatchEndpoint) => {
+        const initial = lastCompared.get(endpoint.name) ?? { a: '', b: '', input: '', sample: '' };
+        void compareDialog(endpoint, initial).then(chosen => {
+          if (!chosen) {
+            return;
+          }
+          lastCompared.set(endpoint.name, chosen.values);
+          const panel = createComparisonPanel(sidebar.model, endpoint.name, chosen.body);
+          app.shell.add(panel, 'main');
+          app.shell.activateById(panel.id);
+          void sidebar.model.refresh();
+          void panel.content.run();
+        });
       },
       setDefault: (endpoint: string, deployment: string) => {
         sidebar.model

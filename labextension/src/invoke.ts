@@ -36,14 +36,14 @@ export class InvokeForm extends Widget implements Dialog.IBodyWidget<IInvokeForm
     form.addEventListener('submit', event => event.preventDefault());
     const current = endpoint.defaults?.deployment_name ?? null;
 
-    this._input = this._text(
+    this._input = textField(this.node, 
       'input',
       'Input',
       values.input,
       'file or folder (relative to the server root), azureml:<data>@latest, URL'
     );
     this._input.required = true;
-    this._inputType = this._select(
+    this._inputType = selectField(this.node, 
       'input_type',
       'Input type',
       [
@@ -53,7 +53,7 @@ export class InvokeForm extends Widget implements Dialog.IBodyWidget<IInvokeForm
       ],
       values.input_type
     );
-    this._deployment = this._select(
+    this._deployment = selectField(this.node, 
       'deployment_name',
       'Deployment',
       [
@@ -62,20 +62,20 @@ export class InvokeForm extends Widget implements Dialog.IBodyWidget<IInvokeForm
       ],
       values.deployment_name
     );
-    this._miniBatch = this._text(
+    this._miniBatch = textField(this.node, 
       'mini_batch_size',
       'Mini-batch size',
       values.mini_batch_size,
       "the deployment's (files, or e.g. 10kb for tabular)"
     );
-    this._instances = this._text(
+    this._instances = textField(this.node, 
       'instance_count',
       'Instance count',
       values.instance_count,
       "the deployment's"
     );
     this._instances.inputMode = 'numeric';
-    this._output = this._text(
+    this._output = textField(this.node, 
       'output_path',
       'Output path',
       values.output_path,
@@ -107,47 +107,6 @@ export class InvokeForm extends Widget implements Dialog.IBodyWidget<IInvokeForm
     };
   }
 
-  private _text(name: string, title: string, value: string, placeholder: string): HTMLInputElement {
-    const label = document.createElement('label');
-    label.className = 'batchnb-field';
-    const span = document.createElement('span');
-    span.textContent = title;
-    const input = document.createElement('input');
-    input.type = 'text';
-    input.name = name;
-    input.className = 'jp-mod-styled';
-    input.placeholder = placeholder;
-    input.value = value;
-    label.append(span, input);
-    this.node.appendChild(label);
-    return input;
-  }
-
-  private _select(
-    name: string,
-    title: string,
-    options: [string, string][],
-    value: string
-  ): HTMLSelectElement {
-    const label = document.createElement('label');
-    label.className = 'batchnb-field';
-    const span = document.createElement('span');
-    span.textContent = title;
-    const select = document.createElement('select');
-    select.name = name;
-    select.className = 'jp-mod-styled';
-    for (const [v, text] of options) {
-      const option = document.createElement('option');
-      option.value = v;
-      option.textContent = text;
-      select.appendChild(option);
-    }
-    select.value = options.some(([v]) => v === value) ? value : '';
-    label.append(span, select);
-    this.node.appendChild(label);
-    return select;
-  }
-
   private _input: HTMLInputElement;
   private _inputType: HTMLSelectElement;
   private _deployment: HTMLSelectElement;
@@ -155,6 +114,56 @@ export class InvokeForm extends Widget implements Dialog.IBodyWidget<IInvokeForm
   private _instances: HTMLInputElement;
   private _output: HTMLInputElement;
   private _set: HTMLTextAreaElement;
+}
+
+/** A labelled text input, appended to `parent` (the dialogs' forms share it). */
+export function textField(
+  parent: HTMLElement,
+  name: string,
+  title: string,
+  value: string,
+  placeholder: string
+): HTMLInputElement {
+  const label = document.createElement('label');
+  label.className = 'batchnb-field';
+  const span = document.createElement('span');
+  span.textContent = title;
+  const input = document.createElement('input');
+  input.type = 'text';
+  input.name = name;
+  input.className = 'jp-mod-styled';
+  input.placeholder = placeholder;
+  input.value = value;
+  label.append(span, input);
+  parent.appendChild(label);
+  return input;
+}
+
+/** A labelled select of `[value, text]` options, appended to `parent`; `value` if it is one, else the first. */
+export function selectField(
+  parent: HTMLElement,
+  name: string,
+  title: string,
+  options: [string, string][],
+  value: string
+): HTMLSelectElement {
+  const label = document.createElement('label');
+  label.className = 'batchnb-field';
+  const span = document.createElement('span');
+  span.textContent = title;
+  const select = document.createElement('select');
+  select.name = name;
+  select.className = 'jp-mod-styled';
+  for (const [v, text] of options) {
+    const option = document.createElement('option');
+    option.value = v;
+    option.textContent = text;
+    select.appendChild(option);
+  }
+  select.value = options.some(([v]) => v === value) ? value : (options[0]?.[0] ?? '');
+  label.append(span, select);
+  parent.appendChild(label);
+  return select;
 }
 
 /** The request body for the form's values, or an error message. */

@@ -25,6 +25,8 @@ import type { AnyJob, BatchEndpoint, JobStep } from './wire';
 /** What the sidebar's buttons do (implemented by the plugin: dialogs, the file browser...). */
 export interface ISidebarActions {
   invoke(endpoint: BatchEndpoint): void;
+  /** Score one input with two of the endpoint's deployments and compare the outputs (a main-area tab). */
+  compare(endpoint: BatchEndpoint): void;
   setDefault(endpoint: string, deployment: string): void;
   cancel(job: AnyJob): void;
   resume(job: AnyJob): void;
@@ -250,6 +252,16 @@ function EndpointView(props: {
           );
         })}
       </ul>
+      {endpoint.deployments.length >= 2 && (
+        <button
+          className="jp-Button jp-mod-minimal batchnb-link-button batchnb-compare-action"
+          data-action="compare"
+          title={`Score one input with two deployments of ${endpoint.name} and compare their outputs row by row`}
+          onClick={() => actions.compare(endpoint)}
+        >
+          Compare deployments…
+        </button>
+      )}
       {jobs.length > 0 && <JobListView jobs={jobs.slice(0, JOBS_PER_ENDPOINT)} actions={actions} />}
       {total === 0 && <div className="batchnb-empty batchnb-no-jobs">No jobs yet</div>}
       {total > Math.min(jobs.length, JOBS_PER_ENDPOINT) && (

@@ -20,6 +20,10 @@ export interface WireModels {
   BatchEndpointDefaults?: BatchEndpointDefaults;
   BatchEndpointSpec?: BatchEndpointSpec;
   CodeConfiguration?: CodeConfiguration;
+  ColumnAgreement?: ColumnAgreement;
+  CompareRequest?: CompareRequest;
+  Comparison?: Comparison;
+  ComparisonThroughput?: ComparisonThroughput;
   Component?: Component;
   ComponentList?: ComponentList;
   ComponentRef?: ComponentRef;
@@ -27,6 +31,8 @@ export interface WireModels {
   ComputeList?: ComputeList;
   CreatePipelineJob?: CreatePipelineJob;
   DeploymentList?: DeploymentList;
+  DifferenceHistogram?: DifferenceHistogram;
+  Disagreement?: Disagreement;
   DryRunResult?: DryRunResult;
   EndpointDefaults?: EndpointDefaults;
   EndpointDefaultsPatch?: EndpointDefaultsPatch;
@@ -54,6 +60,7 @@ export interface WireModels {
   JobStep?: JobStep;
   JobSummary?: JobSummary;
   JobTimeline?: JobTimeline;
+  LabelPair?: LabelPair;
   LogTail?: LogTail;
   MiniBatchCounts?: MiniBatchCounts;
   Model?: Model;
@@ -530,6 +537,136 @@ export interface CodeConfiguration {
   scoring_script: string;
 }
 /**
+ * How A and B agree on one column.
+ */
+export interface ColumnAgreement {
+  /**
+   * The share of joined rows whose values are equal.
+   */
+  equal: number;
+  mean_abs_diff?: number | null;
+  max_abs_diff?: number | null;
+  histogram?: DifferenceHistogram | null;
+  /**
+   * Labels: the most frequent pairs.
+   */
+  pairs?: LabelPair[] | null;
+  [k: string]: unknown;
+}
+/**
+ * The absolute differences of a numeric column where A and B differ, binned from 0 to the largest.
+ */
+export interface DifferenceHistogram {
+  /**
+   * Rows whose values are equal (not in the bins).
+   */
+  zero: number;
+  edges: number[];
+  counts: number[];
+  [k: string]: unknown;
+}
+/**
+ * One (A, B) pair of values of a column of labels and how many rows have it.
+ */
+export interface LabelPair {
+  a: string;
+  b: string;
+  rows: number;
+  [k: string]: unknown;
+}
+/**
+ * ``POST endpoints/<name>/compare``: score one input with two deployments and compare the outputs.
+ *
+ * The two jobs run one after the other; the answer comes when both have ended and their outputs
+ * are joined (see ``batchnb batch-endpoint compare``).
+ */
+export interface CompareRequest {
+  /**
+   * The two deployments, A and B.
+   *
+   * @minItems 2
+   * @maxItems 2
+   */
+  deployments: [string, string];
+  /**
+   * The input, as an invocation takes it.
+   */
+  input: string | InputRef;
+  input_type?: ('uri_folder' | 'uri_file') | null;
+  /**
+   * Score only the first N items (files, or rows).
+   */
+  sample?: number | null;
+  /**
+   * How many disagreements to list.
+   */
+  max_disagreements?: number;
+}
+/**
+ * An input given as ``{type, path}``, as in Azure's ``inputs.yml``.
+ */
+export interface InputRef {
+  type?: ('uri_folder' | 'uri_file') | null;
+  path: string;
+  [k: string]: unknown;
+}
+/**
+ * The comparison of two deployments on one input.
+ */
+export interface Comparison {
+  endpoint: string;
+  deployments: string[];
+  input: string;
+  sample: number | null;
+  /**
+   * Each output's rows, the joined rows, the rows only one side has.
+   */
+  rows: {
+    [k: string]: number;
+  };
+  /**
+   * The share of joined rows equal on every column.
+   */
+  agreement: number;
+  columns: {
+    [k: string]: ColumnAgreement;
+  };
+  columns_only_in: {
+    [k: string]: string[];
+  };
+  rows_disagreeing: number;
+  disagreements: Disagreement[];
+  throughput: {
+    [k: string]: ComparisonThroughput;
+  };
+  outputs: {
+    [k: string]: string;
+  };
+  [k: string]: unknown;
+}
+/**
+ * A row where A and B differ on a column (``column`` "(row)": the row is in one output only); the
+ * two values are under the deployments' names.
+ */
+export interface Disagreement {
+  source_file: string | null;
+  source_row: number | null;
+  column: string;
+  [k: string]: unknown;
+}
+/**
+ * One deployment's job in the comparison and its pace.
+ */
+export interface ComparisonThroughput {
+  job: string;
+  items: number;
+  rows: number;
+  elapsed_s: number;
+  items_per_second: number | null;
+  rows_per_second: number | null;
+  [k: string]: unknown;
+}
+/**
  * A registered component version (command or pipeline), resolved when it was registered.
  */
 export interface Component {
@@ -763,14 +900,6 @@ export interface InlineModel {
   version?: string | null;
   type?: 'custom_model' | 'mlflow_model' | 'triton_model';
   description?: string | null;
-  [k: string]: unknown;
-}
-/**
- * An input given as ``{type, path}``, as in Azure's ``inputs.yml``.
- */
-export interface InputRef {
-  type?: ('uri_folder' | 'uri_file') | null;
-  path: string;
   [k: string]: unknown;
 }
 /**

@@ -1,2 +1,3 @@
 import './base.css';
 import './failures.css';
+import './compare.css';

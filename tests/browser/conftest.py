@@ -6,7 +6,7 @@ under CI (``CI`` set), where .ci/run installs it.
 
 JupyterLab loads the sidebar built from the batchnb under test (``batchnb/labextension`` next to the
 imported package, written by ``jlpm build:prod``) ahead of any copy installed in the environment
-(``--LabApp.extra_labextensions_path``): a tree tested through ``PYTHONPATH`` is tested with its own build.
+(first on ``JUPYTER_PATH``): a tree tested through ``PYTHONPATH`` is tested with its own build.
 """
 
 from __future__ import annotations
@@ -54,6 +54,23 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
+def _own_labextension(root: Path) -> str:
+    """A JUPYTER_PATH entry whose ``labextensions/batchnb`` is the extension built in the tree that
+    ``batchnb`` is imported from (``jlpm build:prod`` writes ``batchnb/labextension``), ahead of the
+    copy installed in the environment: JupyterLab takes the first ``batchnb`` on its extension path,
+    so a worktree's tests run its own build and never need to overwrite the shared installed copy.
+    Empty (the installed copy) when this tree has no build."""
+    built = Path(batchnb.__file__).resolve().parent / "labextension"
+    if not (built / "package.json").exists():
+        return ""
+    folder = root / ".jupyter-path"
+    (folder / "labextensions").mkdir(parents=True, exist_ok=True)
+    link = folder / "labextensions" / "batchnb"
+    if not link.exists():
+        link.symlink_to(built, target_is_directory=True)
+    return str(folder)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -91,11 +108,9 @@ def _running_lab(root: Path) -> Iterator[Lab]:
         "JUPYTER_CONFIG_DIR": str(root / ".jupyter"),
         "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
     }
-    built = Path(batchnb.__file__).resolve().parent / "labextension"
-    extensions = root / ".labextensions"
-    extensions.mkdir(exist_ok=True)
-    if (built / "package.json").exists() and not (extensions / "batchnb").exists():
-        (extensions / "batchnb").symlink_to(built, target_is_directory=True)
+    own = _own_labextension(root)
+    if own:
+        env["JUPYTER_PATH"] = os.pathsep.join(p for p in (own, os.environ.get("JUPYTER_PATH", "")) if p)
     log = open(root / "lab.log", "wb")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
         [
@@ -114,7 +129,6 @@ def _running_lab(root: Path) -> Iterator[Lab]:
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             # window.jupyterapp, for the tests that switch the theme with its command.
             "--LabApp.expose_app_in_browser=True",
-            f"--LabApp.extra_labextensions_path={extensions}",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
