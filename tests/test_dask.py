@@ -5,23 +5,18 @@ the cluster alone."""
 
 from __future__ import annotations
 
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-from engine_helpers import kill_and_reap, lines, output_file, reaping, wait_until
+from dask_helpers import Cluster, dask_cluster
+from engine_helpers import lines, output_file, reaping, wait_until
 
 from batchnb import BatchClient
 
 pytest.importorskip("distributed")
 
-# No dashboards: the test does not look at them, and a fixed port could be taken.
-QUIET = ("--host", "127.0.0.1", "--dashboard-address", ":0")
 SCRIPT = """
 import ctypes, os, time
 from pathlib import Path
@@ -42,87 +37,10 @@ def run(mini_batch):
 """
 
 
-class Cluster:
-    """A scheduler and its workers, as processes of the test."""
-
-    def __init__(self, address: str, scheduler: subprocess.Popen[bytes], workers: list[subprocess.Popen[bytes]]):
-        self.address, self.scheduler, self.workers = address, scheduler, workers
-
-    def n_workers(self) -> int:
-        from distributed import Client
-
-        with Client(self.address, timeout=10) as c:
-            return len(c.scheduler_info(n_workers=-1)["workers"])
-
-    def task_prefixes(self) -> list[str]:
-        """The task groups the scheduler has seen, as its dashboard names them."""
-        from distributed import Client
-
-        with Client(self.address, timeout=10) as c:
-            return list(c.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes)))
-
-    def kill_workers(self) -> None:
-        """SIGKILL every worker and its Nanny: the cluster has no worker left."""
-        procs = []
-        for w in self.workers:
-            with_children = psutil.Process(w.pid)
-            procs.extend([with_children, *with_children.children(recursive=True)])
-        for p in procs:
-            p.send_signal(signal.SIGKILL)
-        psutil.wait_procs(procs, timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    address = f"tcp://127.0.0.1:{_free_port()}"
-    log = open(tmp_path / "cluster.log", "ab")  # noqa: SIM115 (closed below)
-    port = address.rsplit(":", 1)[1]
-    scheduler = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", port, *QUIET],
-        stdout=log,
-        stderr=log,
-    )
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "distributed.cli.dask_worker",
-                address,
-                "--nthreads",
-                "1",
-                "--name",
-                f"w{i}",
-                *QUIET,
-            ],
-            stdout=log,
-            stderr=log,
-        )
-        for i in range(2)
-    ]
-    c = Cluster(address, scheduler, workers)
-    try:
-        wait_until(lambda: _n_workers_or_none(c) == 2, 120, "the Dask cluster's two workers")
+    with dask_cluster(tmp_path / "cluster.log") as c:
         yield c
-    finally:
-        procs = [psutil.Process(p.pid) for p in [*workers, scheduler] if p.poll() is None]
-        for p in list(procs):
-            procs.extend(p.children(recursive=True))
-        kill_and_reap(procs)
-        log.close()
-
-
-def _n_workers_or_none(c: Cluster) -> int | None:
-    try:
-        return c.n_workers()
-    except OSError:
-        return None
 
 
 @pytest.fixture(autouse=True)

@@ -226,6 +226,29 @@ class DaskWorkers:
         threading.Thread(target=restart, name=f"batchnb-restart-{self.job}", daemon=True).start()
         return f"restarting worker {hosts} through its Nanny"
 
+    def sees_folder(self, folder: str) -> dict[str, bool]:
+        """Whether each worker sees ``folder`` as this machine does (see :mod:`batchnb.compute.shipping`)."""
+        from . import shipping
+
+        return shipping.sees_folder(self.client(), folder)
+
+    def ship(self, folder: str) -> tuple[str, bool]:
+        """Send ``folder`` to every worker of the cluster, once per content; return its digest and
+        whether it was sent now (not already there).
+
+        Raises:
+            ComputeError: The cluster refused it (the message says which folder).
+        """
+        from . import shipping
+
+        try:
+            return shipping.ship(self.client(), folder)
+        except Exception as exc:  # distributed's errors stop here
+            raise ComputeError(
+                f"compute {self.compute['name']}: could not ship {folder} to the Dask cluster at "
+                f"{self.cluster.address()}: {type(exc).__name__}: {exc}"
+            ) from exc
+
     def running(self, slot: Any) -> None:
         return None
 

@@ -277,6 +277,10 @@ def _time_limit(seconds: float) -> Any:
 
 
 def _mini_batch_input(context: dict[str, Any], items: list[Any]) -> Any:
+    if context.get("input_paths") is not None:  # a Dask worker that got copies of the inputs
+        from .remote import shipped_input
+
+        return shipped_input(context, items)
     if context["mode"] == "tabular":
         return output.read_tabular_chunks(items)
     return [output.localize(item, Path(context["job_dir"]) / "inputs") for item in items]
