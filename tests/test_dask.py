@@ -114,6 +114,23 @@ def test_a_cluster_whose_workers_all_die_fails_the_job_saying_so(client, deploy,
     assert cluster.scheduler.poll() is None
 
 
+def test_workers_lost_between_jobs_are_reported_in_the_next_jobs_log(
+    client, deploy, csv_inputs, cluster, tmp_path
+) -> None:
+    _attach(client, cluster, idle=60)
+    _deploy(client, deploy, tmp_path)
+    first = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2))).wait(timeout=180)
+    assert first["status"] == "Completed", first["error"]
+    cluster.kill_workers([1])
+    wait_until(lambda: cluster.n_workers() == 1, 30, "the scheduler to see the loss")
+    second = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2, name="more"))).wait(timeout=180)
+    assert second["status"] == "Completed", second["error"]
+    log = (Path(second["logs_dir"]) / "sys" / "master_role.txt").read_text()
+    assert "1 worker(s) lost since the last job (w1 on host 127.0.0.1)" in log
+    assert "the job runs on 1 worker(s)" in log
+    client.computes.stop("daskpool")
+
+
 def test_a_run_stuck_in_c_code_gets_its_worker_restarted_and_is_retried(
     client, deploy, csv_inputs, cluster, tmp_path
 ) -> None:

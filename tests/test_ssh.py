@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from engine_helpers import lines, output_file, reaping, wait_until
 
@@ -211,6 +212,46 @@ def test_idle_time_keeps_the_cluster_warm_for_the_next_job(client, deploy, csv_i
     assert lines(output_file(second)) == lines(output_file(first))
     report = client.computes.stop("sshpool")  # a warm cluster can be stopped at once
     assert report["stopped"] and client.computes.show("sshpool")["agent"] is None
+
+
+def _kill_host_workers(address: str, host: str) -> None:
+    """SIGKILL the worker processes of ``host`` and their Nannies, as a host that went down would."""
+    from distributed import Client
+
+    with Client(address, timeout=10, set_as_default=False) as c:
+        pids = [pid for a, pid in c.run(os.getpid).items() if a.startswith(f"tcp://{host}:")]
+        assert pids
+        for pid in pids:
+            nanny = psutil.Process(pid).parent()
+            for proc in (psutil.Process(pid), nanny):
+                proc.send_signal(signal.SIGKILL)
+        wait_until(lambda: len(c.scheduler_info(n_workers=-1)["workers"]) == 2 - len(pids), 30, "the loss")
+
+
+def test_a_warm_cluster_that_lost_a_worker_restarts_it_before_the_next_job(
+    client, deploy, csv_inputs, sshd, tmp_path
+) -> None:
+    _compute(client, sshd, idle=60)
+    _deploy(
+        client, deploy, "sshpool", tmp_path, mini_batch_size=1, max_concurrency_per_instance=2, env={"SLEEP": "0.3"}
+    )
+    data = csv_inputs(8)
+    first = client.batch_endpoints.invoke("ep-test", input=str(data)).wait(timeout=180)
+    assert first["status"] == "Completed", first["error"]
+    address = wait_until(lambda: client.computes.show("sshpool")["agent"]["cluster"], 30, "the cluster's address")
+    _kill_host_workers(address, HOSTS[1])
+
+    second = client.batch_endpoints.invoke("ep-test", input=str(data)).wait(timeout=180)
+    assert second["status"] == "Completed", second["error"]
+    assert client.computes.show("sshpool")["agent"]["cluster"] == address  # the same (warm) cluster
+    rows = [line.split() for line in lines(output_file(second))]
+    assert [r[0] for r in rows] == [f"f{i:03d}.csv" for i in range(8)]
+    assert {r[1] for r in rows} == set(HOSTS)  # the restarted host scored too
+    log = (Path(second["logs_dir"]) / "sys" / "master_role.txt").read_text()
+    assert f"1 of 2 worker(s) lost since the last job ({HOSTS[1]}:{sshd.port}-0)" in log
+    assert "1 worker(s) restarted in" in log
+    assert "(2 worker(s), 2 thread(s)" in log  # the job was dispatched to the full cluster
+    client.computes.stop("sshpool")
 
 
 def test_a_hung_run_times_out_on_a_dask_worker_thread(client, deploy, csv_inputs, sshd, tmp_path) -> None:

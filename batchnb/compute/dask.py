@@ -87,10 +87,27 @@ class AttachedCluster:
 
     def __init__(self, compute: dict[str, Any]) -> None:
         self.compute = compute
+        self._seen: dict[str, str] = {}  # the workers the last job found: name → host
 
     def address(self, log: Any = None) -> str:
         """The scheduler's address, as the compute names it (``log`` is for clusters that start)."""
         return str(self.compute["address"])
+
+    def heal(self, client: Any, log: Any) -> None:
+        """Before a job: report the workers lost since the last job of this agent (the cluster is not
+        batchnb's to repair; whoever runs it, or its own adaptive scaling, replaces them)."""
+        # By name: a worker its Nanny restarted keeps its name, not its address (unnamed ones are
+        # named by their address, so a count that fell is what tells a loss there).
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        now = {str(w.get("name") or w.get("id")): str(w.get("host")) for w in workers}
+        lost = sorted(set(self._seen) - set(now))
+        if lost and len(now) < len(self._seen):
+            names = ", ".join(f"{n} on host {self._seen[n]}" for n in lost)
+            log(
+                f"compute {self.compute['name']}: {len(lost)} worker(s) lost since the last job ({names}); this "
+                f"cluster is not started by batchnb, which cannot replace them: the job runs on {len(now)} worker(s)"
+            )
+        self._seen = now
 
     def running_address(self) -> str:
         return self.address()
@@ -123,6 +140,8 @@ class DaskWorkers:
         """The job's Dask client, connecting (and, for an ssh compute, starting the cluster) first."""
         if self._client is None:
             self._client = connect(self.compute, self.cluster.address(log=self._log))
+            # A warm cluster may have lost workers since the last job: replaced or reported first.
+            self.cluster.heal(self._client, self._log)
         return self._client
 
     def threads(self) -> int:
