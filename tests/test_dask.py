@@ -89,6 +89,48 @@ def test_compute_check_reports_the_workers(client, cluster) -> None:
     assert {w["versions"]["batchnb"] for w in report["hosts"]} == {report["local"]["batchnb"]}
 
 
+def test_compute_check_names_a_package_the_workers_lack(
+    client, deploy, csv_inputs, cluster, tmp_path, monkeypatch
+) -> None:
+    from cli_helpers import error_line, run_cli
+    from env_helpers import conda_file, tiny_wheel
+
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    tiny_wheel("tinypkg", "1.0", tmp_path / "wheels")  # a package batchnb's environment (the workers') lacks
+    conda = conda_file(tmp_path / "env", tmp_path / "wheels", "tinypkg==1.0")
+    client.environments.create_or_update({"name": "tiny-env", "conda_file": str(conda)})
+    _attach(client, cluster)
+    _deploy(client, deploy, tmp_path)
+    client.batch_deployments.update("blue", "ep-test", ["environment=azureml:tiny-env:1"])
+    data = csv_inputs(1)
+
+    report = client.computes.check("daskpool", endpoint_name="ep-test", input=str(data))
+    assert report["ok"] is False
+    assert len(report["hosts"]) == 2  # one row per worker
+    for row in report["hosts"]:
+        assert (row["hostname"], row["threads"], row["python"]) == ("127.0.0.1", 1, report["local"]["python"])
+        assert row["memory_limit"] > 0 and row["cpus"] >= 1
+        assert {"batchnb", "pandas", "pyarrow", "mlflow"} <= set(row["versions"])
+        assert row["environment"] == {
+            "name": "tiny-env:1",
+            "unmet": ["tinypkg is missing (required: tinypkg==1.0)"],
+            "built": False,
+        }
+        assert row["input"] == {"target": str(data), "reachable": True}
+        assert row["error"] == "environment tiny-env:1: tinypkg is missing (required: tinypkg==1.0)"
+
+    # The CLI's table: one row per worker, naming the package; a URL no worker reaches is named too.
+    ws = client.workspace.root
+    args = ("compute", "check", "-n", "daskpool", "-e", "ep-test", "-d", "blue", "-i", "file:///batchnb/nowhere")
+    monkeypatch.setenv("COLUMNS", "300")  # a wide terminal: no cell is cut
+    code, out, err = run_cli(*args, "-o", "table", ws=ws)
+    error_line((code, "", err), "tinypkg is missing", "cannot reach file:///batchnb/nowhere")
+    rows = [line.split() for line in out.splitlines() if line.startswith("tcp://127.0.0.1:")]
+    assert len(rows) == 2
+    assert all(r[1] == "1" for r in rows)  # threads
+    assert all({"missing", "not", "reachable"} <= set(r) for r in rows)
+
+
 def test_compute_stop_leaves_the_cluster_running(client, deploy, csv_inputs, cluster, tmp_path) -> None:
     _attach(client, cluster, idle=60)
     _deploy(client, deploy, tmp_path)

@@ -192,11 +192,19 @@ def test_a_wrong_host_key_is_refused(client, deploy, csv_inputs, sshd, tmp_path)
     assert "host key not trusted" in report["hosts"][1]["error"]
 
 
-def test_compute_check_compares_versions(client, sshd) -> None:
-    _compute(client, sshd)
-    report = client.computes.check("sshpool")
+def test_compute_check_compares_versions(client, sshd, csv_inputs) -> None:
+    _compute(client, sshd, workers_per_host=2)
+    data = csv_inputs(1)
+    report = client.computes.check("sshpool", input=str(data))
     assert report["ok"] is True, report
     assert [h["versions"]["batchnb"] for h in report["hosts"]] == [report["local"]["batchnb"]] * 2
+    for row in report["hosts"]:  # one row per host: what its workers get, and what it reaches
+        assert (row["threads"], row["python"]) == (2, report["local"]["python"])
+        assert row["cpus"] >= 1 and row["memory"] > 0 and "mlflow" in row["versions"]
+        assert row["input"] == {"target": str(data), "reachable": True}
+    report = client.computes.check("sshpool", input="file:///batchnb/nowhere")
+    assert report["ok"] is False
+    assert all(h["error"] == "cannot reach file:///batchnb/nowhere" for h in report["hosts"])
 
 
 def test_idle_time_keeps_the_cluster_warm_for_the_next_job(client, deploy, csv_inputs, sshd, tmp_path) -> None:
