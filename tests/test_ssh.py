@@ -5,10 +5,12 @@ host keys, and clusters scale to zero or stay warm as asked."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,6 +52,19 @@ class Sshd:
         self.folder, self.port = folder, port
         self.key = folder / "client"
         self.known_hosts = folder / "known_hosts"
+        self.python = _host_python(folder)
+
+
+def _host_python(folder: Path) -> str:
+    """The Python the hosts run: this one, with this process's PYTHONPATH (an SSH session does not
+    pass it on), so that the hosts run the batchnb under test."""
+    path = os.environ.get("PYTHONPATH")
+    if not path:
+        return sys.executable
+    wrapper = folder / "python"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={shlex.quote(path)} exec {shlex.quote(sys.executable)} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
 
 
 def _free_port() -> int:
@@ -123,6 +138,7 @@ def _compute(
             "ssh_key": str(sshd.key),
             "known_hosts": str(known_hosts or sshd.known_hosts),
             "workers_per_host": workers_per_host,
+            "python": sshd.python,
             "idle_time_before_scale_down": idle,
         }
     )

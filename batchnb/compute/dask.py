@@ -268,6 +268,36 @@ class DaskWorkers:
                 f"{self.cluster.address()}: {type(exc).__name__}: {exc}"
             ) from exc
 
+    def on_every_worker(self, fn: Any, *args: Any) -> dict[str, tuple[str, Any]]:
+        """Run ``fn(*args)`` once on each worker of the cluster now, as a task of the job (on a
+        worker thread, not its event loop). Returns, by worker address, its host and what ``fn``
+        returned or raised; a worker that left meanwhile is left out (its first mini-batch does the
+        work instead)."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        client = self.client()
+        hosts = {a: str(w.get("host")) for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+        # Ours (concurrent.futures) ← Dask's, so that they can be waited on without a default client.
+        pending: dict[Future[Any], tuple[str, Any]] = {}
+        for address in hosts:
+            theirs = client.submit(
+                fn, *args, key=f"{self.task_prefix()}-setup-{uuid.uuid4().hex}", workers=[address], pure=False
+            )
+            ours: Future[Any] = Future()
+            theirs.add_done_callback(lambda _, ours=ours: ours.set_result(None))
+            pending[ours] = (address, theirs)
+        out: dict[str, tuple[str, Any]] = {}
+        while pending:
+            done, _ = wait(list(pending), timeout=1.0, return_when=FIRST_COMPLETED)
+            for fut in done:
+                address, theirs = pending.pop(fut)
+                exc = theirs.exception() if theirs.status != "cancelled" else RuntimeError("the task was cancelled")
+                out[address] = (hosts[address], exc if exc is not None else theirs.result())
+            left = set(hosts) - set(client.scheduler_info(n_workers=-1)["workers"])
+            for fut in [f for f, (address, _) in pending.items() if address in left]:
+                client.cancel([pending.pop(fut)[1]], force=True)
+        return out
+
     def running(self, slot: Any) -> None:
         return None
 

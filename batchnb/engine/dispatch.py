@@ -131,7 +131,8 @@ class Dispatcher:
         """Score every pending mini-batch on ``workers``. Returns (``done`` | ``canceled`` |
         ``failed`` | ``interrupted``, reason)."""
         # On a Dask cluster that cannot see this machine's files, the code and the model go first.
-        context = remote.prepare(self._context(), workers, self.logs.event)
+        environment = {"name": self.spec.get("environment"), "build": self.spec.get("environment_build")}
+        context = remote.prepare(self._context(), workers, self.logs.event, environment)
         max_attempts = context["max_attempts"]
         threshold = int(self.settings["error_threshold"])
         with self.store.read() as db:

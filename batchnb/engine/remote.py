@@ -27,12 +27,25 @@ from . import output
 from .worker import score_minibatch
 
 
-def prepare(context: dict[str, Any], workers: Any, log: Callable[[str], None]) -> dict[str, Any]:
-    """The context a job's mini-batches are scored with on ``workers``: as it is if every worker
-    sees the job's folder (or ``workers`` are local), else marked ``shipped`` with the digests of
-    the code snapshot and the model, which are sent to the cluster now."""
+def prepare(
+    context: dict[str, Any], workers: Any, log: Callable[[str], None], environment: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The context a job's mini-batches are scored with on ``workers``. Local workers: as it is.
+    On a Dask cluster: marked ``shipped`` with the digests of the code snapshot and the model (sent
+    to the cluster now) if a worker does not see the job's folder; and with the job's
+    ``environment`` build (``name``, ``build``: its record), built on every host now."""
     if not hasattr(workers, "ship"):
         return context
+    context = _shipped_if_unseen(context, workers, log)
+    build = (environment or {}).get("build")
+    if build:
+        _build_on_hosts(workers, str((environment or {}).get("name") or "of the deployment"), build, log)
+    # Every task on a Dask worker goes through score_on_dask, so that a job without an environment
+    # does not run with the packages of the previous job's.
+    return {**context, "environment": build or None}
+
+
+def _shipped_if_unseen(context: dict[str, Any], workers: Any, log: Callable[[str], None]) -> dict[str, Any]:
     seen = workers.sees_folder(context["job_dir"])
     if seen and all(seen.values()):
         return context
@@ -54,12 +67,63 @@ def prepare(context: dict[str, Any], workers: Any, log: Callable[[str], None]) -
     return {**context, "shipped": shipped}
 
 
+def _build_on_hosts(workers: Any, name: str, build: dict[str, Any], log: Callable[[str], None]) -> None:
+    """Build the job's environment on every host of the cluster before its first mini-batch.
+
+    Raises:
+        ComputeError: A host could not build it; the message names the host and uv's reason.
+    """
+    from ..compute import hostenv
+    from ..errors import ComputeError
+
+    started = time.monotonic()
+    for address, (host, got) in sorted(workers.on_every_worker(hostenv.ensure_built, build).items()):
+        if isinstance(got, BaseException):
+            reason = getattr(got, "message", None) or f"{type(got).__name__}: {got}"
+            raise ComputeError(f"environment {name} could not be built on host {host} (worker {address}): {reason}")
+        if not got["needed"]:
+            log(f"environment {name} on host {host} (worker {address}): not needed, its Python has every package")
+        elif got["built_now"]:
+            log(f"environment {name} on host {host} (worker {address}): built in {got['seconds']:.1f} s")
+        else:
+            log(f"environment {name} on host {host} (worker {address}): in the host's cache")
+    log(f"environment {name} ready on the cluster's hosts in {time.monotonic() - started:.1f} s")
+
+
 def task_for(context: dict[str, Any], items: list[Any]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-    """What to submit for a mini-batch of ``items``, past the usual arguments: the shipped entry
-    point and the bytes of its local inputs, or the plain one."""
-    if "shipped" not in context:
+    """What to submit for a mini-batch of ``items``, past the usual arguments: on a Dask cluster,
+    :func:`score_on_dask` (with the bytes of its local inputs if the job is shipped); else the
+    plain entry point."""
+    if "environment" not in context:
         return score_minibatch, ()
-    return score_shipped, (read_inputs(items),)
+    return score_on_dask, ((read_inputs(items),) if "shipped" in context else ())
+
+
+# What ensure_built said in this worker process, by build record: a host's build is looked up once.
+_built: dict[str, dict[str, Any]] = {}
+
+
+def score_on_dask(
+    context: dict[str, Any], idx: int, attempt: int, items: list[Any], n_items: int, *inputs: Any
+) -> dict[str, Any]:
+    """On a Dask worker: score with the job's environment active (built on this host first if this
+    worker joined after the job started), from shipped files if the job is shipped."""
+    import json
+
+    from ..compute import hostenv
+    from . import worker
+
+    site = None
+    if context["environment"]:
+        key = json.dumps(context["environment"], sort_keys=True)
+        if key not in _built:
+            _built[key] = hostenv.ensure_built(context["environment"])
+        site = _built[key]["site"]
+    if hostenv.activate(site):
+        worker.forget_script()  # imported under the other environment's packages
+    if "shipped" in context:
+        return score_shipped(context, idx, attempt, items, n_items, *inputs)
+    return score_minibatch(context, idx, attempt, items, n_items)
 
 
 def _item_path(item: Any) -> str:
