@@ -11,7 +11,13 @@ its agent instead; past that, both are used alike, through :class:`DaskWorkers`:
 - a mini-batch not back ``timeout`` plus a grace after its submission is expired (:meth:`DaskWorkers.expire`):
   the worker running it is restarted through its Nanny, and the dispatcher retries it; one that no
   worker ever took (every worker died) is retried the same way;
-- a cluster with no workers fails the job after ``NO_WORKERS_WAIT_S``, saying so.
+- a cluster with no workers fails the job after ``NO_WORKERS_WAIT_S``, saying so;
+- before a job, the cluster's health is checked (``heal``): an ssh cluster starts its lost workers
+  again, an attached one has them reported in the job's log;
+- what a job needs on the workers goes there first: :meth:`DaskWorkers.ship` (code and model, for
+  workers that do not see this machine's files, :mod:`batchnb.compute.shipping`) and
+  :meth:`DaskWorkers.on_every_worker` (the environment's build on each host,
+  :mod:`batchnb.compute.hostenv`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -141,8 +148,22 @@ class DaskWorkers:
         if self._client is None:
             self._client = connect(self.compute, self.cluster.address(log=self._log))
             # A warm cluster may have lost workers since the last job: replaced or reported first.
-            self.cluster.heal(self._client, self._log)
+            with self._cluster_errors("check the health of"):
+                self.cluster.heal(self._client, self._log)
         return self._client
+
+    @contextlib.contextmanager
+    def _cluster_errors(self, doing: str) -> Iterator[None]:
+        """distributed's errors stop here, as a :class:`ComputeError` that names the scheduler."""
+        try:
+            yield
+        except ComputeError:
+            raise
+        except Exception as exc:
+            raise ComputeError(
+                f"compute {self.compute['name']}: could not {doing} the Dask cluster at {self.cluster.address()}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     def threads(self) -> int:
         """The cluster's threads, over every worker (asked of the scheduler at most every ``INFO_EVERY_S``)."""
@@ -249,7 +270,8 @@ class DaskWorkers:
         """Whether each worker sees ``folder`` as this machine does (see :mod:`batchnb.compute.shipping`)."""
         from . import shipping
 
-        return shipping.sees_folder(self.client(), folder)
+        with self._cluster_errors("ask the workers of"):
+            return shipping.sees_folder(self.client(), folder)
 
     def ship(self, folder: str) -> tuple[str, bool]:
         """Send ``folder`` to every worker of the cluster, once per content; return its digest and
@@ -260,19 +282,18 @@ class DaskWorkers:
         """
         from . import shipping
 
-        try:
+        with self._cluster_errors(f"ship {folder} to"):
             return shipping.ship(self.client(), folder)
-        except Exception as exc:  # distributed's errors stop here
-            raise ComputeError(
-                f"compute {self.compute['name']}: could not ship {folder} to the Dask cluster at "
-                f"{self.cluster.address()}: {type(exc).__name__}: {exc}"
-            ) from exc
 
     def on_every_worker(self, fn: Any, *args: Any) -> dict[str, tuple[str, Any]]:
         """Run ``fn(*args)`` once on each worker of the cluster now, as a task of the job (on a
         worker thread, not its event loop). Returns, by worker address, its host and what ``fn``
         returned or raised; a worker that left meanwhile is left out (its first mini-batch does the
         work instead)."""
+        with self._cluster_errors("run a setup task on"):
+            return self._on_every_worker(fn, *args)
+
+    def _on_every_worker(self, fn: Any, *args: Any) -> dict[str, tuple[str, Any]]:
         from concurrent.futures import FIRST_COMPLETED, wait
 
         client = self.client()

@@ -136,14 +136,15 @@ def ship(client: Any, folder: str) -> tuple[str, bool]:
     not sent again."""
     digest, data = pack(folder)
     name = plugin_name(digest)
-    if name in client.run_on_scheduler(_plugin_names):
+
+    def plugin_names(dask_scheduler: Any = None) -> list[str]:
+        # A closure, so that it is sent by value: the scheduler need not have batchnb.
+        return list(getattr(dask_scheduler, "worker_plugins", {}))
+
+    if name in client.run_on_scheduler(plugin_names):
         return digest, False
     client.register_plugin(FolderPlugin(digest, data), name=name)
     return digest, True
-
-
-def _plugin_names(dask_scheduler: Any = None) -> list[str]:
-    return list(getattr(dask_scheduler, "worker_plugins", {}))
 
 
 def unpacked(digest: str) -> Path:

@@ -130,7 +130,8 @@ class Dispatcher:
     def _dispatch(self, workers: Any) -> tuple[str, str | None]:
         """Score every pending mini-batch on ``workers``. Returns (``done`` | ``canceled`` |
         ``failed`` | ``interrupted``, reason)."""
-        # On a Dask cluster that cannot see this machine's files, the code and the model go first.
+        # On a Dask cluster, before the first mini-batch: the code and the model shipped to workers
+        # that cannot see this machine's files, the deployment's environment built on every host.
         environment = {"name": self.spec.get("environment"), "build": self.spec.get("environment_build")}
         context = remote.prepare(self._context(), workers, self.logs.event, environment)
         max_attempts = context["max_attempts"]

@@ -12,6 +12,9 @@ one does not, the job runs *shipped*, and nothing of the agent's filesystem is n
   (:func:`commit_returned`), with the tracebacks of failed attempts, into the job's folder here.
 
 A job whose workers all see its folder runs as on a local compute, with no copy at all.
+
+A job with an environment has it built on every host first (:mod:`batchnb.compute.hostenv`), and
+each of its mini-batches is scored by :func:`score_on_dask`, which activates it in the worker.
 """
 
 from __future__ import annotations
@@ -117,7 +120,11 @@ def score_on_dask(
     if context["environment"]:
         key = json.dumps(context["environment"], sort_keys=True)
         if key not in _built:
-            _built[key] = hostenv.ensure_built(context["environment"])
+            try:
+                _built[key] = hostenv.ensure_built(context["environment"])
+            except Exception as exc:  # this host cannot build it: a failed attempt, retried elsewhere
+                error = f"the environment could not be built on this worker's host: {getattr(exc, 'message', exc)}"
+                return {"idx": idx, "attempt": attempt, "status": "retry", "error": error, "duration": 0.0}
         site = _built[key]["site"]
     if hostenv.activate(site):
         worker.forget_script()  # imported under the other environment's packages
