@@ -11,6 +11,7 @@ and batchnb are seen at their usual paths, as a cluster's image would have them 
 The job must still score exactly, one row per input in input order, with the shipped code (a
 sibling module of the scoring script) and the shipped model (its weight), on both workers; its parts
 are committed by the agent. A second job finds the code and the model already on the cluster.
+Tabular chunks read there keep their rows' sources, and a failed attempt's traceback comes back.
 Needs root (mount namespaces): skipped elsewhere.
 """
 
@@ -148,3 +149,29 @@ def test_tabular_chunks_read_elsewhere_keep_their_rows_sources(client, deploy, e
     # Each row names the file it came from on this machine, not the copy the worker read.
     assert table["_source_file"] == [str(folder / "rows.csv")] * 7
     assert table["_source_row"] == list(range(7))
+
+
+def test_a_failure_elsewhere_keeps_its_traceback_in_the_jobs_logs(client, deploy, csv_inputs, elsewhere) -> None:
+    client.computes.create_or_update({"name": "remote", "type": "dask", "address": elsewhere.address})
+    dep = deploy(
+        """
+        import os
+        def init():
+            pass
+        def run(mini_batch):
+            if any(os.path.basename(f) == "f001.csv" for f in mini_batch):
+                raise ValueError("f001 cannot be scored")
+            return [os.path.basename(f) for f in mini_batch]
+        """,
+        mini_batch_size=1,
+        error_threshold=-1,
+        retry_settings={"max_retries": 2, "timeout": 30},
+    )
+    client.batch_deployments.update(dep["name"], dep["endpoint_name"], ["compute=azureml:remote"])
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(3))).wait(timeout=240)
+    assert job["status"] == "Completed", job["error"]
+    assert lines(output_file(job)) == ["f000.csv", "f002.csv"]
+    assert [f["item"].rsplit("/", 1)[-1] for f in client.jobs.failures(job["name"])] == ["f001.csv"]
+    # Both attempts' tracebacks came back from the workers into the job's folder here.
+    tracebacks = "".join(p.read_text() for p in (Path(job["logs_dir"]) / "user" / "error").glob("*.txt"))
+    assert tracebacks.count("ValueError: f001 cannot be scored") == 2
