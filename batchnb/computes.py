@@ -111,20 +111,65 @@ class ComputeOperations:
             ).fetchall()
         return [r["name"] for r in rows]
 
-    def check(self, name: str) -> dict[str, Any]:
-        """Reach every host of an ssh compute, or every worker of a dask compute; report Python and
-        package versions against ours (and, for a dask compute, each worker's threads and memory)."""
+    def check(
+        self,
+        name: str,
+        *,
+        endpoint_name: str | None = None,
+        deployment_name: str | None = None,
+        input: str | None = None,
+    ) -> dict[str, Any]:
+        """Reach every host of an ssh compute, or every worker of a dask compute: one row for each,
+        with its threads, memory, Python and package versions against ours.
+
+        Args:
+            name: The compute.
+            endpoint_name: With it, each host is also checked for the packages of a deployment's
+                environment (``deployment_name``, else the endpoint's default deployment).
+            deployment_name: The deployment; needs ``endpoint_name``.
+            input: A data path or URL each host must reach.
+        """
         compute = self.get(name)
         if compute.get("type") not in ("ssh", "dask"):
             raise ValidationError(
                 f"compute {name} is {compute.get('type')}: only ssh and dask computes have hosts to check",
                 field="type",
             )
+        if deployment_name and not endpoint_name:
+            raise ValidationError("a deployment is named with its endpoint: give endpoint_name too", field="endpoint")
+        environment = self._environment_of(endpoint_name, deployment_name) if endpoint_name else None
         from .compute import check  # asyncio, SSH and Dask: only for this command
 
         if compute.get("type") == "dask":
-            return check.check_dask(dict(compute))
-        return check.check_compute(dict(compute))
+            return check.check_dask(dict(compute), environment, input)
+        return check.check_compute(dict(compute), environment, input)
+
+    def _environment_of(self, endpoint_name: str, deployment_name: str | None) -> dict[str, Any]:
+        """What a deployment's code needs on a host: its environment's requirement lines and the
+        digest its build has in a host's cache (see :func:`batchnb.environments.runtime.host_digest`)."""
+        from .environments import runtime
+        from .registry.environments import EnvironmentOperations
+
+        with self._store.read() as db:
+            row = db.execute("SELECT spec FROM endpoints WHERE name = ?", (endpoint_name,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"batch endpoint {endpoint_name} does not exist in this workspace")
+            deployment_name = deployment_name or json.loads(row["spec"]).get("defaults", {}).get("deployment_name")
+            row = db.execute(
+                "SELECT spec FROM deployments WHERE endpoint = ? AND name = ?", (endpoint_name, deployment_name)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"batch endpoint {endpoint_name} has no deployment named {deployment_name}")
+        resolved = json.loads(row["spec"])["resolved"]
+        registered = None
+        if resolved.get("environment"):
+            env_name, _, version = resolved["environment"].partition(":")
+            registered = EnvironmentOperations(self._ws, self._store).get(env_name, version=version or None)
+        spec = runtime.deployment_spec(resolved, registered)
+        label = resolved.get("environment") or f"of {endpoint_name}/{deployment_name}"
+        if spec is None:
+            return {"name": label, "requirements": [], "digest": None}
+        return {"name": label, "requirements": list(spec.requirements), "digest": runtime.host_digest(spec)}
 
     def show(self, name: str) -> entities.Compute:
         """A compute with its agent: pid, started, workers, running and queued jobs, resident memory."""

@@ -5,23 +5,18 @@ the cluster alone."""
 
 from __future__ import annotations
 
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
-from engine_helpers import kill_and_reap, lines, output_file, reaping, wait_until
+from dask_helpers import Cluster, dask_cluster
+from engine_helpers import lines, output_file, reaping, wait_until
 
 from batchnb import BatchClient
 
 pytest.importorskip("distributed")
 
-# No dashboards: the test does not look at them, and a fixed port could be taken.
-QUIET = ("--host", "127.0.0.1", "--dashboard-address", ":0")
 SCRIPT = """
 import ctypes, os, time
 from pathlib import Path
@@ -42,87 +37,10 @@ def run(mini_batch):
 """
 
 
-class Cluster:
-    """A scheduler and its workers, as processes of the test."""
-
-    def __init__(self, address: str, scheduler: subprocess.Popen[bytes], workers: list[subprocess.Popen[bytes]]):
-        self.address, self.scheduler, self.workers = address, scheduler, workers
-
-    def n_workers(self) -> int:
-        from distributed import Client
-
-        with Client(self.address, timeout=10) as c:
-            return len(c.scheduler_info(n_workers=-1)["workers"])
-
-    def task_prefixes(self) -> list[str]:
-        """The task groups the scheduler has seen, as its dashboard names them."""
-        from distributed import Client
-
-        with Client(self.address, timeout=10) as c:
-            return list(c.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes)))
-
-    def kill_workers(self) -> None:
-        """SIGKILL every worker and its Nanny: the cluster has no worker left."""
-        procs = []
-        for w in self.workers:
-            with_children = psutil.Process(w.pid)
-            procs.extend([with_children, *with_children.children(recursive=True)])
-        for p in procs:
-            p.send_signal(signal.SIGKILL)
-        psutil.wait_procs(procs, timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    address = f"tcp://127.0.0.1:{_free_port()}"
-    log = open(tmp_path / "cluster.log", "ab")  # noqa: SIM115 (closed below)
-    port = address.rsplit(":", 1)[1]
-    scheduler = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", port, *QUIET],
-        stdout=log,
-        stderr=log,
-    )
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "distributed.cli.dask_worker",
-                address,
-                "--nthreads",
-                "1",
-                "--name",
-                f"w{i}",
-                *QUIET,
-            ],
-            stdout=log,
-            stderr=log,
-        )
-        for i in range(2)
-    ]
-    c = Cluster(address, scheduler, workers)
-    try:
-        wait_until(lambda: _n_workers_or_none(c) == 2, 120, "the Dask cluster's two workers")
+    with dask_cluster(tmp_path / "cluster.log") as c:
         yield c
-    finally:
-        procs = [psutil.Process(p.pid) for p in [*workers, scheduler] if p.poll() is None]
-        for p in list(procs):
-            procs.extend(p.children(recursive=True))
-        kill_and_reap(procs)
-        log.close()
-
-
-def _n_workers_or_none(c: Cluster) -> int | None:
-    try:
-        return c.n_workers()
-    except OSError:
-        return None
 
 
 @pytest.fixture(autouse=True)
@@ -171,6 +89,48 @@ def test_compute_check_reports_the_workers(client, cluster) -> None:
     assert {w["versions"]["batchnb"] for w in report["hosts"]} == {report["local"]["batchnb"]}
 
 
+def test_compute_check_names_a_package_the_workers_lack(
+    client, deploy, csv_inputs, cluster, tmp_path, monkeypatch
+) -> None:
+    from cli_helpers import error_line, run_cli
+    from env_helpers import conda_file, tiny_wheel
+
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    tiny_wheel("tinypkg", "1.0", tmp_path / "wheels")  # a package batchnb's environment (the workers') lacks
+    conda = conda_file(tmp_path / "env", tmp_path / "wheels", "tinypkg==1.0")
+    client.environments.create_or_update({"name": "tiny-env", "conda_file": str(conda)})
+    _attach(client, cluster)
+    _deploy(client, deploy, tmp_path)
+    client.batch_deployments.update("blue", "ep-test", ["environment=azureml:tiny-env:1"])
+    data = csv_inputs(1)
+
+    report = client.computes.check("daskpool", endpoint_name="ep-test", input=str(data))
+    assert report["ok"] is False
+    assert len(report["hosts"]) == 2  # one row per worker
+    for row in report["hosts"]:
+        assert (row["hostname"], row["threads"], row["python"]) == ("127.0.0.1", 1, report["local"]["python"])
+        assert row["memory_limit"] > 0 and row["cpus"] >= 1
+        assert {"batchnb", "pandas", "pyarrow", "mlflow"} <= set(row["versions"])
+        assert row["environment"] == {
+            "name": "tiny-env:1",
+            "unmet": ["tinypkg is missing (required: tinypkg==1.0)"],
+            "built": False,
+        }
+        assert row["input"] == {"target": str(data), "reachable": True}
+        assert row["error"] == "environment tiny-env:1: tinypkg is missing (required: tinypkg==1.0)"
+
+    # The CLI's table: one row per worker, naming the package; a URL no worker reaches is named too.
+    ws = client.workspace.root
+    args = ("compute", "check", "-n", "daskpool", "-e", "ep-test", "-d", "blue", "-i", "file:///batchnb/nowhere")
+    monkeypatch.setenv("COLUMNS", "300")  # a wide terminal: no cell is cut
+    code, out, err = run_cli(*args, "-o", "table", ws=ws)
+    error_line((code, "", err), "tinypkg is missing", "cannot reach file:///batchnb/nowhere")
+    rows = [line.split() for line in out.splitlines() if line.startswith("tcp://127.0.0.1:")]
+    assert len(rows) == 2
+    assert all(r[1] == "1" for r in rows)  # threads
+    assert all({"missing", "not", "reachable"} <= set(r) for r in rows)
+
+
 def test_compute_stop_leaves_the_cluster_running(client, deploy, csv_inputs, cluster, tmp_path) -> None:
     _attach(client, cluster, idle=60)
     _deploy(client, deploy, tmp_path)
@@ -194,6 +154,23 @@ def test_a_cluster_whose_workers_all_die_fails_the_job_saying_so(client, deploy,
     assert job["status"] == "Failed"
     assert f"the Dask cluster at {cluster.address} has had no workers" in job["error"]
     assert cluster.scheduler.poll() is None
+
+
+def test_workers_lost_between_jobs_are_reported_in_the_next_jobs_log(
+    client, deploy, csv_inputs, cluster, tmp_path
+) -> None:
+    _attach(client, cluster, idle=60)
+    _deploy(client, deploy, tmp_path)
+    first = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2))).wait(timeout=180)
+    assert first["status"] == "Completed", first["error"]
+    cluster.kill_workers([1])
+    wait_until(lambda: cluster.n_workers() == 1, 30, "the scheduler to see the loss")
+    second = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2, name="more"))).wait(timeout=180)
+    assert second["status"] == "Completed", second["error"]
+    log = (Path(second["logs_dir"]) / "sys" / "master_role.txt").read_text()
+    assert "1 worker(s) lost since the last job (w1 on host 127.0.0.1)" in log
+    assert "the job runs on 1 worker(s)" in log
+    client.computes.stop("daskpool")
 
 
 def test_a_run_stuck_in_c_code_gets_its_worker_restarted_and_is_retried(

@@ -5,13 +5,16 @@ host keys, and clusters scale to zero or stay warm as asked."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from engine_helpers import lines, output_file, reaping, wait_until
 
@@ -49,6 +52,19 @@ class Sshd:
         self.folder, self.port = folder, port
         self.key = folder / "client"
         self.known_hosts = folder / "known_hosts"
+        self.python = _host_python(folder)
+
+
+def _host_python(folder: Path) -> str:
+    """The Python the hosts run: this one, with this process's PYTHONPATH (an SSH session does not
+    pass it on), so that the hosts run the batchnb under test."""
+    path = os.environ.get("PYTHONPATH")
+    if not path:
+        return sys.executable
+    wrapper = folder / "python"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={shlex.quote(path)} exec {shlex.quote(sys.executable)} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
 
 
 def _free_port() -> int:
@@ -122,6 +138,7 @@ def _compute(
             "ssh_key": str(sshd.key),
             "known_hosts": str(known_hosts or sshd.known_hosts),
             "workers_per_host": workers_per_host,
+            "python": sshd.python,
             "idle_time_before_scale_down": idle,
         }
     )
@@ -191,11 +208,19 @@ def test_a_wrong_host_key_is_refused(client, deploy, csv_inputs, sshd, tmp_path)
     assert "host key not trusted" in report["hosts"][1]["error"]
 
 
-def test_compute_check_compares_versions(client, sshd) -> None:
-    _compute(client, sshd)
-    report = client.computes.check("sshpool")
+def test_compute_check_compares_versions(client, sshd, csv_inputs) -> None:
+    _compute(client, sshd, workers_per_host=2)
+    data = csv_inputs(1)
+    report = client.computes.check("sshpool", input=str(data))
     assert report["ok"] is True, report
     assert [h["versions"]["batchnb"] for h in report["hosts"]] == [report["local"]["batchnb"]] * 2
+    for row in report["hosts"]:  # one row per host: what its workers get, and what it reaches
+        assert (row["threads"], row["python"]) == (2, report["local"]["python"])
+        assert row["cpus"] >= 1 and row["memory"] > 0 and "mlflow" in row["versions"]
+        assert row["input"] == {"target": str(data), "reachable": True}
+    report = client.computes.check("sshpool", input="file:///batchnb/nowhere")
+    assert report["ok"] is False
+    assert all(h["error"] == "cannot reach file:///batchnb/nowhere" for h in report["hosts"])
 
 
 def test_idle_time_keeps_the_cluster_warm_for_the_next_job(client, deploy, csv_inputs, sshd, tmp_path) -> None:
@@ -211,6 +236,46 @@ def test_idle_time_keeps_the_cluster_warm_for_the_next_job(client, deploy, csv_i
     assert lines(output_file(second)) == lines(output_file(first))
     report = client.computes.stop("sshpool")  # a warm cluster can be stopped at once
     assert report["stopped"] and client.computes.show("sshpool")["agent"] is None
+
+
+def _kill_host_workers(address: str, host: str) -> None:
+    """SIGKILL the worker processes of ``host`` and their Nannies, as a host that went down would."""
+    from distributed import Client
+
+    with Client(address, timeout=10, set_as_default=False) as c:
+        pids = [pid for a, pid in c.run(os.getpid).items() if a.startswith(f"tcp://{host}:")]
+        assert pids
+        for pid in pids:
+            nanny = psutil.Process(pid).parent()
+            for proc in (psutil.Process(pid), nanny):
+                proc.send_signal(signal.SIGKILL)
+        wait_until(lambda: len(c.scheduler_info(n_workers=-1)["workers"]) == 2 - len(pids), 30, "the loss")
+
+
+def test_a_warm_cluster_that_lost_a_worker_restarts_it_before_the_next_job(
+    client, deploy, csv_inputs, sshd, tmp_path
+) -> None:
+    _compute(client, sshd, idle=60)
+    _deploy(
+        client, deploy, "sshpool", tmp_path, mini_batch_size=1, max_concurrency_per_instance=2, env={"SLEEP": "0.3"}
+    )
+    data = csv_inputs(8)
+    first = client.batch_endpoints.invoke("ep-test", input=str(data)).wait(timeout=180)
+    assert first["status"] == "Completed", first["error"]
+    address = wait_until(lambda: client.computes.show("sshpool")["agent"]["cluster"], 30, "the cluster's address")
+    _kill_host_workers(address, HOSTS[1])
+
+    second = client.batch_endpoints.invoke("ep-test", input=str(data)).wait(timeout=180)
+    assert second["status"] == "Completed", second["error"]
+    assert client.computes.show("sshpool")["agent"]["cluster"] == address  # the same (warm) cluster
+    rows = [line.split() for line in lines(output_file(second))]
+    assert [r[0] for r in rows] == [f"f{i:03d}.csv" for i in range(8)]
+    assert {r[1] for r in rows} == set(HOSTS)  # the restarted host scored too
+    log = (Path(second["logs_dir"]) / "sys" / "master_role.txt").read_text()
+    assert f"1 of 2 worker(s) lost since the last job ({HOSTS[1]}:{sshd.port}-0)" in log
+    assert "1 worker(s) restarted in" in log
+    assert "(2 worker(s), 2 thread(s)" in log  # the job was dispatched to the full cluster
+    client.computes.stop("sshpool")
 
 
 def test_a_hung_run_times_out_on_a_dask_worker_thread(client, deploy, csv_inputs, sshd, tmp_path) -> None:

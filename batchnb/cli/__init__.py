@@ -178,7 +178,16 @@ GROUPS: dict[str, tuple[tuple[str, ...], str, dict[str, Command]]] = {
                 ],
                 "create a compute (local: this machine; ssh: a Dask cluster it starts; dask: one that runs)",
             ),
-            "check": (cmd.compute_check, [NAME_REQ], "reach every host or Dask worker of a compute; compare versions"),
+            "check": (
+                cmd.compute_check,
+                [
+                    NAME_REQ,
+                    _a("--endpoint-name", "-e", help="also check each host for this endpoint's deployment's packages"),
+                    _a("--deployment-name", "-d", help="the deployment (default: the endpoint's default)"),
+                    _a("--input", "-i", help="a data path or URL each host must reach"),
+                ],
+                "reach every host or Dask worker of a compute: one row each (threads, memory, versions, data)",
+            ),
             "start": (cmd.compute_start, [NAME_REQ], "start the compute's agent (resumes jobs a lost agent left)"),
             "stop": (cmd.compute_stop, [NAME_REQ], "stop the compute's agent, its workers and jobs (Interrupted) now"),
             "show": (cmd.compute_show, [NAME_REQ], "show a compute"),

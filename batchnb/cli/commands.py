@@ -176,14 +176,41 @@ def compute_create(c: BatchClient, a: argparse.Namespace) -> Any:
 
 
 def compute_check(c: BatchClient, a: argparse.Namespace) -> Any:
-    report = c.computes.check(a.name)
+    report = c.computes.check(a.name, endpoint_name=a.endpoint_name, deployment_name=a.deployment_name, input=a.input)
+    # A table shows one row per host; the other formats the whole report.
+    shown = check_rows(report) if a.output == "table" and not a.query else report
     if not report["ok"]:
         from ..errors import ComputeError
 
-        render(report, a.output, a.query, sys.stdout)
+        render(shown, a.output, a.query, sys.stdout)
         problems = "; ".join(f"{h['host']}: {h['error']}" for h in report["hosts"] if h.get("error"))
         raise ComputeError(f"compute {a.name}: {problems}")
-    return report
+    return shown
+
+
+def check_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """``compute check`` as one flat row per host or worker, for a table."""
+    rows = []
+    for h in report["hosts"]:
+        versions = h.get("versions") or {}
+        memory = h.get("memory_limit") or h.get("memory")
+        env = h.get("environment")
+        reach = h.get("input")
+        rows.append(
+            {
+                "host": h["host"],
+                "threads": h.get("threads"),
+                "memory": f"{memory / 2**30:.1f} GiB" if memory else None,
+                "python": versions.get("python"),
+                **{p: versions.get(p) for p in ("batchnb", "pandas", "pyarrow", "mlflow")},
+                "environment": None
+                if env is None
+                else ("built" if env["built"] else "ok" if not env["unmet"] else "missing"),
+                "input": None if reach is None else ("reachable" if reach["reachable"] else "not reachable"),
+                "problem": h.get("error") or "; ".join(h.get("warnings") or []) or None,
+            }
+        )
+    return rows
 
 
 def compute_stop(c: BatchClient, a: argparse.Namespace) -> Any:

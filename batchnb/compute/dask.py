@@ -11,7 +11,13 @@ its agent instead; past that, both are used alike, through :class:`DaskWorkers`:
 - a mini-batch not back ``timeout`` plus a grace after its submission is expired (:meth:`DaskWorkers.expire`):
   the worker running it is restarted through its Nanny, and the dispatcher retries it; one that no
   worker ever took (every worker died) is retried the same way;
-- a cluster with no workers fails the job after ``NO_WORKERS_WAIT_S``, saying so.
+- a cluster with no workers fails the job after ``NO_WORKERS_WAIT_S``, saying so;
+- before a job, the cluster's health is checked (``heal``): an ssh cluster starts its lost workers
+  again, an attached one has them reported in the job's log;
+- what a job needs on the workers goes there first: :meth:`DaskWorkers.ship` (code and model, for
+  workers that do not see this machine's files, :mod:`batchnb.compute.shipping`) and
+  :meth:`DaskWorkers.on_every_worker` (the environment's build on each host,
+  :mod:`batchnb.compute.hostenv`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -87,10 +94,27 @@ class AttachedCluster:
 
     def __init__(self, compute: dict[str, Any]) -> None:
         self.compute = compute
+        self._seen: dict[str, str] = {}  # the workers the last job found: name → host
 
     def address(self, log: Any = None) -> str:
         """The scheduler's address, as the compute names it (``log`` is for clusters that start)."""
         return str(self.compute["address"])
+
+    def heal(self, client: Any, log: Any) -> None:
+        """Before a job: report the workers lost since the last job of this agent (the cluster is not
+        batchnb's to repair; whoever runs it, or its own adaptive scaling, replaces them)."""
+        # By name: a worker its Nanny restarted keeps its name, not its address (unnamed ones are
+        # named by their address, so a count that fell is what tells a loss there).
+        workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        now = {str(w.get("name") or w.get("id")): str(w.get("host")) for w in workers}
+        lost = sorted(set(self._seen) - set(now))
+        if lost and len(now) < len(self._seen):
+            names = ", ".join(f"{n} on host {self._seen[n]}" for n in lost)
+            log(
+                f"compute {self.compute['name']}: {len(lost)} worker(s) lost since the last job ({names}); this "
+                f"cluster is not started by batchnb, which cannot replace them: the job runs on {len(now)} worker(s)"
+            )
+        self._seen = now
 
     def running_address(self) -> str:
         return self.address()
@@ -123,7 +147,23 @@ class DaskWorkers:
         """The job's Dask client, connecting (and, for an ssh compute, starting the cluster) first."""
         if self._client is None:
             self._client = connect(self.compute, self.cluster.address(log=self._log))
+            # A warm cluster may have lost workers since the last job: replaced or reported first.
+            with self._cluster_errors("check the health of"):
+                self.cluster.heal(self._client, self._log)
         return self._client
+
+    @contextlib.contextmanager
+    def _cluster_errors(self, doing: str) -> Iterator[None]:
+        """distributed's errors stop here, as a :class:`ComputeError` that names the scheduler."""
+        try:
+            yield
+        except ComputeError:
+            raise
+        except Exception as exc:
+            raise ComputeError(
+                f"compute {self.compute['name']}: could not {doing} the Dask cluster at {self.cluster.address()}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     def threads(self) -> int:
         """The cluster's threads, over every worker (asked of the scheduler at most every ``INFO_EVERY_S``)."""
@@ -225,6 +265,59 @@ class DaskWorkers:
 
         threading.Thread(target=restart, name=f"batchnb-restart-{self.job}", daemon=True).start()
         return f"restarting worker {hosts} through its Nanny"
+
+    def sees_folder(self, folder: str) -> dict[str, bool]:
+        """Whether each worker sees ``folder`` as this machine does (see :mod:`batchnb.compute.shipping`)."""
+        from . import shipping
+
+        with self._cluster_errors("ask the workers of"):
+            return shipping.sees_folder(self.client(), folder)
+
+    def ship(self, folder: str) -> tuple[str, bool]:
+        """Send ``folder`` to every worker of the cluster, once per content; return its digest and
+        whether it was sent now (not already there).
+
+        Raises:
+            ComputeError: The cluster refused it (the message says which folder).
+        """
+        from . import shipping
+
+        with self._cluster_errors(f"ship {folder} to"):
+            return shipping.ship(self.client(), folder)
+
+    def on_every_worker(self, fn: Any, *args: Any) -> dict[str, tuple[str, Any]]:
+        """Run ``fn(*args)`` once on each worker of the cluster now, as a task of the job (on a
+        worker thread, not its event loop). Returns, by worker address, its host and what ``fn``
+        returned or raised; a worker that left meanwhile is left out (its first mini-batch does the
+        work instead)."""
+        with self._cluster_errors("run a setup task on"):
+            return self._on_every_worker(fn, *args)
+
+    def _on_every_worker(self, fn: Any, *args: Any) -> dict[str, tuple[str, Any]]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        client = self.client()
+        hosts = {a: str(w.get("host")) for a, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+        # Ours (concurrent.futures) ← Dask's, so that they can be waited on without a default client.
+        pending: dict[Future[Any], tuple[str, Any]] = {}
+        for address in hosts:
+            theirs = client.submit(
+                fn, *args, key=f"{self.task_prefix()}-setup-{uuid.uuid4().hex}", workers=[address], pure=False
+            )
+            ours: Future[Any] = Future()
+            theirs.add_done_callback(lambda _, ours=ours: ours.set_result(None))
+            pending[ours] = (address, theirs)
+        out: dict[str, tuple[str, Any]] = {}
+        while pending:
+            done, _ = wait(list(pending), timeout=1.0, return_when=FIRST_COMPLETED)
+            for fut in done:
+                address, theirs = pending.pop(fut)
+                exc = theirs.exception() if theirs.status != "cancelled" else RuntimeError("the task was cancelled")
+                out[address] = (hosts[address], exc if exc is not None else theirs.result())
+            left = set(hosts) - set(client.scheduler_info(n_workers=-1)["workers"])
+            for fut in [f for f, (address, _) in pending.items() if address in left]:
+                client.cancel([pending.pop(fut)[1]], force=True)
+        return out
 
     def running(self, slot: Any) -> None:
         return None

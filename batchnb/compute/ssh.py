@@ -9,7 +9,8 @@ and can be kept warm for the next job.
 
 A job uses the cluster as it uses any Dask cluster (:class:`batchnb.compute.dask.DaskWorkers`). If a
 host's workers die, Dask moves their tasks to the others; a mini-batch is only charged an attempt
-when its task fails for good or is overdue.
+when its task fails for good or is overdue. A worker lost while the cluster stays warm (its Nanny
+killed too, its host rebooted) is started again on its host before the next job (:meth:`SSHCluster.heal`).
 
 Security: no secret is stored; keys are given by path (or come from the SSH agent), and host keys
 are always checked against ``known_hosts`` (``~/.ssh/known_hosts`` unless the compute names one):
@@ -90,7 +91,8 @@ def build_cluster(compute: dict[str, Any]) -> Any:
                     "connect_options": connect_options(compute, host),
                     "remote_python": python,
                     # One thread per worker process: init() once per process, like a loky worker.
-                    "kwargs": {"host": name, "nthreads": 1, "death_timeout": "30s"},
+                    # Named after its place in the spec, so a lost one is known (see SSHCluster.heal).
+                    "kwargs": {"host": name, "nthreads": 1, "death_timeout": "30s", "name": f"{host}-{i}"},
                 },
             }
     return SpecCluster(workers, scheduler, name=f"batchnb-{compute['name']}")
@@ -154,6 +156,38 @@ class SSHCluster:
                 )
             return str(self._cluster.scheduler_address)
 
+    def heal(self, client: Any, log: Any) -> None:
+        """Before a job on the warm cluster: restart, on its host, every worker the cluster lost since
+        it started (its Nanny too was killed, or its host rebooted); say so in the job's ``log``,
+        and what could not be restarted."""
+        with self._lock:
+            cluster = self._cluster
+            if cluster is None:
+                return
+            present = {w.get("name") for w in client.scheduler_info(n_workers=-1)["workers"].values()}
+            lost = sorted(name for name in cluster.worker_spec if name not in present)
+            if not lost:
+                return
+            total = len(cluster.worker_spec)
+            log(
+                f"compute {self.compute['name']}: {len(lost)} of {total} worker(s) lost since the last job "
+                f"({', '.join(lost)}); restarting them on their hosts"
+            )
+            started = time.monotonic()
+            try:
+                cluster.sync(_restart_workers, cluster, lost)
+                client.wait_for_workers(total, timeout=ACQUIRE_TIMEOUT_S)
+            except Exception as exc:
+                left = len(client.scheduler_info(n_workers=-1)["workers"])
+                log(
+                    f"compute {self.compute['name']}: could not restart them: {explain(exc, self.compute)}; "
+                    f"the job runs on the {left} worker(s) left"
+                )
+                return
+            log(
+                f"compute {self.compute['name']}: {len(lost)} worker(s) restarted in {time.monotonic() - started:.1f} s"
+            )
+
     def running_address(self) -> str | None:
         return str(self._cluster.scheduler_address) if self._cluster is not None else None
 
@@ -163,6 +197,18 @@ class SSHCluster:
                 with contextlib.suppress(Exception):  # its hosts may be gone already
                     self._cluster.close(timeout=30)
                 self._cluster = None
+
+
+async def _restart_workers(cluster: Any, names: list[str]) -> None:
+    """Start the workers ``names`` of ``cluster`` again over SSH (on its event loop)."""
+    for name in names:
+        gone = cluster.workers.pop(name, None)
+        if gone is not None:  # its SSH session: ended with the worker, or hung with its host
+            with contextlib.suppress(Exception):
+                await gone.close()
+    # SpecCluster starts every worker of its spec that it does not run (distributed has no public
+    # call for "start this one again": scale() only adds or removes spec entries).
+    await cluster._correct_state()
 
 
 def describe(compute: dict[str, Any]) -> str:

@@ -22,12 +22,11 @@ from typing import Any
 
 from ..compute.base import is_lost_worker
 from ..store import Store
-from . import attempts, failures, faults, output, state
+from . import attempts, failures, faults, output, remote, state
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
 from .logs import JobLogs
 from .merge_stream import OutputStream
 from .planner import minibatch_items
-from .worker import score_minibatch
 
 FLUSH_INTERVAL_S = 0.2  # for short mini-batches; a result of one that took longer is written at once
 PROGRESS_INTERVAL_S = 1.0
@@ -136,7 +135,10 @@ class Dispatcher:
     def _dispatch(self, workers: Any) -> tuple[str, str | None]:
         """Score every pending mini-batch on ``workers``. Returns (``done`` | ``canceled`` |
         ``failed`` | ``interrupted``, reason)."""
-        context = self._context()
+        # On a Dask cluster, before the first mini-batch: the code and the model shipped to workers
+        # that cannot see this machine's files, the deployment's environment built on every host.
+        environment = {"name": self.spec.get("environment"), "build": self.spec.get("environment_build")}
+        context = remote.prepare(self._context(), workers, self.logs.event, environment)
         max_attempts = context["max_attempts"]
         threshold = int(self.settings["error_threshold"])
         with self.store.read() as db:
@@ -236,9 +238,10 @@ class Dispatcher:
             while queue and losses.may_submit(queue[0].idx, bool(inflight)):
                 task = queue[0]
                 submitted = time.time()
+                fn, shipped = remote.task_for(context, task.items)
                 try:
                     fut = workers.submit(
-                        slot, score_minibatch, context, task.idx, task.attempts + 1, task.items, task.n_items
+                        slot, fn, context, task.idx, task.attempts + 1, task.items, task.n_items, *shipped
                     )
                 except BaseException as exc:
                     if not is_lost_worker(exc):
@@ -276,6 +279,11 @@ class Dispatcher:
     ) -> int | tuple[str, str]:
         """Apply a worker's result. Returns the job's failed items so far, or (outcome, reason) if
         the job must stop: init() failed, the error threshold was exceeded, or batchnb's own files failed."""
+        try:
+            remote.commit_returned(self.job_dir, result)  # a part scored where this folder is not seen
+        except OSError as exc:
+            error = faults.system_error(f"write the part file of mini-batch {task.idx}", exc)
+            result = {**result, "status": faults.SYSTEM_ERROR, "error": error}
         if result["status"] == faults.SYSTEM_ERROR:
             self.logs.event(f"mini-batch {task.idx}: {result['error']}")
             return "interrupted", faults.interrupted_reason(faults.SystemFault(result["error"]), self.name)

@@ -200,6 +200,11 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
     return _STATE.module
 
 
+def forget_script() -> None:
+    """Import the scoring script afresh at the next mini-batch (a Dask worker switched environments)."""
+    _STATE.module, _STATE.script, _STATE.job = None, None, None
+
+
 def _keep_dask_logs_apart() -> None:
     """On a Dask worker, keep Dask's own log lines (a restart's or a shutdown's chatter) on the
     worker's stderr: the job's user logs, where fd 2 is about to point, are for the scoring script."""
@@ -277,6 +282,10 @@ def _time_limit(seconds: float) -> Any:
 
 
 def _mini_batch_input(context: dict[str, Any], items: list[Any]) -> Any:
+    if context.get("input_paths") is not None:  # a Dask worker that got copies of the inputs
+        from .remote import shipped_input
+
+        return shipped_input(context, items)
     if context["mode"] == "tabular":
         return output.read_tabular_chunks(items)
     return [output.localize(item, Path(context["job_dir"]) / "inputs") for item in items]

@@ -9,6 +9,8 @@ an image-only environment, or one whose every package batchnb's environment alre
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,13 @@ def deployment_spec(resolved: Mapping[str, Any], environment: Mapping[str, Any] 
     return None
 
 
+def host_digest(spec: BuildSpec) -> str:
+    """The name of a spec's build in a cluster host's cache (``<cache>/envs/<digest>``): a hash of
+    the spec alone, since a host's own Python and batchnb are not this machine's."""
+    text = json.dumps([list(spec.requirements), spec.python])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def describe(spec: BuildSpec | None, workspace_root: str | Path) -> dict[str, Any]:
     """A build's state for ``environment show``: status, Python, packages, size on disk."""
     from .build import building, freeze, read_record, size_on_disk
@@ -131,6 +140,7 @@ __all__ = [
     "deployment_spec",
     "describe",
     "envs_dir",
+    "host_digest",
     "interpreter_for",
     "to_record",
 ]

@@ -1,0 +1,226 @@
+"""Scoring on Dask workers that do not share a filesystem with the agent.
+
+A job on a Dask compute first asks whether every worker sees its folder (:func:`prepare`). If
+one does not, the job runs *shipped*, and nothing of the agent's filesystem is needed there:
+
+- its code snapshot and its model are shipped once per content, unpacked into each worker's cache
+  (:mod:`batchnb.compute.shipping`); the worker's context points at them;
+- each mini-batch carries the bytes of its input files that are on this machine (inputs behind
+  an fsspec URL are read by the worker itself); the script sees copies with the same file names;
+- the worker keeps its logs and scratch files in a job folder of its own cache
+  (``<cache>/jobs/<job>``), and returns its part's bytes with its result: the agent commits the part
+  (:func:`commit_returned`), with the tracebacks of failed attempts, into the job's folder here.
+
+A job whose workers all see its folder runs as on a local compute, with no copy at all.
+
+A job with an environment has it built on every host first (:mod:`batchnb.compute.hostenv`), and
+each of its mini-batches is scored by :func:`score_on_dask`, which activates it in the worker.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..specfile import is_url
+from . import output
+from .worker import score_minibatch
+
+
+def prepare(
+    context: dict[str, Any], workers: Any, log: Callable[[str], None], environment: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The context a job's mini-batches are scored with on ``workers``. Local workers: as it is.
+    On a Dask cluster: marked ``shipped`` with the digests of the code snapshot and the model (sent
+    to the cluster now) if a worker does not see the job's folder; and with the job's
+    ``environment`` build (``name``, ``build``: its record), built on every host now."""
+    if not hasattr(workers, "ship"):
+        return context
+    context = _shipped_if_unseen(context, workers, log)
+    build = (environment or {}).get("build")
+    if build:
+        _build_on_hosts(workers, str((environment or {}).get("name") or "of the deployment"), build, log)
+    # Every task on a Dask worker goes through score_on_dask, so that a job without an environment
+    # does not run with the packages of the previous job's.
+    return {**context, "environment": build or None}
+
+
+def _shipped_if_unseen(context: dict[str, Any], workers: Any, log: Callable[[str], None]) -> dict[str, Any]:
+    seen = workers.sees_folder(context["job_dir"])
+    if seen and all(seen.values()):
+        return context
+    blind = sorted(w for w, ok in seen.items() if not ok)
+    who = f"worker(s) {', '.join(blind)} do not" if blind else "no worker could say whether it can"
+    log(
+        f"{who} see this machine's job folder {context['job_dir']}: the code snapshot and the model are "
+        "shipped to the cluster, inputs on this machine go with their mini-batches, and the parts come back here"
+    )
+    shipped: dict[str, str | None] = {"code": None, "model": None}
+    for what, folder in (("code", context["code_dir"]), ("model", context.get("model_dir"))):
+        if not folder:
+            continue
+        started = time.monotonic()
+        digest, sent = workers.ship(folder)
+        shipped[what] = digest
+        how = f"sent in {time.monotonic() - started:.1f} s" if sent else "already on the cluster"
+        log(f"{'code snapshot' if what == 'code' else 'model'} {digest[:12]} ({folder}): {how}")
+    return {**context, "shipped": shipped}
+
+
+def _build_on_hosts(workers: Any, name: str, build: dict[str, Any], log: Callable[[str], None]) -> None:
+    """Build the job's environment on every host of the cluster before its first mini-batch.
+
+    Raises:
+        ComputeError: A host could not build it; the message names the host and uv's reason.
+    """
+    from ..compute import hostenv
+    from ..errors import ComputeError
+
+    started = time.monotonic()
+    for address, (host, got) in sorted(workers.on_every_worker(hostenv.ensure_built, build).items()):
+        if isinstance(got, BaseException):
+            reason = getattr(got, "message", None) or f"{type(got).__name__}: {got}"
+            raise ComputeError(f"environment {name} could not be built on host {host} (worker {address}): {reason}")
+        if not got["needed"]:
+            log(f"environment {name} on host {host} (worker {address}): not needed, its Python has every package")
+        elif got["built_now"]:
+            log(f"environment {name} on host {host} (worker {address}): built in {got['seconds']:.1f} s")
+        else:
+            log(f"environment {name} on host {host} (worker {address}): in the host's cache")
+    log(f"environment {name} ready on the cluster's hosts in {time.monotonic() - started:.1f} s")
+
+
+def task_for(context: dict[str, Any], items: list[Any]) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+    """What to submit for a mini-batch of ``items``, past the usual arguments: on a Dask cluster,
+    :func:`score_on_dask` (with the bytes of its local inputs if the job is shipped); else the
+    plain entry point."""
+    if "environment" not in context:
+        return score_minibatch, ()
+    return score_on_dask, ((read_inputs(items),) if "shipped" in context else ())
+
+
+# What ensure_built said in this worker process, by build record: a host's build is looked up once.
+_built: dict[str, dict[str, Any]] = {}
+
+
+def score_on_dask(
+    context: dict[str, Any], idx: int, attempt: int, items: list[Any], n_items: int, *inputs: Any
+) -> dict[str, Any]:
+    """On a Dask worker: score with the job's environment active (built on this host first if this
+    worker joined after the job started), from shipped files if the job is shipped."""
+    import json
+
+    from ..compute import hostenv
+    from . import worker
+
+    site = None
+    if context["environment"]:
+        key = json.dumps(context["environment"], sort_keys=True)
+        if key not in _built:
+            try:
+                _built[key] = hostenv.ensure_built(context["environment"])
+            except Exception as exc:  # this host cannot build it: a failed attempt, retried elsewhere
+                error = f"the environment could not be built on this worker's host: {getattr(exc, 'message', exc)}"
+                return {"idx": idx, "attempt": attempt, "status": "retry", "error": error, "duration": 0.0}
+        site = _built[key]["site"]
+    if hostenv.activate(site):
+        worker.forget_script()  # imported under the other environment's packages
+    if "shipped" in context:
+        return score_shipped(context, idx, attempt, items, n_items, *inputs)
+    return score_minibatch(context, idx, attempt, items, n_items)
+
+
+def _item_path(item: Any) -> str:
+    return str(item["path"] if isinstance(item, dict) else item)
+
+
+def read_inputs(items: list[Any]) -> dict[str, bytes]:
+    """The bytes of the input files of ``items`` that are on this machine, by path (a tabular
+    file chunked into several items is sent once per mini-batch)."""
+    out: dict[str, bytes] = {}
+    for item in items:
+        path = _item_path(item)
+        if not is_url(path) and path not in out:
+            out[path] = Path(path).read_bytes()
+    return out
+
+
+def _local_context(context: dict[str, Any]) -> dict[str, Any]:
+    from ..compute import shipping
+
+    shipped = context["shipped"]
+    job_dir = shipping.worker_cache() / "jobs" / context["job"]
+    local = dict(context)
+    local["code_dir"] = str(shipping.unpacked(shipped["code"]))
+    local["model_dir"] = str(shipping.unpacked(shipped["model"])) if shipped["model"] else None
+    local["job_dir"] = str(job_dir)
+    local["cache_dir"] = str(shipping.worker_cache() / "cache")
+    if not is_url(context["output_dir"]):
+        local["output_dir"] = str(job_dir / "output")
+    return local
+
+
+def _write_inputs(folder: Path, inputs: dict[str, bytes]) -> dict[str, str]:
+    """Write shipped inputs under ``folder``, each keeping its file name; return where each went."""
+    where: dict[str, str] = {}
+    for path, data in inputs.items():
+        local = folder / uuid.uuid5(uuid.NAMESPACE_URL, path).hex / Path(path).name
+        local.parent.mkdir(parents=True, exist_ok=True)
+        output.atomic_write_bytes(local, data, durable=False)
+        where[path] = str(local)
+    return where
+
+
+def score_shipped(
+    context: dict[str, Any], idx: int, attempt: int, items: list[Any], n_items: int, inputs: dict[str, bytes]
+) -> dict[str, Any]:
+    """On a worker that cannot see the agent's files: score one mini-batch from the shipped code,
+    model and inputs; return the result with the part's bytes (``part``) instead of committing it."""
+    local = _local_context(context)
+    local["input_paths"] = _write_inputs(Path(local["job_dir"]) / "inputs" / "shipped", inputs)
+    result = score_minibatch(local, idx, attempt, items, n_items)
+    result["shipped"] = True
+    part = output.part_path(Path(local["job_dir"]) / "parts", idx, local["part_format"])
+    if result["status"] == "ok" and part.exists():
+        result["part"], result["part_name"] = part.read_bytes(), part.name
+        part.unlink()
+    return result
+
+
+def shipped_input(context: dict[str, Any], items: list[Any]) -> Any:
+    """What ``run()`` is given on a worker that got copies of the inputs: the copies' paths (file
+    mode), or the frame read from them (tabular mode), whose row sources name the original files."""
+    where: dict[str, str] = context["input_paths"]
+    if context["mode"] != "tabular":
+        return [where.get(item, item) for item in items]
+    chunks = [{**chunk, "path": where.get(chunk["path"], chunk["path"])} for chunk in items]
+    frame = output.read_tabular_chunks(chunks)
+    back = {local: path for path, local in where.items()}
+    sources = frame.attrs.get("batchnb_sources") or []
+    frame.attrs["batchnb_sources"] = [(back.get(path, path), first, count) for path, first, count in sources]
+    return frame
+
+
+def commit_returned(job_dir: Path, result: dict[str, Any]) -> None:
+    """On the agent: commit the part a shipped worker returned, and keep its traceback in the job's
+    ``logs/user/error/<worker>.txt`` (the worker's own copy is on its host).
+
+    Raises:
+        OSError: The part could not be written here (batchnb's own file: a system fault).
+    """
+    if not result.pop("shipped", False):
+        return
+    data, name = result.pop("part", None), result.pop("part_name", None)
+    if data is not None and name:
+        parts = job_dir / "parts"
+        parts.mkdir(parents=True, exist_ok=True)
+        output.atomic_write_bytes(parts / Path(name).name, data, durable=False)
+    text = result.get("traceback") or (result.get("error") if result["status"] == "init_failed" else None)
+    if text and result.get("worker"):
+        folder = job_dir / "logs" / "user" / "error"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{result['worker']}.txt", "a", encoding="utf-8") as fh:
+            fh.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} mini-batch {result.get('idx')}\n{text}\n")

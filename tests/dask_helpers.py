@@ -1,0 +1,99 @@
+"""A real Dask cluster for tests: ``dask scheduler`` and ``dask worker`` processes (with Nannies) on
+loopback, started and reaped by the test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+from engine_helpers import kill_and_reap, wait_until
+
+# No dashboards: the tests do not look at them, and a fixed port could be taken.
+QUIET = ("--host", "127.0.0.1", "--dashboard-address", ":0")
+
+
+class Cluster:
+    """A scheduler and its workers, as processes of the test."""
+
+    def __init__(self, address: str, scheduler: subprocess.Popen[bytes], workers: list[subprocess.Popen[bytes]]):
+        self.address, self.scheduler, self.workers = address, scheduler, workers
+
+    def client(self) -> Any:
+        from distributed import Client
+
+        return Client(self.address, timeout=10, set_as_default=False)
+
+    def n_workers(self) -> int:
+        with self.client() as c:
+            return len(c.scheduler_info(n_workers=-1)["workers"])
+
+    def task_prefixes(self) -> list[str]:
+        """The task groups the scheduler has seen, as its dashboard names them."""
+        with self.client() as c:
+            return list(c.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes)))
+
+    def kill_workers(self, which: Sequence[int] | None = None) -> None:
+        """SIGKILL workers (by default every one) with their Nannies: gone until started again."""
+        procs = []
+        for i, w in enumerate(self.workers):
+            if which is not None and i not in which:
+                continue
+            with_children = psutil.Process(w.pid)
+            procs.extend([with_children, *with_children.children(recursive=True)])
+        for p in procs:
+            p.send_signal(signal.SIGKILL)
+        psutil.wait_procs(procs, timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _n_workers_or_none(c: Cluster) -> int | None:
+    try:
+        return c.n_workers()
+    except OSError:
+        return None
+
+
+@contextmanager
+def dask_cluster(
+    log_file: Path, n_workers: int = 2, wrap: Sequence[str] = (), env: dict[str, str] | None = None
+) -> Iterator[Cluster]:
+    """A scheduler and ``n_workers`` single-threaded workers named ``w0``, ``w1``...; each worker's
+    command is prefixed by ``wrap`` (e.g. a namespace it runs in) and gets ``env``."""
+    port = str(free_port())
+    address = f"tcp://127.0.0.1:{port}"
+    log = open(log_file, "ab")  # noqa: SIM115 (closed below)
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", port, *QUIET],
+        stdout=log,
+        stderr=log,
+    )
+    worker_cmd = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", *QUIET]
+    workers = [
+        subprocess.Popen(
+            [*wrap, *worker_cmd, "--name", f"w{i}"], stdout=log, stderr=log, env={**os.environ, **(env or {})}
+        )
+        for i in range(n_workers)
+    ]
+    c = Cluster(address, scheduler, workers)
+    try:
+        wait_until(lambda: _n_workers_or_none(c) == n_workers, 120, f"the Dask cluster's {n_workers} workers")
+        yield c
+    finally:
+        procs = [psutil.Process(p.pid) for p in [*workers, scheduler] if p.poll() is None]
+        for p in list(procs):
+            procs.extend(p.children(recursive=True))
+        kill_and_reap(procs)
+        log.close()
