@@ -326,6 +326,11 @@ class Agent:
                 tx.executemany("UPDATE jobs SET waiting = ? WHERE name = ? AND status = 'Queued'", stale)
 
     def _start(self, name: str) -> None:
+        if self.local and self.pool is None:
+            # The zygote's imports are the longest part of a cold start: under way first. A job
+            # deleted since it was listed is said below, by its supervisor.
+            with contextlib.suppress(SystemExit):
+                self._local_pool(lifecycle.load_spec(self.store, name))
         from .supervisor import Supervisor
 
         try:
@@ -364,24 +369,31 @@ class Agent:
             else:
                 sup.logs.event(f"compute {self.name}: SSH cluster on {', '.join(self.compute.get('hosts', []))}")
             return DaskWorkers(self.cluster, self.compute, sup.name, wanted, log=sup.logs.event)
+        from ..compute import workers
+
+        pool = self._local_pool(sup.spec)
+        from ..environments import interpreter_for
+
+        python = interpreter_for(sup.spec, self.root)  # a build gc removed is built again
+        if wanted > pool.capacity:
+            sup.logs.event(
+                f"instance_count × max_concurrency_per_instance asks for {wanted} worker processes; compute "
+                f"{self.name} runs {pool.capacity} at most: capped at {pool.capacity}"
+            )
+        if python:
+            sup.logs.event(f"workers run in environment {sup.spec.get('environment')}: {python}")
+        return pool.join(sup.name, workers.revision_key(sup.spec), wanted, python)
+
+    def _local_pool(self, spec: dict[str, Any]) -> Any:
+        """The agent's worker pool, started (its zygote importing what a job like ``spec`` needs) if it is not."""
         from ..compute import preload, workers
 
         if self.pool is None:
             capacity = workers.capacity_of(self.compute)
             log = str(log_folder(self.root, self.name))
-            start = workers.local_starter(self.root, capacity, preload.preload_for(sup.spec), log)
+            start = workers.local_starter(self.root, capacity, preload.preload_for(spec), log)
             self.pool = workers.WorkerPool(capacity, start)
-        from ..environments import interpreter_for
-
-        python = interpreter_for(sup.spec, self.root)  # a build gc removed is built again
-        if wanted > self.pool.capacity:
-            sup.logs.event(
-                f"instance_count × max_concurrency_per_instance asks for {wanted} worker processes; compute "
-                f"{self.name} runs {self.pool.capacity} at most: capped at {self.pool.capacity}"
-            )
-        if python:
-            sup.logs.event(f"workers run in environment {sup.spec.get('environment')}: {python}")
-        return self.pool.join(sup.name, workers.revision_key(sup.spec), wanted, python)
+        return self.pool
 
     def _run(self, sup: Any, workers: Any) -> None:
         try:
