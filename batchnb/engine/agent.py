@@ -327,9 +327,10 @@ class Agent:
 
     def _start(self, name: str) -> None:
         if self.local and self.pool is None:
-            # The zygote's imports are the longest part of a cold start: under way first. A job
-            # deleted since it was listed is said below, by its supervisor.
-            with contextlib.suppress(SystemExit):
+            # The zygote's imports are the longest part of a cold start: under way first. What
+            # fails here (the job deleted since it was listed, a bad worker start method) fails
+            # again below, where the job is told.
+            with contextlib.suppress(SystemExit, Exception):
                 self._local_pool(lifecycle.load_spec(self.store, name))
         from .supervisor import Supervisor
 
