@@ -32,7 +32,7 @@ BANNER = (
     "/* eslint-disable */\n"
     "/**\n"
     " * GENERATED FILE, DO NOT EDIT. The wire types of batchnb's REST API (/batchnb/api/),\n"
-    " * from the pydantic models in batchnb/server/models.py (GET /batchnb/api/schema).\n"
+    " * from the pydantic models in batchnb/server/models/ (GET /batchnb/api/schema).\n"
     " * Regenerate with `python scripts/gen_wire_types.py`; tests/test_wire_types.py checks it.\n"
     " */"
 )

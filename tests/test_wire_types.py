@@ -44,7 +44,7 @@ def test_wire_ts_matches_the_server_models() -> None:
         [sys.executable, str(SCRIPT), "--check"], capture_output=True, text=True, cwd=ROOT, check=False
     )
     assert result.returncode == 0, (
-        "labextension/src/wire.ts differs from what batchnb/server/models.py generates; "
+        "labextension/src/wire.ts differs from what batchnb/server/models/ generates; "
         "run `python scripts/gen_wire_types.py` and commit the result\n" + result.stdout[-6000:] + result.stderr
     )
 

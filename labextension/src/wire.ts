@@ -1,7 +1,7 @@
 /* eslint-disable */
 /**
  * GENERATED FILE, DO NOT EDIT. The wire types of batchnb's REST API (/batchnb/api/),
- * from the pydantic models in batchnb/server/models.py (GET /batchnb/api/schema).
+ * from the pydantic models in batchnb/server/models/ (GET /batchnb/api/schema).
  * Regenerate with `python scripts/gen_wire_types.py`; tests/test_wire_types.py checks it.
  */
 
