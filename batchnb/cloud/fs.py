@@ -223,6 +223,13 @@ def filesystem(url: str, workspace: Path | None = None) -> tuple[Any, str]:
     import fsspec
 
     protocol, path, options = storage_options(url, workspace)
+    if protocol == "gs" and options.get("endpoint_url"):
+        # gcsfs's default filesystem first asks Google's Storage Control API (gRPC) what kind of
+        # bucket it opens; an emulator or another endpoint of the JSON API does not speak it, and
+        # every open would wait for that call's timeout. The JSON API's own filesystem serves them.
+        from gcsfs.core import GCSFileSystem
+
+        return GCSFileSystem(**options), path
     return fsspec.filesystem(protocol, **options), path
 
 
