@@ -30,6 +30,10 @@ class Sizes:
     memory_rows: int = 500_000
     recovery_files: int = 2
     crashes: int = 3  # recovery workload: mini-batches that kill their worker once
+    storage_files: int = 2000  # remote file mode: CSV blobs in Azurite ...
+    storage_file_kb: int = 64  # ... of this size
+    storage_rows: int = 2_000_000  # remote tabular mode: one Parquet blob of this many rows ...
+    storage_row_group: int = 50_000  # ... in row groups of this many (a mini-batch each)
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -47,6 +51,10 @@ class Sizes:
             memory_rows=20_000,
             recovery_files=2,
             crashes=1,
+            storage_files=24,
+            storage_file_kb=4,
+            storage_rows=40_000,
+            storage_row_group=5_000,
         )
 
 
@@ -167,12 +175,20 @@ def deploy_mlflow(
 
 
 def deploy_trivial(
-    client: Any, root: Path, endpoint: str, workers: int, mini_batch_size: int, compute: str | None = None
+    client: Any,
+    root: Path,
+    endpoint: str,
+    workers: int,
+    mini_batch_size: int,
+    compute: str | None = None,
+    script: str = TRIVIAL_SCRIPT,
+    settings: dict[str, Any] | None = None,
 ) -> None:
-    """An endpoint whose default deployment runs a scoring script that returns one result per file."""
+    """An endpoint whose default deployment runs a scoring script with no model weights: by default
+    one that returns one result per file; ``settings`` are added to the deployment's."""
     code = root / f"code-{endpoint}"
     code.mkdir(parents=True, exist_ok=True)
-    (code / "score.py").write_text(TRIVIAL_SCRIPT)
+    (code / "score.py").write_text(script)
     model = root / "empty-model"
     model.mkdir(exist_ok=True)
     (model / "README").write_text("no weights")
@@ -183,7 +199,7 @@ def deploy_trivial(
         "endpoint_name": endpoint,
         "model": "azureml:empty@latest",
         "code_configuration": {"code": str(code), "scoring_script": "score.py"},
-        "settings": {"mini_batch_size": mini_batch_size, "max_concurrency_per_instance": workers},
+        "settings": {"mini_batch_size": mini_batch_size, "max_concurrency_per_instance": workers, **(settings or {})},
     }
     if compute:
         spec["compute"] = f"azureml:{compute}"

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from storage_servers import azurite, s3_server  # noqa: F401 - session fixtures: real storage servers on loopback
+from heart_helpers import heart  # noqa: F401 - the heart sample deployed
+from ssh_helpers import sshd  # noqa: F401 - a real sshd on loopback, for the SSH-compute tests
+from storage_servers import azurite, gcs_server, s3_server  # noqa: F401 - session fixtures: real storage servers on loopback
 
 from batchnb import BatchClient
 

@@ -97,3 +97,43 @@ def dask_cluster(
             procs.extend(p.children(recursive=True))
         kill_and_reap(procs)
         log.close()
+
+
+# A scoring script for workers that cannot see the job's files: it needs the shipped model (its
+# weight) and a sibling module of the shipped code snapshot. One row per file: its name, x scaled by
+# the weight, the uid that scored it and the Dask worker's name.
+SHIPPED_SCRIPT = """
+import json, os
+from pathlib import Path
+from distributed import get_worker
+from scale import scaled  # a sibling module: the code snapshot reached the worker whole
+
+def init():
+    global W
+    W = json.loads((Path(os.environ["AZUREML_MODEL_DIR"]) / "model" / "weights.json").read_text())["w"]
+
+def run(mini_batch):
+    out = []
+    for f in mini_batch:
+        x = int(Path(f).read_text().splitlines()[1].split(",")[0])
+        out.append(f"{os.path.basename(f)} {scaled(x, W)} {os.getuid()} {get_worker().name}")
+    return out
+"""
+
+
+def deploy_shipped(client: Any, model_dir: Path, tmp_path: Path, compute: str) -> Path:
+    """Deploy :data:`SHIPPED_SCRIPT` (endpoint ``ep-test``, mini-batches of 2 files) on ``compute``;
+    return its code folder."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text(SHIPPED_SCRIPT)
+    (code / "scale.py").write_text("def scaled(x, w):\n    return x * w\n")
+    client.models.create_or_update({"name": "tiny", "path": str(model_dir)})
+    client.batch_endpoints.create_or_update({"name": "ep-test"})
+    settings = {"mini_batch_size": 2, "max_concurrency_per_instance": 2}
+    code_configuration = {"code": str(code), "scoring_script": "score.py"}
+    deployment = {"name": "blue", "endpoint_name": "ep-test", "model": "azureml:tiny@latest"}
+    client.batch_deployments.create_or_update(
+        {**deployment, "compute": f"azureml:{compute}", "code_configuration": code_configuration, "settings": settings}
+    )
+    return code

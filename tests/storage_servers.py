@@ -1,6 +1,6 @@
 """Real storage servers on loopback for the tests: Azurite (Microsoft's Azure Storage emulator, the npm
-package ``azurite``) and moto's S3 server. Each starts once per session on a free port, in a
-temporary folder, and is stopped at the end.
+package ``azurite``), moto's S3 server and gcp-storage-emulator (Google Cloud Storage's JSON API).
+Each starts once per session on a free port, and is stopped at the end.
 
 ``scripts/test`` installs Azurite into ``.test-tools/node``. A server that is missing skips its tests
 on a developer's machine, and fails them under CI (``CI`` set), where everything must run.
@@ -13,9 +13,11 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +45,13 @@ def require_module(module: str, extra: str) -> None:
         if os.environ.get("CI"):
             raise RuntimeError(f"{message} (CI must run every storage test)")
         pytest.skip(message, allow_module_level=True)
+
+
+def new_root(fs: Any, letter: str) -> str:
+    """A new, empty container or bucket in ``fs``, its name (``letter`` and a random suffix)."""
+    name = f"{letter}{uuid.uuid4().hex[:12]}"
+    fs.mkdir(name)
+    return name
 
 
 def free_port() -> int:
@@ -148,5 +157,35 @@ def s3_server() -> Iterator[S3Server]:
     try:
         _wait_for_port(port, None, None)
         yield S3Server(f"http://127.0.0.1:{port}")
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class GcsServer:
+    """A running gcp-storage-emulator (no credentials: it is read anonymously)."""
+
+    endpoint_url: str
+
+    def filesystem(self):  # type: ignore[no-untyped-def]
+        # gcsfs's JSON-API filesystem, as batchnb opens a gcs datastore with an endpoint.
+        from gcsfs.core import GCSFileSystem
+
+        return GCSFileSystem(endpoint_url=self.endpoint_url, token="anon", skip_instance_cache=True)
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[GcsServer]:
+    """gcp-storage-emulator on a free loopback port, in a thread of this process, its data in memory."""
+    try:
+        from gcp_storage_emulator.server import create_server
+    except ImportError:
+        missing("gcp-storage-emulator")
+    port = free_port()
+    server = create_server("127.0.0.1", port, in_memory=True)
+    server.start()
+    try:
+        _wait_for_port(port, None, None)
+        yield GcsServer(f"http://127.0.0.1:{port}")
     finally:
         server.stop()

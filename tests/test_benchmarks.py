@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 from engine_helpers import reaping, wait_until
+from storage_servers import azurite_binary, missing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +39,25 @@ def test_the_benchmark_script_runs_on_a_tiny_workload(tmp_path):
     assert figures["agent_kill"]["ratio"] > 0
     assert figures["recovery"]["spawn"]["s_per_crash"] > 0
     assert "target" in proc.stdout
+    assert wait_until(lambda: not _agents_under(tmp_path), 30, "the benchmark's agents to stop") is True
+
+
+def test_the_storage_benchmark_runs_on_a_tiny_workload(tmp_path):
+    pytest.importorskip("adlfs")
+    if azurite_binary() is None:
+        missing("Azurite (npm package azurite)")
+    report = tmp_path / "report.json"
+    with reaping():
+        bench = [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--only", "storage"]
+        proc = subprocess.run(
+            [*bench, "--work", str(tmp_path / "w"), "--json", str(report)], capture_output=True, text=True, timeout=600
+        )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    figures = json.loads(report.read_text())
+    assert figures["storage_files"]["files_per_s"]["joblib+adlfs"] > 0  # the same output, checked by the benchmark
+    assert figures["storage_files"]["batchnb_over_loop"] > 0
+    assert 1 <= figures["storage_tabular"]["workers_used"] <= figures["storage_tabular"]["workers"]
+    assert "storage-files" in proc.stdout and "workers took mini-batches" in proc.stdout
     assert wait_until(lambda: not _agents_under(tmp_path), 30, "the benchmark's agents to stop") is True
 
 

@@ -24,30 +24,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dask_helpers import Cluster, dask_cluster
+from dask_helpers import Cluster, dask_cluster, deploy_shipped
 from engine_helpers import lines, output_file, reaping
-
-from batchnb import BatchClient
 
 pytest.importorskip("distributed")
 
-SCRIPT = """
-import json, os
-from pathlib import Path
-from distributed import get_worker
-from scale import scaled  # a sibling module: the code snapshot reached the worker whole
-
-def init():
-    global W
-    W = json.loads((Path(os.environ["AZUREML_MODEL_DIR"]) / "model" / "weights.json").read_text())["w"]
-
-def run(mini_batch):
-    out = []
-    for f in mini_batch:
-        x = int(Path(f).read_text().splitlines()[1].split(",")[0])
-        out.append(f"{os.path.basename(f)} {scaled(x, W)} {get_worker().name}")
-    return out
-"""
 HIDE = 'mount -t tmpfs batchnb-elsewhere "$0" && cd / && exec "$@"'
 
 
@@ -79,21 +60,6 @@ def _no_leftover_processes() -> Iterator[None]:
         yield
 
 
-def _deploy(client: BatchClient, model_dir: Path, tmp_path: Path) -> None:
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "score.py").write_text(SCRIPT)
-    (code / "scale.py").write_text("def scaled(x, w):\n    return x * w\n")
-    client.models.create_or_update({"name": "tiny", "path": str(model_dir)})
-    client.batch_endpoints.create_or_update({"name": "ep-test"})
-    settings = {"mini_batch_size": 2, "max_concurrency_per_instance": 2}
-    code_configuration = {"code": str(code), "scoring_script": "score.py"}
-    deployment = {"name": "blue", "endpoint_name": "ep-test", "model": "azureml:tiny@latest"}
-    client.batch_deployments.create_or_update(
-        {**deployment, "compute": "azureml:remote", "code_configuration": code_configuration, "settings": settings}
-    )
-
-
 def test_a_cluster_that_cannot_see_our_files_scores_exactly(client, model_dir, csv_inputs, elsewhere, tmp_path) -> None:
     data = csv_inputs(12)
     with elsewhere.client() as c:  # the premise: the workers see none of it
@@ -101,13 +67,13 @@ def test_a_cluster_that_cannot_see_our_files_scores_exactly(client, model_dir, c
         assert set(c.run(os.path.exists, str(data)).values()) == {False}
     client.computes.create_or_update({"name": "remote", "type": "dask", "address": elsewhere.address})
     assert json.loads((model_dir / "weights.json").read_text())["w"] == 3
-    _deploy(client, model_dir, tmp_path)
+    deploy_shipped(client, model_dir, tmp_path, "remote")
 
     job = client.batch_endpoints.invoke("ep-test", input=str(data)).wait(timeout=240)
     assert job["status"] == "Completed", job["error"]
     rows = [line.split() for line in lines(output_file(job))]
     assert [(r[0], r[1]) for r in rows] == [(f"f{i:03d}.csv", str(3 * i)) for i in range(12)]
-    assert {r[2] for r in rows} == {"w0", "w1"}  # both workers scored
+    assert {r[3] for r in rows} == {"w0", "w1"}  # both workers scored
     log = (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text()
     assert "do not see this machine's job folder" in log
     assert "code snapshot" in log and "model" in log and "sent in" in log

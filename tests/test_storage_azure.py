@@ -8,18 +8,15 @@ from __future__ import annotations
 import io
 import json
 import stat
-import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cli_helpers import error_line, run_cli
 from engine_helpers import minibatches
-from storage_servers import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, require_module
+from heart_helpers import HEART_FILES, heart_files_scored, output_rows, upload_heart
+from storage_servers import AZURITE_ACCOUNT, AZURITE_KEY, Azurite, new_root, require_module
 
 from batchnb import BatchClient
-from batchnb.samples import HEART
-from batchnb.specfile import load_yaml
 
 require_module("adlfs", "batchnb[azure-storage]")
 
@@ -27,9 +24,7 @@ require_module("adlfs", "batchnb[azure-storage]")
 @pytest.fixture
 def container(azurite: Azurite) -> str:
     """A new, empty blob container, its name."""
-    name = f"c{uuid.uuid4().hex[:12]}"
-    azurite.filesystem().mkdir(name)
-    return name
+    return new_root(azurite.filesystem(), "c")
 
 
 @pytest.fixture
@@ -39,40 +34,10 @@ def emulator_env(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> Azurite:
     return azurite
 
 
-@pytest.fixture
-def heart(client: BatchClient) -> str:
-    """The heart sample deployed (its endpoint's name)."""
-    client.computes.create_or_update({"name": "batch-cluster", "type": "amlcompute", "max_instances": 2})
-    endpoint, _ = load_yaml(HEART / "endpoint.yml")
-    client.batch_endpoints.create_or_update(endpoint)
-    deployment, base = load_yaml(HEART / "deployment.yml")
-    client.batch_deployments.create_or_update(deployment, base_dir=base, set_default=True)
-    return str(endpoint["name"])
-
-
-def _upload_heart(azurite: Azurite, container: str, folder: str = "heart") -> None:
-    fs = azurite.filesystem()
-    for path in sorted((HEART / "data").glob("*.csv")):
-        fs.pipe_file(f"{container}/{folder}/{path.name}", path.read_bytes())
-
-
-def _rows(job: dict[str, Any]) -> list[str]:
-    out = job["outputs"]["score"]
-    return Path(out["path"], out["file_name"]).read_text().splitlines()
-
-
-def _heart_files_scored(rows: list[str]) -> set[str]:
-    assert len(rows) == 30, rows  # 6 files of 5 rows
-    return {row.split()[0] for row in rows}
-
-
-HEART_FILES = {f"heart-unlabeled-{i}.csv" for i in range(6)}
-
-
 def test_the_heart_sample_scores_blobs_by_datastore_uri_by_url_and_as_a_data_asset(
     client: BatchClient, heart: str, emulator_env: Azurite, container: str
 ) -> None:
-    _upload_heart(emulator_env, container)
+    upload_heart(emulator_env.filesystem(), f"{container}/heart")
     # Azure's YAML with only the account and the container: the connection string finds Azurite.
     ds = client.datastores.create_or_update(
         {"name": "blobs", "type": "azure_blob", "account_name": AZURITE_ACCOUNT, "container_name": container}
@@ -83,7 +48,7 @@ def test_the_heart_sample_scores_blobs_by_datastore_uri_by_url_and_as_a_data_ass
 
     by_uri = client.batch_endpoints.invoke(heart, input="azureml://datastores/blobs/paths/heart").wait(timeout=180)
     assert by_uri["status"] == "Completed", by_uri["error"]
-    assert _heart_files_scored(_rows(by_uri)) == HEART_FILES
+    assert heart_files_scored(output_rows(by_uri)) == HEART_FILES
     # Workers read the blobs themselves: each mini-batch names its blob URLs, none a local copy.
     items = [item for mb in minibatches(client, by_uri["name"]) for item in json.loads(mb["items"])]
     assert all(item.startswith(f"wasbs://{container}@{AZURITE_ACCOUNT}.blob.") for item in items), items
@@ -91,14 +56,14 @@ def test_the_heart_sample_scores_blobs_by_datastore_uri_by_url_and_as_a_data_ass
     url = f"{emulator_env.blob_endpoint}/{container}/heart"
     by_url = client.batch_endpoints.invoke(heart, input=url).wait(timeout=180)
     assert by_url["status"] == "Completed", by_url["error"]
-    assert _heart_files_scored(_rows(by_url)) == HEART_FILES
+    assert heart_files_scored(output_rows(by_url)) == HEART_FILES
 
     client.data.create_or_update(
         {"name": "heart-blobs", "type": "uri_folder", "path": "azureml://datastores/blobs/paths/heart"}
     )
     as_asset = client.batch_endpoints.invoke(heart, input="azureml:heart-blobs@latest").wait(timeout=180)
     assert as_asset["status"] == "Completed", as_asset["error"]
-    assert _heart_files_scored(_rows(as_asset)) == HEART_FILES
+    assert heart_files_scored(output_rows(as_asset)) == HEART_FILES
 
 
 def test_an_account_key_is_kept_out_of_the_store_and_show_and_jobs_read_with_it(
@@ -109,7 +74,7 @@ def test_an_account_key_is_kept_out_of_the_store_and_show_and_jobs_read_with_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
-    _upload_heart(azurite, container, "in")
+    upload_heart(azurite.filesystem(), f"{container}/in")
     spec = {
         "name": "keyed",
         "type": "azure_blob",
@@ -137,7 +102,7 @@ def test_an_account_key_is_kept_out_of_the_store_and_show_and_jobs_read_with_it(
     ).wait(timeout=180)
     assert job["status"] == "Completed", job["error"]
     written = azurite.filesystem().cat_file(f"{container}/out/predictions.csv").decode().splitlines()
-    assert _heart_files_scored(written) == HEART_FILES
+    assert heart_files_scored(written) == HEART_FILES
 
     # Nowhere in the store's files (the database and its write-ahead log), whatever a job recorded.
     for path in ws.glob("batchnb.db*"):
@@ -230,13 +195,13 @@ def test_tabular_mode_reads_parquet_row_groups_and_csv_row_chunks_from_blobs(
         timeout=180
     )
     assert parquet["status"] == "Completed", parquet["error"]
-    assert sorted(map(int, _rows(parquet))) == list(range(100))
+    assert sorted(map(int, output_rows(parquet))) == list(range(100))
     chunks = [json.loads(mb["items"])[0] for mb in minibatches(client, parquet["name"])]
     assert [c["row_groups"] for c in chunks] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
 
     csv = client.batch_endpoints.invoke("ep-test", input="azureml://datastores/tables/paths/csv").wait(timeout=180)
     assert csv["status"] == "Completed", csv["error"]
-    assert sorted(map(int, _rows(csv))) == list(range(50))
+    assert sorted(map(int, output_rows(csv))) == list(range(50))
     assert [mb["n_items"] for mb in minibatches(client, csv["name"])] == [25, 25]
     assert csv["progress"]["items"] == {"total": 50, "succeeded": 50, "failed": 0}
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from engine_helpers import minibatches
-from storage_servers import S3Server, require_module
+from storage_servers import S3Server, new_root, require_module
 
 from batchnb import BatchClient
 
@@ -23,9 +23,7 @@ SECRET = "moto-secret-" + uuid.uuid4().hex
 
 @pytest.fixture
 def bucket(s3_server: S3Server) -> str:
-    name = f"b{uuid.uuid4().hex[:12]}"
-    s3_server.filesystem().mkdir(name)
-    return name
+    return new_root(s3_server.filesystem(), "b")
 
 
 ECHO_IDS = """

@@ -17,7 +17,10 @@ datastore (same account and container, or same bucket) is opened with that datas
 credentials, read from the workspace's secrets file (:mod:`batchnb.cloud.secrets`) where the
 job runs; any other is opened as the library finds credentials in the environment. The workspace
 is the one given, else the one set by :func:`use_workspace` (by a BatchClient, a compute's agent
-and its workers), else the one ``BATCHNB_WORKSPACE`` names.
+and its workers), else the one ``BATCHNB_WORKSPACE`` names. A worker that cannot read the workspace
+(a shipped job's, on a host that shares no filesystem with the agent) is given the datastores that
+hold its mini-batch's URLs instead, with their credentials (:func:`shipped_datastores`,
+:func:`use_datastores`): they travel with the task, in memory, never written on that host.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ class Location:
 
 
 _workspace: Path | None = None
+# The datastores a shipped task brought (records with their credentials), or None: the workspace's.
+_given: list[dict[str, Any]] | None = None
 
 
 def use_workspace(root: Path | None) -> None:
@@ -59,6 +64,24 @@ def use_workspace(root: Path | None) -> None:
     BatchClient's (the last opened, in a kernel), or the one an agent or a worker serves."""
     global _workspace
     _workspace = root
+
+
+def use_datastores(datastores: list[dict[str, Any]] | None) -> None:
+    """On a worker that cannot read the workspace: look URLs up in ``datastores`` (each a
+    ``{"record": ..., "secret": ...}`` from :func:`shipped_datastores`); None: in the workspace again."""
+    global _given
+    _given = datastores
+
+
+def shipped_datastores(urls: list[str], workspace: Path | None = None) -> list[dict[str, Any]]:
+    """The registered datastores that hold ``urls``, each with its credentials, for a worker that
+    cannot read the workspace. Never log or record what this returns: it may hold a key."""
+    found: dict[str, dict[str, Any]] = {}
+    for location in {loc for loc in (parse(url, workspace) for url in urls) if loc is not None}:
+        record = _datastore_for(location, workspace)
+        if record is not None and record["name"] not in found:
+            found[record["name"]] = {"record": record, "secret": _secret(workspace, record)}
+    return [found[name] for name in sorted(found)]
 
 
 def _current_workspace(explicit: Path | None) -> Path | None:
@@ -81,6 +104,8 @@ def _connection_string_endpoint(text: str | None) -> str | None:
 
 def _datastore_records(workspace: Path | None) -> list[dict[str, Any]]:
     """The workspace's cloud datastores (their store records; no credentials in them)."""
+    if _given is not None:
+        return [d["record"] for d in _given]
     if workspace is None or not (workspace / "batchnb.db").is_file():
         return []
     from ..store import Store
@@ -147,6 +172,8 @@ def parse(url: str, workspace: Path | None = None) -> Location | None:
 
 
 def _secret(workspace: Path | None, record: dict[str, Any]) -> dict[str, str]:
+    if _given is not None:
+        return next((dict(d["secret"]) for d in _given if d["record"]["name"] == record["name"]), {})
     root = _current_workspace(workspace)
     return secrets.read(root, record["name"]) if root is not None else {}
 
@@ -196,6 +223,13 @@ def filesystem(url: str, workspace: Path | None = None) -> tuple[Any, str]:
     import fsspec
 
     protocol, path, options = storage_options(url, workspace)
+    if protocol == "gs" and options.get("endpoint_url"):
+        # gcsfs's default filesystem first asks Google's Storage Control API (gRPC) what kind of
+        # bucket it opens; an emulator or another endpoint of the JSON API does not speak it, and
+        # every open would wait for that call's timeout. The JSON API's own filesystem serves them.
+        from gcsfs.core import GCSFileSystem
+
+        return GCSFileSystem(**options), path
     return fsspec.filesystem(protocol, **options), path
 
 

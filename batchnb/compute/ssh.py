@@ -7,10 +7,13 @@ every host) and stopped with the agent, when no job has run for ``idle_time_befo
 seconds (0: when its queue is empty) or at ``compute stop``. So clusters scale to zero by default
 and can be kept warm for the next job.
 
-A job uses the cluster as it uses any Dask cluster (:class:`batchnb.compute.dask.DaskWorkers`). If a
-host's workers die, Dask moves their tasks to the others; a mini-batch is only charged an attempt
-when its task fails for good or is overdue. A worker lost while the cluster stays warm (its Nanny
-killed too, its host rebooted) is started again on its host before the next job (:meth:`SSHCluster.heal`).
+A job uses the cluster as it uses any Dask cluster (:class:`batchnb.compute.dask.DaskWorkers`): its
+hosts need not see this machine's files, nor log in as the user who invoked (a job whose workers
+cannot read its folder ships them its code, its model and its datastores' credentials, see
+:mod:`batchnb.engine.remote`). If a host's workers die, Dask moves their tasks to the others; a
+mini-batch is only charged an attempt when its task fails for good or is overdue. A worker lost
+while the cluster stays warm (its Nanny killed too, its host rebooted) is started again on its host
+before the next job (:meth:`SSHCluster.heal`).
 
 Security: no secret is stored; keys are given by path (or come from the SSH agent), and host keys
 are always checked against ``known_hosts`` (``~/.ssh/known_hosts`` unless the compute names one):

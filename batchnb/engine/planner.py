@@ -70,6 +70,9 @@ def list_input_files(path: str, input_type: str, recursive: bool = False) -> lis
 
 def _list_url(url: str, input_type: str, recursive: bool) -> list[str]:
     fs, root = filesystem(url)
+    # The filesystem is shared by this process (a kernel plans job after job): what an earlier
+    # listing cached may predate files added or removed since.
+    fs.invalidate_cache()
     if input_type == "uri_file":
         if not fs.isfile(root):
             raise ValidationError(f"input {url!r} is not a file (input type uri_file)", field="input")

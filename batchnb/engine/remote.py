@@ -7,6 +7,9 @@ one does not, the job runs *shipped*, and nothing of the agent's filesystem is n
   (:mod:`batchnb.compute.shipping`); the worker's context points at them;
 - each mini-batch carries the bytes of its input files that are on this machine (inputs behind
   an fsspec URL are read by the worker itself); the script sees copies with the same file names;
+- each mini-batch also carries the registered datastores that hold its URLs and the job's output,
+  with their credentials (the worker cannot read the workspace's store nor its secrets file): in
+  the task, in memory, never written on the worker's host;
 - the worker keeps its logs and scratch files in a job folder of its own cache
   (``<cache>/jobs/<job>``), and returns its part's bytes with its result: the agent commits the part
   (:func:`commit_returned`), with the tracebacks of failed attempts, into the job's folder here.
@@ -25,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..cloud import fs
 from ..specfile import is_url
 from . import output
 from .worker import score_minibatch
@@ -99,7 +103,12 @@ def task_for(context: dict[str, Any], items: list[Any]) -> tuple[Callable[..., A
     plain entry point."""
     if "environment" not in context:
         return score_minibatch, ()
-    return score_on_dask, ((read_inputs(items),) if "shipped" in context else ())
+    if "shipped" not in context:
+        return score_on_dask, ()
+    urls = [path for path in {_item_path(item) for item in items} if is_url(path)]
+    if is_url(context["output_dir"]):
+        urls.append(context["output_dir"])
+    return score_on_dask, (read_inputs(items), fs.shipped_datastores(urls))
 
 
 # What ensure_built said in this worker process, by build record: a host's build is looked up once.
@@ -128,6 +137,7 @@ def score_on_dask(
         site = _built[key]["site"]
     if hostenv.activate(site):
         worker.forget_script()  # imported under the other environment's packages
+    fs.use_datastores(None)  # a shipped job's datastores are its own tasks' only
     if "shipped" in context:
         return score_shipped(context, idx, attempt, items, n_items, *inputs)
     return score_minibatch(context, idx, attempt, items, n_items)
@@ -175,10 +185,18 @@ def _write_inputs(folder: Path, inputs: dict[str, bytes]) -> dict[str, str]:
 
 
 def score_shipped(
-    context: dict[str, Any], idx: int, attempt: int, items: list[Any], n_items: int, inputs: dict[str, bytes]
+    context: dict[str, Any],
+    idx: int,
+    attempt: int,
+    items: list[Any],
+    n_items: int,
+    inputs: dict[str, bytes],
+    datastores: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """On a worker that cannot see the agent's files: score one mini-batch from the shipped code,
-    model and inputs; return the result with the part's bytes (``part``) instead of committing it."""
+    model and inputs, reading its URLs with the ``datastores`` it brought; return the result with
+    the part's bytes (``part``) instead of committing it."""
+    fs.use_datastores(datastores or [])
     local = _local_context(context)
     local["input_paths"] = _write_inputs(Path(local["job_dir"]) / "inputs" / "shipped", inputs)
     result = score_minibatch(local, idx, attempt, items, n_items)
@@ -194,8 +212,9 @@ def shipped_input(context: dict[str, Any], items: list[Any]) -> Any:
     """What ``run()`` is given on a worker that got copies of the inputs: the copies' paths (file
     mode), or the frame read from them (tabular mode), whose row sources name the original files."""
     where: dict[str, str] = context["input_paths"]
-    if context["mode"] != "tabular":
-        return [where.get(item, item) for item in items]
+    if context["mode"] != "tabular":  # a URL is fetched here, as a worker that sees the job's folder does
+        fetched = Path(context["job_dir"]) / "inputs"
+        return [where[item] if item in where else output.localize(item, fetched) for item in items]
     chunks = [{**chunk, "path": where.get(chunk["path"], chunk["path"])} for chunk in items]
     frame = output.read_tabular_chunks(chunks)
     back = {local: path for path, local in where.items()}

@@ -141,6 +141,7 @@ class DatastoreOperations:
             check_url_scheme(root, f"datastore {name}")
             try:
                 fs, path = remote.filesystem(root, self._ws.root)
+                fs.invalidate_cache()  # a check asks the service, never this process's earlier listing
                 names = sorted(str(entry).rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False))
             except Exception as exc:  # the storage SDK's own error types: translated here, its words kept
                 raise StorageError(f"datastore {name}: cannot list {root}: {storage_message(exc)}") from None
