@@ -4,6 +4,7 @@ host keys, and clusters scale to zero or stay warm as asked."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -310,3 +311,40 @@ def test_compute_check_works_inside_a_running_event_loop(client, sshd) -> None:
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         assert pool.submit(lambda: asyncio.run(from_a_notebook())).result()["ok"] is True
+
+
+def _cluster_processes(address: str) -> list[psutil.Process]:
+    """The processes of the cluster whose scheduler is at ``address``, read from /proc: the scheduler
+    (listening there), and the Nannies and workers (given that address on their command line)."""
+    port = int(address.rsplit(":", 1)[1])
+    pids = {c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+    for proc in psutil.process_iter(["cmdline"]):
+        if "distributed.cli.dask_spec" in (proc.info["cmdline"] or []) and address in " ".join(proc.info["cmdline"]):
+            pids.add(proc.pid)
+    procs = []
+    for pid in pids - {None}:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc = psutil.Process(pid)
+            procs.extend([proc, *proc.children(recursive=True)])
+    return procs
+
+
+def test_compute_stop_during_a_job_interrupts_it_and_leaves_no_process(
+    client, deploy, csv_inputs, sshd, tmp_path
+) -> None:
+    _compute(client, sshd)
+    markers = _deploy(client, deploy, "sshpool", tmp_path, mini_batch_size=1, env={"SLEEP": "1"})
+    name = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(8)))["name"]
+    wait_until(lambda: next(iter(markers.glob("run-*")), None), 120, "a worker to start scoring")
+    address = wait_until(lambda: client.computes.show("sshpool")["agent"]["cluster"], 30, "the cluster's address")
+    procs = _cluster_processes(address)
+    assert len(procs) >= 5  # the scheduler, and a Nanny and its worker per host
+
+    report = client.computes.stop("sshpool")
+    assert report["stopped"]
+    job = client.jobs.get(name)  # already ended when `compute stop` returns
+    assert job["status"] == "Interrupted"
+    assert job["error"] == f"compute sshpool was stopped; run `batchnb job resume -n {name}` to finish the job"
+    _, alive = psutil.wait_procs(procs, timeout=10)  # their SSH sessions end with them
+    assert not alive, [p.cmdline() for p in alive]
+    assert _cluster_processes(address) == []

@@ -11,6 +11,11 @@ A job uses the cluster as it uses any Dask cluster (:class:`batchnb.compute.dask
 host's workers die, Dask moves their tasks to the others; a mini-batch is only charged an attempt
 when its task fails for good or is overdue. A worker lost while the cluster stays warm (its Nanny
 killed too, its host rebooted) is started again on its host before the next job (:meth:`SSHCluster.heal`).
+A scheduler lost mid-job interrupts the job (as on any Dask compute); the job's next run, which the
+agent starts by itself (:meth:`SSHCluster.back`), starts a new cluster in place of the broken one.
+
+``compute stop`` during a job ends the job Interrupted at once (:mod:`batchnb.engine.agent`), then
+closes the cluster: its scheduler, Nannies and workers end with their SSH sessions.
 
 Security: no secret is stored; keys are given by path (or come from the SSH agent), and host keys
 are always checked against ``known_hosts`` (``~/.ssh/known_hosts`` unless the compute names one):
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ComputeError, MissingDependencyError
+from .dask import answers
 
 ACQUIRE_TIMEOUT_S = 120.0
 
@@ -132,6 +138,12 @@ class SSHCluster:
             ComputeError: It could not start; the reason names the host where known.
         """
         with self._lock:
+            if self._cluster is not None and not answers(str(self._cluster.scheduler_address)):
+                (log or print)(
+                    f"compute {self.compute['name']}: the SSH cluster's scheduler at {self._cluster.scheduler_address} "
+                    "does not answer: the cluster is closed and started again"
+                )
+                self._close()
             if self._cluster is None:
                 _require_distributed()
                 from distributed import Client
@@ -191,12 +203,21 @@ class SSHCluster:
     def running_address(self) -> str | None:
         return str(self._cluster.scheduler_address) if self._cluster is not None else None
 
+    def back(self) -> bool:
+        """Always: a job interrupted by the loss of the scheduler runs again on a cluster started anew
+        (see :meth:`address`)."""
+        return True
+
     def close(self) -> None:
+        """Stop the cluster: its scheduler, Nannies and workers, over their SSH sessions."""
         with self._lock:
-            if self._cluster is not None:
-                with contextlib.suppress(Exception):  # its hosts may be gone already
-                    self._cluster.close(timeout=30)
-                self._cluster = None
+            self._close()
+
+    def _close(self) -> None:
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):  # its hosts may be gone already
+                self._cluster.close(timeout=30)
+            self._cluster = None
 
 
 async def _restart_workers(cluster: Any, names: list[str]) -> None:
