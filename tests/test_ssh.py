@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,6 +130,7 @@ def _compute(
     known_hosts: Path | None = None,
     idle: int = 0,
     workers_per_host: int = 1,
+    python: str | None = None,
 ) -> dict:
     return client.computes.create_or_update(
         {
@@ -139,7 +141,7 @@ def _compute(
             "ssh_key": str(sshd.key),
             "known_hosts": str(known_hosts or sshd.known_hosts),
             "workers_per_host": workers_per_host,
-            "python": sshd.python,
+            "python": python or sshd.python,
             "idle_time_before_scale_down": idle,
         }
     )
@@ -313,38 +315,54 @@ def test_compute_check_works_inside_a_running_event_loop(client, sshd) -> None:
         assert pool.submit(lambda: asyncio.run(from_a_notebook())).result()["ok"] is True
 
 
-def _cluster_processes(address: str) -> list[psutil.Process]:
-    """The processes of the cluster whose scheduler is at ``address``, read from /proc: the scheduler
-    (listening there), and the Nannies and workers (given that address on their command line)."""
-    port = int(address.rsplit(":", 1)[1])
-    pids = {c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
-    for proc in psutil.process_iter(["cmdline"]):
-        if "distributed.cli.dask_spec" in (proc.info["cmdline"] or []) and address in " ".join(proc.info["cmdline"]):
-            pids.add(proc.pid)
-    procs = []
-    for pid in pids - {None}:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc = psutil.Process(pid)
-            procs.extend([proc, *proc.children(recursive=True)])
-    return procs
+def _session_processes(sshd: Sshd, since: float) -> list[psutil.Process]:
+    """The processes started since ``since`` over SSH sessions of this test's sshd, read from /proc
+    (they carry ``SSH_CONNECTION``, which ends with the sshd's port, even when orphaned): the
+    cluster's scheduler, Nannies and workers."""
+    found = []
+    for proc in psutil.process_iter(["create_time"]):
+        with contextlib.suppress(psutil.Error):
+            connection = proc.environ().get("SSH_CONNECTION", "")
+            if connection.endswith(f" {sshd.port}") and proc.info["create_time"] >= since:
+                found.append(proc)
+    return found
 
 
-def test_compute_stop_during_a_job_interrupts_it_and_leaves_no_process(
-    client, deploy, csv_inputs, sshd, tmp_path
-) -> None:
-    _compute(client, sshd)
-    markers = _deploy(client, deploy, "sshpool", tmp_path, mini_batch_size=1, env={"SLEEP": "1"})
-    name = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(8)))["name"]
-    wait_until(lambda: next(iter(markers.glob("run-*")), None), 120, "a worker to start scoring")
-    address = wait_until(lambda: client.computes.show("sshpool")["agent"]["cluster"], 30, "the cluster's address")
-    procs = _cluster_processes(address)
-    assert len(procs) >= 5  # the scheduler, and a Nanny and its worker per host
-
+def _stop_during_the_job(client: BatchClient, sshd: Sshd, name: str, since: float) -> None:
+    """``compute stop`` now: the job is Interrupted when it returns, and the cluster is gone."""
     report = client.computes.stop("sshpool")
     assert report["stopped"]
     job = client.jobs.get(name)  # already ended when `compute stop` returns
     assert job["status"] == "Interrupted"
     assert job["error"] == f"compute sshpool was stopped; run `batchnb job resume -n {name}` to finish the job"
-    _, alive = psutil.wait_procs(procs, timeout=10)  # their SSH sessions end with them
+    _, alive = psutil.wait_procs(_session_processes(sshd, since), timeout=10)  # they end with their sessions
     assert not alive, [p.cmdline() for p in alive]
-    assert _cluster_processes(address) == []
+
+
+def test_compute_stop_during_a_job_interrupts_it_and_leaves_no_process(
+    client, deploy, csv_inputs, sshd, tmp_path
+) -> None:
+    since = time.time() - 1
+    _compute(client, sshd)
+    markers = _deploy(client, deploy, "sshpool", tmp_path, mini_batch_size=1, env={"SLEEP": "1"})
+    name = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(8)))["name"]
+    wait_until(lambda: next(iter(markers.glob("run-*")), None), 120, "a worker to start scoring")
+    assert len(_session_processes(sshd, since)) >= 5  # the scheduler, and a Nanny and its worker per host
+    _stop_during_the_job(client, sshd, name, since)
+
+
+def test_compute_stop_while_the_cluster_starts_interrupts_the_job_and_leaves_no_process(
+    client, deploy, csv_inputs, sshd, tmp_path
+) -> None:
+    since = time.time() - 1
+    slow = tmp_path / "slow-python"  # each process of the cluster takes 2 s more to start
+    slow.write_text(f'#!/bin/sh\nsleep 2\nexec {shlex.quote(sshd.python)} "$@"\n')
+    slow.chmod(0o755)
+    _compute(client, sshd, python=str(slow))
+    _deploy(client, deploy, "sshpool", tmp_path)
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2)))
+    log = Path(job["logs_dir"]) / "sys" / "master_role.txt"
+    wait_until(lambda: "status Running" in "".join(lines(log)), 120, "the job to start its cluster")
+    wait_until(lambda: _session_processes(sshd, since), 60, "the cluster's first process")
+    _stop_during_the_job(client, sshd, job["name"], since)
+    assert "the SSH cluster started" not in log.read_text()

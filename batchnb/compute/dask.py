@@ -178,9 +178,12 @@ class DaskWorkers:
         self._inflight: dict[Future[Any], Any] = {}  # ours → Dask's future
         self._no_workers_since: float | None = None
         self._threads: tuple[float, int] | None = None  # (when asked, threads)
+        self._stopped = False  # its compute is being stopped: no new client
 
     def client(self) -> Any:
         """The job's Dask client, connecting (and, for an ssh compute, starting the cluster) first."""
+        if self._stopped:
+            raise ComputeError(f"compute {self.compute['name']} is being stopped")
         if self._client is None:
             self._client = connect(self.compute, self.cluster.address(log=self._log))
             # A warm cluster may have lost workers since the last job: replaced or reported first.
@@ -397,6 +400,12 @@ class DaskWorkers:
             f"the Dask cluster at {self.cluster.address()} ({len(workers)} worker(s), {self.threads()} thread(s); "
             f"up to {self.depth()} mini-batch(es) of this job in flight):{listing}"
         )
+
+    def stop(self) -> None:
+        """The compute is being stopped (called from another thread than the job's): disconnect now,
+        so that a call of the job's to the cluster fails at once, and never connect again."""
+        self._stopped = True
+        self.close()
 
     def close(self, retire: bool = False) -> None:
         """Disconnect; the cluster stays for the next job."""

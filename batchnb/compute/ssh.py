@@ -129,6 +129,7 @@ class SSHCluster:
         self.compute = compute
         self._lock = threading.Lock()
         self._cluster: Any = None
+        self._closing = threading.Event()  # close() was called: a start under way gives up
 
     def address(self, log: Any = None) -> str:
         """The scheduler's address, starting the cluster first if it does not run (blocking); how
@@ -151,15 +152,17 @@ class SSHCluster:
                 started = time.monotonic()
                 cluster = None
                 try:
+                    self._refuse_if_closing()
                     cluster = build_cluster(self.compute)
                     with Client(cluster) as client:
-                        client.wait_for_workers(len(cluster.workers), timeout=ACQUIRE_TIMEOUT_S)
+                        self._wait_for_workers(client, len(cluster.workers))
                 except Exception as exc:
                     if cluster is not None:  # no nanny or worker left behind on the hosts it reached
                         with contextlib.suppress(Exception):
                             cluster.close(timeout=10)
+                    why = exc.message if isinstance(exc, ComputeError) else explain(exc, self.compute)
                     raise ComputeError(
-                        f"compute {self.compute['name']}: the SSH cluster could not start: {explain(exc, self.compute)}"
+                        f"compute {self.compute['name']}: the SSH cluster could not start: {why}"
                     ) from exc
                 self._cluster = cluster
                 (log or print)(
@@ -208,8 +211,28 @@ class SSHCluster:
         (see :meth:`address`)."""
         return True
 
+    def _refuse_if_closing(self) -> None:
+        if self._closing.is_set():
+            raise ComputeError("its compute is being stopped")
+
+    def _wait_for_workers(self, client: Any, n: int) -> None:
+        """Wait for the cluster's ``n`` workers (up to ``ACQUIRE_TIMEOUT_S``), giving up at once if the
+        compute is being stopped (the cluster is then closed by the thread starting it: closing it
+        from two threads leaves its processes behind)."""
+        deadline = time.monotonic() + ACQUIRE_TIMEOUT_S
+        while True:
+            self._refuse_if_closing()
+            try:
+                client.wait_for_workers(n, timeout=1.0)
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+
     def close(self) -> None:
-        """Stop the cluster: its scheduler, Nannies and workers, over their SSH sessions."""
+        """Stop the cluster for good: its scheduler, Nannies and workers, over their SSH sessions. A
+        start under way gives up, and closes what it started, first."""
+        self._closing.set()
         with self._lock:
             self._close()
 

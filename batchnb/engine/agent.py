@@ -70,8 +70,10 @@ from .logs import JobLogs
 POLL_S = 0.25
 # How often it checks its compute's jobs for a lost owner (to resume them).
 RECOVER_EVERY_S = 2.0
-# A running job is given this long to stop when the agent stops.
+# A running job is given this long to stop when the agent stops ...
 STOP_JOBS_S = 15.0
+# ... the first of which before its Dask cluster is closed under it.
+STOP_NOTICE_S = 2.0
 # ... and this long after its workers or cluster are gone, before the agent marks it Interrupted itself.
 STOP_CLOSED_S = 5.0
 DEFAULT_MAX_AUTO_RESUMES = 3
@@ -227,6 +229,7 @@ class Agent:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.jobs: dict[str, tuple[threading.Thread, Any]] = {}
+        self.dask_jobs: dict[str, Any] = {}  # each running job's DaskWorkers (closed at a stop)
         self.pool: Any = None
         self.cluster: Any = None  # an ssh compute's cluster, started by its first job
         self._last_recover = 0.0
@@ -331,6 +334,7 @@ class Agent:
         for name, (thread, _) in list(self.jobs.items()):
             if not thread.is_alive():
                 del self.jobs[name]
+                self.dask_jobs.pop(name, None)
 
     def _recover(self) -> None:
         now = time.monotonic()
@@ -391,6 +395,8 @@ class Agent:
             return
         thread = threading.Thread(target=self._run, args=(sup, workers), name=f"batchnb-job-{name}", daemon=True)
         self.jobs[name] = (thread, sup)
+        if not self.local:
+            self.dask_jobs[name] = workers
         thread.start()
 
     def _workers_for(self, sup: Any) -> Any:
@@ -464,14 +470,17 @@ class Agent:
         reason = f"compute {self.name} was stopped; run `batchnb job resume -n {{job}}` to finish the job"
         for name, (_, sup) in self.jobs.items():
             sup.stopped = reason.format(job=name)
+        self._join_jobs(STOP_NOTICE_S)  # a job handing out mini-batches stops at once
+        for workers in self.dask_jobs.values():
+            workers.stop()  # frees a job blocked in a call to its cluster (shipping, building)
+        if self.cluster is not None:
+            self.cluster.close()  # ... or starting it (an ssh compute's)
         self._join_jobs(STOP_JOBS_S)
         if self.pool is not None:
             self.pool.shutdown(kill=True)
             from ..compute import zygote
 
             zygote.stop(kill=True)
-        if self.cluster is not None:
-            self.cluster.close()  # frees a job blocked on its cluster (starting it, shipping to it)
         self._join_jobs(STOP_CLOSED_S)
         for name, (thread, sup) in self.jobs.items():
             if thread.is_alive():  # not ended yet: said here, as its supervisor would

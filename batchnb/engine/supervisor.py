@@ -100,11 +100,13 @@ class Supervisor(Dispatcher):
             return self._finish(outcome, reason, workers)
         except BaseException as exc:
             workers.abandon(set(workers.slots()))
+            if self.stopped:  # its compute was stopped under it (its cluster closed): not the job's fault
+                with contextlib.suppress(OSError):
+                    self.logs.event(f"stopped during a call to its compute: {type(exc).__name__}: {exc}")
+                return self._interrupt(self.stopped)
             text = traceback.format_exc()
             with contextlib.suppress(OSError):  # the logs may be what failed
                 self.logs.event(f"supervisor error:\n{text}")
-            if self.stopped:  # its compute was stopped under it (its cluster closed): not the job's fault
-                return self._interrupt(self.stopped)
             if isinstance(exc, ClusterLostError):  # resumed by the compute's agent when it is back
                 return self._interrupt(exc.message, lost=True)
             if faults.is_system_fault(exc):  # batchnb's own files or store: resumable once fixed
@@ -243,6 +245,8 @@ class Supervisor(Dispatcher):
             self.logs.result("Canceled. Committed mini-batches are kept in parts/.\n")
             self._set_status(state.CANCELED, "canceled by request; committed mini-batches are kept", ended=True)
             return state.CANCELED
+        if self.stopped and outcome in ("interrupted", "failed"):  # what the stop's closing caused
+            return self._interrupt(self.stopped)
         if outcome == "interrupted":
             return self._interrupt(reason or "")
         if outcome == "failed":
