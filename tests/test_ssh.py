@@ -366,3 +366,31 @@ def test_compute_stop_while_the_cluster_starts_interrupts_the_job_and_leaves_no_
     wait_until(lambda: _session_processes(sshd, since), 60, "the cluster's first process")
     _stop_during_the_job(client, sshd, job["name"], since)
     assert "the SSH cluster started" not in log.read_text()
+
+
+def test_a_scheduler_lost_mid_job_interrupts_the_job_and_a_new_cluster_finishes_it(
+    client, deploy, csv_inputs, sshd, tmp_path
+) -> None:
+    _compute(client, sshd)
+    _deploy(client, deploy, "sshpool", tmp_path, mini_batch_size=1, env={"SLEEP": "0.5"})
+    name = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(10)))["name"]
+    wait_until(lambda: client.jobs.get(name)["progress"]["mini_batches"]["done"] >= 2, 120, "mini-batches committed")
+    address = client.computes.show("sshpool")["agent"]["cluster"]
+    port = int(address.rsplit(":", 1)[1])
+    (scheduler,) = {
+        c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    }
+    os.kill(scheduler, signal.SIGKILL)
+
+    # Interrupted, then resumed by the agent on a cluster it starts again: bounded, never for ever.
+    wait_until(lambda: "resumed automatically" in _log(client, name), 120, "the agent to resume the job")
+    job = wait_until(lambda: (j := client.jobs.get(name))["status"] == "Completed" and j, 240, "the job to complete")
+    assert [line.split()[0] for line in lines(output_file(job))] == [f"f{i:03d}.csv" for i in range(10)]
+    log = _log(client, name)
+    assert f"status Interrupted: compute sshpool: lost the connection to the Dask scheduler at {address}" in log
+    assert "does not answer: the cluster is closed and started again" in log
+    assert log.count("the SSH cluster started in") == 2  # a new cluster finished the job
+
+
+def _log(client: BatchClient, job: str) -> str:
+    return "\n".join(lines(Path(client.jobs.get(job)["logs_dir"]) / "sys" / "master_role.txt"))

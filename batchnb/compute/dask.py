@@ -179,23 +179,29 @@ class DaskWorkers:
         self._no_workers_since: float | None = None
         self._threads: tuple[float, int] | None = None  # (when asked, threads)
         self._stopped = False  # its compute is being stopped: no new client
+        self._address: str | None = None  # the scheduler the job connected to
 
     def client(self) -> Any:
         """The job's Dask client, connecting (and, for an ssh compute, starting the cluster) first."""
         if self._stopped:
             raise ComputeError(f"compute {self.compute['name']} is being stopped")
         if self._client is None:
-            self._client = connect(self.compute, self.cluster.address(log=self._log))
+            self._address = self.cluster.address(log=self._log)
+            self._client = connect(self.compute, self._address)
             # A warm cluster may have lost workers since the last job: replaced or reported first.
             with self._cluster_errors("check the health of"):
                 self.cluster.heal(self._client, self._log)
         return self._client
 
+    def scheduler_address(self) -> str:
+        """The scheduler the job connected to (never starts a cluster: it is for messages)."""
+        return self._address or str(self.compute.get("address") or "(not started)")
+
     def _lost(self) -> ClusterLostError:
         """The error of a job whose client lost its scheduler."""
         return ClusterLostError(
             f"compute {self.compute['name']}: lost the connection to the Dask scheduler at "
-            f"{self.cluster.address()} mid-job; the job keeps its committed mini-batches, and the compute's "
+            f"{self.scheduler_address()} mid-job; the job keeps its committed mini-batches, and the compute's "
             f"agent resumes it when the scheduler answers again (or run `batchnb job resume -n {self.job}`)"
         )
 
@@ -216,7 +222,7 @@ class DaskWorkers:
         except Exception as exc:
             self._check_connected()
             raise ComputeError(
-                f"compute {self.compute['name']}: could not {doing} the Dask cluster at {self.cluster.address()}: "
+                f"compute {self.compute['name']}: could not {doing} the Dask cluster at {self.scheduler_address()}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
 
@@ -256,7 +262,7 @@ class DaskWorkers:
             self._no_workers_since = self._no_workers_since or now
             if now - self._no_workers_since > NO_WORKERS_WAIT_S:
                 raise ComputeError(
-                    f"compute {self.compute['name']}: the Dask cluster at {self.cluster.address()} has had no "
+                    f"compute {self.compute['name']}: the Dask cluster at {self.scheduler_address()} has had no "
                     f"workers for {NO_WORKERS_WAIT_S:g} s; start workers for it, then invoke again"
                 )
             return None
@@ -397,7 +403,7 @@ class DaskWorkers:
         workers = worker_lines(client)
         listing = "".join(f"\n  {line}" for line in workers)
         return (
-            f"the Dask cluster at {self.cluster.address()} ({len(workers)} worker(s), {self.threads()} thread(s); "
+            f"the Dask cluster at {self.scheduler_address()} ({len(workers)} worker(s), {self.threads()} thread(s); "
             f"up to {self.depth()} mini-batch(es) of this job in flight):{listing}"
         )
 

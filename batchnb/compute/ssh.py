@@ -144,7 +144,7 @@ class SSHCluster:
                     f"compute {self.compute['name']}: the SSH cluster's scheduler at {self._cluster.scheduler_address} "
                     "does not answer: the cluster is closed and started again"
                 )
-                self._close()
+                self._close(timeout=10)  # the Nannies and workers left, if any; the scheduler is gone
             if self._cluster is None:
                 _require_distributed()
                 from distributed import Client
@@ -236,10 +236,10 @@ class SSHCluster:
         with self._lock:
             self._close()
 
-    def _close(self) -> None:
+    def _close(self, timeout: float = 30) -> None:
         if self._cluster is not None:
             with contextlib.suppress(Exception):  # its hosts may be gone already
-                self._cluster.close(timeout=30)
+                self._cluster.close(timeout=timeout)
             self._cluster = None
 
 
