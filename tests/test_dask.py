@@ -5,6 +5,7 @@ the cluster alone."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -260,3 +261,27 @@ def test_compute_stop_during_a_job_interrupts_it_at_once_and_leaves_the_cluster_
     job = client.jobs.wait(name, timeout=240)
     assert job["status"] == "Completed", job["error"]
     assert [line.split()[0] for line in lines(output_file(job))] == [f"f{i:03d}.csv" for i in range(6)]
+
+
+def test_a_scheduler_that_stays_away_leaves_the_job_interrupted_for_job_resume(
+    client, deploy, csv_inputs, cluster, tmp_path
+) -> None:
+    from batchnb.engine.agent import CLUSTER_WAIT_S
+
+    _attach(client, cluster)
+    _deploy(client, deploy, tmp_path)
+    name = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2))).wait(timeout=180)["name"]
+    cluster.kill_scheduler()
+    with client.store.write() as tx:  # as if the scheduler had been lost that long ago, mid-job
+        tx.execute(
+            "UPDATE jobs SET status = 'Interrupted', lost = 1, error = 'compute daskpool: lost the connection', "
+            "heartbeat_at = ? WHERE name = ?",
+            (time.time() - CLUSTER_WAIT_S - 1, name),
+        )
+    client.computes.start("daskpool")
+    job = wait_until(lambda: (j := client.jobs.get(name))["error"] and "did not answer" in j["error"] and j, 60, "why")
+    assert job["status"] == "Interrupted"
+    assert job["error"].startswith(
+        "compute daskpool: lost the connection; not resumed automatically: compute daskpool's"
+    )
+    client.computes.stop("daskpool")

@@ -15,7 +15,7 @@ its agent instead; past that, both are used alike, through :class:`DaskWorkers`:
 - a scheduler lost mid-job (killed, its host down, the network cut: the job's client loses its
   connection) interrupts the job at once with a :class:`batchnb.errors.ClusterLostError` naming the
   scheduler; the job keeps its committed mini-batches, and the compute's agent resumes it when the
-  scheduler answers again (:meth:`AttachedCluster.back`, see :mod:`batchnb.engine.agent`);
+  scheduler answers again (:func:`answers`, see :mod:`batchnb.engine.agent`);
 - before a job, the cluster's health is checked (``heal``): an ssh cluster starts its lost workers
   again, an attached one has them reported in the job's log;
 - what a job needs on the workers goes there first: :meth:`DaskWorkers.ship` (code and model, for
@@ -150,10 +150,6 @@ class AttachedCluster:
 
     def running_address(self) -> str:
         return self.address()
-
-    def back(self) -> bool:
-        """Whether the scheduler answers (a job interrupted by its loss can be resumed)."""
-        return answers(self.address())
 
     def close(self) -> None:
         """Nothing to stop: the cluster is not batchnb's."""

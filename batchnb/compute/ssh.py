@@ -12,7 +12,7 @@ host's workers die, Dask moves their tasks to the others; a mini-batch is only c
 when its task fails for good or is overdue. A worker lost while the cluster stays warm (its Nanny
 killed too, its host rebooted) is started again on its host before the next job (:meth:`SSHCluster.heal`).
 A scheduler lost mid-job interrupts the job (as on any Dask compute); the job's next run, which the
-agent starts by itself (:meth:`SSHCluster.back`), starts a new cluster in place of the broken one.
+agent starts by itself, starts a new cluster in place of the broken one (:meth:`SSHCluster.address`).
 
 ``compute stop`` during a job ends the job Interrupted at once (:mod:`batchnb.engine.agent`), then
 closes the cluster: its scheduler, Nannies and workers end with their SSH sessions.
@@ -205,11 +205,6 @@ class SSHCluster:
 
     def running_address(self) -> str | None:
         return str(self._cluster.scheduler_address) if self._cluster is not None else None
-
-    def back(self) -> bool:
-        """Always: a job interrupted by the loss of the scheduler runs again on a cluster started anew
-        (see :meth:`address`)."""
-        return True
 
     def _refuse_if_closing(self) -> None:
         if self._closing.is_set():

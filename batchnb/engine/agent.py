@@ -40,8 +40,8 @@ mini-batches are kept; past that it stays Interrupted with the reason, for ``job
 
 **A Dask scheduler lost mid-job.** The job ends Interrupted at once (``lost``: see
 :class:`batchnb.errors.ClusterLostError`). Its agent stays up, and every :data:`RECOVER_EVERY_S` asks
-whether the cluster is back (``back()``: an attached scheduler accepts connections again; an ssh
-compute starts a new cluster, so it always is); then it queues the job again, counted against the
+whether the cluster is back (:func:`cluster_back`: an attached scheduler accepts connections again;
+an ssh compute's agent starts a new cluster, so it need not wait); then it queues the job again, counted against the
 job's ``max_auto_resumes`` like any automatic resume, and says so in the job's log. A scheduler that
 does not answer within :data:`CLUSTER_WAIT_S` of the interruption leaves the job Interrupted, with
 the reason, for ``job resume``. Any lost job of a Dask compute (its agent killed too) waits the same way.
@@ -152,16 +152,21 @@ def compute_spec(store: Store, compute: str) -> dict[str, Any]:
     return dict(json.loads(row["spec"])) if row else {"name": compute, "type": "local"}
 
 
-def resume_lost(
-    store: Store,
-    compute: str,
-    skip: set[str] | frozenset[str] = frozenset(),
-    back: Callable[[], bool] | None = None,
-) -> list[str]:
+def cluster_back(spec: dict[str, Any]) -> Callable[[], bool] | None:
+    """For a compute whose cluster may be away (``dask``: a scheduler batchnb does not run), what
+    says whether it answers; None for the others (an ssh compute's agent starts a new cluster)."""
+    if spec.get("type") != "dask":
+        return None
+    from ..compute.dask import answers
+
+    return lambda: answers(str(spec["address"]))
+
+
+def resume_lost(store: Store, compute: str, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """Queue again the jobs of ``compute`` whose owner died or whose cluster was lost, up to their
     ``max_auto_resumes``; past that, say so in their error. Jobs in ``skip`` (the caller runs them)
-    are not checked. ``back``: whether the compute's cluster answers (a Dask compute); while it does
-    not, lost jobs wait, up to :data:`CLUSTER_WAIT_S` after they stopped. Returns the jobs queued."""
+    are not checked. On a compute whose cluster may be away (:func:`cluster_back`), lost jobs wait
+    until it answers, up to :data:`CLUSTER_WAIT_S` after they stopped. Returns the jobs queued."""
     with store.read() as db:
         rows = db.execute(
             "SELECT * FROM jobs WHERE compute = ? AND kind = 'batch' AND status IN (?, ?, ?, ?)",
@@ -177,7 +182,8 @@ def resume_lost(
             (compute, state.INTERRUPTED),
         ).fetchall()
     queued = []
-    cluster_back: bool | None = None  # asked once, and only if a job waits
+    back = cluster_back(compute_spec(store, compute)) if lost else None
+    answered: bool | None = None  # asked once, and only if a job waits
     for row in lost:
         spec = json.loads(row["spec"])
         limit = spec["settings"].get("max_auto_resumes", DEFAULT_MAX_AUTO_RESUMES)
@@ -188,11 +194,11 @@ def resume_lost(
                     f"(max_auto_resumes {limit})"
                 )
             if back is not None:
-                cluster_back = back() if cluster_back is None else cluster_back
+                answered = back() if answered is None else answered
                 waited = time.time() - (row["heartbeat_at"] or 0.0)
-                if not cluster_back and waited < CLUSTER_WAIT_S:
+                if not answered and waited < CLUSTER_WAIT_S:
                     continue  # asked again on the next round
-                if not cluster_back:
+                if not answered:
                     raise lifecycle.NotResumed(
                         f"not resumed automatically: compute {compute}'s cluster did not answer for {waited:.0f} s"
                     )
@@ -341,8 +347,7 @@ class Agent:
         if now - self._last_recover < RECOVER_EVERY_S:
             return
         self._last_recover = now
-        back = None if self.local else self._cluster().back
-        for name in resume_lost(self.store, self.name, skip=set(self.jobs), back=back):
+        for name in resume_lost(self.store, self.name, skip=set(self.jobs)):
             print(f"agent {os.getpid()}: resuming job {name} (its owner or its cluster was lost)", flush=True)
 
     def _claim(self) -> None:
