@@ -237,9 +237,9 @@ def test_a_scheduler_lost_mid_job_interrupts_the_job_and_its_agent_resumes_it_wh
     assert job["status"] == "Completed", job["error"]
     assert [line.split()[0] for line in lines(output_file(job))] == [f"f{i:03d}.csv" for i in range(12)]
     log = (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text()
-    lost = f"status Interrupted: compute daskpool: lost the connection to the Dask scheduler at {cluster.address}"
-    assert lost in log
-    assert "resumed automatically by compute daskpool's agent (automatic resume 1 of 3)" in log
+    why = f"compute daskpool: lost the connection to the Dask scheduler at {cluster.address}"
+    assert f"status Interrupted: {why}" in log
+    assert f"resumed automatically on compute daskpool (automatic resume 1 of 3, after: {why}" in log
     assert "committed ones are kept" in log
 
 

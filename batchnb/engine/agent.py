@@ -206,8 +206,9 @@ def resume_lost(store: Store, compute: str, skip: set[str] | frozenset[str] = fr
                 queued.append(row["name"])
                 with contextlib.suppress(OSError):  # the logs may be what failed
                     JobLogs(Path(spec["job_dir"])).event(
-                        f"resumed automatically by compute {compute}'s agent (automatic resume "
-                        f"{row['auto_resumes'] + 1} of {limit}); its committed mini-batches are kept"
+                        f"resumed automatically on compute {compute} (automatic resume {row['auto_resumes'] + 1} "
+                        f"of {limit}, after: {(row['error'] or 'its owner was lost').rstrip('. ')}); its committed "
+                        "mini-batches are kept"
                     )
         except Exception as exc:  # it stays Interrupted, with the reason, for `job resume`
             with store.write() as tx:
