@@ -16,6 +16,7 @@ handlers, widgets) can catch ``BatchnbError`` and show it the same way::
     ├── JobFailedError              exit 6, HTTP 500  a followed job did not complete; a dry run failed
     ├── WorkspaceError              exit 7, HTTP 500  the workspace or its store is unusable
     ├── ComputeError                exit 8, HTTP 502  a compute target cannot be reached or used
+    │   └── ClusterLostError        exit 8, HTTP 502  a job's Dask scheduler went away mid-job (resumable)
     └── StorageError                exit 9, HTTP 502  a storage service refused or cannot be reached
 
 Errors raised by other libraries (sqlite3, yaml, pydantic, pyarrow, the storage SDKs) are translated
@@ -131,6 +132,14 @@ class ComputeError(BatchnbError):
 
     exit_code = 8
     http_status = 502
+
+
+class ClusterLostError(ComputeError):
+    """A job's Dask scheduler went away mid-job; the job is Interrupted and resumed when it is back.
+
+    Killed, its host down, the network cut: the job ends Interrupted, keeping its committed
+    mini-batches, and its compute's agent resumes it when the scheduler answers again. The message
+    names the scheduler."""
 
 
 class StorageError(BatchnbError):

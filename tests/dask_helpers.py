@@ -20,11 +20,37 @@ from engine_helpers import kill_and_reap, wait_until
 QUIET = ("--host", "127.0.0.1", "--dashboard-address", ":0")
 
 
+def _scheduler(port: str, log: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", port, *QUIET],
+        stdout=log,
+        stderr=log,
+    )
+
+
 class Cluster:
     """A scheduler and its workers, as processes of the test."""
 
-    def __init__(self, address: str, scheduler: subprocess.Popen[bytes], workers: list[subprocess.Popen[bytes]]):
-        self.address, self.scheduler, self.workers = address, scheduler, workers
+    def __init__(self, address: str, scheduler: subprocess.Popen[bytes], start_worker: Any, n_workers: int, log: Any):
+        self.address, self.scheduler, self._log = address, scheduler, log
+        self._start_worker = start_worker
+        self.workers: list[subprocess.Popen[bytes]] = [start_worker(i) for i in range(n_workers)]
+        self.ended: list[subprocess.Popen[bytes]] = []  # processes replaced since
+
+    def kill_scheduler(self) -> None:
+        """SIGKILL the scheduler, as a crashed scheduler or its host gone would (its workers stay)."""
+        self.scheduler.send_signal(signal.SIGKILL)
+        self.scheduler.wait(10)
+
+    def restart_scheduler(self) -> None:
+        """Start the scheduler again on the same address, and the workers that ended meanwhile (a
+        ``dask worker`` exits when it loses its scheduler), as whatever runs the cluster would."""
+        self.ended.append(self.scheduler)
+        self.scheduler = _scheduler(self.address.rsplit(":", 1)[1], self._log)
+        for i, worker in enumerate(self.workers):
+            if worker.wait(30) is not None:
+                self.ended.append(worker)
+                self.workers[i] = self._start_worker(i)
 
     def client(self) -> Any:
         from distributed import Client
@@ -75,24 +101,20 @@ def dask_cluster(
     port = str(free_port())
     address = f"tcp://127.0.0.1:{port}"
     log = open(log_file, "ab")  # noqa: SIM115 (closed below)
-    scheduler = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", port, *QUIET],
-        stdout=log,
-        stderr=log,
-    )
+    scheduler = _scheduler(port, log)
     worker_cmd = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", *QUIET]
-    workers = [
-        subprocess.Popen(
+
+    def start_worker(i: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [*wrap, *worker_cmd, "--name", f"w{i}"], stdout=log, stderr=log, env={**os.environ, **(env or {})}
         )
-        for i in range(n_workers)
-    ]
-    c = Cluster(address, scheduler, workers)
+
+    c = Cluster(address, scheduler, start_worker, n_workers, log)
     try:
         wait_until(lambda: _n_workers_or_none(c) == n_workers, 120, f"the Dask cluster's {n_workers} workers")
         yield c
     finally:
-        procs = [psutil.Process(p.pid) for p in [*workers, scheduler] if p.poll() is None]
+        procs = [psutil.Process(p.pid) for p in [*c.workers, c.scheduler, *c.ended] if p.poll() is None]
         for p in list(procs):
             procs.extend(p.children(recursive=True))
         kill_and_reap(procs)

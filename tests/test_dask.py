@@ -5,6 +5,7 @@ the cluster alone."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,3 +214,74 @@ def test_the_cli_attaches_a_cluster_from_a_yaml_and_refuses_one_without_an_addre
     code, out, err = run_cli("compute", "check", "-n", "shared", "-o", "json", ws=ws)
     assert code == 0, err
     assert '"threads": 1' in out and cluster.address in out
+
+
+def test_a_scheduler_lost_mid_job_interrupts_the_job_and_its_agent_resumes_it_when_back(
+    client, deploy, csv_inputs, cluster, tmp_path
+) -> None:
+    _attach(client, cluster)
+    _deploy(client, deploy, tmp_path, env={"SLEEP": "0.5"}, mini_batch_size=1, max_concurrency_per_instance=2)
+    name = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(12)))["name"]
+    wait_until(lambda: client.jobs.get(name)["progress"]["mini_batches"]["done"] >= 2, 120, "mini-batches committed")
+    cluster.kill_scheduler()
+
+    job = wait_until(lambda: (j := client.jobs.get(name))["status"] == "Interrupted" and j, 60, "the interruption")
+    assert f"lost the connection to the Dask scheduler at {cluster.address}" in job["error"]
+    kept = job["progress"]["mini_batches"]["done"]
+    assert kept >= 2  # committed mini-batches are kept
+    assert client.computes.show("daskpool")["agent"] is not None  # the agent waits for the scheduler
+
+    cluster.restart_scheduler()
+    wait_until(lambda: client.jobs.get(name)["status"] != "Interrupted", 120, "the agent to resume the job")
+    job = client.jobs.wait(name, timeout=240)
+    assert job["status"] == "Completed", job["error"]
+    assert [line.split()[0] for line in lines(output_file(job))] == [f"f{i:03d}.csv" for i in range(12)]
+    log = (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text()
+    why = f"compute daskpool: lost the connection to the Dask scheduler at {cluster.address}"
+    assert f"status Interrupted: {why}" in log
+    assert f"resumed automatically on compute daskpool (automatic resume 1 of 3, after: {why}" in log
+    assert "committed ones are kept" in log
+
+
+def test_compute_stop_during_a_job_interrupts_it_at_once_and_leaves_the_cluster_running(
+    client, deploy, csv_inputs, cluster, tmp_path
+) -> None:
+    _attach(client, cluster)
+    markers = _deploy(client, deploy, tmp_path, env={"SLEEP": "1"}, mini_batch_size=1)
+    name = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(6)))["name"]
+    wait_until(lambda: next(iter(markers.glob("run-*")), None), 120, "a worker to start scoring")
+    report = client.computes.stop("daskpool")
+    assert report["stopped"]
+    job = client.jobs.get(name)  # already ended when `compute stop` returns
+    assert job["status"] == "Interrupted"
+    assert job["error"] == f"compute daskpool was stopped; run `batchnb job resume -n {name}` to finish the job"
+    assert cluster.scheduler.poll() is None and cluster.n_workers() == 2  # not batchnb's to stop
+
+    client.jobs.resume(name)
+    job = client.jobs.wait(name, timeout=240)
+    assert job["status"] == "Completed", job["error"]
+    assert [line.split()[0] for line in lines(output_file(job))] == [f"f{i:03d}.csv" for i in range(6)]
+
+
+def test_a_scheduler_that_stays_away_leaves_the_job_interrupted_for_job_resume(
+    client, deploy, csv_inputs, cluster, tmp_path
+) -> None:
+    from batchnb.engine.agent import CLUSTER_WAIT_S
+
+    _attach(client, cluster)
+    _deploy(client, deploy, tmp_path)
+    name = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2))).wait(timeout=180)["name"]
+    cluster.kill_scheduler()
+    with client.store.write() as tx:  # as if the scheduler had been lost that long ago, mid-job
+        tx.execute(
+            "UPDATE jobs SET status = 'Interrupted', lost = 1, error = 'compute daskpool: lost the connection', "
+            "heartbeat_at = ? WHERE name = ?",
+            (time.time() - CLUSTER_WAIT_S - 1, name),
+        )
+    client.computes.start("daskpool")
+    job = wait_until(lambda: (j := client.jobs.get(name))["error"] and "did not answer" in j["error"] and j, 60, "why")
+    assert job["status"] == "Interrupted"
+    assert job["error"].startswith(
+        "compute daskpool: lost the connection; not resumed automatically: compute daskpool's"
+    )
+    client.computes.stop("daskpool")

@@ -4,8 +4,11 @@ host keys, and clusters scale to zero or stay warm as asked."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +55,7 @@ def _compute(
     known_hosts: Path | None = None,
     idle: int = 0,
     workers_per_host: int = 1,
+    python: str | None = None,
 ) -> dict:
     return client.computes.create_or_update(
         {
@@ -62,7 +66,7 @@ def _compute(
             "ssh_key": str(sshd.key),
             "known_hosts": str(known_hosts or sshd.known_hosts),
             "workers_per_host": workers_per_host,
-            "python": sshd.python,
+            "python": python or sshd.python,
             "idle_time_before_scale_down": idle,
         }
     )
@@ -234,3 +238,84 @@ def test_compute_check_works_inside_a_running_event_loop(client, sshd) -> None:
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         assert pool.submit(lambda: asyncio.run(from_a_notebook())).result()["ok"] is True
+
+
+def _session_processes(sshd: Sshd, since: float) -> list[psutil.Process]:
+    """The processes started since ``since`` over SSH sessions of this test's sshd, read from /proc
+    (they carry ``SSH_CONNECTION``, which ends with the sshd's port, even when orphaned): the
+    cluster's scheduler, Nannies and workers."""
+    found = []
+    for proc in psutil.process_iter(["create_time"]):
+        with contextlib.suppress(psutil.Error):
+            connection = proc.environ().get("SSH_CONNECTION", "")
+            if connection.endswith(f" {sshd.port}") and proc.info["create_time"] >= since:
+                found.append(proc)
+    return found
+
+
+def _stop_during_the_job(client: BatchClient, sshd: Sshd, name: str, since: float) -> None:
+    """``compute stop`` now: the job is Interrupted when it returns, and the cluster is gone."""
+    report = client.computes.stop("sshpool")
+    assert report["stopped"]
+    job = client.jobs.get(name)  # already ended when `compute stop` returns
+    assert job["status"] == "Interrupted"
+    assert job["error"] == f"compute sshpool was stopped; run `batchnb job resume -n {name}` to finish the job"
+    _, alive = psutil.wait_procs(_session_processes(sshd, since), timeout=10)  # they end with their sessions
+    assert not alive, [p.cmdline() for p in alive]
+
+
+def test_compute_stop_during_a_job_interrupts_it_and_leaves_no_process(
+    client, deploy, csv_inputs, sshd, tmp_path
+) -> None:
+    since = time.time() - 1
+    _compute(client, sshd)
+    markers = _deploy(client, deploy, "sshpool", tmp_path, mini_batch_size=1, env={"SLEEP": "1"})
+    name = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(8)))["name"]
+    wait_until(lambda: next(iter(markers.glob("run-*")), None), 120, "a worker to start scoring")
+    assert len(_session_processes(sshd, since)) >= 5  # the scheduler, and a Nanny and its worker per host
+    _stop_during_the_job(client, sshd, name, since)
+
+
+def test_compute_stop_while_the_cluster_starts_interrupts_the_job_and_leaves_no_process(
+    client, deploy, csv_inputs, sshd, tmp_path
+) -> None:
+    since = time.time() - 1
+    slow = tmp_path / "slow-python"  # each process of the cluster takes 2 s more to start
+    slow.write_text(f'#!/bin/sh\nsleep 2\nexec {shlex.quote(sshd.python)} "$@"\n')
+    slow.chmod(0o755)
+    _compute(client, sshd, python=str(slow))
+    _deploy(client, deploy, "sshpool", tmp_path)
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2)))
+    log = Path(job["logs_dir"]) / "sys" / "master_role.txt"
+    wait_until(lambda: "status Running" in "".join(lines(log)), 120, "the job to start its cluster")
+    wait_until(lambda: _session_processes(sshd, since), 60, "the cluster's first process")
+    _stop_during_the_job(client, sshd, job["name"], since)
+    assert "the SSH cluster started" not in log.read_text()
+
+
+def test_a_scheduler_lost_mid_job_interrupts_the_job_and_a_new_cluster_finishes_it(
+    client, deploy, csv_inputs, sshd, tmp_path
+) -> None:
+    _compute(client, sshd)
+    _deploy(client, deploy, "sshpool", tmp_path, mini_batch_size=1, env={"SLEEP": "0.5"})
+    name = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(10)))["name"]
+    wait_until(lambda: client.jobs.get(name)["progress"]["mini_batches"]["done"] >= 2, 120, "mini-batches committed")
+    address = client.computes.show("sshpool")["agent"]["cluster"]
+    port = int(address.rsplit(":", 1)[1])
+    (scheduler,) = {
+        c.pid for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    }
+    os.kill(scheduler, signal.SIGKILL)
+
+    # Interrupted, then resumed by the agent on a cluster it starts again: bounded, never for ever.
+    wait_until(lambda: "resumed automatically" in _log(client, name), 120, "the agent to resume the job")
+    job = wait_until(lambda: (j := client.jobs.get(name))["status"] == "Completed" and j, 240, "the job to complete")
+    assert [line.split()[0] for line in lines(output_file(job))] == [f"f{i:03d}.csv" for i in range(10)]
+    log = _log(client, name)
+    assert f"status Interrupted: compute sshpool: lost the connection to the Dask scheduler at {address}" in log
+    assert "does not answer: the cluster is closed and started again" in log
+    assert log.count("the SSH cluster started in") == 2  # a new cluster finished the job
+
+
+def _log(client: BatchClient, job: str) -> str:
+    return "\n".join(lines(Path(client.jobs.get(job)["logs_dir"]) / "sys" / "master_role.txt"))

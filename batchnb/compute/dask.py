@@ -11,7 +11,11 @@ its agent instead; past that, both are used alike, through :class:`DaskWorkers`:
 - a mini-batch not back ``timeout`` plus a grace after its submission is expired (:meth:`DaskWorkers.expire`):
   the worker running it is restarted through its Nanny, and the dispatcher retries it; one that no
   worker ever took (every worker died) is retried the same way;
-- a cluster with no workers fails the job after ``NO_WORKERS_WAIT_S``, saying so;
+- a cluster with no workers (its scheduler up) fails the job after ``NO_WORKERS_WAIT_S``, saying so;
+- a scheduler lost mid-job (killed, its host down, the network cut: the job's client loses its
+  connection) interrupts the job at once with a :class:`batchnb.errors.ClusterLostError` naming the
+  scheduler; the job keeps its committed mini-batches, and the compute's agent resumes it when the
+  scheduler answers again (:func:`answers`, see :mod:`batchnb.engine.agent`);
 - before a job, the cluster's health is checked (``heal``): an ssh cluster starts its lost workers
   again, an attached one has them reported in the job's log;
 - what a job needs on the workers goes there first: :meth:`DaskWorkers.ship` (code and model, for
@@ -23,6 +27,7 @@ its agent instead; past that, both are used alike, through :class:`DaskWorkers`:
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 import uuid
@@ -30,7 +35,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
-from ..errors import ComputeError, MissingDependencyError
+from ..errors import ClusterLostError, ComputeError, MissingDependencyError
 
 # How long a job waits for a cluster without workers to get one before it fails.
 NO_WORKERS_WAIT_S = 60.0
@@ -39,6 +44,10 @@ RESTART_TIMEOUT_S = 60.0
 CONNECT_TIMEOUT_S = 30.0
 # How often a job asks the scheduler how many threads the cluster has (workers come and go).
 INFO_EVERY_S = 1.0
+# How long the agent's probe of a lost scheduler waits for an answer (it probes every few seconds).
+PROBE_TIMEOUT_S = 2.0
+# The reason distributed gives the tasks of a client that lost its scheduler.
+CONNECTION_LOST = "scheduler-connection-lost"
 
 
 def require_distributed() -> None:
@@ -80,6 +89,16 @@ def connect(compute: dict[str, Any], address: str) -> Any:
         ) from exc
 
 
+def answers(address: str) -> bool:
+    """True if something accepts connections at the scheduler's ``address`` (``tcp://host:port``, ``tls://...``)."""
+    host, _, port = address.split("://")[-1].rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def worker_lines(client: Any) -> list[str]:
     """One line per worker of the cluster: address, host, threads, memory."""
     out = []
@@ -87,6 +106,19 @@ def worker_lines(client: Any) -> list[str]:
         memory = f"{info.get('memory_limit', 0) / 2**30:.1f} GiB" if info.get("memory_limit") else "no memory limit"
         out.append(f"{address} on host {info.get('host')}: {info.get('nthreads')} thread(s), {memory}")
     return out
+
+
+def _cancel_reason(future: Any) -> str | None:
+    """Why distributed cancelled ``future`` (e.g. :data:`CONNECTION_LOST`), if it says."""
+    from concurrent.futures import CancelledError
+
+    try:
+        future.result(timeout=1)
+    except CancelledError as exc:
+        return getattr(exc, "reason", None)
+    except Exception:  # the client itself may be closing: nothing to tell
+        return None
+    return None
 
 
 class AttachedCluster:
@@ -142,41 +174,62 @@ class DaskWorkers:
         self._inflight: dict[Future[Any], Any] = {}  # ours → Dask's future
         self._no_workers_since: float | None = None
         self._threads: tuple[float, int] | None = None  # (when asked, threads)
+        self._stopped = False  # its compute is being stopped: no new client
+        self._address: str | None = None  # the scheduler the job connected to
 
     def client(self) -> Any:
         """The job's Dask client, connecting (and, for an ssh compute, starting the cluster) first."""
+        if self._stopped:
+            raise ComputeError(f"compute {self.compute['name']} is being stopped")
         if self._client is None:
-            self._client = connect(self.compute, self.cluster.address(log=self._log))
+            self._address = self.cluster.address(log=self._log)
+            self._client = connect(self.compute, self._address)
             # A warm cluster may have lost workers since the last job: replaced or reported first.
             with self._cluster_errors("check the health of"):
                 self.cluster.heal(self._client, self._log)
         return self._client
 
+    def scheduler_address(self) -> str:
+        """The scheduler the job connected to (never starts a cluster: it is for messages)."""
+        return self._address or str(self.compute.get("address") or "(not started)")
+
+    def _lost(self) -> ClusterLostError:
+        """The error of a job whose client lost its scheduler."""
+        return ClusterLostError(
+            f"compute {self.compute['name']}: lost the connection to the Dask scheduler at "
+            f"{self.scheduler_address()} mid-job; the job keeps its committed mini-batches, and the compute's "
+            f"agent resumes it when the scheduler answers again (or run `batchnb job resume -n {self.job}`)"
+        )
+
+    def _check_connected(self) -> None:
+        """Raise :class:`ClusterLostError` if the job's client lost its scheduler (distributed then
+        tries to reconnect for a while; the job does not wait for it)."""
+        if self._client is not None and self._client.status != "running":
+            raise self._lost()
+
     @contextlib.contextmanager
     def _cluster_errors(self, doing: str) -> Iterator[None]:
-        """distributed's errors stop here, as a :class:`ComputeError` that names the scheduler."""
+        """distributed's errors stop here, as a :class:`ComputeError` that names the scheduler (a
+        :class:`ClusterLostError` if the scheduler is gone)."""
         try:
             yield
         except ComputeError:
             raise
         except Exception as exc:
+            self._check_connected()
             raise ComputeError(
-                f"compute {self.compute['name']}: could not {doing} the Dask cluster at {self.cluster.address()}: "
+                f"compute {self.compute['name']}: could not {doing} the Dask cluster at {self.scheduler_address()}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
 
     def threads(self) -> int:
         """The cluster's threads, over every worker (asked of the scheduler at most every ``INFO_EVERY_S``)."""
         now = time.monotonic()
+        self._check_connected()
         if self._threads is None or now - self._threads[0] >= INFO_EVERY_S:
             client = self.client()
-            try:
+            with self._cluster_errors("ask for the threads of"):
                 workers = client.scheduler_info(n_workers=-1)["workers"]
-            except Exception as exc:  # distributed's errors stop here: the job says which scheduler
-                raise ComputeError(
-                    f"compute {self.compute['name']}: lost the Dask scheduler at {self.cluster.address()}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
             self._threads = (now, sum(int(w.get("nthreads") or 0) for w in workers.values()))
         return self._threads[1]
 
@@ -197,6 +250,7 @@ class DaskWorkers:
 
         Raises:
             ComputeError: The cluster has had no worker for ``NO_WORKERS_WAIT_S``.
+            ClusterLostError: The job's client lost its scheduler.
         """
         depth = self.depth()
         if depth == 0:
@@ -204,7 +258,7 @@ class DaskWorkers:
             self._no_workers_since = self._no_workers_since or now
             if now - self._no_workers_since > NO_WORKERS_WAIT_S:
                 raise ComputeError(
-                    f"compute {self.compute['name']}: the Dask cluster at {self.cluster.address()} has had no "
+                    f"compute {self.compute['name']}: the Dask cluster at {self.scheduler_address()} has had no "
                     f"workers for {NO_WORKERS_WAIT_S:g} s; start workers for it, then invoke again"
                 )
             return None
@@ -221,6 +275,9 @@ class DaskWorkers:
                 return
             try:
                 if done.status == "cancelled":
+                    if _cancel_reason(done) == CONNECTION_LOST or client.status == "connecting":
+                        ours.set_exception(self._lost())
+                        return
                     ours.cancel()
                     ours.set_running_or_notify_cancel()
                     return
@@ -249,9 +306,10 @@ class DaskWorkers:
         if dask_future is None:
             return "it was no longer in flight"
         client = self.client()
-        running_on = [w for w, keys in client.processing().items() if dask_future.key in keys]
-        workers = client.scheduler_info(n_workers=-1)["workers"]
-        client.cancel([dask_future], force=True)
+        with self._cluster_errors("find the worker of an overdue mini-batch on"):
+            running_on = [w for w, keys in client.processing().items() if dask_future.key in keys]
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+            client.cancel([dask_future], force=True)
         if not running_on:
             return "no worker had started it"
         hosts = ", ".join(f"{w} on host {workers.get(w, {}).get('host', '?')}" for w in running_on)
@@ -341,9 +399,15 @@ class DaskWorkers:
         workers = worker_lines(client)
         listing = "".join(f"\n  {line}" for line in workers)
         return (
-            f"the Dask cluster at {self.cluster.address()} ({len(workers)} worker(s), {self.threads()} thread(s); "
+            f"the Dask cluster at {self.scheduler_address()} ({len(workers)} worker(s), {self.threads()} thread(s); "
             f"up to {self.depth()} mini-batch(es) of this job in flight):{listing}"
         )
+
+    def stop(self) -> None:
+        """The compute is being stopped (called from another thread than the job's): disconnect now,
+        so that a call of the job's to the cluster fails at once, and never connect again."""
+        self._stopped = True
+        self.close()
 
     def close(self, retire: bool = False) -> None:
         """Disconnect; the cluster stays for the next job."""

@@ -13,7 +13,12 @@ cannot read its folder ships them its code, its model and its datastores' creden
 :mod:`batchnb.engine.remote`). If a host's workers die, Dask moves their tasks to the others; a
 mini-batch is only charged an attempt when its task fails for good or is overdue. A worker lost
 while the cluster stays warm (its Nanny killed too, its host rebooted) is started again on its host
-before the next job (:meth:`SSHCluster.heal`).
+before the next job (:meth:`SSHCluster.heal`). A scheduler lost mid-job interrupts the job (as on
+any Dask compute); the job's next run, which the agent starts by itself, starts a new cluster in
+place of the broken one (:meth:`SSHCluster.address`).
+
+``compute stop`` during a job ends the job Interrupted at once (:mod:`batchnb.engine.agent`), then
+closes the cluster: its scheduler, Nannies and workers end with their SSH sessions.
 
 Security: no secret is stored; keys are given by path (or come from the SSH agent), and host keys
 are always checked against ``known_hosts`` (``~/.ssh/known_hosts`` unless the compute names one):
@@ -31,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ComputeError, MissingDependencyError
+from .dask import answers
 
 ACQUIRE_TIMEOUT_S = 120.0
 
@@ -126,6 +132,7 @@ class SSHCluster:
         self.compute = compute
         self._lock = threading.Lock()
         self._cluster: Any = None
+        self._closing = threading.Event()  # close() was called: a start under way gives up
 
     def address(self, log: Any = None) -> str:
         """The scheduler's address, starting the cluster first if it does not run (blocking); how
@@ -135,6 +142,12 @@ class SSHCluster:
             ComputeError: It could not start; the reason names the host where known.
         """
         with self._lock:
+            if self._cluster is not None and not answers(str(self._cluster.scheduler_address)):
+                (log or print)(
+                    f"compute {self.compute['name']}: the SSH cluster's scheduler at {self._cluster.scheduler_address} "
+                    "does not answer: the cluster is closed and started again"
+                )
+                self._close(timeout=10)  # the Nannies and workers left, if any; the scheduler is gone
             if self._cluster is None:
                 _require_distributed()
                 from distributed import Client
@@ -142,15 +155,17 @@ class SSHCluster:
                 started = time.monotonic()
                 cluster = None
                 try:
+                    self._refuse_if_closing()
                     cluster = build_cluster(self.compute)
                     with Client(cluster) as client:
-                        client.wait_for_workers(len(cluster.workers), timeout=ACQUIRE_TIMEOUT_S)
+                        self._wait_for_workers(client, len(cluster.workers))
                 except Exception as exc:
                     if cluster is not None:  # no nanny or worker left behind on the hosts it reached
                         with contextlib.suppress(Exception):
                             cluster.close(timeout=10)
+                    why = exc.message if isinstance(exc, ComputeError) else explain(exc, self.compute)
                     raise ComputeError(
-                        f"compute {self.compute['name']}: the SSH cluster could not start: {explain(exc, self.compute)}"
+                        f"compute {self.compute['name']}: the SSH cluster could not start: {why}"
                     ) from exc
                 self._cluster = cluster
                 (log or print)(
@@ -194,12 +209,36 @@ class SSHCluster:
     def running_address(self) -> str | None:
         return str(self._cluster.scheduler_address) if self._cluster is not None else None
 
+    def _refuse_if_closing(self) -> None:
+        if self._closing.is_set():
+            raise ComputeError("its compute is being stopped")
+
+    def _wait_for_workers(self, client: Any, n: int) -> None:
+        """Wait for the cluster's ``n`` workers (up to ``ACQUIRE_TIMEOUT_S``), giving up at once if the
+        compute is being stopped (the cluster is then closed by the thread starting it: closing it
+        from two threads leaves its processes behind)."""
+        deadline = time.monotonic() + ACQUIRE_TIMEOUT_S
+        while True:
+            self._refuse_if_closing()
+            try:
+                client.wait_for_workers(n, timeout=1.0)
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+
     def close(self) -> None:
+        """Stop the cluster for good: its scheduler, Nannies and workers, over their SSH sessions. A
+        start under way gives up, and closes what it started, first."""
+        self._closing.set()
         with self._lock:
-            if self._cluster is not None:
-                with contextlib.suppress(Exception):  # its hosts may be gone already
-                    self._cluster.close(timeout=30)
-                self._cluster = None
+            self._close()
+
+    def _close(self, timeout: float = 30) -> None:
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):  # its hosts may be gone already
+                self._cluster.close(timeout=timeout)
+            self._cluster = None
 
 
 async def _restart_workers(cluster: Any, names: list[str]) -> None:

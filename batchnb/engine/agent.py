@@ -28,12 +28,23 @@ it. It runs Queued jobs while they fit (each running job needs one worker at lea
 ``idle_time_before_scale_down`` it exits as soon as it has nothing to run; with it, it keeps its
 warm workers that long after its last job. One started by ``compute start`` waits for a first
 job at least :data:`START_LINGER_S` (jobs are coming). ``compute stop`` asks it to stop at once: its running
-jobs end Interrupted, and nothing of it is left.
+jobs end Interrupted (the reason says the compute was stopped and how to resume), and nothing of it
+is left: its workers and zygote are killed, an ssh compute's cluster is closed (an attached Dask
+cluster is only disconnected from). A job blocked in a call to its cluster (starting it, shipping)
+is freed by that close; one that still has not ended is marked Interrupted by the agent itself.
 
 **Recovery by itself.** A job whose owner died (the agent killed, the machine rebooted) is seen
 Interrupted (see :func:`batchnb.engine.state.check_interrupted`, which marks it ``lost``). The
 compute's next agent queues it again, up to the job's ``max_auto_resumes`` times, and its committed
 mini-batches are kept; past that it stays Interrupted with the reason, for ``job resume``.
+
+**A Dask scheduler lost mid-job.** The job ends Interrupted at once (``lost``: see
+:class:`batchnb.errors.ClusterLostError`). Its agent stays up, and every :data:`RECOVER_EVERY_S` asks
+whether the cluster is back (:func:`cluster_back`: an attached scheduler accepts connections again;
+an ssh compute's agent starts a new cluster, so it need not wait); then it queues the job again, counted against the
+job's ``max_auto_resumes`` like any automatic resume, and says so in the job's log. A scheduler that
+does not answer within :data:`CLUSTER_WAIT_S` of the interruption leaves the job Interrupted, with
+the reason, for ``job resume``. Any lost job of a Dask compute (its agent killed too) waits the same way.
 """
 
 from __future__ import annotations
@@ -47,19 +58,28 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..store import Store
 from . import lifecycle, state
+from .logs import JobLogs
 
 # How often an agent looks at the store when nothing wakes it.
 POLL_S = 0.25
 # How often it checks its compute's jobs for a lost owner (to resume them).
 RECOVER_EVERY_S = 2.0
-# A running job is given this long to stop when the agent stops.
+# A running job is given this long to stop when the agent stops ...
 STOP_JOBS_S = 15.0
+# ... the first of which before its Dask cluster is closed under it.
+STOP_NOTICE_S = 2.0
+# ... and this long after its workers or cluster are gone, before the agent marks it Interrupted itself.
+STOP_CLOSED_S = 5.0
 DEFAULT_MAX_AUTO_RESUMES = 3
+# How long a lost job of a Dask compute waits for the cluster to answer again before its agent
+# gives up resuming it by itself (it asks every RECOVER_EVERY_S meanwhile).
+CLUSTER_WAIT_S = 600.0
 # How long an agent started by `compute start` waits for a first job, whatever its idle time.
 START_LINGER_S = 60.0
 LOCAL_TYPES = ("local", "amlcompute")
@@ -132,10 +152,21 @@ def compute_spec(store: Store, compute: str) -> dict[str, Any]:
     return dict(json.loads(row["spec"])) if row else {"name": compute, "type": "local"}
 
 
+def cluster_back(spec: dict[str, Any]) -> Callable[[], bool] | None:
+    """For a compute whose cluster may be away (``dask``: a scheduler batchnb does not run), what
+    says whether it answers; None for the others (an ssh compute's agent starts a new cluster)."""
+    if spec.get("type") != "dask":
+        return None
+    from ..compute.dask import answers
+
+    return lambda: answers(str(spec["address"]))
+
+
 def resume_lost(store: Store, compute: str, skip: set[str] | frozenset[str] = frozenset()) -> list[str]:
-    """Queue again the jobs of ``compute`` whose owner died, up to their ``max_auto_resumes``;
-    past that, say so in their error. Jobs in ``skip`` (the caller runs them) are not checked.
-    Returns the jobs queued."""
+    """Queue again the jobs of ``compute`` whose owner died or whose cluster was lost, up to their
+    ``max_auto_resumes``; past that, say so in their error. Jobs in ``skip`` (the caller runs them)
+    are not checked. On a compute whose cluster may be away (:func:`cluster_back`), lost jobs wait
+    until it answers, up to :data:`CLUSTER_WAIT_S` after they stopped. Returns the jobs queued."""
     with store.read() as db:
         rows = db.execute(
             "SELECT * FROM jobs WHERE compute = ? AND kind = 'batch' AND status IN (?, ?, ?, ?)",
@@ -146,21 +177,39 @@ def resume_lost(store: Store, compute: str, skip: set[str] | frozenset[str] = fr
             state.check_interrupted(store, row)
     with store.read() as db:
         lost = db.execute(
-            "SELECT name, spec, auto_resumes, error FROM jobs WHERE compute = ? AND kind = 'batch' "
+            "SELECT name, spec, auto_resumes, error, heartbeat_at FROM jobs WHERE compute = ? AND kind = 'batch' "
             "AND status = ? AND lost = 1",
             (compute, state.INTERRUPTED),
         ).fetchall()
     queued = []
+    back = cluster_back(compute_spec(store, compute)) if lost else None
+    answered: bool | None = None  # asked once, and only if a job waits
     for row in lost:
-        limit = json.loads(row["spec"])["settings"].get("max_auto_resumes", DEFAULT_MAX_AUTO_RESUMES)
+        spec = json.loads(row["spec"])
+        limit = spec["settings"].get("max_auto_resumes", DEFAULT_MAX_AUTO_RESUMES)
         try:
             if row["auto_resumes"] >= limit:
                 raise lifecycle.NotResumed(
-                    f"not resumed automatically: its owner was lost {row['auto_resumes'] + 1} times "
+                    f"not resumed automatically: its owner or its cluster was lost {row['auto_resumes'] + 1} times "
                     f"(max_auto_resumes {limit})"
                 )
+            if back is not None:
+                answered = back() if answered is None else answered
+                waited = time.time() - (row["heartbeat_at"] or 0.0)
+                if not answered and waited < CLUSTER_WAIT_S:
+                    continue  # asked again on the next round
+                if not answered:
+                    raise lifecycle.NotResumed(
+                        f"not resumed automatically: compute {compute}'s cluster did not answer for {waited:.0f} s"
+                    )
             if lifecycle.requeue(store, row["name"], reset_failed=False, auto=True):
                 queued.append(row["name"])
+                with contextlib.suppress(OSError):  # the logs may be what failed
+                    JobLogs(Path(spec["job_dir"])).event(
+                        f"resumed automatically on compute {compute} (automatic resume {row['auto_resumes'] + 1} "
+                        f"of {limit}, after: {(row['error'] or 'its owner was lost').rstrip('. ')}); its committed "
+                        "mini-batches are kept"
+                    )
         except Exception as exc:  # it stays Interrupted, with the reason, for `job resume`
             with store.write() as tx:
                 tx.execute(
@@ -187,6 +236,7 @@ class Agent:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.jobs: dict[str, tuple[threading.Thread, Any]] = {}
+        self.dask_jobs: dict[str, Any] = {}  # each running job's DaskWorkers (closed at a stop)
         self.pool: Any = None
         self.cluster: Any = None  # an ssh compute's cluster, started by its first job
         self._last_recover = 0.0
@@ -291,6 +341,7 @@ class Agent:
         for name, (thread, _) in list(self.jobs.items()):
             if not thread.is_alive():
                 del self.jobs[name]
+                self.dask_jobs.pop(name, None)
 
     def _recover(self) -> None:
         now = time.monotonic()
@@ -298,7 +349,7 @@ class Agent:
             return
         self._last_recover = now
         for name in resume_lost(self.store, self.name, skip=set(self.jobs)):
-            print(f"agent {os.getpid()}: resuming job {name} (its owner was lost)", flush=True)
+            print(f"agent {os.getpid()}: resuming job {name} (its owner or its cluster was lost)", flush=True)
 
     def _claim(self) -> None:
         with self.store.read() as db:
@@ -351,25 +402,22 @@ class Agent:
             return
         thread = threading.Thread(target=self._run, args=(sup, workers), name=f"batchnb-job-{name}", daemon=True)
         self.jobs[name] = (thread, sup)
+        if not self.local:
+            self.dask_jobs[name] = workers
         thread.start()
 
     def _workers_for(self, sup: Any) -> Any:
         wanted = int(sup.spec["workers"])
         if not self.local:
-            from ..compute.dask import AttachedCluster, DaskWorkers
+            from ..compute.dask import DaskWorkers
 
-            if self.cluster is None and self.compute.get("type") == "dask":
-                self.cluster = AttachedCluster(self.compute)
-            elif self.cluster is None:
-                from ..compute import ssh
-
-                self.cluster = ssh.SSHCluster(self.compute)
+            cluster = self._cluster()
             if self.compute.get("type") == "dask":
                 address = self.compute["address"]
                 sup.logs.event(f"compute {self.name}: the Dask cluster at {address} (not started by batchnb)")
             else:
                 sup.logs.event(f"compute {self.name}: SSH cluster on {', '.join(self.compute.get('hosts', []))}")
-            return DaskWorkers(self.cluster, self.compute, sup.name, wanted, log=sup.logs.event)
+            return DaskWorkers(cluster, self.compute, sup.name, wanted, log=sup.logs.event)
         from ..compute import workers
 
         pool = self._local_pool(sup.spec)
@@ -384,6 +432,23 @@ class Agent:
         if python:
             sup.logs.event(f"workers run in environment {sup.spec.get('environment')}: {python}")
         return pool.join(sup.name, workers.revision_key(sup.spec), wanted, python)
+
+    def _cluster(self) -> Any:
+        """The compute's Dask cluster: attached to (``dask``), or started by its first job (``ssh``)."""
+        if self.cluster is None and self.compute.get("type") == "dask":
+            from ..compute.dask import AttachedCluster
+
+            self.cluster = AttachedCluster(self.compute)
+        elif self.cluster is None:
+            from ..compute import ssh
+
+            self.cluster = ssh.SSHCluster(self.compute)
+        return self.cluster
+
+    def _join_jobs(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread, _ in list(self.jobs.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _local_pool(self, spec: dict[str, Any]) -> Any:
         """The agent's worker pool, started (its zygote importing what a job like ``spec`` needs) if it is not."""
@@ -412,16 +477,27 @@ class Agent:
         reason = f"compute {self.name} was stopped; run `batchnb job resume -n {{job}}` to finish the job"
         for name, (_, sup) in self.jobs.items():
             sup.stopped = reason.format(job=name)
-        deadline = time.monotonic() + STOP_JOBS_S
-        for thread, _ in list(self.jobs.values()):
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self._join_jobs(STOP_NOTICE_S)  # a job handing out mini-batches stops at once
+        for workers in self.dask_jobs.values():
+            workers.stop()  # frees a job blocked in a call to its cluster (shipping, building)
+        if self.cluster is not None:
+            self.cluster.close()  # ... or starting it (an ssh compute's)
+        self._join_jobs(STOP_JOBS_S)
         if self.pool is not None:
             self.pool.shutdown(kill=True)
             from ..compute import zygote
 
             zygote.stop(kill=True)
-        if self.cluster is not None:
-            self.cluster.close()
+        self._join_jobs(STOP_CLOSED_S)
+        for name, (thread, sup) in self.jobs.items():
+            if thread.is_alive():  # not ended yet: said here, as its supervisor would
+                with contextlib.suppress(Exception), self.store.write() as tx:
+                    active = sorted(state.ACTIVE)
+                    marks = ", ".join("?" * len(active))
+                    tx.execute(
+                        f"UPDATE jobs SET status = ?, error = ? WHERE name = ? AND status IN ({marks})",
+                        (state.INTERRUPTED, sup.stopped, name, *active),
+                    )
         with contextlib.suppress(Exception), self.store.write() as tx:
             tx.execute("DELETE FROM agents WHERE compute = ? AND pid = ?", (self.name, os.getpid()))
         print(f"agent {os.getpid()}: stopped", flush=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compute.base import is_lost_worker
+from ..errors import ClusterLostError
 from ..store import Store
 from . import attempts, failures, faults, output, remote, state
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
@@ -189,6 +190,8 @@ class Dispatcher:
                 try:
                     result = fut.result(timeout=0)
                 except BaseException as exc:
+                    if isinstance(exc, ClusterLostError):
+                        raise  # the whole cluster, not a worker: the supervisor interrupts the job
                     if not is_lost_worker(exc) and fut.done():
                         # Everything the scoring script does is caught in the worker: what escapes is ours.
                         self._abandon(inflight, workers)

@@ -8,8 +8,11 @@ from the store. Lifecycle::
                                                              ├─ init() raised / error threshold exceeded /
                                                              │  nothing succeeded ─▶ Failed
                                                              ├─ cancel requested ─▶ Canceled
-                                                             └─ batchnb's own files or store
-                                                                failed ─▶ Interrupted (resumable)
+                                                             ├─ batchnb's own files or store
+                                                             │  failed ─▶ Interrupted (resumable)
+                                                             ├─ its compute stopped ─▶ Interrupted
+                                                             └─ its Dask scheduler lost ─▶ Interrupted,
+                                                                resumed by the agent when it is back
     Finalizing ── the output cannot be written (see output_location.merge) ──▶ Interrupted (resumable)
 
 When the user configured an MLflow tracking URI at invoke, or the scoring script imports mlflow, the
@@ -42,7 +45,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import BatchnbError
+from ..errors import BatchnbError, ClusterLostError
 from ..registry.code import may_define
 from ..store import Store
 from . import faults, lifecycle, output, output_location, planner, state
@@ -97,9 +100,15 @@ class Supervisor(Dispatcher):
             return self._finish(outcome, reason, workers)
         except BaseException as exc:
             workers.abandon(set(workers.slots()))
+            if self.stopped:  # its compute was stopped under it (its cluster closed): not the job's fault
+                with contextlib.suppress(OSError):
+                    self.logs.event(f"stopped during a call to its compute: {type(exc).__name__}: {exc}")
+                return self._interrupt(self.stopped)
             text = traceback.format_exc()
             with contextlib.suppress(OSError):  # the logs may be what failed
                 self.logs.event(f"supervisor error:\n{text}")
+            if isinstance(exc, ClusterLostError):  # resumed by the compute's agent when it is back
+                return self._interrupt(exc.message, lost=True)
             if faults.is_system_fault(exc):  # batchnb's own files or store: resumable once fixed
                 return self._interrupt(faults.interrupted_reason(exc, self.name))
             if isinstance(exc, BatchnbError):  # a problem with the job's input or settings: say it plainly
@@ -209,16 +218,20 @@ class Supervisor(Dispatcher):
 
     # -- the end --------------------------------------------------------------------------------
 
-    def _interrupt(self, reason: str) -> str:
-        """Stop as Interrupted (resumable) because batchnb's own files or store failed. Those may be
-        what fails again here: whatever cannot be written is left, and readers see the job
-        Interrupted from its stopped heartbeat if not from this status."""
+    def _interrupt(self, reason: str, lost: bool = False) -> str:
+        """Stop as Interrupted (resumable): batchnb's own files or store failed, the compute was
+        stopped, or (``lost``) its cluster went away, and its agent resumes it when it is back. The
+        store may be what fails again here: whatever cannot be written is left, and readers see the
+        job Interrupted from its stopped heartbeat if not from this status."""
         with contextlib.suppress(Exception):
             self._reset_running()
         with contextlib.suppress(Exception):
             self.logs.result(f"Interrupted: {reason}\n")
         try:
             lifecycle.record_status(self.store, self.logs, self.name, state.INTERRUPTED, reason, ended=False)
+            if lost:
+                with self.store.write() as tx:
+                    tx.execute("UPDATE jobs SET lost = 1 WHERE name = ? AND status = ?", (self.name, state.INTERRUPTED))
         except Exception:
             with contextlib.suppress(Exception), self.store.write() as tx:
                 sql = "UPDATE jobs SET status = ?, error = ? WHERE name = ?"
@@ -232,6 +245,8 @@ class Supervisor(Dispatcher):
             self.logs.result("Canceled. Committed mini-batches are kept in parts/.\n")
             self._set_status(state.CANCELED, "canceled by request; committed mini-batches are kept", ended=True)
             return state.CANCELED
+        if self.stopped and outcome in ("interrupted", "failed"):  # what the stop's closing caused
+            return self._interrupt(self.stopped)
         if outcome == "interrupted":
             return self._interrupt(reason or "")
         if outcome == "failed":
