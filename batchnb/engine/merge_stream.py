@@ -119,7 +119,9 @@ class OutputStream:
         table = table.drop_columns([c for c in table.column_names if c in self._drop])
         if self._out is None:
             self._schema = table.schema
-            self._out = pq.ParquetWriter(self.path, self._schema)
+            self._out = pq.ParquetWriter(
+                self.path, self._schema, use_dictionary=output.dictionary_columns(self._schema)
+            )
         elif not table.schema.equals(self._schema, check_metadata=False):
             self.abandon()  # the merge unifies the parts' schemas; the stream does not guess
             return

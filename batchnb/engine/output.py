@@ -141,7 +141,9 @@ def write_part(parts_dir: Path, idx: int, result: Any, fmt: str, lineage: RowLin
         if lineage is not None:
             table = lineage.add_to(table, frame, idx)
         buf = io.BytesIO()
-        pq.write_table(table, buf)
+        # A part is read once, by the merge: no dictionary encoding, whose attempt on a column of
+        # distinct numbers costs twenty times the writing itself.
+        pq.write_table(table, buf, use_dictionary=False)
         atomic_write_bytes(final, buf.getvalue(), durable=False)
         return len(frame)
     atomic_write_bytes(final, _to_text(result), durable=False)
@@ -404,6 +406,15 @@ def _merge_text(parts: list[Path], tmp: Path) -> int:
     return written
 
 
+def dictionary_columns(schema: Any) -> list[str]:
+    """The columns of a job's Parquet output worth dictionary encoding: all but floating-point ones,
+    whose values (predictions, scores) are rarely repeated, and on which trying a dictionary costs
+    far more than writing the column plainly."""
+    import pyarrow.types as pat
+
+    return [field.name for field in schema if not pat.is_floating(field.type)]
+
+
 def _merge_parquet(parts: list[Path], tmp: Path, drop: Sequence[str] = ()) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -417,7 +428,7 @@ def _merge_parquet(parts: list[Path], tmp: Path, drop: Sequence[str] = ()) -> in
         if name in schema.names:
             schema = schema.remove(schema.get_field_index(name))
     rows = 0
-    with pq.ParquetWriter(tmp, schema) as writer:
+    with pq.ParquetWriter(tmp, schema, use_dictionary=dictionary_columns(schema)) as writer:
         for part in parts:
             table = pq.ParquetFile(part).read()
             for name in schema.names:
@@ -456,8 +467,9 @@ def read_tabular_chunks(chunks: list[dict[str, Any]]) -> Any:
         else:
             import pyarrow.parquet as pq
 
-            with open_input(path) as fh:
-                pf = pq.ParquetFile(fh)
+            # A local file is read by Arrow's own I/O, a URL through its filesystem's file object.
+            with contextlib.nullcontext(path) if not is_url(path) else open_input(path) as source:
+                pf = pq.ParquetFile(source)
                 groups = chunk["row_groups"]
                 if groups is None:
                     frame = pf.read().to_pandas()
