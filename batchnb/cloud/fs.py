@@ -73,6 +73,20 @@ def use_datastores(datastores: list[dict[str, Any]] | None) -> None:
     _given = datastores
 
 
+def snapshot_datastores(root: Path) -> None:
+    """For the rest of a job in this process (a worker that can read the workspace): look URLs up in
+    the workspace's cloud datastores as they are now, read once, instead of a store query and a read
+    of the credentials file for each of a job's thousands of input files. Whatever cannot be read
+    here is read, and reported, where a URL is opened, as without a snapshot."""
+    use_datastores(None)
+    try:
+        records = _datastore_records(root)
+        kept = secrets.read_all(root) if records else {}
+    except Exception:
+        return
+    use_datastores([{"record": r, "secret": dict(kept.get(r["name"]) or {})} for r in records])
+
+
 def shipped_datastores(urls: list[str], workspace: Path | None = None) -> list[dict[str, Any]]:
     """The registered datastores that hold ``urls``, each with its credentials, for a worker that
     cannot read the workspace. Never log or record what this returns: it may hold a key."""

@@ -29,7 +29,7 @@ from contextlib import contextmanager, redirect_stdout, suppress
 from pathlib import Path
 from typing import Any
 
-from ..cloud.fs import use_workspace
+from ..cloud.fs import snapshot_datastores, use_workspace
 from ..compute.stdio import redirect_stdio
 from ..specfile import is_url
 from . import faults, output
@@ -180,7 +180,10 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
         os.environ.update(_STATE.base_env)
     _set_environment(context)
     # The job's datastores (and their credentials) are those of the workspace that holds its folder.
-    use_workspace(Path(context["job_dir"]).parent.parent)
+    root = Path(context["job_dir"]).parent.parent
+    use_workspace(root)
+    if "shipped" not in context:  # a shipped job's tasks bring their own datastores
+        snapshot_datastores(root)
     _install_entry_script_shim(context)
     logging.basicConfig(stream=sys.stdout, level=context["logging_level"].upper(), force=True)
     warm = _STATE.module is not None
