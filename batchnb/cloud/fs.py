@@ -55,7 +55,9 @@ class Location:
 
 
 _workspace: Path | None = None
-# The datastores a shipped task brought (records with their credentials), or None: the workspace's.
+# The datastores URLs are looked up in (records with their credentials): those a shipped task
+# brought, or a job's snapshot of the workspace's (snapshot_datastores); None: the workspace's, read
+# at each lookup.
 _given: list[dict[str, Any]] | None = None
 
 
