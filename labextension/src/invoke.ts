@@ -124,19 +124,11 @@ export function textField(
   value: string,
   placeholder: string
 ): HTMLInputElement {
-  const label = document.createElement('label');
-  label.className = 'batchnb-field';
-  const span = document.createElement('span');
-  span.textContent = title;
   const input = document.createElement('input');
   input.type = 'text';
-  input.name = name;
-  input.className = 'jp-mod-styled';
   input.placeholder = placeholder;
   input.value = value;
-  label.append(span, input);
-  parent.appendChild(label);
-  return input;
+  return labelled(parent, name, title, input);
 }
 
 /** A labelled select of `[value, text]` options, appended to `parent`; `value` if it is one, else the first. */
@@ -147,13 +139,7 @@ export function selectField(
   options: [string, string][],
   value: string
 ): HTMLSelectElement {
-  const label = document.createElement('label');
-  label.className = 'batchnb-field';
-  const span = document.createElement('span');
-  span.textContent = title;
   const select = document.createElement('select');
-  select.name = name;
-  select.className = 'jp-mod-styled';
   for (const [v, text] of options) {
     const option = document.createElement('option');
     option.value = v;
@@ -161,9 +147,25 @@ export function selectField(
     select.appendChild(option);
   }
   select.value = options.some(([v]) => v === value) ? value : (options[0]?.[0] ?? '');
-  label.append(span, select);
+  return labelled(parent, name, title, select);
+}
+
+/** `control`, named `name` and styled, in a label titled `title` appended to `parent`. */
+function labelled<T extends HTMLInputElement | HTMLSelectElement>(
+  parent: HTMLElement,
+  name: string,
+  title: string,
+  control: T
+): T {
+  const label = document.createElement('label');
+  label.className = 'batchnb-field';
+  const span = document.createElement('span');
+  span.textContent = title;
+  control.name = name;
+  control.className = 'jp-mod-styled';
+  label.append(span, control);
   parent.appendChild(label);
-  return select;
+  return control;
 }
 
 /** The request body for the form's values, or an error message. */
