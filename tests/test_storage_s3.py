@@ -100,3 +100,30 @@ def test_a_bare_s3_url_is_read_with_the_environment_s_credentials(
     assert job["status"] == "Completed", job["error"]
     out = job["outputs"]["score"]
     assert Path(out["path"], out["file_name"]).read_text().split() == ["0", "1", "2", "3"]
+
+
+def test_a_mini_batch_s_files_are_copied_in_input_order_whole_and_once(
+    s3_server: S3Server, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batchnb.cloud.fs import download
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint_url)
+    fs = s3_server.filesystem()
+    for i in range(3):
+        fs.pipe_file(f"{bucket}/d/f{i}.txt", f"remote {i}".encode())
+    here = tmp_path / "here.txt"
+    here.write_text("local")
+    items = [f"s3://{bucket}/d/f0.txt", str(here), f"s3://{bucket}/d/f1.txt", f"s3://{bucket}/d/f2.txt"]
+
+    paths = download(items, tmp_path / "copies")
+    assert [Path(p).read_text() for p in paths] == ["remote 0", "local", "remote 1", "remote 2"]
+    # A retried mini-batch finds its copies: they are not fetched again.
+    fs.rm(f"{bucket}/d/f1.txt")
+    assert download(items, tmp_path / "copies") == paths
+    # A file that cannot be fetched fails the call and leaves no partial copy behind.
+    with pytest.raises(FileNotFoundError):
+        download([f"s3://{bucket}/d/gone.txt"], tmp_path / "copies")
+    left = sorted(p.name for p in (tmp_path / "copies").rglob("*") if p.is_file())
+    assert left == ["f0.txt", "f1.txt", "f2.txt"]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,3 +312,40 @@ def range_reader(path: str, workspace: Path | None = None) -> Callable[[int, int
         return bytes(fs.cat_file(remote_path, start=start, end=end))
 
     return read_remote
+
+
+def download(items: list[str], folder: Path) -> list[str]:
+    """Local paths for ``items``: a local path as it is, a file behind a URL copied into ``folder``
+    first (once: a copy already there is reused, as a retried mini-batch finds it).
+
+    The files of one filesystem are fetched with one ``get`` call, which an asynchronous
+    filesystem (adlfs, s3fs, gcsfs) runs concurrently: a mini-batch of small files waits about
+    one round trip rather than one per file. Each copy is made under a temporary name and renamed
+    into place, so a copy that exists is whole.
+    """
+    from .. import specfile
+
+    paths: list[str] = []
+    wanted: dict[int, tuple[Any, list[str], list[Path]]] = {}
+    for item in items:
+        if not specfile.is_url(item):
+            paths.append(item)
+            continue
+        fs, remote = filesystem(item)
+        local = folder / uuid.uuid5(uuid.NAMESPACE_URL, item).hex / Path(remote).name
+        paths.append(str(local))
+        if not local.exists():
+            local.parent.mkdir(parents=True, exist_ok=True)
+            group = wanted.setdefault(id(fs), (fs, [], []))
+            group[1].append(remote)
+            group[2].append(local)
+    for fs, remotes, locals_ in wanted.values():
+        temporary = [local.with_name(f".{local.name}.{os.getpid()}.tmp") for local in locals_]
+        try:
+            fs.get(remotes, [str(t) for t in temporary])
+            for tmp, local in zip(temporary, locals_, strict=True):
+                os.replace(tmp, local)
+        finally:
+            for tmp in temporary:
+                tmp.unlink(missing_ok=True)
+    return paths

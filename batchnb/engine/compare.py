@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..cloud.fs import download
 from ..confine import allowing
 from ..entities import Entity
 from ..errors import JobFailedError, ValidationError
@@ -71,10 +72,11 @@ def _sample_input(
     folder.mkdir(parents=True, exist_ok=True)
     originals: dict[str, str] = {}
     if mode != "tabular":
-        for i, path in enumerate(files[:n]):
+        local = download(files[:n], folder.parent / "download")
+        for i, (path, fetched) in enumerate(zip(files[:n], local, strict=True)):
             # Numbered, so that files of one name in different sub-folders stay apart, in input order.
             copy = folder / f"{i:06d}-{Path(path).name}"
-            shutil.copyfile(output.localize(path, folder.parent / "download"), copy)
+            shutil.copyfile(fetched, copy)
             originals[str(copy)] = path
     else:
         left = n

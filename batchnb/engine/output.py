@@ -497,17 +497,3 @@ def _row_group_runs(path: str, meta: Any, groups: list[int]) -> list[tuple[str, 
         else:
             runs.append((path, start, count))
     return runs
-
-
-def localize(item: str, cache_dir: Path) -> str:
-    """Return a local path for an input file; files behind an fsspec URL are downloaded first."""
-    if not is_url(item):
-        return item
-    fs, path = filesystem(item)
-    local = cache_dir / uuid.uuid5(uuid.NAMESPACE_URL, item).hex / Path(path).name
-    if not local.exists():
-        local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = local.with_name(f".{local.name}.tmp")
-        fs.get_file(path, str(tmp))
-        os.replace(tmp, local)
-    return str(local)

@@ -213,8 +213,8 @@ def shipped_input(context: dict[str, Any], items: list[Any]) -> Any:
     mode), or the frame read from them (tabular mode), whose row sources name the original files."""
     where: dict[str, str] = context["input_paths"]
     if context["mode"] != "tabular":  # a URL is fetched here, as a worker that sees the job's folder does
-        fetched = Path(context["job_dir"]) / "inputs"
-        return [where[item] if item in where else output.localize(item, fetched) for item in items]
+        fetched = iter(fs.download([item for item in items if item not in where], Path(context["job_dir"]) / "inputs"))
+        return [where[item] if item in where else next(fetched) for item in items]
     chunks = [{**chunk, "path": where.get(chunk["path"], chunk["path"])} for chunk in items]
     frame = output.read_tabular_chunks(chunks)
     back = {local: path for path, local in where.items()}

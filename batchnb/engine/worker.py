@@ -29,7 +29,7 @@ from contextlib import contextmanager, redirect_stdout, suppress
 from pathlib import Path
 from typing import Any
 
-from ..cloud.fs import snapshot_datastores, use_workspace
+from ..cloud.fs import download, snapshot_datastores, use_workspace
 from ..compute.stdio import redirect_stdio
 from ..specfile import is_url
 from . import faults, output
@@ -70,6 +70,7 @@ class _ProcessState:
         self.dask_stderr: Any = None
 
 
+_AZURE_HTTP_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
 _STATE = _ProcessState()
 
 
@@ -186,6 +187,10 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
         snapshot_datastores(root)
     _install_entry_script_shim(context)
     logging.basicConfig(stream=sys.stdout, level=context["logging_level"].upper(), force=True)
+    # The Azure SDK logs every HTTP request and response at INFO. Here those are batchnb's own reads
+    # of the job's inputs (on Azure, mounted storage), not the script's: kept out of the user's log
+    # unless init() asks for them.
+    logging.getLogger(_AZURE_HTTP_LOGGER).setLevel(logging.WARNING)
     warm = _STATE.module is not None
     try:
         if _STATE.module is None:
@@ -291,7 +296,7 @@ def _mini_batch_input(context: dict[str, Any], items: list[Any]) -> Any:
         return shipped_input(context, items)
     if context["mode"] == "tabular":
         return output.read_tabular_chunks(items)
-    return [output.localize(item, Path(context["job_dir"]) / "inputs") for item in items]
+    return download(items, Path(context["job_dir"]) / "inputs")
 
 
 def _normalize_result(result: Any) -> Any:
