@@ -133,6 +133,59 @@ def test_a_scoring_script_logs_from_init_and_run_in_two_workers_into_the_jobs_ru
     assert "metrics" not in json.loads(listed.stdout)[0]  # job list reads no MLflow store
 
 
+RESUMED_SCRIPT = """
+import os
+import time
+from pathlib import Path
+
+import mlflow
+
+MARKS = Path(os.environ["MARKS"])
+
+
+def init():
+    mlflow.log_metric("init_calls", 1)
+
+
+def run(mini_batch):
+    # The first agent's worker holds its first mini-batch until the test has killed that agent.
+    (MARKS / "started").touch()
+    deadline = time.monotonic() + 60
+    while not (MARKS / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [os.path.basename(p) for p in mini_batch]
+"""
+
+
+def test_a_job_resumed_after_its_agent_was_killed_logs_into_the_same_run_and_ends_it(
+    client: BatchClient, deploy: Callable[..., dict], csv_inputs: Callable[[int], Path], tmp_path: Path
+) -> None:
+    import psutil
+    from engine_helpers import supervisor_pid, wait_until
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    deploy(RESUMED_SCRIPT, endpoint="ep-resumed", mini_batch_size=1, environment_variables={"MARKS": str(marks)})
+    name = client.batch_endpoints.invoke("ep-resumed", input=str(csv_inputs(3)))["name"]
+    wait_until(lambda: (marks / "started").exists(), 120, "the first mini-batch to start")
+    run_id = wait_until(lambda: _spec(client, name).get("mlflow_run_id"), 60, "the job's run")
+    agent = psutil.Process(supervisor_pid(client, name))
+    agent.kill()  # SIGKILL: its worker dies with it, the run is left open
+    agent.wait(10)
+    wait_until(lambda: client.jobs.get(name)["status"] == "Interrupted", 15, "the job to read Interrupted")
+
+    (marks / "go").touch()
+    client.computes.start("local")
+    job = client.jobs.wait(name, timeout=180)
+    assert job["status"] == "Completed", job["error"]
+    assert _spec(client, name)["mlflow_run_id"] == run_id  # reopened, not replaced
+    tracker = _workspace_client(client)
+    assert tracker.get_run(run_id).info.status == "FINISHED"
+    # One init() before the kill and one after: the resumed job's worker logged into the same run.
+    assert [m.value for m in tracker.get_metric_history(run_id, "init_calls")] == [1.0, 1.0]
+    assert tracker.get_run(run_id).data.metrics["items_succeeded"] == 3.0
+
+
 def test_a_job_whose_script_never_imports_mlflow_has_no_run_and_no_store(
     client: BatchClient, deploy: Callable[..., dict], csv_inputs: Callable[[int], Path]
 ) -> None:

@@ -132,8 +132,10 @@ class Supervisor(Dispatcher):
 
     def _run_env(self) -> dict[str, str]:
         """The job's MLflow run for its scoring script (``MLFLOW_TRACKING_URI``, ``MLFLOW_RUN_ID``)."""
-        if self.spec.get("mlflow_in_code"):
-            self.tracking.wait_started()  # the script's init() may log: its run must exist by then
+        # The script's init() may log: its run must exist by then. A resumed job's run does (its
+        # id is in the spec, and reopening it only marks it running): no wait for mlflow's import.
+        if self.spec.get("mlflow_in_code") and not self.tracking.run_id:
+            self.tracking.wait_started()
         return self.tracking.script_env()
 
     def _record_run_id(self, run_id: str) -> None:
