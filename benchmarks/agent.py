@@ -19,6 +19,8 @@ no rate may pass it: if one does, the limit is measured wrong, and the scenario 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import signal
@@ -236,6 +238,15 @@ def scenario_worker_kill(env: Setup, rounds: int, report: dict[str, Any]) -> Non
     print(f"  a killed worker costs {cost:.2f} s of wall time [target <= 1: {verdict(cost <= 1.0)}]", flush=True)
 
 
+def _workers_of(env: Setup, agent: int) -> list[psutil.Process]:
+    """The agent's workers: its zygote's children, whether it started that zygote or adopted it."""
+    found = set(worker_pids(agent))
+    record = env.client.workspace.root / "run" / f"zygote-{WARM}.json"
+    with contextlib.suppress(OSError, ValueError, KeyError, psutil.Error):
+        found |= {child.pid for child in psutil.Process(json.loads(record.read_text())["pid"]).children()}
+    return [psutil.Process(pid) for pid in sorted(found) if psutil.pid_exists(pid)]
+
+
 def scenario_agent_kill(env: Setup, rounds: int, report: dict[str, Any]) -> None:
     s = env.sizes
     # The limit, to size the job: the throughput scenario's if it ran, else measured now (untimed).
@@ -256,7 +267,8 @@ def scenario_agent_kill(env: Setup, rounds: int, report: dict[str, Any]) -> None
         name = env.client.batch_endpoints.invoke(WARM_EP, input=str(data))["name"]
         wait_fraction(env.client, name, 0.5)
         pid = agent_pid(env.client, WARM)
-        family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        # The agent and its workers; its zygote outlives it, for the next agent to adopt.
+        family = [psutil.Process(pid), *_workers_of(env, pid)]
         os.kill(pid, signal.SIGKILL)
         t0 = time.perf_counter()
         # Until a SIGKILLed process is gone (which takes a moment), it still holds its compute:

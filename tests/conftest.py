@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,11 +22,18 @@ os.environ["UV_NO_CONFIG"] = "1"
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BatchClient:
-    """A BatchClient on a new workspace under tmp_path; BATCHNB_WORKSPACE points there too."""
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[BatchClient]:
+    """A BatchClient on a new workspace under tmp_path; BATCHNB_WORKSPACE points there too.
+
+    Afterwards, a zygote that a test's killed agent left waiting for the next agent is stopped, so
+    that it does not linger into the following tests."""
     ws = tmp_path / "ws"
     monkeypatch.setenv("BATCHNB_WORKSPACE", str(ws))
-    return BatchClient(ws)
+    yield BatchClient(ws)
+    from batchnb.compute import zygote
+
+    for record in (ws / "run").glob("zygote-*.json") if (ws / "run").is_dir() else ():
+        zygote.stop_lingering(ws, record.stem.removeprefix("zygote-"))
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ process control (every process a test starts is gone when the test ends)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -90,6 +91,14 @@ def kill_and_reap(procs: list[psutil.Process], timeout: float = 10.0) -> None:
             proc.send_signal(signal.SIGKILL)
     _, alive = psutil.wait_procs(procs, timeout=timeout)
     assert not alive, f"processes still alive after SIGKILL: {[p.pid for p in alive]}"
+
+
+def zygote_pid(client: Any, compute: str = "local") -> int | None:
+    """The pid of the compute's zygote, as its record in the workspace names it (None: none runs)."""
+    try:
+        return int(json.loads((client.workspace.root / "run" / f"zygote-{compute}.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 @contextlib.contextmanager

@@ -88,11 +88,9 @@ def test_workers_are_forked_from_one_zygote_that_imported_the_data_stack(client,
     assert all(r["pandas"] for r in records)
     # The thread settings reach forked workers too: the cores shared among the 2 workers.
     assert {r["omp"] for r in records} == {str(max(1, (os.cpu_count() or 1) // 2))}
-    # Its configuration file (it may hold the deployment's environment variables) is gone, and so is
-    # its ready file once it has exited after its agent.
-    run = client.workspace.root / "run"
-    assert not list(run.glob("*.json"))
-    wait_until(lambda: not list(run.iterdir()), 30, "the zygote's ready file to go")
+    # The agent exited with the job (no idle time), and its zygote with it, record and all.
+    wait_until(lambda: not psutil.pid_exists(parent), 30, "the zygote to exit after its agent")
+    assert not list((client.workspace.root / "run").iterdir())
 
 
 def test_a_killed_worker_is_replaced_by_a_fork_of_the_same_zygote(client, deploy, csv_inputs, tmp_path):
@@ -112,21 +110,52 @@ def test_a_killed_worker_is_replaced_by_a_fork_of_the_same_zygote(client, deploy
     assert _zygote_log(job).read_text().count("imported") == 1
 
 
-def test_a_killed_agent_takes_its_zygote_and_workers_with_it(client, deploy, csv_inputs, tmp_path):
+def test_a_killed_agent_s_workers_end_and_its_zygote_is_adopted_by_the_next_agent(client, deploy, csv_inputs, tmp_path):
     trace = tmp_path / "trace.jsonl"
     job, first = _started(client, deploy, csv_inputs(8), trace, sleep=1)
-    supervisor = psutil.Process(supervisor_pid(client, job["name"]))
+    agent = psutil.Process(supervisor_pid(client, job["name"]))
     the_zygote = psutil.Process(first["ppid"])
     workers = the_zygote.children()
-    assert the_zygote.ppid() == supervisor.pid and workers
-    # While the job runs, what the zygote keeps on disk is private to the user who runs jobs.
+    assert the_zygote.ppid() == agent.pid and workers
+    # What the zygote keeps on disk (where the next agent finds it) is private to the user who runs jobs.
     run = client.workspace.root / "run"
     assert _mode(run) == 0o700
-    assert [_mode(f) for f in run.iterdir()] == [0o600]  # its ready file; its configuration is gone
-    supervisor.kill()
-    _, alive = psutil.wait_procs([supervisor, the_zygote, *workers], timeout=10)
+    assert [(f.name, _mode(f)) for f in run.iterdir()] == [("zygote-local.json", 0o600)]
+
+    agent.kill()
+    _, alive = psutil.wait_procs([agent, *workers], timeout=10)
     assert not alive, f"still alive after the agent was killed: {[p.pid for p in alive]}"
-    assert not list(run.iterdir()), "the zygote left its files behind"
+    assert the_zygote.is_running(), "the zygote waits for the compute's next agent"
+    wait_until(lambda: client.jobs.get(job["name"])["status"] == "Interrupted", 15, "the job to read Interrupted")
+    scored = len(_records(trace))
+
+    client.computes.start("local")
+    ended = client.jobs.wait(job["name"], timeout=120)
+    assert ended["status"] == "Completed", ended["error"]
+    assert sorted(lines(output_file(ended))) == [f"f{i:03d}.csv" for i in range(8)]
+    # The next agent's workers were forked by the same zygote, which imported the data stack once.
+    after = _records(trace)[scored:]
+    assert after and {r["ppid"] for r in after} == {the_zygote.pid}
+    assert _zygote_log(job).read_text().count("imported") == 1
+    # That agent exits once idle, and stops its zygote.
+    the_zygote.wait(60)
+    assert not list(run.iterdir()), "the zygote left its record behind"
+
+
+def test_compute_stop_ends_the_zygote_a_killed_agent_left(client, deploy, csv_inputs, tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    job, first = _started(client, deploy, csv_inputs(8), trace, sleep=1)
+    agent = psutil.Process(supervisor_pid(client, job["name"]))
+    the_zygote = psutil.Process(first["ppid"])
+    agent.kill()
+    agent.wait(10)
+    assert the_zygote.is_running()
+
+    stopped = client.computes.stop("local")
+    assert stopped["stopping"] is True
+    the_zygote.wait(10)
+    assert not list((client.workspace.root / "run").iterdir())
+    assert client.jobs.get(job["name"])["status"] == "Interrupted"
 
 
 def test_worker_start_spawn_gives_clean_interpreters(client, deploy, csv_inputs, tmp_path, monkeypatch):

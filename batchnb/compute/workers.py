@@ -28,7 +28,6 @@ import contextlib
 import functools
 import hashlib
 import json
-import multiprocessing
 import multiprocessing.context as mpc
 import os
 import sys
@@ -308,11 +307,12 @@ class JobWorkers:
 
 
 def local_starter(
-    workspace_root: Path, capacity: int, modules: tuple[str, ...], log: str | None
+    workspace_root: Path, compute: str, capacity: int, modules: tuple[str, ...], log: str | None, linger: float
 ) -> Callable[[str | None], Any]:
     """What :class:`WorkerPool` starts a slot's worker with: a one-process loky executor whose
-    worker is forked from the agent's zygote (started here, importing ``modules``); for a job in a
-    built environment (``python``: its interpreter), a fresh interpreter of that environment; with
+    worker is forked from the compute's zygote (adopted, or started here importing ``modules``; one
+    nobody holds waits ``linger`` s for the next agent); for a job in a built environment
+    (``python``: its interpreter), a fresh interpreter of that environment; with
     ``BATCHNB_WORKER_START=spawn``, a fresh interpreter of batchnb's own."""
     from joblib.externals.loky import ProcessPoolExecutor
 
@@ -321,7 +321,7 @@ def local_starter(
     env = worker_env(capacity)
     forked = zygote.start_method() == "zygote"
     if forked:
-        zygote.start(workspace_root, env, modules, log)
+        zygote.ensure(workspace_root, compute, env, modules, log, linger)
 
     def start(python: str | None) -> Any:
         if python is not None:
@@ -332,9 +332,8 @@ def local_starter(
                 initargs=(env, (), True),
             )
         if forked:
-            context: Any = multiprocessing.get_context("forkserver")
             return ProcessPoolExecutor(
-                max_workers=1, context=context, initializer=zygote.worker_started, initargs=(env, modules)
+                max_workers=1, context=zygote.context(), initializer=zygote.worker_started, initargs=(env, modules)
             )
         return ProcessPoolExecutor(max_workers=1, env=env, initializer=zygote.worker_started, initargs=({}, ()))
 

@@ -1,60 +1,61 @@
-"""The zygote: the process a compute agent's workers are forked from.
+"""The zygote: the process a compute agent's workers are forked from, which outlives a lost agent.
 
 Every worker needs the same imports (pandas and pyarrow; for an MLflow model also mlflow,
 scikit-learn and the flavor's loader: seconds of CPU). Started from clean interpreters, N workers pay
-that N times, side by side. Instead, the agent starts its workers through the standard library's
-*forkserver*, with this module as its preload: one process imports everything once, then forks each
-worker on demand. A worker started for a job, after a worker crashed or after a hung ``run()`` was
-killed is ready in milliseconds, and the workers share the zygote's pages until they write to them.
+that N times, side by side. Instead, an agent's workers are forked from one process that imported
+everything once (:mod:`batchnb.compute.zygote_server`): a worker started for a job, after a worker
+crashed or after a hung ``run()`` was killed is ready in milliseconds, and the workers share the
+zygote's pages until they write to them. The agent hands the zygote to loky as a multiprocessing
+context (:func:`context`): loky starts and watches its one-process executors as it would any.
 
-Only imports that are safe to fork after are done here (:mod:`batchnb.compute.preload` chooses
+Only imports that are safe to fork after are done there (:mod:`batchnb.compute.preload` chooses
 them), and what a library does once per process on first use that is as safe (:data:`WARM_UPS`). A
-user's scoring script is never imported or run here, nor a model loaded: its ``init()`` runs in
+user's scoring script is never imported or run there, nor a model loaded: its ``init()`` runs in
 each worker, per job, as on Azure.
-The stdlib keeps one forkserver per process, so an agent has one zygote.
 
-The configuration arrives in a file, which the zygote reads and deletes as it starts. The file
-lives in the workspace's private ``run/`` folder (mode 0700, this user's), is created with mode 0600
-and has an unpredictable name, ``zygote-<parent pid>-<parent start>-<random>.json``; the zygote
-learns it from ``BATCHNB_ZYGOTE_CONFIG``, set only while the agent spawns it::
+**Adopted after a crash.** An agent holds a lease on its zygote (a connection it keeps open). If
+the agent dies (SIGKILL, a crash), the zygote kills that agent's workers at once and waits, its
+imports done, for the compute's next agent, which finds it through ``run/zygote-<compute>.json`` in
+the workspace and takes a lease in its turn: a resumed job's workers start in milliseconds, not
+after seconds of imports. A zygote nobody adopts exits after its linger (the compute's idle time,
+:data:`MIN_LINGER_S` at least); ``compute stop`` ends it at once; an agent that exits normally
+stops its own.
 
-    {"env": {thread settings}, "modules": [...], "preinit": {deployment context} | null,
-     "log": "<job>/logs/user" | null}
-
-Every way out removes it: the zygote deletes it at once; the starting process deletes it if the
-zygote never got to it (a failed start, :func:`remove`); and since a process killed with SIGKILL
-cleans up nothing, the next start in the workspace deletes the files of processes that are gone
-(:func:`sweep`). The ``.ready`` file beside it, made when the zygote is done importing, follows
-the same rules.
-
-``env`` is applied before anything is imported, so that BLAS and OpenMP pools are sized for the
-agent's worker count. With ``log``, the zygote writes to ``stdout/zygote.stdout.txt`` and
-``stderr/zygote.stderr.txt`` there; without, to the output of the agent.
+The run folder is private to the user who runs jobs (mode 0700), the record in it is 0600, the
+zygote's socket is in a folder of its own only that user can enter, and the zygote serves no other
+user's process. ``env`` (the thread settings for the agent's worker count) is applied before
+anything is imported; a zygote whose settings differ from what the next agent wants is stopped
+rather than adopted. The zygote writes to ``stdout/zygote.stdout.txt`` and ``stderr/`` in the
+compute's log folder.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import importlib
+import io
 import json
-import multiprocessing
 import os
-import re
-import secrets
+import signal
+import socket
 import stat
+import subprocess
 import sys
+import tempfile
+import threading
 import time
-import traceback
+from multiprocessing import context as mp_context
+from multiprocessing import popen_fork, process, reduction, resource_tracker, spawn, util
 from pathlib import Path
 from typing import Any
 
-# Names the configuration file of the zygote being spawned; set only for the spawn.
-CONFIG_ENV = "BATCHNB_ZYGOTE_CONFIG"
-# A zygote's files in the run folder: the starting process's pid and start time (centiseconds
-# since the epoch: a pid alone may be reused), then a random part.
-_NAME = re.compile(r"zygote-(\d+)-(\d+)-[0-9a-f]{32}\.(json|ready)")
+from .zygote_server import read_signed
+
+# A zygote no agent holds waits at least this long for the compute's next one.
+MIN_LINGER_S = 30.0
 _PRIVATE = 0o600
+# The descriptors a worker being forked inherits (set in the worker, by the zygote, before it runs).
+INHERITED: list[int] = []
 
 
 def run_folder(workspace_root: Path) -> Path:
@@ -95,47 +96,6 @@ def _started(pid: int) -> int | None:
         return None
 
 
-def sweep(folder: Path) -> None:
-    """Delete the zygote files in ``folder`` whose starting process is gone (killed with SIGKILL,
-    say, before its zygote read its configuration)."""
-    for entry in folder.iterdir():
-        found = _NAME.fullmatch(entry.name)
-        if found is None:
-            continue
-        started = _started(int(found[1]))
-        # The start time can differ by a tick between two reads of it.
-        if started is None or abs(started - int(found[2])) > 1:
-            entry.unlink(missing_ok=True)
-
-
-def ready_path(config: Path) -> Path:
-    """The file the zygote started with ``config`` creates once it has imported everything: until
-    then a worker cannot start, and the parent can wait for it without blocking."""
-    return config.with_suffix(".ready")
-
-
-def write_config(folder: Path, config: dict[str, Any]) -> Path:
-    """Leave ``config`` in ``folder`` (see :func:`run_folder`) for the zygote this process starts
-    next, after sweeping the files of processes that are gone. Returns its path."""
-    sweep(folder)
-    me = os.getpid()
-    path = folder / f"zygote-{me}-{_started(me)}-{secrets.token_hex(16)}.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, _PRIVATE)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(config, fh)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def remove(config: Path) -> None:
-    """Delete the files of the zygote started with ``config`` (those it has not deleted itself)."""
-    config.unlink(missing_ok=True)
-    ready_path(config).unlink(missing_ok=True)
-
-
 def _warm_mlflow() -> None:
     """``mlflow.pyfunc.load_model`` checks the model's requirements against the installed packages,
     and the first time in a process maps every installed distribution to its modules, reading all
@@ -149,52 +109,6 @@ def _warm_mlflow() -> None:
 # A module the zygote imported -> what it then does once for every worker.
 WARM_UPS = {"mlflow.pyfunc": _warm_mlflow}
 
-
-def prepare(config: dict[str, Any]) -> None:
-    """Import ``config["modules"]``."""
-    os.environ.update(config.get("env") or {})
-    if config.get("log"):
-        from .stdio import redirect_stdio
-
-        redirect_stdio(Path(config["log"]), "zygote")
-    started = time.time()
-    for name in config.get("modules") or ():
-        try:
-            importlib.import_module(name)
-        except Exception:  # only a head start: a worker imports what it needs itself and reports failures
-            traceback.print_exc()
-    for name, warm_up in WARM_UPS.items():
-        if name in sys.modules:
-            try:
-                warm_up()
-            except Exception:  # a head start again, on a library's private part that may change
-                traceback.print_exc()
-    imported = time.time()
-    print(f"zygote {os.getpid()}: imported {', '.join(config.get('modules') or ())} in {imported - started:.2f} s")
-    sys.stdout.flush()
-
-
-def _read_config(path: Path) -> dict[str, Any] | None:
-    try:
-        with open(path) as fh:
-            return dict(json.load(fh))
-    except FileNotFoundError:
-        return None  # swept meanwhile, its starting process gone: nothing to do
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _starting() -> Path | None:
-    """The configuration file if this process is a forkserver that batchnb is starting, else None."""
-    value = os.environ.pop(CONFIG_ENV, None)  # the workers forked from here must not inherit it
-    forkserver = "multiprocessing.forkserver" in sys.modules and sys.argv[:1] == ["-c"]
-    if not value or not forkserver or multiprocessing.parent_process() is not None:
-        return None
-    path = Path(value)
-    return path if _NAME.fullmatch(path.name) else None
-
-
-# -- the agent's side: starting the zygote, and what every worker does first ----------------------
 
 # How workers start: "zygote" (forked, the default) or "spawn" (loky's clean interpreters: for a
 # library that is not safe to fork after importing).
@@ -219,57 +133,249 @@ def start_method() -> str:
     return method
 
 
-def _server() -> Any:
-    """The standard library's forkserver of this process (private: its pid, its stop)."""
-    import multiprocessing.forkserver
-
-    return multiprocessing.forkserver._forkserver  # type: ignore[attr-defined]
+def record_path(workspace_root: Path, compute: str) -> Path:
+    """Where the compute's zygote is described (pid, start time, socket, settings) for the next agent."""
+    return run_folder(workspace_root) / f"zygote-{compute}.json"
 
 
-_started_config: Path | None = None
+class _Lease:
+    """This agent's hold on its zygote: the zygote's pid, socket and record, and the connection
+    kept open (its end tells the zygote this agent is gone)."""
+
+    def __init__(self, pid: int, address: str, record: Path, conn: socket.socket) -> None:
+        self.pid = pid
+        self.address = address
+        self.record = record
+        self.conn = conn
 
 
-def start(workspace_root: Path, env: dict[str, str], modules: tuple[str, ...], log: str | None = None) -> None:
-    """Start this process's zygote, importing :data:`BASE_MODULES` and ``modules`` with thread
-    settings ``env``. Returns at once: the first worker forks when the imports are done."""
-    global _started_config
-    import multiprocessing.forkserver
+_lease: _Lease | None = None
+_lock = threading.Lock()
 
+
+def ensure(
+    workspace_root: Path, compute: str, env: dict[str, str], modules: tuple[str, ...], log: str | None, linger: float
+) -> None:
+    """Hold a zygote for this agent: the compute's lingering one if its settings are ``env`` (it
+    imports what of ``modules`` it has not), else a new one importing :data:`BASE_MODULES` and
+    ``modules``. Returns at once for a new one: its first fork waits for its imports."""
+    global _lease
     wanted = list(dict.fromkeys((*BASE_MODULES, *modules)))
-    multiprocessing.forkserver.set_forkserver_preload(["batchnb.compute.zygote"])
-    path = write_config(run_folder(workspace_root), {"env": env, "modules": wanted, "log": log})
+    with _lock:
+        if _lease is not None:
+            return
+        record = record_path(workspace_root, compute)
+        found = _read_record(record)
+        if found is not None:
+            _lease = _adopt(found, record, env, wanted)
+        if _lease is None:
+            _lease = _start(record, env, wanted, log, max(MIN_LINGER_S, linger))
+
+
+def _read_record(record: Path) -> dict[str, Any] | None:
+    """The zygote ``record`` describes, if it still runs."""
     try:
-        os.environ[CONFIG_ENV] = str(path)
-        multiprocessing.forkserver.ensure_running()
-    except BaseException:
-        remove(path)
-        raise
-    finally:
-        os.environ.pop(CONFIG_ENV, None)
-    _started_config = path
-    atexit.register(remove, path)
-
-
-def pid() -> int | None:
-    """The pid of this process's zygote, if one runs."""
-    found: int | None = _server()._forkserver_pid
+        found = dict(json.loads(record.read_text()))
+        started = _started(int(found["pid"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    # Gone (killed with SIGKILL, nothing removed its record), or its pid reused by another process.
+    if started is None or abs(started - int(found["started"])) > 1:
+        return None
     return found
 
 
-def stop(kill: bool = False) -> None:
-    """Stop this process's zygote (at once with ``kill``) and delete its files."""
-    global _started_config
-    import signal
-
-    server = _server()
-    if kill and server._forkserver_pid is not None:
+def _adopt(found: dict[str, Any], record: Path, env: dict[str, str], modules: list[str]) -> _Lease | None:
+    """A lease on the lingering zygote ``found``; None (and it is stopped) if it cannot serve."""
+    if found.get("env") == env:
         with contextlib.suppress(OSError):
-            os.kill(server._forkserver_pid, signal.SIGKILL)
-    with contextlib.suppress(OSError, ChildProcessError):
-        server._stop()
-    if _started_config is not None:
-        remove(_started_config)
-        _started_config = None
+            conn = _lease_on(str(found["address"]), modules, answer=True)
+            print(f"zygote {found['pid']}: adopted, its imports done", flush=True)
+            return _Lease(int(found["pid"]), str(found["address"]), record, conn)
+    _kill(int(found["pid"]))
+    return None
+
+
+def _lease_on(address: str, modules: list[str], answer: bool) -> socket.socket:
+    """Take a lease on the zygote at ``address``, asking it to import ``modules``; with ``answer``,
+    wait until it has (it answers with its pid)."""
+    conn = socket.socket(socket.AF_UNIX)
+    try:
+        conn.connect(address)
+        socket.send_fds(conn, [b"L" + json.dumps(modules).encode()], [])
+        if answer:
+            read_signed(conn.fileno())
+    except (OSError, EOFError) as exc:
+        conn.close()
+        raise OSError(f"the zygote at {address} did not answer: {exc}") from exc
+    return conn
+
+
+def _start(record: Path, env: dict[str, str], modules: list[str], log: str | None, linger: float) -> _Lease:
+    """Start a zygote importing ``modules``; its lease is taken at once (it is answered, and
+    counts, once the imports are done: a fork asked for meanwhile waits for them too)."""
+    folder = tempfile.mkdtemp(prefix="batchnb-zygote-")  # 0700, and short: a socket's path is ~100 bytes at most
+    address = os.path.join(folder, "socket")
+    listener = socket.socket(socket.AF_UNIX)
+    try:
+        listener.bind(address)
+        listener.listen(64)
+        config = {"listener": listener.fileno(), "folder": folder, "record": str(record), "env": env,
+                  "modules": modules, "log": log, "linger": linger}  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "batchnb.compute.zygote_server"],
+            stdin=subprocess.PIPE,
+            pass_fds=[listener.fileno()],
+            close_fds=True,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(config).encode())
+        proc.stdin.close()
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(address)
+            os.rmdir(folder)
+        raise
+    finally:
+        listener.close()
+    threading.Thread(target=proc.wait, name="batchnb-zygote-reap", daemon=True).start()
+    tmp = record.with_name(f".{record.name}.{proc.pid}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, _PRIVATE)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"pid": proc.pid, "started": _started(proc.pid), "address": address, "env": env}, fh)
+    os.replace(tmp, record)
+    return _Lease(proc.pid, address, record, _lease_on(address, [], answer=False))
+
+
+def _kill(pid: int, sig: int = signal.SIGTERM) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def pid() -> int | None:
+    """The pid of this agent's zygote, if it holds one."""
+    return _lease.pid if _lease is not None else None
+
+
+def stop(kill: bool = False) -> None:
+    """Stop this agent's zygote and its workers (at once with ``kill``)."""
+    global _lease
+    with _lock:
+        held, _lease = _lease, None
+    if held is None:
+        return
+    _kill(held.pid, signal.SIGKILL if kill else signal.SIGTERM)
+    with contextlib.suppress(OSError):
+        held.conn.close()
+    if kill:  # a SIGKILLed zygote removes nothing itself
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(held.record.read_text()).get("pid") == held.pid:
+                held.record.unlink()
+        with contextlib.suppress(OSError):
+            os.unlink(held.address)
+            os.rmdir(os.path.dirname(held.address))
+
+
+def stop_lingering(workspace_root: Path, compute: str) -> int | None:
+    """Stop the compute's zygote that no agent holds (``compute stop`` with no agent); its pid."""
+    found = _read_record(record_path(workspace_root, compute))
+    if found is None:
+        return None
+    _kill(int(found["pid"]), signal.SIGKILL)
+    record_path(workspace_root, compute).unlink(missing_ok=True)
+    return int(found["pid"])
+
+
+# -- loky's side: a multiprocessing context whose processes the zygote forks -------------------------
+
+
+class _InheritedFd:
+    """A descriptor a process object carries to the worker, as multiprocessing's forkserver does."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def detach(self) -> int:
+        return INHERITED[self.index]
+
+
+class _Popen(popen_fork.Popen):
+    """Starts a process by asking this agent's zygote to fork it (see :mod:`.zygote_server`)."""
+
+    method = "forkserver"
+    DupFd = _InheritedFd
+
+    def __init__(self, process_obj: Any) -> None:
+        self._fds: list[int] = []
+        super().__init__(process_obj)
+
+    def duplicate_for_child(self, fd: int) -> int:
+        self._fds.append(fd)
+        return len(self._fds) - 1
+
+    def _launch(self, process_obj: Any) -> None:
+        prep = spawn.get_preparation_data(process_obj._name)
+        buf = io.BytesIO()
+        mp_context.set_spawning_popen(self)  # type: ignore[arg-type]
+        try:
+            reduction.dump(prep, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            mp_context.set_spawning_popen(None)
+        held = _lease
+        if held is None:
+            raise OSError("this agent holds no zygote")
+        data_r, data_w = os.pipe()
+        status_r, status_w = os.pipe()
+        resource_tracker.ensure_running()
+        tracker = resource_tracker.getfd()
+        assert tracker is not None  # ensure_running made it
+        try:
+            with socket.socket(socket.AF_UNIX) as conn:
+                conn.connect(held.address)
+                socket.send_fds(conn, [b"F"], [data_r, status_w, tracker, *self._fds])
+        except BaseException:
+            for fd in (data_r, data_w, status_r, status_w):
+                os.close(fd)
+            raise
+        os.close(data_r)
+        os.close(status_w)
+        self.sentinel = status_r
+        # The worker's sentinel of this process: its copy of the data pipe's write end closes with us.
+        keep_w = os.dup(data_w)
+        self.finalizer = util.Finalize(self, util.close_fds, (keep_w, self.sentinel))  # type: ignore[attr-defined]
+        with open(data_w, "wb", closefd=True) as fh:
+            fh.write(buf.getbuffer())
+        self.pid = read_signed(self.sentinel)
+
+    def poll(self, flag: int = os.WNOHANG) -> int | None:
+        if self.returncode is None:
+            from multiprocessing.connection import wait
+
+            if not wait([self.sentinel], 0 if flag == os.WNOHANG else None):
+                return None
+            try:
+                self.returncode = read_signed(self.sentinel)
+            except (OSError, EOFError):
+                self.returncode = 255  # the zygote itself was killed
+        return self.returncode
+
+
+class _ZygoteProcess(process.BaseProcess):
+    _start_method = "forkserver"
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        return _Popen(process_obj)
+
+
+class _ZygoteContext(mp_context.ForkServerContext):
+    Process = _ZygoteProcess  # type: ignore[assignment]
+
+
+def context() -> Any:
+    """The multiprocessing context whose processes this agent's zygote forks (for loky)."""
+    return _ZygoteContext()
 
 
 def worker_started(env: dict[str, str], modules: tuple[str, ...], environment: bool = False) -> None:
@@ -278,19 +384,11 @@ def worker_started(env: dict[str, str], modules: tuple[str, ...], environment: b
     environment's interpreter (``environment``), its own packages come first on ``sys.path``: the
     standard library's spawn gave the worker its parent's path, batchnb's environment's.
 
-    A worker's parent is the zygote, which exits when its agent is gone, as soon as no worker holds
-    the forkserver's "alive" pipe either: so each worker closes its copy. Without this, after an
-    agent is killed its workers would wait for work holding their memory, and a busy one would keep
-    scoring beside the next agent's workers.
+    A worker's parent is the zygote, which kills the workers of an agent that is gone; a worker
+    whose zygote is gone ends itself.
     """
     import threading
 
-    server = _server()
-    alive = getattr(server, "_forkserver_alive_fd", None)
-    if alive is not None:
-        with contextlib.suppress(OSError):
-            os.close(alive)
-        server._forkserver_alive_fd = None
     os.environ.update(env)
     if environment:
         import site
@@ -311,21 +409,3 @@ def worker_started(env: dict[str, str], modules: tuple[str, ...], environment: b
         # Only a head start: the job imports what it needs itself, and reports what fails.
         with contextlib.suppress(Exception):
             importlib.import_module(module)
-
-
-# The forkserver's command line, started by batchnb (which named its configuration file).
-_config_path = _starting()
-if _config_path is not None:
-    try:
-        _config = _read_config(_config_path)
-        if _config is not None:
-            prepare(_config)
-    except BaseException:  # an exception here would stop the forkserver, and with it every worker start
-        traceback.print_exc()
-    finally:
-        _ready = ready_path(_config_path)
-        with contextlib.suppress(OSError):  # the workspace deleted meanwhile: nobody waits for it
-            os.close(os.open(_ready, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, _PRIVATE))
-        # Removed when the zygote exits (the forkserver ends normally once its parent has gone;
-        # the workers forked from it end with os._exit and skip this).
-        atexit.register(_ready.unlink, missing_ok=True)

@@ -10,7 +10,9 @@ The processes of batchnb, and how they talk to each other::
       │  holds the compute's row in the store's ``agents`` table (pid, start time, heartbeat);
       │  claims Queued jobs of its compute, runs each as a Supervisor on a thread, stamps their
       │  heartbeats and its own, resumes the jobs a dead agent left, exits when idle
-      ├── zygote: the stdlib forkserver, preloaded with batchnb.compute.zygote: imports once, forks
+      ├── zygote: python -m batchnb.compute.zygote_server: imports once, forks workers on request
+      │     │  over a Unix socket; the agent holds a lease on it; it outlives a killed agent, for
+      │     │  the compute's next agent to adopt (batchnb.compute.zygote)
       │     └── workers: one per slot (batchnb.compute.workers), loky executors of one process;
       │         init() and run(); mini-batches and results go through loky's pipes, parts to files
       └── for an ssh compute, its Dask cluster instead (batchnb.compute.ssh): a scheduler and
@@ -20,7 +22,8 @@ The processes of batchnb, and how they talk to each other::
     pipeline runner: python -m batchnb.pipelines.runner (one per pipeline job) → its steps' commands
 
 Everything durable is in the SQLite store (jobs, mini-batches, the agents' rows) and the job
-folders (parts, logs); the agent owns its zygote and workers, which end with it.
+folders (parts, logs). The agent's workers end with it; its zygote ends with it when it exits, and
+after a crash waits for the compute's next agent (the compute's idle time, 30 s at least).
 
 **Lifecycle.** An agent starts on demand (a job queued on its compute, ``compute start``, or the
 Jupyter server extension finding work left) and takes the compute's row unless a live agent holds
@@ -132,7 +135,10 @@ def stop(workspace_root: Path, compute: str, timeout: float = 30.0) -> dict[str,
     try:
         row = agent_row(store, compute)
         if row is None:
-            return {"name": compute, "stopping": False, "agent": None}
+            from ..compute import zygote
+
+            lingering = zygote.stop_lingering(workspace_root, compute)  # a lost agent's, left for the next
+            return {"name": compute, "stopping": lingering is not None, "agent": None}
         with store.write() as tx:
             tx.execute("UPDATE agents SET stop_requested = 1 WHERE compute = ? AND pid = ?", (compute, row["pid"]))
     finally:
@@ -287,7 +293,7 @@ class Agent:
         store = Store(self.store.path)
         while not self.stopping.wait(state.HEARTBEAT_INTERVAL_S):
             try:
-                procs = [me, *me.children(recursive=True)]
+                procs = {p.pid: p for p in [me, *me.children(recursive=True), *self._adopted()]}.values()
                 rss = sum(p.memory_info().rss for p in procs if p.is_running())
                 workers = len(self.pool.pids()) if self.pool is not None else 0
                 address = self.cluster.running_address() if self.cluster is not None else None
@@ -309,6 +315,19 @@ class Agent:
             except Exception as exc:  # keep beating: a transient store error must not stop the agent
                 print(f"agent heartbeat error: {exc}", file=sys.stderr, flush=True)
         store.close()
+
+    def _adopted(self) -> list[Any]:
+        """An adopted zygote and its workers: this agent's, though not its children."""
+        import psutil
+
+        from ..compute import zygote
+
+        found = zygote.pid() if self.pool is not None else None
+        try:
+            process = psutil.Process(found) if found else None
+            return [process, *process.children()] if process is not None and process.ppid() != os.getpid() else []
+        except psutil.Error:
+            return []
 
     # -- serving ----------------------------------------------------------------------------------
 
@@ -457,7 +476,8 @@ class Agent:
         if self.pool is None:
             capacity = workers.capacity_of(self.compute)
             log = str(log_folder(self.root, self.name))
-            start = workers.local_starter(self.root, capacity, preload.preload_for(spec), log)
+            modules = preload.preload_for(spec)
+            start = workers.local_starter(self.root, self.name, capacity, modules, log, self.idle_s)
             self.pool = workers.WorkerPool(capacity, start)
         return self.pool
 
