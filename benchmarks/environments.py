@@ -44,11 +44,11 @@ def run(root: Path, sizes: Any, rounds: int, chosen: list[str], report: dict[str
     if not wanted:
         return
     folder = root / "environments"
-    wheel = folder / "wheels" / "tinypkg-1.0-py3-none-any.whl"
-    if not wheel.exists():
-        wheel = tiny_wheel("tinypkg", "1.0", wheel.parent)
+    wheels = folder / "wheels"
+    if not any(wheels.glob("tinypkg-1.0-*.whl")):  # made once: --work keeps it
+        tiny_wheel("tinypkg", "1.0", wheels)
     small = folder / "small.txt"
-    small.write_text(f"--find-links {wheel.parent}\ntinypkg==1.0\n")
+    small.write_text(f"--find-links {wheels}\ntinypkg==1.0\n")
     if "env-build" in wanted:
         _builds(folder, sizes, small, report)
     if "env-reuse" in wanted:
@@ -97,7 +97,7 @@ def _builds(folder: Path, sizes: Any, small: Path, report: dict[str, Any]) -> No
             times.append(time.perf_counter() - t0)
         out[label] = {"requirements": spec.requirements, "build_s": times, "median_s": med(times),
                       "packages": len(freeze(build)), "size_mb": size_on_disk(build) / 2**20}  # fmt: skip
-        print(f"  {label}: {med(times):.2f} s ({out[label]['packages']} packages, "
+        print(f"  {label}: {med(times):.2f} s ({out[label]['packages']} package(s), "
               f"{out[label]['size_mb']:.0f} MB)", flush=True)  # fmt: skip
     report["env_build"] = out
 
