@@ -20,6 +20,7 @@ the warm cache only; ``UV_FIND_LINKS``, ``UV_INDEX_URL``, ``UV_CACHE_DIR``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -104,13 +105,15 @@ def choose_python(asked: str | None) -> tuple[str, str, str | None]:
     return path, version, None
 
 
+@functools.cache
 def find_python(version: str) -> str | None:
     """An interpreter of Python ``X.Y`` on this machine, or None: the one uv finds, else the newest
     of pyenv's installs of it.
 
     pyenv's own installs are looked at because uv's search of ``PATH`` stops at the first pyenv
     shim that fails (one whose version pyenv has not selected), so uv finds none of them
-    (astral-sh/uv#21047).
+    (astral-sh/uv#21047). Asked once per process: uv's search takes about half a second, and an
+    agent plans every job it runs.
     """
     found = subprocess.run(
         [uv_binary(), "python", "find", "--no-python-downloads", "--system", version],
