@@ -18,7 +18,10 @@ Scenarios:
   with workers forked from the zygote against clean interpreters (``BATCHNB_WORKER_START=spawn``);
 * ``storage`` (issue 22; :mod:`storage`): ``storage-files``, blobs in Azurite read in file mode against
   a joblib loop reading them with the same library (adlfs), and ``storage-tabular``, one large
-  Parquet blob in tabular mode spread over every worker.
+  Parquet blob in tabular mode spread over every worker;
+* ``environments`` (issue 23; :mod:`environments`): ``env-build``, the build time of a small and a
+  large environment from uv's warm cache, and ``env-reuse``, the second job of a deployment in a
+  built environment against the same job without one.
 
 "Cold" is the built-in ``local`` compute: its agent starts with the job and exits after it (the
 next cold job waits, untimed, until it has). "Warm" is a local compute with
@@ -43,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import agent  # noqa: E402
+import environments  # noqa: E402
 import storage  # noqa: E402
 import workload  # noqa: E402
 from measure import CORES, alternate, med, run_job, verdict, with_start_method  # noqa: E402
@@ -211,9 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="rounds of each A B comparison (default 2)")
     parser.add_argument(
         "--only",
-        default="latency,overhead,agent,memory,recovery,storage",
+        default="latency,overhead,agent,memory,recovery,storage,environments",
         help="scenarios, comma-separated: agent (or some of " + ", ".join(agent.SCENARIOS) + "), "
-        "latency, overhead, memory, recovery, storage (or some of " + ", ".join(storage.SCENARIOS) + ")",
+        "latency, overhead, memory, recovery, storage (or some of " + ", ".join(storage.SCENARIOS) + "), "
+        "environments (or some of " + ", ".join(environments.SCENARIOS) + ")",
     )
     parser.add_argument("--work", type=Path, default=None, help="where to build workloads (kept for reuse)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -236,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         if "recovery" in chosen:
             scenario_recovery(work, sizes, rounds, report)
         storage.run(work, sizes, rounds, chosen, report)
+        environments.run(work, sizes, rounds, chosen, report)
     finally:
         stop_agents(work)
     report["elapsed_s"] = time.time() - started

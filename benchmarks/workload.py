@@ -34,6 +34,8 @@ class Sizes:
     storage_file_kb: int = 64  # ... of this size
     storage_rows: int = 2_000_000  # remote tabular mode: one Parquet blob of this many rows ...
     storage_row_group: int = 50_000  # ... in row groups of this many (a mini-batch each)
+    env_builds: int = 5  # environment builds timed, of each specification
+    env_files: int = 400  # one-row files of the jobs of a deployment in an environment and one without
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -55,6 +57,8 @@ class Sizes:
             storage_file_kb=4,
             storage_rows=40_000,
             storage_row_group=5_000,
+            env_builds=2,
+            env_files=20,
         )
 
 
@@ -183,9 +187,11 @@ def deploy_trivial(
     compute: str | None = None,
     script: str = TRIVIAL_SCRIPT,
     settings: dict[str, Any] | None = None,
+    environment: str | None = None,
 ) -> None:
     """An endpoint whose default deployment runs a scoring script with no model weights: by default
-    one that returns one result per file; ``settings`` are added to the deployment's."""
+    one that returns one result per file; ``settings`` are added to the deployment's; in
+    ``environment`` (an ``azureml:`` reference) if given."""
     code = root / f"code-{endpoint}"
     code.mkdir(parents=True, exist_ok=True)
     (code / "score.py").write_text(script)
@@ -203,6 +209,8 @@ def deploy_trivial(
     }
     if compute:
         spec["compute"] = f"azureml:{compute}"
+    if environment:
+        spec["environment"] = environment
     client.batch_deployments.create_or_update(spec, set_default=True)
 
 

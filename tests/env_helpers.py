@@ -35,13 +35,16 @@ def tiny_wheel(name: str, version: str, wheels: Path) -> Path:
     return wheel
 
 
-def conda_file(folder: Path, wheels: Path, *pip: str, name: str = "conda.yaml", extra: str = "") -> Path:
+def conda_file(
+    folder: Path, wheels: Path, *pip: str, name: str = "conda.yaml", extra: str = "", python: str | None = None
+) -> Path:
     """A conda environment file whose ``pip:`` section finds packages among ``wheels`` (by a
-    relative path, as a user's file next to its wheels would)."""
+    relative path, as a user's file next to its wheels would), asking for Python ``python``
+    (``X.Y``; batchnb's own by default)."""
     folder.mkdir(parents=True, exist_ok=True)
     links = os.path.relpath(wheels, folder)
     lines = "".join(f"      - {line}\n" for line in (f"--find-links {links}", *pip))
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
     path = folder / name
     path.write_text(
         f"name: test-env\nchannels: [conda-forge]\ndependencies:\n  - python={python}\n  - pip\n{extra}"

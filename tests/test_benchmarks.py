@@ -4,6 +4,7 @@ the figures come from ``benchmarks/bench.py`` at full size)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,30 @@ def test_the_storage_benchmark_runs_on_a_tiny_workload(tmp_path):
     assert figures["storage_files"]["batchnb_over_loop"] > 0
     assert 1 <= figures["storage_tabular"]["workers_used"] <= figures["storage_tabular"]["workers"]
     assert "storage-files" in proc.stdout and "workers took mini-batches" in proc.stdout
+    assert wait_until(lambda: not _agents_under(tmp_path), 30, "the benchmark's agents to stop") is True
+
+
+def test_the_environments_benchmark_runs_on_a_tiny_workload(tmp_path):
+    """Offline with an empty uv cache (as every test builds), so the large specification, which
+    needs the package index once, is skipped and says so; the small one is built and timed."""
+    report = tmp_path / "report.json"
+    env = {**os.environ, "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
+    with reaping():
+        bench = [sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--only", "environments"]
+        proc = subprocess.run(
+            [*bench, "--work", str(tmp_path / "w"), "--json", str(report)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    figures = json.loads(report.read_text())
+    assert figures["env_build"]["small"]["median_s"] > 0
+    assert figures["env_build"]["small"]["packages"] == 1
+    assert "large: skipped: offline and not in uv's cache" in proc.stdout
+    assert figures["env_reuse"]["none_over_environment"] > 0
+    assert "target >= 0.9" in proc.stdout
     assert wait_until(lambda: not _agents_under(tmp_path), 30, "the benchmark's agents to stop") is True
 
 

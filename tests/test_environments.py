@@ -12,6 +12,7 @@ import json
 import os
 import pty
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -61,18 +62,20 @@ def _env(client: BatchClient, tmp_path: Path, wheels: Path, name: str, *pip: str
 
 @pytest.fixture
 def deploy_in(client: BatchClient, model_dir: Path, tmp_path: Path):
-    """deploy_in(name, environment, base_dir=None) -> the deployment of SCORE on ep-test in that environment."""
-    (tmp_path / "code").mkdir()
-    (tmp_path / "code" / "score.py").write_text(SCORE)
+    """deploy_in(name, environment, base_dir=None, script=SCORE) -> the deployment of ``script`` on
+    ep-test in that environment."""
     client.models.create_or_update({"name": "tiny", "path": str(model_dir)})
     client.batch_endpoints.create_or_update({"name": "ep-test"})
 
-    def make(name: str, environment: str | dict, base_dir: Path | None = None) -> dict:
+    def make(name: str, environment: str | dict, base_dir: Path | None = None, script: str = SCORE) -> dict:
+        code = tmp_path / f"code-{name}"
+        code.mkdir(exist_ok=True)
+        (code / "score.py").write_text(script)
         spec = {
             "name": name,
             "endpoint_name": "ep-test",
             "model": "azureml:tiny:1",
-            "code_configuration": {"code": str(tmp_path / "code"), "scoring_script": "score.py"},
+            "code_configuration": {"code": str(code), "scoring_script": "score.py"},
             "environment": environment,
             "settings": {"mini_batch_size": 2},
         }
@@ -216,6 +219,61 @@ def test_a_python_version_not_on_this_machine_is_warned_about_naming_both(client
     env = client.environments.create_or_update({"name": "old-python", "conda_file": str(conda)})
     here = ".".join(map(str, sys.version_info[:3]))
     assert env["build_warnings"] == [f"Python 2.6 was asked for but is not on this machine: built with Python {here}"]
+
+
+# Returns, for each file, the Python version and the version of tinypkg its worker runs.
+SCORE_PYTHON = """
+import sys
+import tinypkg
+
+def init():
+    pass
+
+def run(mini_batch):
+    return [f"{sys.version_info[0]}.{sys.version_info[1]} {tinypkg.VERSION} {p}" for p in mini_batch]
+"""
+
+
+@pytest.fixture(scope="module")
+def other_python() -> tuple[str, Path]:
+    """Another Python version than batchnb's on this machine, and the wheels of batchnb's worker
+    runtime for it that scripts/test fetched (scripts/other_python_wheels.py)."""
+    from batchnb.environments.build import RUNTIME_REQUIREMENTS
+
+    fetcher = runpy.run_path(str(Path(__file__).parent.parent / "scripts" / "other_python_wheels.py"))
+    version = fetcher["other_python"]()
+    if version is None:
+        pytest.skip(f"no other Python version ({', '.join(fetcher['CANDIDATES'])}) on this machine")
+    folder = fetcher["wheel_folder"](version)
+    record = folder / "requirements.txt"
+    if not record.is_file() or record.read_text().split() != list(RUNTIME_REQUIREMENTS):
+        pytest.fail(f"the wheels for Python {version} are missing: run python scripts/other_python_wheels.py")
+    return version, folder
+
+
+def test_a_deployment_asking_for_another_python_version_runs_in_it(
+    client, deploy_in, csv_inputs, tmp_path, wheels, other_python
+):
+    """A conda file's python=X.Y, on this machine, is the Python its jobs' workers run: batchnb's
+    worker runtime is installed into the build (here from local wheels), its package layered."""
+    version, runtime_wheels = other_python
+    conda = conda_file(tmp_path / "other", wheels, f"--find-links {runtime_wheels}", "tinypkg==2.0", python=version)
+    env = client.environments.create_or_update({"name": "other-python", "conda_file": str(conda)})
+    assert env["build_warnings"] == []
+    shown = run_cli("environment", "show", "-n", "other-python", ws=client.workspace.root)
+    build = json.loads(shown[1])["build"]
+    assert (shown[0], build["status"]) == (0, "Built")
+    assert build["python_version"].startswith(f"{version}.")
+    assert build["layered_over"] == "batchnb's package (another Python version)"
+
+    deploy_in("blue", "azureml:other-python@latest", script=SCORE_PYTHON)
+    data = csv_inputs(3)
+    assert _dry_run(client, "blue", data)["preview"].startswith(f"{version} 2.0 ")
+    job = client.batch_endpoints.invoke("ep-test", "blue", input=str(data)).wait(timeout=180)
+    assert job.status == "Completed", job.error
+    rows = lines(output_file(job))
+    assert len(rows) == 3
+    assert {row.split()[:2] == [version, "2.0"] for row in rows} == {True}, rows
 
 
 def test_a_pipeline_step_runs_in_its_components_environment(client, tmp_path, wheels):

@@ -329,7 +329,7 @@ def local_starter(
                 max_workers=1,
                 context=_interpreter_context(python),
                 initializer=zygote.worker_started,
-                initargs=(env, (), True),
+                initargs=(env, ()),
             )
         if forked:
             return ProcessPoolExecutor(
@@ -340,13 +340,20 @@ def local_starter(
     return start
 
 
-# The standard library keeps the interpreter of its spawned processes in one global: a start sets
-# it for its own process only, under this lock.
+# The standard library keeps the interpreter of its spawned processes in one global, and reads
+# what a child starts with (its parent's sys.path and main module) from one function: a start
+# sets both for its own thread only, under this lock.
 _EXECUTABLE_LOCK = threading.Lock()
+# What a spawned child would take from its parent: its sys.path, and its main module to import again.
+_PARENTS_OWN = ("sys_path", "init_main_from_name", "init_main_from_path")
 
 
 class EnvironmentProcess(mpc.SpawnProcess):
-    """A spawned process that runs ``python`` (a built environment's interpreter)."""
+    """A spawned process that runs ``python`` (a built environment's interpreter) with that
+    interpreter's own ``sys.path``: the environment's packages first, then batchnb's through its
+    layer. Its parent's path would put batchnb's environment first (and, in an environment of
+    another Python version, batchnb's Python's standard library and compiled packages, which that
+    version cannot load); its parent's main module (the agent) is not imported again."""
 
     python = sys.executable
 
@@ -355,12 +362,28 @@ class EnvironmentProcess(mpc.SpawnProcess):
         from multiprocessing import popen_spawn_posix, spawn
 
         with _EXECUTABLE_LOCK:
-            previous = spawn.get_executable()
+            previous = spawn.get_executable(), spawn.get_preparation_data
             spawn.set_executable(process_obj.python)
+            spawn.get_preparation_data = _without_parents_own(previous[1], threading.get_ident())  # type: ignore[assignment]
             try:
                 return popen_spawn_posix.Popen(process_obj)
             finally:
-                spawn.set_executable(previous)
+                spawn.set_executable(previous[0])
+                spawn.get_preparation_data = previous[1]
+
+
+def _without_parents_own(prepare: Callable[[str], dict[str, Any]], thread: int) -> Callable[[str], dict[str, Any]]:
+    """``spawn.get_preparation_data`` leaving out :data:`_PARENTS_OWN` for starts in ``thread``
+    (another thread spawning meanwhile gets all of it)."""
+
+    def prepared(name: str) -> dict[str, Any]:
+        data = prepare(name)
+        if threading.get_ident() == thread:
+            for key in _PARENTS_OWN:
+                data.pop(key, None)
+        return data
+
+    return prepared
 
 
 class EnvironmentContext(mpc.SpawnContext):

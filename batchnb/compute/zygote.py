@@ -378,11 +378,9 @@ def context() -> Any:
     return _ZygoteContext()
 
 
-def worker_started(env: dict[str, str], modules: tuple[str, ...], environment: bool = False) -> None:
+def worker_started(env: dict[str, str], modules: tuple[str, ...]) -> None:
     """Runs first in every worker: apply the thread settings, import ``modules`` (done already when
-    forked from the zygote), and end the worker when the process that started it dies. In a built
-    environment's interpreter (``environment``), its own packages come first on ``sys.path``: the
-    standard library's spawn gave the worker its parent's path, batchnb's environment's.
+    forked from the zygote), and end the worker when the process that started it dies.
 
     A worker's parent is the zygote, which kills the workers of an agent that is gone; a worker
     whose zygote is gone ends itself.
@@ -390,13 +388,6 @@ def worker_started(env: dict[str, str], modules: tuple[str, ...], environment: b
     import threading
 
     os.environ.update(env)
-    if environment:
-        import site
-
-        own = site.getsitepackages()  # the environment's: its interpreter's prefix is the build
-        for folder in own:
-            site.addsitedir(folder)  # its .pth files too (the layer over batchnb's packages)
-        sys.path[:] = [*own, *(p for p in sys.path if p not in own)]
     parent = os.getppid()
 
     def watch() -> None:

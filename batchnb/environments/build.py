@@ -20,7 +20,9 @@ the warm cache only; ``UV_FIND_LINKS``, ``UV_INDEX_URL``, ``UV_CACHE_DIR``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -38,8 +40,26 @@ from .spec import BuildSpec, is_met, this_python
 
 RECORD = "batchnb-build.json"
 LAYER = "_batchnb_layer.pth"
-# What batchnb's worker side imports, installed into a build of another Python version.
-RUNTIME_REQUIREMENTS = ("joblib", "cloudpickle", "PyYAML", "psutil", "packaging", "pandas", "pyarrow")
+
+
+def _ours(name: str) -> str:
+    """A requirement of the version of ``name`` that batchnb's own environment has."""
+    return f"{name}=={importlib.metadata.version(name)}"
+
+
+# What batchnb's worker side imports, installed into a build of another Python version. loky (in
+# joblib) and cloudpickle carry the agent's calls to its workers: the versions batchnb's own
+# environment has, so both ends speak one protocol. The bounds are pyproject.toml's.
+RUNTIME_REQUIREMENTS = (
+    _ours("joblib"),
+    _ours("cloudpickle"),
+    "PyYAML>=6",
+    "psutil>=5.9",
+    "packaging>=23",
+    "pandas>=2.0",
+    "pyarrow>=14",
+    "fsspec>=2023.1",
+)
 
 Progress = Callable[[str], None]
 
@@ -64,20 +84,14 @@ def uv_binary() -> str:
 def choose_python(asked: str | None) -> tuple[str, str, str | None]:
     """The interpreter a build uses: ``(executable, X.Y.Z, warning)``.
 
-    The version asked for when uv finds it on this machine (never downloaded), else batchnb's own,
+    The version asked for when it is on this machine (never downloaded), else batchnb's own,
     with a warning naming both versions.
     """
     own = (sys.executable, ".".join(map(str, sys.version_info[:3])), None)
     if asked is None or asked == this_python():
         return own
-    found = subprocess.run(
-        [uv_binary(), "python", "find", "--no-python-downloads", "--system", asked],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    path = found.stdout.strip()
-    if found.returncode != 0 or not path:
+    path = find_python(asked)
+    if path is None:
         return (
             *own[:2],
             f"Python {asked} was asked for but is not on this machine: built with Python {own[1]}",
@@ -89,6 +103,36 @@ def choose_python(asked: str | None) -> tuple[str, str, str | None]:
         check=True,
     ).stdout.strip()
     return path, version, None
+
+
+@functools.cache
+def find_python(version: str) -> str | None:
+    """An interpreter of Python ``X.Y`` on this machine, or None: the one uv finds, else the newest
+    of pyenv's installs of it.
+
+    pyenv's own installs are looked at because uv's search of ``PATH`` stops at the first pyenv
+    shim that fails (one whose version pyenv has not selected), so uv finds none of them
+    (astral-sh/uv#21047). Asked once per process: uv's search takes about half a second, and an
+    agent plans every job it runs.
+    """
+    found = subprocess.run(
+        [uv_binary(), "python", "find", "--no-python-downloads", "--system", version],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode == 0 and found.stdout.strip():
+        return found.stdout.strip()
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    installs = [p for p in root.glob(f"versions/{version}.*/bin/python{version}") if _patch(p) is not None]
+    return str(max(installs, key=lambda p: _patch(p) or 0)) if installs else None
+
+
+def _patch(python: Path) -> int | None:
+    """The patch number of a pyenv install's interpreter (``versions/3.12.1/bin/python3.12``), or
+    None for another kind of install there (a virtual environment, a pre-release)."""
+    patch = python.parent.parent.name.split(".")[-1]
+    return int(patch) if patch.isdigit() else None
 
 
 def base_identity() -> str:
