@@ -26,7 +26,7 @@ GROUPS_PER_MINI_BATCH = 4  # four mini-batches, over two workers
 FOOTER_READ = 64 << 10
 
 # One line per row: the length and CRC-32 of its bytes, as the worker read them. The rows' bytes are
-# random, so these lines tell the rows apart: a row scored twice, or not at all, shows.
+# random, so these lines (almost surely) tell the rows apart: a row scored twice, or not at all, shows.
 SCORE = """
 import zlib
 def init():
@@ -50,8 +50,7 @@ def _write_parquet(path: Path) -> list[str]:
     offsets = pa.py_buffer(np.arange(0, (ROWS_PER_GROUP + 1) * ROW_BYTES, ROW_BYTES, dtype=np.int32))
     schema = pa.schema([("blob", pa.binary())])
     expected = []
-    options = {"compression": "none", "use_dictionary": False, "write_statistics": False}
-    with pq.ParquetWriter(path, schema, **options) as writer:  # type: ignore[arg-type]
+    with pq.ParquetWriter(path, schema, compression="none", use_dictionary=False, write_statistics=False) as writer:
         for _ in range(GROUPS):
             data = rng.bytes(ROWS_PER_GROUP * ROW_BYTES)
             blob = pa.BinaryArray.from_buffers(pa.binary(), ROWS_PER_GROUP, [None, offsets, pa.py_buffer(data)])
