@@ -467,8 +467,9 @@ def read_tabular_chunks(chunks: list[dict[str, Any]]) -> Any:
         else:
             import pyarrow.parquet as pq
 
-            # A local file is read by Arrow's own I/O, a URL through its filesystem's file object.
-            with contextlib.nullcontext(path) if not is_url(path) else open_input(path) as source:
+            # A local file is read by Arrow's own I/O, a URL through its filesystem's file object,
+            # which fetches just what Arrow asks for: the footer, then the chunk's column chunks.
+            with contextlib.nullcontext(path) if not is_url(path) else open_input(path, read_ahead=False) as source:
                 pf = pq.ParquetFile(source)
                 groups = chunk["row_groups"]
                 if groups is None:

@@ -124,7 +124,7 @@ def _parquet_chunks(path: str, limit_rows: int | None, limit_bytes: int | None) 
     import pyarrow.parquet as pq
 
     try:
-        with open_input(path) as fh:
+        with open_input(path, read_ahead=False) as fh:
             meta = pq.ParquetFile(fh).metadata
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise ValidationError(f"input file {path!r} is not a readable Parquet file: {exc}", field="input") from None
