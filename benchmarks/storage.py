@@ -57,7 +57,9 @@ def run(mini_batch):
         out.append(f"{os.path.basename(path)} {rows}")
     return out
 """
-ROWS_SCRIPT = "def init():\n    pass\n\n\ndef run(mini_batch):\n    return [len(mini_batch)]\n"
+# One output row per input row (its first column): a mini-batch that returned fewer results than it
+# has rows would be retried as a failure.
+ROWS_SCRIPT = "def init():\n    pass\n\n\ndef run(mini_batch):\n    return mini_batch.iloc[:, :1]\n"
 
 
 # -- the hand-written loop (runs in its own process) ----------------------------------------------
