@@ -11,6 +11,7 @@ import builtins  # the operations have a method named list, which shadows the ty
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from . import entities
@@ -180,7 +181,7 @@ class ComputeOperations:
         if row is None:
             compute["agent"] = None
             return compute
-        workers, rss = _live_counts(row["pid"]) or (row["workers"], row["rss"])
+        workers, rss = _live_counts(self._ws.root, name, row["pid"]) or (row["workers"], row["rss"])
         compute["agent"] = {
             "pid": row["pid"],
             "host": row["host"],
@@ -252,16 +253,26 @@ class ComputeOperations:
         return self.get(ref.removeprefix("azureml:"))
 
 
-def _live_counts(pid: int) -> tuple[int, int] | None:
-    """An agent's worker processes (its zygote's children) and the resident memory of it and all
-    its processes, read now; None if it cannot be read (then the agent's last heartbeat says)."""
+def _live_counts(workspace_root: Path, compute: str, pid: int) -> tuple[int, int] | None:
+    """An agent's worker processes (its zygote's children, whether the agent started that zygote or
+    adopted it) and the resident memory of it and all its processes, read now; None if it cannot be
+    read (then the agent's last heartbeat says)."""
     import psutil
+
+    from .compute import zygote
 
     try:
         agent = psutil.Process(pid)
-        family = [agent, *agent.children(recursive=True)]
-        workers = sum(len(child.children()) for child in agent.children())
-        return workers, sum(p.memory_info().rss for p in family)
+        family = {p.pid: p for p in [agent, *agent.children(recursive=True)]}
+        forked = zygote.running_pid(workspace_root, compute)
+        if forked is not None:
+            process = psutil.Process(forked)
+            workers = process.children()
+            family.update({p.pid: p for p in [process, *workers]})
+            count = len(workers)
+        else:
+            count = sum(len(child.children()) for child in agent.children())
+        return count, sum(p.memory_info().rss for p in family.values())
     except psutil.Error:
         return None
 

@@ -130,6 +130,9 @@ def test_a_killed_agent_s_workers_end_and_its_zygote_is_adopted_by_the_next_agen
     scored = len(_records(trace))
 
     client.computes.start("local")
+    wait_until(lambda: len(_records(trace)) > scored, 60, "a file scored by the next agent's workers")
+    shown = client.computes.show("local")["agent"]  # its workers, though the zygote is not its child
+    assert shown is not None and shown["workers"] >= 1, shown
     ended = client.jobs.wait(job["name"], timeout=120)
     assert ended["status"] == "Completed", ended["error"]
     assert sorted(lines(output_file(ended))) == [f"f{i:03d}.csv" for i in range(8)]

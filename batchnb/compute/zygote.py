@@ -185,6 +185,12 @@ def _read_record(record: Path) -> dict[str, Any] | None:
     return found
 
 
+def running_pid(workspace_root: Path, compute: str) -> int | None:
+    """The pid of the compute's zygote, if one runs (held by its agent, or waiting for the next)."""
+    found = _read_record(workspace_root / "run" / f"zygote-{compute}.json")
+    return int(found["pid"]) if found is not None else None
+
+
 def _adopt(found: dict[str, Any], record: Path, env: dict[str, str], modules: list[str]) -> _Lease | None:
     """A lease on the lingering zygote ``found``; None (and it is stopped) if it cannot serve."""
     if found.get("env") == env:
