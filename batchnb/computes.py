@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import entities
-from .engine import agent, state
+from .engine import agent, auto_resume, state
 from .errors import ConflictError, InvalidStateError, NotFoundError, ValidationError
 from .registry.targets import DEFAULT_COMPUTE
 from .schemas import ComputeSpec, validate_spec
@@ -202,7 +202,7 @@ class ComputeOperations:
         may still look alive for a moment)."""
         self.get(name)
         asked = time.time()
-        agent.resume_lost(self._store, name)  # queued before it returns: `job show` says so at once
+        auto_resume.resume_lost(self._store, name)  # queued before it returns: `job show` says so at once
         deadline = time.monotonic() + timeout
         spawned = float("-inf")
         while True:
@@ -235,7 +235,7 @@ class ComputeOperations:
         started = []
         for row in rows:
             if agent.agent_row(self._store, row["compute"]) is None:
-                agent.resume_lost(self._store, row["compute"])
+                auto_resume.resume_lost(self._store, row["compute"])
                 agent.ensure(self._ws.root, row["compute"])
                 started.append(row["compute"])
         return started

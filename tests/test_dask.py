@@ -266,7 +266,7 @@ def test_compute_stop_during_a_job_interrupts_it_at_once_and_leaves_the_cluster_
 def test_a_scheduler_that_stays_away_leaves_the_job_interrupted_for_job_resume(
     client, deploy, csv_inputs, cluster, tmp_path
 ) -> None:
-    from batchnb.engine.agent import CLUSTER_WAIT_S
+    from batchnb.engine.auto_resume import CLUSTER_WAIT_S
 
     _attach(client, cluster)
     _deploy(client, deploy, tmp_path)
