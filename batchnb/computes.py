@@ -254,8 +254,8 @@ class ComputeOperations:
 
 
 def _live_counts(workspace_root: Path, compute: str, pid: int) -> tuple[int, int] | None:
-    """An agent's worker processes (its zygote's children, whether the agent started that zygote or
-    adopted it) and the resident memory of it and all its processes, read now; None if it cannot be
+    """An agent's worker processes (its zygotes' children, whether the agent started those zygotes or
+    adopted them) and the resident memory of it and all its processes, read now; None if it cannot be
     read (then the agent's last heartbeat says)."""
     import psutil
 
@@ -264,14 +264,15 @@ def _live_counts(workspace_root: Path, compute: str, pid: int) -> tuple[int, int
     try:
         agent = psutil.Process(pid)
         family = {p.pid: p for p in [agent, *agent.children(recursive=True)]}
-        forked = zygote.running_pid(workspace_root, compute)
-        if forked is not None:
+        zygotes = zygote.running_pids(workspace_root, compute)
+        if not zygotes:
+            return None  # workers started as fresh interpreters: the heartbeat counts them
+        count = 0
+        for forked in zygotes:
             process = psutil.Process(forked)
             workers = process.children()
             family.update({p.pid: p for p in [process, *workers]})
-            count = len(workers)
-        else:
-            count = sum(len(child.children()) for child in agent.children())
+            count += len(workers)
         return count, sum(p.memory_info().rss for p in family.values())
     except psutil.Error:
         return None

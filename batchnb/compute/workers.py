@@ -28,9 +28,7 @@ import contextlib
 import functools
 import hashlib
 import json
-import multiprocessing.context as mpc
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -310,95 +308,32 @@ def local_starter(
     workspace_root: Path, compute: str, capacity: int, modules: tuple[str, ...], log: str | None, linger: float
 ) -> Callable[[str | None], Any]:
     """What :class:`WorkerPool` starts a slot's worker with: a one-process loky executor whose
-    worker is forked from the compute's zygote (adopted, or started here importing ``modules``; one
-    nobody holds waits ``linger`` s for the next agent); for a job in a built environment
-    (``python``: its interpreter), a fresh interpreter of that environment; with
-    ``BATCHNB_WORKER_START=spawn``, a fresh interpreter of batchnb's own."""
+    worker is forked from the compute's zygote for its interpreter (batchnb's own, or a built
+    environment's ``python``), adopted or started here importing ``modules`` (one nobody holds
+    waits ``linger`` s for the next agent); with ``BATCHNB_WORKER_START=spawn``, a deployment
+    without an environment gets a fresh interpreter of batchnb's own instead."""
     from joblib.externals.loky import ProcessPoolExecutor
 
-    from . import zygote
+    from . import zygote, zygote_client
 
     env = worker_env(capacity)
     forked = zygote.start_method() == "zygote"
-    if forked:
-        zygote.ensure(workspace_root, compute, env, modules, log, linger)
 
     def start(python: str | None) -> Any:
-        if python is not None:
+        if python is None and not forked:
             return ProcessPoolExecutor(
-                max_workers=1,
-                context=_interpreter_context(python),
-                initializer=zygote.worker_started,
-                initargs=(env, ()),
+                max_workers=1, env=env, initializer=zygote_client.worker_started, initargs=({}, ())
             )
-        if forked:
-            return ProcessPoolExecutor(
-                max_workers=1, context=zygote.context(), initializer=zygote.worker_started, initargs=(env, modules)
-            )
-        return ProcessPoolExecutor(max_workers=1, env=env, initializer=zygote.worker_started, initargs=({}, ()))
+        # An environment's zygote imports what batchnb's workers need (its runtime is in every build).
+        wanted = modules if python is None else ()
+        zygote.ensure(workspace_root, compute, env, wanted, log, linger, python)
+        return ProcessPoolExecutor(
+            max_workers=1,
+            context=zygote_client.context(python),
+            initializer=zygote_client.worker_started,
+            initargs=(env, wanted),
+        )
 
+    if forked:  # under way at once: its imports are the longest part of a cold start
+        zygote.ensure(workspace_root, compute, env, modules, log, linger)
     return start
-
-
-# The standard library keeps the interpreter of its spawned processes in one global, and reads
-# what a child starts with (its parent's sys.path and main module) from one function: a start
-# sets both for its own thread only, under this lock.
-_EXECUTABLE_LOCK = threading.Lock()
-# What a spawned child would take from its parent: its sys.path, and its main module to import again.
-_PARENTS_OWN = ("sys_path", "init_main_from_name", "init_main_from_path")
-
-
-class EnvironmentProcess(mpc.SpawnProcess):
-    """A spawned process that runs ``python`` (a built environment's interpreter) with that
-    interpreter's own ``sys.path``: the environment's packages first, then batchnb's through its
-    layer. Its parent's path would put batchnb's environment first (and, in an environment of
-    another Python version, batchnb's Python's standard library and compiled packages, which that
-    version cannot load); its parent's main module (the agent) is not imported again."""
-
-    python = sys.executable
-
-    @staticmethod
-    def _Popen(process_obj: Any) -> Any:
-        from multiprocessing import popen_spawn_posix, spawn
-
-        with _EXECUTABLE_LOCK:
-            previous = spawn.get_executable(), spawn.get_preparation_data
-            spawn.set_executable(process_obj.python)
-            spawn.get_preparation_data = _without_parents_own(previous[1], threading.get_ident())  # type: ignore[assignment]
-            try:
-                return popen_spawn_posix.Popen(process_obj)
-            finally:
-                spawn.set_executable(previous[0])
-                spawn.get_preparation_data = previous[1]
-
-
-def _without_parents_own(prepare: Callable[[str], dict[str, Any]], thread: int) -> Callable[[str], dict[str, Any]]:
-    """``spawn.get_preparation_data`` leaving out :data:`_PARENTS_OWN` for starts in ``thread``
-    (another thread spawning meanwhile gets all of it)."""
-
-    def prepared(name: str) -> dict[str, Any]:
-        data = prepare(name)
-        if threading.get_ident() == thread:
-            for key in _PARENTS_OWN:
-                data.pop(key, None)
-        return data
-
-    return prepared
-
-
-class EnvironmentContext(mpc.SpawnContext):
-    """The spawn context, its processes running ``python``."""
-
-    def __init__(self, python: str) -> None:
-        super().__init__()
-        self.python = python
-
-    def Process(self, *args: Any, **kwargs: Any) -> EnvironmentProcess:  # type: ignore[override]
-        proc = EnvironmentProcess(*args, **kwargs)
-        proc.python = self.python
-        return proc
-
-
-def _interpreter_context(python: str) -> Any:
-    """A multiprocessing context whose processes run ``python``, a built environment's interpreter."""
-    return EnvironmentContext(python)

@@ -32,8 +32,7 @@ compute's log folder.
 from __future__ import annotations
 
 import contextlib
-import importlib
-import io
+import hashlib
 import json
 import os
 import signal
@@ -43,9 +42,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-from multiprocessing import context as mp_context
-from multiprocessing import popen_fork, process, reduction, resource_tracker, spawn, util
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +50,6 @@ from .zygote_server import read_signed
 # A zygote no agent holds waits at least this long for the compute's next one.
 MIN_LINGER_S = 30.0
 _PRIVATE = 0o600
-# The descriptors a worker being forked inherits (set in the worker, by the zygote, before it runs).
-INHERITED: list[int] = []
 
 
 def run_folder(workspace_root: Path) -> Path:
@@ -116,8 +110,6 @@ START_ENV = "BATCHNB_WORKER_START"
 START_METHODS = ("zygote", "spawn")
 # What every worker imports: the engine's worker side and the data stack it reads with.
 BASE_MODULES = ("batchnb.engine.worker", "pandas", "pyarrow.parquet")
-# How often a worker checks that the zygote it was forked from is still alive.
-_PARENT_CHECK_INTERVAL_S = 1.0
 
 
 def start_method() -> str:
@@ -133,14 +125,25 @@ def start_method() -> str:
     return method
 
 
-def record_path(workspace_root: Path, compute: str) -> Path:
-    """Where the compute's zygote is described (pid, start time, socket, settings) for the next agent."""
-    return run_folder(workspace_root) / f"zygote-{compute}.json"
+def record_path(workspace_root: Path, compute: str, python: str | None = None) -> Path:
+    """Where the compute's zygote for ``python`` (None: batchnb's own interpreter) is described (pid,
+    start time, socket, settings) for the compute's next agent."""
+    if python is None:
+        return run_folder(workspace_root) / f"zygote-{compute}.json"
+    digest = hashlib.sha256(python.encode()).hexdigest()[:12]
+    return run_folder(workspace_root) / f"zygote-{compute}+{digest}.json"  # "+" is in no compute's name
+
+
+def _records(workspace_root: Path, compute: str) -> list[Path]:
+    folder = workspace_root / "run"
+    if not folder.is_dir():
+        return []
+    return [*folder.glob(f"zygote-{compute}.json"), *folder.glob(f"zygote-{compute}+*.json")]
 
 
 class _Lease:
-    """This agent's hold on its zygote: the zygote's pid, socket and record, and the connection
-    kept open (its end tells the zygote this agent is gone)."""
+    """This agent's hold on a zygote: the zygote's pid, socket and record, and the connection kept
+    open (its end tells the zygote this agent is gone)."""
 
     def __init__(self, pid: int, address: str, record: Path, conn: socket.socket) -> None:
         self.pid = pid
@@ -149,27 +152,44 @@ class _Lease:
         self.conn = conn
 
 
-_lease: _Lease | None = None
+# This agent's zygotes, by interpreter (None: batchnb's own; else a built environment's).
+_leases: dict[str | None, _Lease] = {}
 _lock = threading.Lock()
 
 
 def ensure(
-    workspace_root: Path, compute: str, env: dict[str, str], modules: tuple[str, ...], log: str | None, linger: float
+    workspace_root: Path,
+    compute: str,
+    env: dict[str, str],
+    modules: tuple[str, ...],
+    log: str | None,
+    linger: float,
+    python: str | None = None,
 ) -> None:
-    """Hold a zygote for this agent: the compute's lingering one if its settings are ``env`` (it
-    imports what of ``modules`` it has not), else a new one importing :data:`BASE_MODULES` and
-    ``modules``. Returns at once for a new one: its first fork waits for its imports."""
-    global _lease
+    """Hold a zygote running ``python`` (None: batchnb's own interpreter) for this agent: the
+    compute's lingering one if its settings are ``env`` (it imports what of ``modules`` it has not),
+    else a new one importing :data:`BASE_MODULES` and ``modules``. Returns at once for a new one:
+    its first fork waits for its imports."""
     wanted = list(dict.fromkeys((*BASE_MODULES, *modules)))
     with _lock:
-        if _lease is not None:
+        if python in _leases:
             return
-        record = record_path(workspace_root, compute)
+        record = record_path(workspace_root, compute, python)
         found = _read_record(record)
-        if found is not None:
-            _lease = _adopt(found, record, env, wanted)
-        if _lease is None:
-            _lease = _start(record, env, wanted, log, max(MIN_LINGER_S, linger))
+        held = _adopt(found, record, env, wanted) if found is not None else None
+        _leases[python] = held or _start(record, env, wanted, log, max(MIN_LINGER_S, linger), python)
+
+
+def address(python: str | None) -> str:
+    """The socket of this agent's zygote running ``python``.
+
+    Raises:
+        OSError: This agent holds none.
+    """
+    held = _leases.get(python)
+    if held is None:
+        raise OSError(f"this agent holds no zygote for {python or 'its own interpreter'}")
+    return held.address
 
 
 def _read_record(record: Path) -> dict[str, Any] | None:
@@ -185,10 +205,9 @@ def _read_record(record: Path) -> dict[str, Any] | None:
     return found
 
 
-def running_pid(workspace_root: Path, compute: str) -> int | None:
-    """The pid of the compute's zygote, if one runs (held by its agent, or waiting for the next)."""
-    found = _read_record(workspace_root / "run" / f"zygote-{compute}.json")
-    return int(found["pid"]) if found is not None else None
+def running_pids(workspace_root: Path, compute: str) -> list[int]:
+    """The pids of the compute's zygotes that run (held by its agent, or waiting for the next)."""
+    return [int(found["pid"]) for found in map(_read_record, _records(workspace_root, compute)) if found]
 
 
 def _adopt(found: dict[str, Any], record: Path, env: dict[str, str], modules: list[str]) -> _Lease | None:
@@ -217,9 +236,11 @@ def _lease_on(address: str, modules: list[str], answer: bool) -> socket.socket:
     return conn
 
 
-def _start(record: Path, env: dict[str, str], modules: list[str], log: str | None, linger: float) -> _Lease:
-    """Start a zygote importing ``modules``; its lease is taken at once (it is answered, and
-    counts, once the imports are done: a fork asked for meanwhile waits for them too)."""
+def _start(
+    record: Path, env: dict[str, str], modules: list[str], log: str | None, linger: float, python: str | None
+) -> _Lease:
+    """Start a zygote running ``python`` and importing ``modules``; its lease is taken at once (it
+    is answered, and counts, once the imports are done: a fork asked for meanwhile waits too)."""
     folder = tempfile.mkdtemp(prefix="batchnb-zygote-")  # 0700, and short: a socket's path is ~100 bytes at most
     address = os.path.join(folder, "socket")
     listener = socket.socket(socket.AF_UNIX)
@@ -229,7 +250,7 @@ def _start(record: Path, env: dict[str, str], modules: list[str], log: str | Non
         config = {"listener": listener.fileno(), "folder": folder, "record": str(record), "env": env,
                   "modules": modules, "log": log, "linger": linger}  # fmt: skip
         proc = subprocess.Popen(
-            [sys.executable, "-m", "batchnb.compute.zygote_server"],
+            [python or sys.executable, "-m", "batchnb.compute.zygote_server"],
             stdin=subprocess.PIPE,
             pass_fds=[listener.fileno()],
             close_fds=True,
@@ -258,151 +279,36 @@ def _kill(pid: int, sig: int = signal.SIGTERM) -> None:
         os.kill(pid, sig)
 
 
-def pid() -> int | None:
-    """The pid of this agent's zygote, if it holds one."""
-    return _lease.pid if _lease is not None else None
+def pids() -> list[int]:
+    """The pids of this agent's zygotes."""
+    return [held.pid for held in list(_leases.values())]
 
 
 def stop(kill: bool = False) -> None:
-    """Stop this agent's zygote and its workers (at once with ``kill``)."""
-    global _lease
+    """Stop this agent's zygotes and their workers (at once with ``kill``)."""
     with _lock:
-        held, _lease = _lease, None
-    if held is None:
-        return
-    _kill(held.pid, signal.SIGKILL if kill else signal.SIGTERM)
-    with contextlib.suppress(OSError):
-        held.conn.close()
-    if kill:  # a SIGKILLed zygote removes nothing itself
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(held.record.read_text()).get("pid") == held.pid:
-                held.record.unlink()
+        held_all = list(_leases.values())
+        _leases.clear()
+    for held in held_all:
+        _kill(held.pid, signal.SIGKILL if kill else signal.SIGTERM)
         with contextlib.suppress(OSError):
-            os.unlink(held.address)
-            os.rmdir(os.path.dirname(held.address))
+            held.conn.close()
+        if kill:  # a SIGKILLed zygote removes nothing itself
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(held.record.read_text()).get("pid") == held.pid:
+                    held.record.unlink()
+            with contextlib.suppress(OSError):
+                os.unlink(held.address)
+                os.rmdir(os.path.dirname(held.address))
 
 
-def stop_lingering(workspace_root: Path, compute: str) -> int | None:
-    """Stop the compute's zygote that no agent holds (``compute stop`` with no agent); its pid."""
-    found = _read_record(record_path(workspace_root, compute))
-    if found is None:
-        return None
-    _kill(int(found["pid"]), signal.SIGKILL)
-    record_path(workspace_root, compute).unlink(missing_ok=True)
-    return int(found["pid"])
-
-
-# -- loky's side: a multiprocessing context whose processes the zygote forks -------------------------
-
-
-class _InheritedFd:
-    """A descriptor a process object carries to the worker, as multiprocessing's forkserver does."""
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-    def detach(self) -> int:
-        return INHERITED[self.index]
-
-
-class _Popen(popen_fork.Popen):
-    """Starts a process by asking this agent's zygote to fork it (see :mod:`.zygote_server`)."""
-
-    method = "forkserver"
-    DupFd = _InheritedFd
-
-    def __init__(self, process_obj: Any) -> None:
-        self._fds: list[int] = []
-        super().__init__(process_obj)
-
-    def duplicate_for_child(self, fd: int) -> int:
-        self._fds.append(fd)
-        return len(self._fds) - 1
-
-    def _launch(self, process_obj: Any) -> None:
-        prep = spawn.get_preparation_data(process_obj._name)
-        buf = io.BytesIO()
-        mp_context.set_spawning_popen(self)  # type: ignore[arg-type]
-        try:
-            reduction.dump(prep, buf)
-            reduction.dump(process_obj, buf)
-        finally:
-            mp_context.set_spawning_popen(None)
-        held = _lease
-        if held is None:
-            raise OSError("this agent holds no zygote")
-        data_r, data_w = os.pipe()
-        status_r, status_w = os.pipe()
-        resource_tracker.ensure_running()
-        tracker = resource_tracker.getfd()
-        assert tracker is not None  # ensure_running made it
-        try:
-            with socket.socket(socket.AF_UNIX) as conn:
-                conn.connect(held.address)
-                socket.send_fds(conn, [b"F"], [data_r, status_w, tracker, *self._fds])
-        except BaseException:
-            for fd in (data_r, data_w, status_r, status_w):
-                os.close(fd)
-            raise
-        os.close(data_r)
-        os.close(status_w)
-        self.sentinel = status_r
-        # The worker's sentinel of this process: its copy of the data pipe's write end closes with us.
-        keep_w = os.dup(data_w)
-        self.finalizer = util.Finalize(self, util.close_fds, (keep_w, self.sentinel))  # type: ignore[attr-defined]
-        with open(data_w, "wb", closefd=True) as fh:
-            fh.write(buf.getbuffer())
-        self.pid = read_signed(self.sentinel)
-
-    def poll(self, flag: int = os.WNOHANG) -> int | None:
-        if self.returncode is None:
-            from multiprocessing.connection import wait
-
-            if not wait([self.sentinel], 0 if flag == os.WNOHANG else None):
-                return None
-            try:
-                self.returncode = read_signed(self.sentinel)
-            except (OSError, EOFError):
-                self.returncode = 255  # the zygote itself was killed
-        return self.returncode
-
-
-class _ZygoteProcess(process.BaseProcess):
-    _start_method = "forkserver"
-
-    @staticmethod
-    def _Popen(process_obj: Any) -> Any:
-        return _Popen(process_obj)
-
-
-class _ZygoteContext(mp_context.ForkServerContext):
-    Process = _ZygoteProcess  # type: ignore[assignment]
-
-
-def context() -> Any:
-    """The multiprocessing context whose processes this agent's zygote forks (for loky)."""
-    return _ZygoteContext()
-
-
-def worker_started(env: dict[str, str], modules: tuple[str, ...]) -> None:
-    """Runs first in every worker: apply the thread settings, import ``modules`` (done already when
-    forked from the zygote), and end the worker when the process that started it dies.
-
-    A worker's parent is the zygote, which kills the workers of an agent that is gone; a worker
-    whose zygote is gone ends itself.
-    """
-    import threading
-
-    os.environ.update(env)
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(_PARENT_CHECK_INTERVAL_S)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="batchnb-parent-watch", daemon=True).start()
-    for module in modules:
-        # Only a head start: the job imports what it needs itself, and reports what fails.
-        with contextlib.suppress(Exception):
-            importlib.import_module(module)
+def stop_lingering(workspace_root: Path, compute: str) -> list[int]:
+    """Stop the compute's zygotes that no agent holds (``compute stop`` with no agent); their pids."""
+    stopped = []
+    for record in _records(workspace_root, compute):
+        found = _read_record(record)
+        if found is not None:
+            _kill(int(found["pid"]), signal.SIGKILL)
+            stopped.append(int(found["pid"]))
+        record.unlink(missing_ok=True)
+    return stopped

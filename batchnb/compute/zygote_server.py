@@ -190,7 +190,7 @@ class Server:
         """In the forked worker: drop the zygote's own descriptors and handlers, run the process."""
         from multiprocessing import resource_tracker, spawn
 
-        from . import zygote
+        from . import zygote_client
 
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM):
@@ -204,7 +204,7 @@ class Server:
         os.close(self.wake_r)
         os.close(self.wake_w)
         resource_tracker._resource_tracker._fd = tracker  # type: ignore[attr-defined]
-        zygote.INHERITED[:] = inherited
+        zygote_client.INHERITED[:] = inherited
         return int(spawn._main(data_r, os.dup(data_r)))  # type: ignore[attr-defined]
 
     def _reap(self) -> None:

@@ -45,11 +45,13 @@ the lost one left.
 
 **A Dask scheduler lost mid-job.** The job ends Interrupted at once (``lost``: see
 :class:`batchnb.errors.ClusterLostError`). Its agent stays up, and every :data:`RECOVER_EVERY_S` asks
-whether the cluster is back (:func:`batchnb.engine.auto_resume.cluster_back`: an attached scheduler accepts connections again;
-an ssh compute's agent starts a new cluster, so it need not wait); then it queues the job again, counted against the
-job's ``max_auto_resumes`` like any automatic resume, and says so in the job's log. A scheduler that
-does not answer within :data:`~batchnb.engine.auto_resume.CLUSTER_WAIT_S` of the interruption leaves the job Interrupted, with
-the reason, for ``job resume``. Any lost job of a Dask compute (its agent killed too) waits the same way.
+whether the cluster is back (:func:`batchnb.engine.auto_resume.cluster_back`: an attached scheduler
+accepts connections again; an ssh compute's agent starts a new cluster, so it need not wait); then
+it queues the job again, counted against the job's ``max_auto_resumes`` like any automatic resume,
+and says so in the job's log. A scheduler that does not answer within
+:data:`batchnb.engine.auto_resume.CLUSTER_WAIT_S` of the interruption leaves the job Interrupted,
+with the reason, for ``job resume``. Any lost job of a Dask compute (its agent killed too) waits the
+same way.
 """
 
 from __future__ import annotations
@@ -239,17 +241,18 @@ class Agent:
         store.close()
 
     def _adopted(self) -> list[Any]:
-        """An adopted zygote and its workers: this agent's, though not its children."""
+        """Adopted zygotes and their workers: this agent's, though not its children."""
         import psutil
 
         from ..compute import zygote
 
-        found = zygote.pid() if self.pool is not None else None
-        try:
-            process = psutil.Process(found) if found else None
-            return [process, *process.children()] if process is not None and process.ppid() != os.getpid() else []
-        except psutil.Error:
-            return []
+        found: list[Any] = []
+        for pid in zygote.pids() if self.pool is not None else ():
+            with contextlib.suppress(psutil.Error):
+                process = psutil.Process(pid)
+                if process.ppid() != os.getpid():
+                    found += [process, *process.children()]
+        return found
 
     # -- serving ----------------------------------------------------------------------------------
 
