@@ -1,6 +1,8 @@
 """A deployment's environment on a Dask cluster: each host builds it (with uv, offline, from wheels
 the test builds) and caches it before its workers take the job's mini-batches; the same worker
-processes then score two deployments that need two versions of one package, each with its own.
+processes then score two deployments that need two versions of one package, each with its own, in
+environment processes of the Dask workers that run the build's interpreter (never in the Dask
+worker's process); one that dies is replaced, and its mini-batch retried.
 
 The cluster is a real ``dask scheduler`` and two ``dask worker`` processes on loopback (one host,
 so they share the host's cache: one builds, the other finds the build)."""
@@ -8,6 +10,7 @@ so they share the host's cache: one builds, the other finds the build)."""
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,10 +48,35 @@ def _no_leftover_processes() -> Iterator[None]:
         yield
 
 
-def _deploy_in(client: BatchClient, deploy, name: str, version: str, wheels: Path, tmp_path: Path) -> None:
+# One line per file: its name, the pid and the interpreter of the process that scored it, and how
+# many times init() ran in that process. The first mini-batch ever scored kills its own process
+# (SIGKILL, as the OOM killer would) once, if the test leaves a marker file name in the script.
+WHERE = """
+import os, signal, sys
+from pathlib import Path
+import tinypkg
+
+KILL_ONCE = {kill_once!r}
+INITS = 0
+
+def init():
+    global INITS
+    INITS += 1
+
+def run(mini_batch):
+    if KILL_ONCE and not Path(KILL_ONCE).exists():
+        Path(KILL_ONCE).write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return [f"{{os.path.basename(p)}} {{os.getpid()}} {{sys.executable}} {{INITS}}" for p in mini_batch]
+"""
+
+
+def _deploy_in(
+    client: BatchClient, deploy, name: str, version: str, wheels: Path, tmp_path: Path, script: str = SCORE
+) -> None:
     conda = conda_file(tmp_path / f"env-{name}", wheels, f"tinypkg=={version}")
     env = client.environments.create_or_update({"name": f"tiny-{name}", "conda_file": str(conda)})
-    deploy(SCORE, name=name, mini_batch_size=1, max_concurrency_per_instance=2)
+    deploy(script, name=name, mini_batch_size=1, max_concurrency_per_instance=2)
     client.batch_deployments.update(
         name, "ep-test", [f"environment=azureml:tiny-{name}:{env['version']}", "compute=azureml:daskpool"]
     )
@@ -100,3 +128,89 @@ def test_each_host_builds_the_environment_before_the_job_and_reuses_it(
     assert len([e for e in events if "tiny-one:1 on host 127.0.0.1" in e and "host's cache" in e]) == 2
     assert not [e for e in events if "built in" in e]
     assert os.listdir(tmp_path / "worker-cache" / "envs")  # the host's cache holds the builds
+
+
+def _scored_by(job: dict) -> dict[str, tuple[int, str, int]]:
+    """By input file: the pid and the interpreter that scored it, and the inits in that process."""
+    out = {}
+    for line in lines(output_file(job)):
+        name, pid, python, inits = line.split(" ")
+        out[name] = (int(pid), python, int(inits))
+    return out
+
+
+def _builds(tmp_path: Path) -> list[str]:
+    """The interpreters of the environments built in the host's cache."""
+    return [
+        str(p / "bin" / "python")
+        for p in (tmp_path / "worker-cache" / "envs").iterdir()
+        if p.is_dir() and not p.is_symlink()
+    ]
+
+
+def test_an_environments_mini_batches_run_in_a_child_of_the_dask_worker_that_runs_the_builds_python(
+    client, deploy, csv_inputs, cluster, tmp_path, monkeypatch
+) -> None:
+    import psutil
+
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    wheels = tmp_path / "wheels"
+    tiny_wheel("tinypkg", "1.0", wheels)
+    client.computes.create_or_update({"name": "daskpool", "type": "dask", "address": cluster.address})
+    _deploy_in(client, deploy, "one", "1.0", wheels, tmp_path, WHERE.format(kill_once=""))
+    data = csv_inputs(4)
+    files = [f"f{i:03d}.csv" for i in range(4)]
+    with cluster.client() as dask_client:
+        dask_pids = set(dask_client.run(os.getpid).values())
+
+    first = client.batch_endpoints.invoke("ep-test", "one", input=str(data)).wait(timeout=240)
+    assert first["status"] == "Completed", first["error"]
+    scored = _scored_by(first)
+    assert sorted(scored) == files
+    [build] = _builds(tmp_path)
+    children = {pid for pid, _, _ in scored.values()}
+    assert not children & dask_pids  # never in a Dask worker's own process
+    assert {python for _, python, _ in scored.values()} == {build}
+    # Each a child of a Dask worker, alive between jobs; at most one per worker (one thread each).
+    parents = [psutil.Process(pid).ppid() for pid in children]
+    assert set(parents) <= dask_pids and len(parents) == len(set(parents))
+    assert {inits for _, _, inits in scored.values()} == {1}
+
+    # The next job of the deployment finds them warm: the same processes, init() once more each.
+    second = client.batch_endpoints.invoke("ep-test", "one", input=str(data)).wait(timeout=240)
+    assert second["status"] == "Completed", second["error"]
+    again = _scored_by(second)
+    assert {pid for pid, _, _ in again.values()} <= children
+    assert {inits for _, _, inits in again.values()} == {2}
+    assert any("init() ran" in e and "warm worker" in e for e in _events(second))
+
+    # A deployment without an environment runs in the Dask workers' own processes, as before.
+    deploy("import os\ndef init(): pass\ndef run(b): return [str(os.getpid()) for _ in b]\n", name="plain")
+    client.batch_deployments.update("plain", "ep-test", ["compute=azureml:daskpool"])
+    plain = client.batch_endpoints.invoke("ep-test", "plain", input=str(data)).wait(timeout=240)
+    assert plain["status"] == "Completed", plain["error"]
+    assert {int(pid) for pid in lines(output_file(plain))} <= dask_pids
+
+
+def test_an_environment_process_that_dies_is_replaced_and_its_mini_batch_retried(
+    client, deploy, csv_inputs, cluster, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    wheels = tmp_path / "wheels"
+    tiny_wheel("tinypkg", "1.0", wheels)
+    client.computes.create_or_update({"name": "daskpool", "type": "dask", "address": cluster.address})
+    marker = tmp_path / "killed-once"
+    _deploy_in(client, deploy, "one", "1.0", wheels, tmp_path, WHERE.format(kill_once=str(marker)))
+    data = csv_inputs(4)
+
+    job = client.batch_endpoints.invoke("ep-test", "one", input=str(data)).wait(timeout=240)
+    assert job["status"] == "Completed", job["error"]
+    scored = _scored_by(job)
+    assert sorted(scored) == [f"f{i:03d}.csv" for i in range(4)]  # one row per input, none lost
+    killed = int(marker.read_text())
+    assert killed not in {pid for pid, _, _ in scored.values()}  # a new process took over
+    attempts = client.jobs.worker_timeline(job["name"])
+    [died] = [a for a in attempts if a["outcome"] != "ok"]
+    assert died["outcome"] == "retried"
+    assert f"the environment process {killed}" in died["error"] and signal.SIGKILL.name in died["error"]
+    assert any(a["mini_batch"] == died["mini_batch"] and a["outcome"] == "ok" for a in attempts)
