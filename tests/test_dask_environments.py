@@ -5,19 +5,24 @@ environment processes of the Dask workers that run the build's interpreter (neve
 worker's process); one that dies is replaced, and its mini-batch retried.
 
 The cluster is a real ``dask scheduler`` and two ``dask worker`` processes on loopback (one host,
-so they share the host's cache: one builds, the other finds the build)."""
+so they share the host's cache: one builds, the other finds the build); and an SSH compute's cluster
+on two loopback hosts of a real sshd."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from dask_helpers import Cluster, dask_cluster
-from engine_helpers import lines, output_file, reaping
+from engine_helpers import lines, output_file, reaping, wait_until
 from env_helpers import conda_file, tiny_wheel
+from ssh_helpers import HOSTS, no_sshd
 
 from batchnb import BatchClient
 
@@ -151,8 +156,6 @@ def _builds(tmp_path: Path) -> list[str]:
 def test_an_environments_mini_batches_run_in_a_child_of_the_dask_worker_that_runs_the_builds_python(
     client, deploy, csv_inputs, cluster, tmp_path, monkeypatch
 ) -> None:
-    import psutil
-
     monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
     wheels = tmp_path / "wheels"
     tiny_wheel("tinypkg", "1.0", wheels)
@@ -214,3 +217,48 @@ def test_an_environment_process_that_dies_is_replaced_and_its_mini_batch_retried
     assert died["outcome"] == "retried"
     assert f"the environment process {killed}" in died["error"] and signal.SIGKILL.name in died["error"]
     assert any(a["mini_batch"] == died["mini_batch"] and a["outcome"] == "ok" for a in attempts)
+
+
+@pytest.mark.skipif(no_sshd(), reason="openssh-server is not installed")
+def test_an_ssh_computes_workers_score_an_environment_in_its_own_python(
+    client, deploy, csv_inputs, sshd, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    wheels = tmp_path / "wheels"
+    tiny_wheel("tinypkg", "1.0", wheels)
+    # The hosts' Python, with this test's cache folders and no package index (an SSH session passes
+    # no environment on).
+    host_env = {
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "UV_OFFLINE": "1",
+        "UV_NO_CONFIG": "1",
+        "BATCHNB_WORKER_CACHE": str(tmp_path / "worker-cache"),
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+    }
+    python = tmp_path / "host-python"
+    assigned = " ".join(f"{k}={shlex.quote(v)}" for k, v in host_env.items())
+    python.write_text(f'#!/bin/sh\n{assigned} exec {shlex.quote(sys.executable)} "$@"\n')
+    python.chmod(0o755)
+    client.computes.create_or_update(
+        {
+            "name": "daskpool",
+            "type": "ssh",
+            "hosts": [f"{h}:{sshd.port}" for h in HOSTS],
+            "ssh_user": "root",
+            "ssh_key": str(sshd.key),
+            "known_hosts": str(sshd.known_hosts),
+            "python": str(python),
+            "idle_time_before_scale_down": 0,
+        }
+    )
+    _deploy_in(client, deploy, "one", "1.0", wheels, tmp_path, WHERE.format(kill_once=""))
+
+    job = client.batch_endpoints.invoke("ep-test", "one", input=str(csv_inputs(4))).wait(timeout=240)
+    assert job["status"] == "Completed", job["error"]
+    scored = _scored_by(job)
+    assert sorted(scored) == [f"f{i:03d}.csv" for i in range(4)]
+    [build] = _builds(tmp_path)
+    assert {python for _, python, _ in scored.values()} == {build}
+    # Scale to zero: the cluster, and the environment processes of its workers, are gone after the job.
+    wait_until(lambda: client.computes.show("daskpool")["agent"] is None, 30, "the cluster to stop")
+    wait_until(lambda: not any(psutil.pid_exists(pid) for pid, _, _ in scored.values()), 30, "them to end")
