@@ -90,7 +90,8 @@ class EnvironmentProcess:
             self.proc.kill()
             return "its connection closed"
         if code < 0:
-            return f"killed by {signal.Signals(-code).name}"
+            with contextlib.suppress(ValueError):
+                return f"killed by {signal.Signals(-code).name}"
         return f"exit code {code}"
 
     def stop(self, kill: bool) -> None:
@@ -139,6 +140,10 @@ def _checkout(python: str, revision: str) -> tuple[EnvironmentProcess, list[Envi
     of other revisions that make room for it (to be stopped by the caller)."""
     _plug()
     with _lock:
+        # One that died while idle (killed from outside) is no mini-batch's fault: replaced quietly.
+        for dead in [c for c in _children if not c.busy and c.proc.poll() is not None]:
+            _children.remove(dead)
+            dead.conn.close()
         for child in _children:
             if not child.busy and (child.python, child.revision) == (python, revision):
                 child.busy = True
@@ -161,12 +166,6 @@ def _limit() -> int:
         return max(1, int(get_worker().state.nthreads))
     except (ValueError, AttributeError):  # not in a Dask worker's task
         return 1
-
-
-def pids() -> list[int]:
-    """The pids of this Dask worker's environment processes."""
-    with _lock:
-        return [child.proc.pid for child in _children]
 
 
 def stop_all() -> None:

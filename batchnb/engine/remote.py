@@ -24,6 +24,7 @@ scored another environment's job. A job without one is scored in the Dask worker
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -163,9 +164,10 @@ def _built_here(record: dict[str, Any]) -> dict[str, Any]:
     from ..compute import hostenv
 
     key = json.dumps(record, sort_keys=True)
-    if key not in _built:
-        _built[key] = hostenv.ensure_built(record)
-    return _built[key]
+    known = _built.get(key)
+    if known is None or (known["python"] and not os.path.exists(known["python"])):  # removed since
+        _built[key] = known = hostenv.ensure_built(record)
+    return known
 
 
 def score_with(
