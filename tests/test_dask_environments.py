@@ -262,3 +262,44 @@ def test_an_ssh_computes_workers_score_an_environment_in_its_own_python(
     # Scale to zero: the cluster, and the environment processes of its workers, are gone after the job.
     wait_until(lambda: client.computes.show("daskpool")["agent"] is None, 30, "the cluster to stop")
     wait_until(lambda: not any(psutil.pid_exists(pid) for pid, _, _ in scored.values()), 30, "them to end")
+
+
+HANGS_ONCE = """
+import os, time
+from pathlib import Path
+import tinypkg
+
+def init():
+    pass
+
+def run(mini_batch):
+    if os.path.basename(mini_batch[0]) == "f001.csv" and not Path({marker!r}).exists():
+        Path({marker!r}).write_text("hung")
+        time.sleep(600)  # one call in C: a Dask worker's thread could not be interrupted in it
+    return [os.path.basename(p) for p in mini_batch]
+"""
+
+
+def test_a_hung_run_in_an_environment_process_times_out_there(
+    client, deploy, csv_inputs, cluster, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    wheels = tmp_path / "wheels"
+    tiny_wheel("tinypkg", "1.0", wheels)
+    client.computes.create_or_update({"name": "daskpool", "type": "dask", "address": cluster.address})
+    conda = conda_file(tmp_path / "env-one", wheels, "tinypkg==1.0")
+    env = client.environments.create_or_update({"name": "tiny-one", "conda_file": str(conda)})
+    # One mini-batch at a time: the first one starts the environment process, the second one hangs
+    # in it, well inside the time the dispatcher gives a Dask task before it restarts its worker.
+    script = HANGS_ONCE.format(marker=str(tmp_path / "hung-once"))
+    deploy(script, name="one", mini_batch_size=1, retry_settings={"max_retries": 2, "timeout": 3})
+    client.batch_deployments.update(
+        "one", "ep-test", [f"environment=azureml:tiny-one:{env['version']}", "compute=azureml:daskpool"]
+    )
+
+    job = client.batch_endpoints.invoke("ep-test", "one", input=str(csv_inputs(3))).wait(timeout=240)
+    assert job["status"] == "Completed", job["error"]
+    assert lines(output_file(job)) == ["f000.csv", "f001.csv", "f002.csv"]
+    [hung] = [a for a in client.jobs.worker_timeline(job["name"]) if a["outcome"] != "ok"]
+    # Ended by the timeout in the process itself (a signal), not by restarting the Dask worker.
+    assert hung["error"] == "MiniBatchTimeout: run() did not return within the timeout of 3 s"
