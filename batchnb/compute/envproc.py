@@ -22,8 +22,8 @@ that serves whatever comes, so a job whose deployment has a built environment (b
 - **A child that dies** (a segfault, a SIGKILL, the OOM killer) closes its end: the call raises
   :class:`EnvironmentProcessLost`, that mini-batch's attempt fails and is retried, and the next
   mini-batch starts a new child. A hung ``run()`` is ended in the child by the job's timeout.
-- **A child ends with its Dask worker**: stopped when the worker closes (:class:`EnvironmentProcesses`,
-  a worker plugin the worker gives itself) or its process exits, and on its own when its parent dies
+- **A child ends with its Dask worker**: stopped when the worker closes (a worker plugin the worker
+  gives itself, ``EnvironmentProcesses``) or its process exits, and on its own when its parent dies
   (it watches it, as a local worker does, and its end of the socket closes).
 """
 
