@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
+import test_dask_shipped
 from dask_helpers import Cluster, dask_cluster
 from engine_helpers import lines, output_file, reaping, wait_until
 from env_helpers import conda_file, tiny_wheel
@@ -40,11 +43,27 @@ def run(mini_batch):
 """
 
 
+@pytest.fixture(autouse=True)
+def _uv_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """uv's cache for the builds of this test: here, and on the workers started after it."""
+
+
+# A cluster whose workers cannot see this machine's files.
+elsewhere = test_dask_shipped.elsewhere
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    env = {"BATCHNB_WORKER_CACHE": str(tmp_path / "worker-cache"), "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
-    with dask_cluster(tmp_path / "cluster.log", env=env) as c:
+    with dask_cluster(tmp_path / "cluster.log", env={"BATCHNB_WORKER_CACHE": str(tmp_path / "worker-cache")}) as c:
         yield c
+
+
+@pytest.fixture
+def wheels(tmp_path: Path) -> Path:
+    """A folder of wheels with tinypkg 1.0."""
+    folder = tmp_path / "wheels"
+    tiny_wheel("tinypkg", "1.0", folder)
+    return folder
 
 
 @pytest.fixture(autouse=True)
@@ -53,9 +72,10 @@ def _no_leftover_processes() -> Iterator[None]:
         yield
 
 
-# One line per file: its name, the pid and the interpreter of the process that scored it, and how
-# many times init() ran in that process. The first mini-batch ever scored kills its own process
-# (SIGKILL, as the OOM killer would) once, if the test leaves a marker file name in the script.
+# One line per file: its name, its first row (read where it was scored), the pid and the interpreter
+# of the process that scored it, and how many times init() ran in that process. The first
+# mini-batch ever scored kills its own process (SIGKILL, as the OOM killer would) once, if the test
+# leaves a marker file name in the script.
 WHERE = """
 import os, signal, sys
 from pathlib import Path
@@ -69,19 +89,33 @@ def init():
     INITS += 1
 
 def run(mini_batch):
-    if KILL_ONCE and not Path(KILL_ONCE).exists():
-        Path(KILL_ONCE).write_text(str(os.getpid()))
-        os.kill(os.getpid(), signal.SIGKILL)
-    return [f"{{os.path.basename(p)}} {{os.getpid()}} {{sys.executable}} {{INITS}}" for p in mini_batch]
+    if KILL_ONCE:
+        try:  # created by one process only, of those scoring at once
+            fd = os.open(KILL_ONCE, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            pass
+        else:
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            os.kill(os.getpid(), signal.SIGKILL)
+    row = lambda p: Path(p).read_text().splitlines()[1]
+    return [f"{{os.path.basename(p)}} {{row(p)}} {{os.getpid()}} {{sys.executable}} {{INITS}}" for p in mini_batch]
 """
 
 
 def _deploy_in(
-    client: BatchClient, deploy, name: str, version: str, wheels: Path, tmp_path: Path, script: str = SCORE
+    client: BatchClient,
+    deploy,
+    name: str,
+    version: str,
+    wheels: Path,
+    tmp_path: Path,
+    script: str = SCORE,
+    **settings: object,
 ) -> None:
     conda = conda_file(tmp_path / f"env-{name}", wheels, f"tinypkg=={version}")
     env = client.environments.create_or_update({"name": f"tiny-{name}", "conda_file": str(conda)})
-    deploy(script, name=name, mini_batch_size=1, max_concurrency_per_instance=2)
+    deploy(script, name=name, **{"mini_batch_size": 1, "max_concurrency_per_instance": 2, **settings})
     client.batch_deployments.update(
         name, "ep-test", [f"environment=azureml:tiny-{name}:{env['version']}", "compute=azureml:daskpool"]
     )
@@ -92,12 +126,9 @@ def _events(job: dict) -> list[str]:
 
 
 def test_each_host_builds_the_environment_before_the_job_and_reuses_it(
-    client, deploy, csv_inputs, cluster, tmp_path, monkeypatch
+    client, deploy, csv_inputs, cluster, tmp_path, wheels
 ) -> None:
-    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))  # environment create builds here too
-    wheels = tmp_path / "wheels"
-    for version in ("1.0", "2.0"):
-        tiny_wheel("tinypkg", version, wheels)
+    tiny_wheel("tinypkg", "2.0", wheels)
     client.computes.create_or_update({"name": "daskpool", "type": "dask", "address": cluster.address})
     _deploy_in(client, deploy, "one", "1.0", wheels, tmp_path)
     _deploy_in(client, deploy, "two", "2.0", wheels, tmp_path)
@@ -136,10 +167,12 @@ def test_each_host_builds_the_environment_before_the_job_and_reuses_it(
 
 
 def _scored_by(job: dict) -> dict[str, tuple[int, str, int]]:
-    """By input file: the pid and the interpreter that scored it, and the inits in that process."""
+    """By input file, in output order: the pid and the interpreter that scored it, and the inits in
+    that process (its first row checked against the input's)."""
     out = {}
     for line in lines(output_file(job)):
-        name, pid, python, inits = line.split(" ")
+        name, row, pid, python, inits = line.split(" ")
+        assert row == f"{int(name[1:4])},{2 * int(name[1:4])}"  # as csv_inputs writes it
         out[name] = (int(pid), python, int(inits))
     return out
 
@@ -154,11 +187,8 @@ def _builds(tmp_path: Path) -> list[str]:
 
 
 def test_an_environments_mini_batches_run_in_a_child_of_the_dask_worker_that_runs_the_builds_python(
-    client, deploy, csv_inputs, cluster, tmp_path, monkeypatch
+    client, deploy, csv_inputs, cluster, tmp_path, wheels
 ) -> None:
-    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
-    wheels = tmp_path / "wheels"
-    tiny_wheel("tinypkg", "1.0", wheels)
     client.computes.create_or_update({"name": "daskpool", "type": "dask", "address": cluster.address})
     _deploy_in(client, deploy, "one", "1.0", wheels, tmp_path, WHERE.format(kill_once=""))
     data = csv_inputs(4)
@@ -196,11 +226,8 @@ def test_an_environments_mini_batches_run_in_a_child_of_the_dask_worker_that_run
 
 
 def test_an_environment_process_that_dies_is_replaced_and_its_mini_batch_retried(
-    client, deploy, csv_inputs, cluster, tmp_path, monkeypatch
+    client, deploy, csv_inputs, cluster, tmp_path, wheels
 ) -> None:
-    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
-    wheels = tmp_path / "wheels"
-    tiny_wheel("tinypkg", "1.0", wheels)
     client.computes.create_or_update({"name": "daskpool", "type": "dask", "address": cluster.address})
     marker = tmp_path / "killed-once"
     _deploy_in(client, deploy, "one", "1.0", wheels, tmp_path, WHERE.format(kill_once=str(marker)))
@@ -221,11 +248,8 @@ def test_an_environment_process_that_dies_is_replaced_and_its_mini_batch_retried
 
 @pytest.mark.skipif(no_sshd(), reason="openssh-server is not installed")
 def test_an_ssh_computes_workers_score_an_environment_in_its_own_python(
-    client, deploy, csv_inputs, sshd, tmp_path, monkeypatch
+    client, deploy, csv_inputs, sshd, tmp_path, wheels
 ) -> None:
-    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
-    wheels = tmp_path / "wheels"
-    tiny_wheel("tinypkg", "1.0", wheels)
     # The hosts' Python, with this test's cache folders and no package index (an SSH session passes
     # no environment on).
     host_env = {
@@ -281,20 +305,15 @@ def run(mini_batch):
 
 
 def test_a_hung_run_in_an_environment_process_times_out_there(
-    client, deploy, csv_inputs, cluster, tmp_path, monkeypatch
+    client, deploy, csv_inputs, cluster, tmp_path, wheels
 ) -> None:
-    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
-    wheels = tmp_path / "wheels"
-    tiny_wheel("tinypkg", "1.0", wheels)
     client.computes.create_or_update({"name": "daskpool", "type": "dask", "address": cluster.address})
-    conda = conda_file(tmp_path / "env-one", wheels, "tinypkg==1.0")
-    env = client.environments.create_or_update({"name": "tiny-one", "conda_file": str(conda)})
     # One mini-batch at a time: the first one starts the environment process, the second one hangs
     # in it, well inside the time the dispatcher gives a Dask task before it restarts its worker.
     script = HANGS_ONCE.format(marker=str(tmp_path / "hung-once"))
-    deploy(script, name="one", mini_batch_size=1, retry_settings={"max_retries": 2, "timeout": 3})
-    client.batch_deployments.update(
-        "one", "ep-test", [f"environment=azureml:tiny-one:{env['version']}", "compute=azureml:daskpool"]
+    retries = {"max_retries": 2, "timeout": 3}
+    _deploy_in(
+        client, deploy, "one", "1.0", wheels, tmp_path, script, retry_settings=retries, max_concurrency_per_instance=1
     )
 
     job = client.batch_endpoints.invoke("ep-test", "one", input=str(csv_inputs(3))).wait(timeout=240)
@@ -303,3 +322,27 @@ def test_a_hung_run_in_an_environment_process_times_out_there(
     [hung] = [a for a in client.jobs.worker_timeline(job["name"]) if a["outcome"] != "ok"]
     # Ended by the timeout in the process itself (a signal), not by restarting the Dask worker.
     assert hung["error"] == "MiniBatchTimeout: run() did not return within the timeout of 3 s"
+
+
+def test_a_shipped_jobs_environment_process_scores_the_copies_its_task_brought(
+    client, deploy, csv_inputs, elsewhere, tmp_path
+) -> None:
+    # The wheels where the hosts see them (as an index would be): outside the folder hidden from them.
+    outside = Path(tempfile.mkdtemp(prefix="batchnb-test-"))
+    try:
+        tiny_wheel("tinypkg", "1.0", outside / "wheels")
+        client.computes.create_or_update({"name": "daskpool", "type": "dask", "address": elsewhere.address})
+        _deploy_in(client, deploy, "one", "1.0", outside / "wheels", tmp_path, WHERE.format(kill_once=""))
+        data = csv_inputs(4)
+        with elsewhere.client() as c:  # the premise: the workers see none of it
+            assert set(c.run(os.path.exists, str(data)).values()) == {False}
+        job = client.batch_endpoints.invoke("ep-test", "one", input=str(data)).wait(timeout=240)
+    finally:
+        shutil.rmtree(outside, ignore_errors=True)
+    assert job["status"] == "Completed", job["error"]
+    assert "do not see this machine's job folder" in "\n".join(_events(job))
+    scored = _scored_by(job)  # each row read from the copy of its file the task brought
+    assert list(scored) == [f"f{i:03d}.csv" for i in range(4)]
+    # The hosts' own build, in their cache (which this machine does not see), not batchnb's Python.
+    pythons = {python for _, python, _ in scored.values()}
+    assert all("/worker-cache/envs/" in python and python.endswith("/bin/python") for python in pythons)
