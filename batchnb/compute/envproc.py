@@ -52,51 +52,62 @@ class EnvironmentProcessLost(Exception):
 
 
 class EnvironmentProcess:
-    """One child of this Dask worker, running ``python`` (a build's interpreter) for ``revision``."""
+    """One child of this Dask worker, running ``python`` (a build's interpreter) for ``revision``;
+    started by its first call."""
 
     def __init__(self, python: str, revision: str) -> None:
         self.python, self.revision = python, revision
         self.busy = True  # a Dask worker thread is using it (checked out)
         self.used_at = time.monotonic()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.conn: Connection | None = None
+
+    def _start(self) -> tuple[subprocess.Popen[bytes], Connection]:
         ours, theirs = socket.socketpair()
         with theirs:
-            self.proc = subprocess.Popen(
-                [python, "-m", __name__, str(theirs.fileno())], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL
-            )
+            try:
+                self.proc = subprocess.Popen(
+                    [self.python, "-m", __name__, str(theirs.fileno())],
+                    pass_fds=(theirs.fileno(),),
+                    stdin=subprocess.DEVNULL,
+                )
+            except OSError as exc:  # e.g. its build was removed from the host's cache meanwhile
+                ours.close()
+                raise EnvironmentProcessLost(
+                    f"the environment process ({self.python}) could not start: {exc}"
+                ) from None
         self.conn = Connection(ours.detach())
+        return self.proc, self.conn
+
+    def exited(self) -> bool:
+        """Whether it was started and has ended since."""
+        return self.proc is not None and self.proc.poll() is not None
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in the child; ``fn`` must be importable there (a module-level function).
 
         Raises:
-            EnvironmentProcessLost: The child died (or had died) before it answered.
+            EnvironmentProcessLost: The child could not start, or died before it answered.
             RuntimeError: ``fn`` raised; the message holds the child's traceback.
         """
+        proc, conn = (self.proc, self.conn) if self.proc is not None and self.conn is not None else self._start()
         try:
-            self.conn.send((fn, args))
-            ok, value = self.conn.recv()
+            conn.send((fn, args))
+            ok, value = conn.recv()
         except (EOFError, OSError):
+            conn.close()
             raise EnvironmentProcessLost(
-                f"the environment process {self.proc.pid} ({self.python}) died: {self._ending()}"
+                f"the environment process {proc.pid} ({self.python}) died: {_ending(proc)}"
             ) from None
         if not ok:
-            raise RuntimeError(f"in the environment process {self.proc.pid} ({self.python}):\n{value}")
+            raise RuntimeError(f"in the environment process {proc.pid} ({self.python}):\n{value}")
         return value
-
-    def _ending(self) -> str:
-        try:
-            code = self.proc.wait(timeout=STOP_WAIT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return "its connection closed"
-        if code < 0:
-            with contextlib.suppress(ValueError):
-                return f"killed by {signal.Signals(-code).name}"
-        return f"exit code {code}"
 
     def stop(self, kill: bool) -> None:
         """End the child: at once (``kill``), or by closing its connection, so that it exits as a
         local worker does (a scoring script's ``shutdown()`` runs), within ``STOP_WAIT_S``."""
+        if self.proc is None or self.conn is None:
+            return
         if kill:
             self.proc.kill()
         self.conn.close()
@@ -105,6 +116,19 @@ class EnvironmentProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def _ending(proc: subprocess.Popen[bytes]) -> str:
+    """How a child whose connection closed ended."""
+    try:
+        code = proc.wait(timeout=STOP_WAIT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return "its connection closed"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
 
 
 _children: list[EnvironmentProcess] = []
@@ -121,14 +145,13 @@ def run_in_environment(python: str, revision: str, fn: Callable[..., Any], *args
         EnvironmentProcessLost: The process died; the next call starts another.
     """
     child, retired = _checkout(python, revision)
-    for old in retired:
+    for old in retired:  # before the new one starts: never more than the limit at once
         old.stop(kill=False)
     try:
         return child.call(fn, *args)
     except EnvironmentProcessLost:
         with _lock, contextlib.suppress(ValueError):
             _children.remove(child)
-        child.conn.close()
         raise
     finally:
         with _lock:
@@ -141,9 +164,9 @@ def _checkout(python: str, revision: str) -> tuple[EnvironmentProcess, list[Envi
     _plug()
     with _lock:
         # One that died while idle (killed from outside) is no mini-batch's fault: replaced quietly.
-        for dead in [c for c in _children if not c.busy and c.proc.poll() is not None]:
+        for dead in [c for c in _children if not c.busy and c.exited()]:
             _children.remove(dead)
-            dead.conn.close()
+            dead.stop(kill=True)
         for child in _children:
             if not child.busy and (child.python, child.revision) == (python, revision):
                 child.busy = True
