@@ -209,7 +209,9 @@ def _plug() -> None:
         from distributed import get_worker
         from distributed.utils import sync
 
-        with contextlib.suppress(ValueError):  # not in a Dask worker's task: its process's exit is enough
+        # Not in a Dask worker's task (ValueError), or a worker closing: its process's exit, and the
+        # children's watch of their parent, are enough.
+        with contextlib.suppress(Exception):
             worker = get_worker()
             if PLUGIN not in worker.plugins:
                 sync(worker.loop, worker.plugin_add, plugin=_plugin(), name=PLUGIN)
