@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..compute.base import is_lost_worker
+from ..compute.workers import revision_key
 from ..errors import ClusterLostError
 from ..store import Store
 from . import attempts, failures, faults, output, remote, state
@@ -138,7 +139,11 @@ class Dispatcher:
         ``failed`` | ``interrupted``, reason)."""
         # On a Dask cluster, before the first mini-batch: the code and the model shipped to workers
         # that cannot see this machine's files, the deployment's environment built on every host.
-        environment = {"name": self.spec.get("environment"), "build": self.spec.get("environment_build")}
+        environment = {
+            "name": self.spec.get("environment"),
+            "build": self.spec.get("environment_build"),
+            "revision": revision_key(self.spec),
+        }
         context = remote.prepare(self._context(), workers, self.logs.event, environment)
         max_attempts = context["max_attempts"]
         threshold = int(self.settings["error_threshold"])

@@ -17,11 +17,14 @@ one does not, the job runs *shipped*, and nothing of the agent's filesystem is n
 A job whose workers all see its folder runs as on a local compute, with no copy at all.
 
 A job with an environment has it built on every host first (:mod:`batchnb.compute.hostenv`), and
-each of its mini-batches is scored by :func:`score_on_dask`, which activates it in the worker.
+each of its mini-batches is scored by :func:`score_on_dask` in an environment process of the Dask
+worker, which runs the build's own interpreter: never in the Dask worker's process, which may have
+scored another environment's job. A job without one is scored in the Dask worker's process.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -40,16 +43,18 @@ def prepare(
     """The context a job's mini-batches are scored with on ``workers``. Local workers: as it is.
     On a Dask cluster: marked ``shipped`` with the digests of the code snapshot and the model (sent
     to the cluster now) if a worker does not see the job's folder; and with the job's
-    ``environment`` build (``name``, ``build``: its record), built on every host now."""
+    ``environment`` (``name``, ``build``: its record, ``revision``: the revision key of the job's
+    deployment), built on every host now."""
     if not hasattr(workers, "ship"):
         return context
     context = _shipped_if_unseen(context, workers, log)
-    build = (environment or {}).get("build")
+    environment = environment or {}
+    build = environment.get("build")
     if build:
-        _build_on_hosts(workers, str((environment or {}).get("name") or "of the deployment"), build, log)
-    # Every task on a Dask worker goes through score_on_dask, so that a job without an environment
-    # does not run with the packages of the previous job's.
-    return {**context, "environment": build or None}
+        _build_on_hosts(workers, str(environment.get("name") or "of the deployment"), build, log)
+        # An environment process serves one revision, as a local worker does (its key).
+        return {**context, "environment": build, "revision": environment.get("revision")}
+    return {**context, "environment": None}
 
 
 def _shipped_if_unseen(context: dict[str, Any], workers: Any, log: Callable[[str], None]) -> dict[str, Any]:
@@ -118,28 +123,64 @@ _built: dict[str, dict[str, Any]] = {}
 def score_on_dask(
     context: dict[str, Any], idx: int, attempt: int, items: list[Any], n_items: int, *inputs: Any
 ) -> dict[str, Any]:
-    """On a Dask worker: score with the job's environment active (built on this host first if this
-    worker joined after the job started), from shipped files if the job is shipped."""
+    """On a Dask worker: score one mini-batch, from shipped files if the job is shipped; in the
+    environment process of the job's build (built on this host first if this worker joined after
+    the job started), or in this process for a job without one.
+
+    A failed build or an environment process that died is a failed attempt (``retry``), as a
+    lost worker is."""
+    started = time.time()
+    python = None
+    if context["environment"]:
+        try:
+            python = _built_here(context["environment"])["python"]
+        except Exception as exc:  # this host cannot build it: a failed attempt, retried elsewhere
+            error = f"the environment could not be built on this worker's host: {getattr(exc, 'message', exc)}"
+            return {"idx": idx, "attempt": attempt, "status": "retry", "error": error, "duration": 0.0}
+    local, datastores = context, None
+    if "shipped" in context:  # unpacked and written here: the environment's Python may lack Dask
+        local, datastores = _local_context(context), list(inputs[1] or []) if len(inputs) > 1 else []
+        local["input_paths"] = _write_inputs(Path(local["job_dir"]) / "inputs" / "shipped", inputs[0])
+    if python is None:
+        result = score_with(datastores, local, idx, attempt, items, n_items)
+    else:
+        from ..compute import envproc
+
+        try:
+            result = envproc.run_in_environment(
+                python, str(context.get("revision")), score_with, datastores, local, idx, attempt, items, n_items
+            )
+        except envproc.EnvironmentProcessLost as exc:
+            took = time.time() - started
+            return {"idx": idx, "attempt": attempt, "status": "retry", "error": str(exc), "duration": took}
+    return _returned(local, idx, result) if "shipped" in context else result
+
+
+def _built_here(record: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`batchnb.compute.hostenv.ensure_built` says of ``record`` on this host (asked once
+    per worker process)."""
     import json
 
     from ..compute import hostenv
-    from . import worker
 
-    site = None
-    if context["environment"]:
-        key = json.dumps(context["environment"], sort_keys=True)
-        if key not in _built:
-            try:
-                _built[key] = hostenv.ensure_built(context["environment"])
-            except Exception as exc:  # this host cannot build it: a failed attempt, retried elsewhere
-                error = f"the environment could not be built on this worker's host: {getattr(exc, 'message', exc)}"
-                return {"idx": idx, "attempt": attempt, "status": "retry", "error": error, "duration": 0.0}
-        site = _built[key]["site"]
-    if hostenv.activate(site):
-        worker.forget_script()  # imported under the other environment's packages
-    fs.use_datastores(None)  # a shipped job's datastores are its own tasks' only
-    if "shipped" in context:
-        return score_shipped(context, idx, attempt, items, n_items, *inputs)
+    key = json.dumps(record, sort_keys=True)
+    known = _built.get(key)
+    if known is None or (known["python"] and not os.path.exists(known["python"])):  # removed since
+        _built[key] = known = hostenv.ensure_built(record)
+    return known
+
+
+def score_with(
+    datastores: list[dict[str, Any]] | None,
+    context: dict[str, Any],
+    idx: int,
+    attempt: int,
+    items: list[Any],
+    n_items: int,
+) -> dict[str, Any]:
+    """Score one mini-batch in this process (a Dask worker's, or its environment process), reading
+    its URLs with the ``datastores`` a shipped job's task brought (None: the workspace's)."""
+    fs.use_datastores(datastores)
     return score_minibatch(context, idx, attempt, items, n_items)
 
 
@@ -184,22 +225,9 @@ def _write_inputs(folder: Path, inputs: dict[str, bytes]) -> dict[str, str]:
     return where
 
 
-def score_shipped(
-    context: dict[str, Any],
-    idx: int,
-    attempt: int,
-    items: list[Any],
-    n_items: int,
-    inputs: dict[str, bytes],
-    datastores: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """On a worker that cannot see the agent's files: score one mini-batch from the shipped code,
-    model and inputs, reading its URLs with the ``datastores`` it brought; return the result with
-    the part's bytes (``part``) instead of committing it."""
-    fs.use_datastores(datastores or [])
-    local = _local_context(context)
-    local["input_paths"] = _write_inputs(Path(local["job_dir"]) / "inputs" / "shipped", inputs)
-    result = score_minibatch(local, idx, attempt, items, n_items)
+def _returned(local: dict[str, Any], idx: int, result: dict[str, Any]) -> dict[str, Any]:
+    """A shipped job's result, with the part's bytes (``part``) instead of the part committed on this
+    host, for :func:`commit_returned`."""
     result["shipped"] = True
     part = output.part_path(Path(local["job_dir"]) / "parts", idx, local["part_format"])
     if result["status"] == "ok" and part.exists():

@@ -208,11 +208,6 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
     return _STATE.module
 
 
-def forget_script() -> None:
-    """Import the scoring script afresh at the next mini-batch (a Dask worker switched environments)."""
-    _STATE.module, _STATE.script, _STATE.job = None, None, None
-
-
 def _keep_dask_logs_apart() -> None:
     """On a Dask worker, keep Dask's own log lines (a restart's or a shutdown's chatter) on the
     worker's stderr: the job's user logs, where fd 2 is about to point, are for the scoring script."""
