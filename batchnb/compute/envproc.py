@@ -234,10 +234,11 @@ def _plugin() -> Any:
 
 def serve(conn: Connection) -> None:
     """In the child: run each call its parent sends, one at a time, until the parent closes its end."""
-    from .zygote import worker_started
+    from .zygote_client import worker_started
 
-    # The build's own packages first on sys.path, and an end when the Dask worker dies mid-call.
-    worker_started({}, (), environment=True)
+    # Started as the build's own `python -m`: its sys.path is already the build's. What is left is
+    # an end when the Dask worker dies mid-call.
+    worker_started({}, ())
     while True:
         try:
             fn, args = conn.recv()
