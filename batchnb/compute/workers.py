@@ -305,13 +305,20 @@ class JobWorkers:
 
 
 def local_starter(
-    workspace_root: Path, compute: str, capacity: int, modules: tuple[str, ...], log: str | None, linger: float
+    workspace_root: Path,
+    compute: str,
+    capacity: int,
+    modules: tuple[str, ...],
+    log: str | None,
+    linger: float,
+    first: str | None = None,
 ) -> Callable[[str | None], Any]:
     """What :class:`WorkerPool` starts a slot's worker with: a one-process loky executor whose
     worker is forked from the compute's zygote for its interpreter (batchnb's own, or a built
     environment's ``python``), adopted or started here importing ``modules`` (one nobody holds
     waits ``linger`` s for the next agent); with ``BATCHNB_WORKER_START=spawn``, a deployment
-    without an environment gets a fresh interpreter of batchnb's own instead."""
+    without an environment gets a fresh interpreter of batchnb's own instead. The zygote of
+    ``first``, the interpreter of the job the pool is started for, is under way at once."""
     from joblib.externals.loky import ProcessPoolExecutor
 
     from . import zygote, zygote_client
@@ -334,6 +341,11 @@ def local_starter(
             initargs=(env, wanted),
         )
 
-    if forked:  # under way at once: its imports are the longest part of a cold start
+    # Under way at once: its imports are the longest part of a cold start. (An environment's build
+    # removed since the job was invoked is built again, and its zygote started, by its first worker.)
+    if first is not None and os.path.exists(first):
+        with contextlib.suppress(OSError):
+            zygote.ensure(workspace_root, compute, env, modules, log, linger, first)  # its job's imports
+    elif first is None and forked:
         zygote.ensure(workspace_root, compute, env, modules, log, linger)
     return start

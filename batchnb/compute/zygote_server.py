@@ -239,6 +239,8 @@ def import_modules(modules: list[str]) -> None:
     for name in new:
         try:
             importlib.import_module(name)
+        except ImportError as exc:  # not in this interpreter's environment: its workers do without
+            print(f"zygote {os.getpid()}: did not import {name}: {exc}", flush=True)
         except Exception:
             import traceback
 

@@ -402,7 +402,8 @@ class Agent:
             capacity = workers.capacity_of(self.compute)
             log = str(log_folder(self.root, self.name))
             modules = preload.preload_for(spec)
-            start = workers.local_starter(self.root, self.name, capacity, modules, log, self.idle_s)
+            first = spec.get("python")
+            start = workers.local_starter(self.root, self.name, capacity, modules, log, self.idle_s, first)
             self.pool = workers.WorkerPool(capacity, start)
         return self.pool
 
