@@ -180,6 +180,11 @@ def ensure(
         _leases[python] = held or _start(record, env, wanted, log, max(MIN_LINGER_S, linger), python)
 
 
+def holds(python: str | None) -> bool:
+    """Whether this agent holds a zygote running ``python`` (None: batchnb's own interpreter)."""
+    return python in _leases
+
+
 def address(python: str | None) -> str:
     """The socket of this agent's zygote running ``python``.
 

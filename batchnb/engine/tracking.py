@@ -71,15 +71,23 @@ def capture_tracking_uri() -> str | None:
 
 
 class JobRun:
-    """The MLflow run of one job. Every method logs its failures and returns; none raises."""
+    """The MLflow run of one job. Every method logs its failures and returns; none raises.
+
+    On a local compute whose agent holds a zygote, the calls to MLflow are made in a process the
+    zygote forks (mlflow is imported there already when the job's code uses it): importing mlflow
+    in the agent would cost a second of CPU beside the job's workers, and hold the agent's
+    interpreter lock while its dispatch loop has mini-batches to hand out. Elsewhere (a Dask
+    compute, a pipeline's runner) they are made in the calling process.
+    """
 
     def __init__(self, spec: dict[str, Any], log: Callable[[str], None]) -> None:
         self.uri: str | None = spec.get("mlflow_tracking_uri")
         self.spec = spec
         self.log = log  # JobLogs.event
         self.run_id: str | None = spec.get("mlflow_run_id")
-        self._client: Any = None
+        self._opened = False
         self._thread: threading.Thread | None = None
+        self._helper: Any = None
 
     @property
     def enabled(self) -> bool:
@@ -90,36 +98,37 @@ class JobRun:
         self.log(f"MLflow tracking: {what}: {type(exc).__name__}: {exc}; the job goes on without it")
         self.uri = None
 
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in the zygote's helper process if this agent has a zygote, else here."""
+        if self._helper is None:
+            self._helper = _helper_process() or False
+        if self._helper is False:
+            return fn(*args)
+        return self._helper.submit(fn, *args).result(START_WAIT_S)
+
     def start(self, job_name: str) -> str | None:
         """Create the run (or, after a resume, reopen it) and log the job's parameters. Returns its id."""
         if not self.enabled:
             return None
         assert self.uri is not None
+        experiment = self.spec.get("experiment_name") or self.spec["endpoint"]
         try:
-            for key, value in HTTP_LIMITS.items():
-                os.environ.setdefault(key, value)
-            started = time.perf_counter()
-            self._client = client = tracking_store.client(self.uri)
-            imported = time.perf_counter() - started
-            if self.run_id:
-                client.update_run(self.run_id, status="RUNNING")
-                self.log(f"MLflow run {self.run_id} reopened at {redact_uri(self.uri)}")
-                return self.run_id
-            experiment = self.spec.get("experiment_name") or self.spec["endpoint"]
-            experiment_id = tracking_store.experiment_id(client, experiment)
-            run = client.create_run(experiment_id, run_name=job_name, tags=self._tags(job_name))
-            self.run_id = run.info.run_id
+            tags, params = self._tags(job_name), self._params()
+            opened = self._call(_open, self.uri, self.run_id, experiment, job_name, tags, params)
         except Exception as exc:
             self._disable("could not start the job's run", exc)
             return None
+        self._opened = True
+        if opened["reopened"]:
+            self.log(f"MLflow run {self.run_id} reopened at {redact_uri(self.uri)}")
+            return self.run_id
+        self.run_id = opened["run_id"]
         self.log(
             f"MLflow run {self.run_id} at {redact_uri(self.uri)} "
-            f"(import mlflow {imported:.2f} s, run created in {time.perf_counter() - started - imported:.2f} s)"
+            f"(import mlflow {opened['imported_s']:.2f} s, run created in {opened['created_s']:.2f} s)"
         )
-        try:
-            self._log_params()
-        except Exception as exc:  # the run exists: keep it, and end it with the job
-            self.log(f"MLflow tracking: could not log the job's parameters: {type(exc).__name__}: {exc}")
+        if opened["params_error"]:  # the run exists: keep it, and end it with the job
+            self.log(f"MLflow tracking: could not log the job's parameters: {opened['params_error']}")
         return self.run_id
 
     def start_in_background(self, job_name: str, on_started: Callable[[str], None]) -> None:
@@ -166,9 +175,7 @@ class JobRun:
             tags["batchnb.driver"] = f"builtin:{self.spec['builtin_driver']}"
         return tags
 
-    def _log_params(self) -> None:
-        from mlflow.entities import Param
-
+    def _params(self) -> dict[str, str]:
         spec, settings = self.spec, self.spec["settings"]
         params = {
             "endpoint": spec["endpoint"],
@@ -186,18 +193,14 @@ class JobRun:
             "output_action": settings["output_action"],
             "output_file_name": settings["output_file_name"],
         }
-        self._client.log_batch(
-            self.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items() if v is not None]
-        )
+        return {k: str(v)[:6000] for k, v in params.items() if v is not None}
 
     def finish(self, status: str, totals: dict[str, Any]) -> None:
         """Log the job's totals and end the run with the status MLflow uses for ``status``."""
-        if not self.wait_started() or not self.enabled or not self.run_id or self._client is None:
-            return
         try:
-            from mlflow.entities import Metric, RunTag
-
-            now = int(time.time() * 1000)
+            if not self.wait_started() or not self.enabled or not self.run_id or not self._opened:
+                return
+            assert self.uri is not None
             mb, items = totals["mini_batches"], totals["items"]
             metrics = {
                 "items_succeeded": items["succeeded"],
@@ -210,12 +213,63 @@ class JobRun:
                 "duration_s": totals.get("elapsed_s", 0.0),
                 "worker_seconds": totals["worker_seconds"],
             }
-            self._client.log_batch(
-                self.run_id,
-                metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
-                tags=[RunTag("batchnb.status", status)],
-            )
-            self._client.set_terminated(self.run_id, status=RUN_STATUS.get(status, "FAILED"))
-            self.log(f"MLflow run {self.run_id} ended {RUN_STATUS.get(status, 'FAILED')}")
+            ended = RUN_STATUS.get(status, "FAILED")
+            self._call(_close, self.uri, self.run_id, {k: float(v) for k, v in metrics.items()}, status, ended)
+            self.log(f"MLflow run {self.run_id} ended {ended}")
         except Exception as exc:
             self._disable("could not log the job's totals", exc)
+        finally:
+            if self._helper:
+                self._helper.shutdown(wait=False, cancel_futures=True)
+            self._helper = None
+
+
+def _helper_process() -> Any:
+    """A one-process executor forked by this agent's zygote for batchnb's own interpreter, if it
+    holds one (a local compute's agent); None otherwise."""
+    from ..compute import zygote, zygote_client
+
+    if not zygote.holds(None):
+        return None
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=1, mp_context=zygote_client.context())
+
+
+def _open(
+    uri: str, run_id: str | None, experiment: str, job_name: str, tags: dict[str, str], params: dict[str, str]
+) -> dict[str, Any]:
+    """Create the job's run (or reopen ``run_id``) and log its parameters: in whichever process
+    :meth:`JobRun._call` chose."""
+    for key, value in HTTP_LIMITS.items():
+        os.environ.setdefault(key, value)
+    started = time.perf_counter()
+    client = tracking_store.client(uri)
+    imported = time.perf_counter() - started
+    if run_id:
+        client.update_run(run_id, status="RUNNING")
+        return {"reopened": True, "run_id": run_id}
+    run = client.create_run(tracking_store.experiment_id(client, experiment), run_name=job_name, tags=tags)
+    opened = {"reopened": False, "run_id": run.info.run_id, "imported_s": imported, "params_error": None,
+              "created_s": time.perf_counter() - started - imported}  # fmt: skip
+    try:
+        from mlflow.entities import Param
+
+        client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+    except Exception as exc:
+        opened["params_error"] = f"{type(exc).__name__}: {exc}"
+    return opened
+
+
+def _close(uri: str, run_id: str, metrics: dict[str, float], status: str, ended: str) -> None:
+    """Log the job's totals into its run and end it with MLflow's status ``ended``."""
+    from mlflow.entities import Metric, RunTag
+
+    for key, value in HTTP_LIMITS.items():
+        os.environ.setdefault(key, value)
+    client = tracking_store.client(uri)
+    now = int(time.time() * 1000)
+    client.log_batch(
+        run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()], tags=[RunTag("batchnb.status", status)]
+    )
+    client.set_terminated(run_id, status=ended)
