@@ -263,3 +263,23 @@ def test_the_zygote_imports_what_loading_an_mlflow_model_imports_read_from_its_f
     assert preload.preload_for({**spec, "scoring_script": "plain.py"})[3:] == ("numpy",)
     (tmp_path / "empty").mkdir()
     assert preload.model_imports(tmp_path / "empty") == []
+
+
+def test_a_zygote_left_by_other_code_is_stopped_not_adopted(client, deploy, csv_inputs, tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    job, first = _started(client, deploy, csv_inputs(6), trace, sleep=1)
+    agent = psutil.Process(supervisor_pid(client, job["name"]))
+    the_zygote = psutil.Process(first["ppid"])
+    agent.kill()
+    agent.wait(10)
+    # As if batchnb had been upgraded since that zygote started: its workers would run the old code.
+    record = client.workspace.root / "run" / "zygote-local.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "code": "an older batchnb"}))
+    scored = len(_records(trace))
+
+    client.computes.start("local")
+    ended = client.jobs.wait(job["name"], timeout=120)
+    assert ended["status"] == "Completed", ended["error"]
+    the_zygote.wait(10)  # stopped by the next agent
+    after = _records(trace)[scored:]
+    assert after and the_zygote.pid not in {r["ppid"] for r in after}

@@ -32,6 +32,7 @@ compute's log folder.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -215,9 +216,23 @@ def running_pids(workspace_root: Path, compute: str) -> list[int]:
     return [int(found["pid"]) for found in map(_read_record, _records(workspace_root, compute)) if found]
 
 
+@functools.cache
+def code_identity() -> str:
+    """What batchnb's code is now: its package's files, their sizes and modification times. A
+    zygote started from other code (batchnb upgraded or edited since) is never adopted: its workers
+    would run that code."""
+    package = Path(__file__).resolve().parents[1]
+    listed = [str(package)]
+    for found in sorted(package.rglob("*.py")):
+        info = found.stat()
+        listed.append(f"{found.relative_to(package)} {info.st_mtime_ns} {info.st_size}")
+    text = json.dumps(listed)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _adopt(found: dict[str, Any], record: Path, env: dict[str, str], modules: list[str]) -> _Lease | None:
     """A lease on the lingering zygote ``found``; None (and it is stopped) if it cannot serve."""
-    if found.get("env") == env:
+    if found.get("env") == env and found.get("code") == code_identity():
         with contextlib.suppress(OSError):
             conn = _lease_on(str(found["address"]), modules, answer=True)
             print(f"zygote {found['pid']}: adopted, its imports done", flush=True)
@@ -274,7 +289,8 @@ def _start(
     tmp = record.with_name(f".{record.name}.{proc.pid}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, _PRIVATE)
     with os.fdopen(fd, "w") as fh:
-        json.dump({"pid": proc.pid, "started": _started(proc.pid), "address": address, "env": env}, fh)
+        record_of = {"pid": proc.pid, "started": _started(proc.pid), "address": address, "env": env}
+        json.dump({**record_of, "code": code_identity()}, fh)
     os.replace(tmp, record)
     return _Lease(proc.pid, address, record, _lease_on(address, [], answer=False))
 
