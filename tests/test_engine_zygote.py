@@ -145,13 +145,19 @@ def test_a_killed_agent_s_workers_end_and_its_zygote_is_adopted_by_the_next_agen
     assert not list(run.iterdir()), "the zygote left its record behind"
 
 
-def test_compute_stop_ends_the_zygote_a_killed_agent_left(client, deploy, csv_inputs, tmp_path):
-    trace = tmp_path / "trace.jsonl"
-    job, first = _started(client, deploy, csv_inputs(8), trace, sleep=1)
+def _agent_killed(client, deploy, data: Path, trace: Path) -> tuple[object, psutil.Process]:
+    """A job started on ``data`` whose agent is SIGKILLed once it has scored a file: the job, and
+    the zygote its workers were forked from."""
+    job, first = _started(client, deploy, data, trace, sleep=1)
     agent = psutil.Process(supervisor_pid(client, job["name"]))
     the_zygote = psutil.Process(first["ppid"])
     agent.kill()
     agent.wait(10)
+    return job, the_zygote
+
+
+def test_compute_stop_ends_the_zygote_a_killed_agent_left(client, deploy, csv_inputs, tmp_path):
+    job, the_zygote = _agent_killed(client, deploy, csv_inputs(8), tmp_path / "trace.jsonl")
     assert the_zygote.is_running()
 
     stopped = client.computes.stop("local")
@@ -267,11 +273,7 @@ def test_the_zygote_imports_what_loading_an_mlflow_model_imports_read_from_its_f
 
 def test_a_zygote_left_by_other_code_is_stopped_not_adopted(client, deploy, csv_inputs, tmp_path):
     trace = tmp_path / "trace.jsonl"
-    job, first = _started(client, deploy, csv_inputs(6), trace, sleep=1)
-    agent = psutil.Process(supervisor_pid(client, job["name"]))
-    the_zygote = psutil.Process(first["ppid"])
-    agent.kill()
-    agent.wait(10)
+    job, the_zygote = _agent_killed(client, deploy, csv_inputs(6), trace)
     # As if batchnb had been upgraded since that zygote started: its workers would run the old code.
     record = client.workspace.root / "run" / "zygote-local.json"
     record.write_text(json.dumps({**json.loads(record.read_text()), "code": "an older batchnb"}))
