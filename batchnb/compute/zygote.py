@@ -6,7 +6,9 @@ that N times, side by side. Instead, an agent's workers are forked from one proc
 everything once (:mod:`batchnb.compute.zygote_server`): a worker started for a job, after a worker
 crashed or after a hung ``run()`` was killed is ready in milliseconds, and the workers share the
 zygote's pages until they write to them. The agent hands the zygote to loky as a multiprocessing
-context (:func:`context`): loky starts and watches its one-process executors as it would any.
+context (:func:`batchnb.compute.zygote_client.context`): loky starts and watches its one-process
+executors as it would any. An agent holds one zygote per interpreter its jobs run in: batchnb's own,
+and each built environment's (started with that environment's ``python``).
 
 Only imports that are safe to fork after are done there (:mod:`batchnb.compute.preload` chooses
 them), and what a library does once per process on first use that is as safe (:data:`WARM_UPS`). A
@@ -17,9 +19,9 @@ each worker, per job, as on Azure.
 the agent dies (SIGKILL, a crash), the zygote kills that agent's workers at once and waits, its
 imports done, for the compute's next agent, which finds it through ``run/zygote-<compute>.json`` in
 the workspace and takes a lease in its turn: a resumed job's workers start in milliseconds, not
-after seconds of imports. A zygote nobody adopts exits after its linger (the compute's idle time,
-:data:`MIN_LINGER_S` at least); ``compute stop`` ends it at once; an agent that exits normally
-stops its own.
+after seconds of imports. Only an agent of the same batchnb code (:func:`code_identity`) adopts
+it. A zygote nobody adopts exits after its linger (the compute's idle time, :data:`MIN_LINGER_S` at
+least); ``compute stop`` ends it at once; an agent that exits normally stops its own.
 
 The run folder is private to the user who runs jobs (mode 0700), the record in it is 0600, the
 zygote's socket is in a folder of its own only that user can enter, and the zygote serves no other

@@ -13,7 +13,9 @@ failure is logged, never fatal: the job's output matters more than its bookkeepi
 The run is started in a background thread of the supervisor, so importing mlflow and opening the
 store (seconds, more for a new sqlite store) overlap the planning and the pool's start-up; ending
 the run waits for that start, and so does the first mini-batch of a script that imports mlflow
-(its ``init()`` must find the run).
+(its ``init()`` must find the run), unless the run exists already (a resumed job's). On a local
+compute the MLflow calls themselves run in a process the agent's zygote forks (see
+:class:`JobRun`).
 
 The run is written through ``MlflowClient`` rather than the fluent ``mlflow.start_run``: the fluent
 API ends its active run with status FINISHED at interpreter exit, which would mark the run of an
