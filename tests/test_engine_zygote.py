@@ -285,3 +285,17 @@ def test_a_zygote_left_by_other_code_is_stopped_not_adopted(client, deploy, csv_
     the_zygote.wait(10)  # stopped by the next agent
     after = _records(trace)[scored:]
     assert after and the_zygote.pid not in {r["ppid"] for r in after}
+
+
+def test_the_socket_folder_of_a_killed_zygote_is_removed_by_the_next_start(client, deploy, csv_inputs, tmp_path):
+    job, the_zygote = _agent_killed(client, deploy, csv_inputs(4), tmp_path / "trace.jsonl")
+    record = client.workspace.root / "run" / "zygote-local.json"
+    folder = Path(json.loads(record.read_text())["address"]).parent
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700  # only the user who runs jobs can reach it
+    the_zygote.kill()  # SIGKILL: it removes nothing itself
+    the_zygote.wait(10)
+
+    client.computes.start("local")
+    ended = client.jobs.wait(job["name"], timeout=120)
+    assert ended["status"] == "Completed", ended["error"]
+    assert not folder.exists()

@@ -52,6 +52,8 @@ from .zygote_server import read_signed
 
 # A zygote no agent holds waits at least this long for the compute's next one.
 MIN_LINGER_S = 30.0
+# A zygote's private folder in the temporary directory, which holds its socket.
+_SOCKET_PREFIX = "batchnb-zygote-"
 _PRIVATE = 0o600
 
 
@@ -263,7 +265,8 @@ def _start(
 ) -> _Lease:
     """Start a zygote running ``python`` and importing ``modules``; its lease is taken at once (it
     is answered, and counts, once the imports are done: a fork asked for meanwhile waits too)."""
-    folder = tempfile.mkdtemp(prefix="batchnb-zygote-")  # 0700, and short: a socket's path is ~100 bytes at most
+    _sweep_sockets()
+    folder = tempfile.mkdtemp(prefix=_SOCKET_PREFIX)  # 0700, and short: a socket's path is ~100 bytes at most
     address = os.path.join(folder, "socket")
     listener = socket.socket(socket.AF_UNIX)
     try:
@@ -320,9 +323,31 @@ def stop(kill: bool = False) -> None:
             with contextlib.suppress(OSError, ValueError):
                 if json.loads(held.record.read_text()).get("pid") == held.pid:
                     held.record.unlink()
-            with contextlib.suppress(OSError):
-                os.unlink(held.address)
-                os.rmdir(os.path.dirname(held.address))
+            _remove_socket(held.address)
+
+
+def _sweep_sockets() -> None:
+    """Remove the socket folders of this user's zygotes that were killed (nothing listens there):
+    a zygote that exits removes its own, one killed with SIGKILL cannot."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_SOCKET_PREFIX}*"):
+        address = folder / "socket"
+        with contextlib.suppress(OSError):
+            if folder.stat().st_uid != os.getuid() or not address.exists():
+                continue
+            with socket.socket(socket.AF_UNIX) as probe:
+                try:
+                    probe.connect(str(address))
+                    continue  # a live zygote (it closes a connection that asks nothing)
+                except ConnectionRefusedError:
+                    pass
+            _remove_socket(str(address))
+
+
+def _remove_socket(address: str) -> None:
+    """Remove a zygote's socket and the private folder that holds it."""
+    with contextlib.suppress(OSError):
+        os.unlink(address)
+        os.rmdir(os.path.dirname(address))
 
 
 def stop_lingering(workspace_root: Path, compute: str) -> list[int]:
@@ -333,5 +358,6 @@ def stop_lingering(workspace_root: Path, compute: str) -> list[int]:
         if found is not None:
             _kill(int(found["pid"]), signal.SIGKILL)
             stopped.append(int(found["pid"]))
+            _remove_socket(str(found["address"]))  # a SIGKILLed zygote removes nothing itself
         record.unlink(missing_ok=True)
     return stopped
