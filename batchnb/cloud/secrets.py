@@ -13,15 +13,14 @@ the datastore whose URL they are given (see :mod:`batchnb.cloud.fs`).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import stat
-import uuid
 from pathlib import Path
 from typing import Any
 
 from ..errors import WorkspaceError
+from ..files import atomic_write_bytes
 
 FILE_NAME = "datastores.json"
 
@@ -87,16 +86,4 @@ def store(workspace_root: Path, datastore: str, credentials: dict[str, Any] | No
         del data[datastore]
     else:
         return
-    path = folder / FILE_NAME
-    tmp = folder / f".{FILE_NAME}.{uuid.uuid4().hex}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    atomic_write_bytes(folder / FILE_NAME, json.dumps(data, indent=1, sort_keys=True).encode(), private=True)

@@ -48,13 +48,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..files import atomic_write_bytes
 from .zygote_server import read_signed
 
 # A zygote no agent holds waits at least this long for the compute's next one.
 MIN_LINGER_S = 30.0
 # A zygote's private folder in the temporary directory, which holds its socket.
 _SOCKET_PREFIX = "batchnb-zygote-"
-_PRIVATE = 0o600
 
 
 def run_folder(workspace_root: Path) -> Path:
@@ -291,12 +291,14 @@ def _start(
     finally:
         listener.close()
     threading.Thread(target=proc.wait, name="batchnb-zygote-reap", daemon=True).start()
-    tmp = record.with_name(f".{record.name}.{proc.pid}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, _PRIVATE)
-    with os.fdopen(fd, "w") as fh:
-        record_of = {"pid": proc.pid, "started": _started(proc.pid), "address": address, "env": env}
-        json.dump({**record_of, "code": code_identity()}, fh)
-    os.replace(tmp, record)
+    described = {
+        "pid": proc.pid,
+        "started": _started(proc.pid),
+        "address": address,
+        "env": env,
+        "code": code_identity(),
+    }
+    atomic_write_bytes(record, json.dumps(described).encode(), durable=False, private=True)
     return _Lease(proc.pid, address, record, _lease_on(address, [], answer=False))
 
 

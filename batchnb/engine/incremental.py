@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
+from ..files import atomic_write_bytes
 from ..specfile import is_url
 from . import output, planner
 
@@ -276,7 +277,7 @@ def _relabel(source: Path, target: Path, idx: int, paths: dict[str, str]) -> Non
         table = table.set_column(names.index("_source_file"), "_source_file", relabeled)
     buf = io.BytesIO()
     pq.write_table(table, buf)
-    output.atomic_write_bytes(target, buf.getvalue(), durable=False)
+    atomic_write_bytes(target, buf.getvalue(), durable=False)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .output import atomic_write_bytes
+from ..files import atomic_write_bytes
 
 README = __doc__.split("::", 1)[1].strip("\n") + "\n"
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from ..cloud.fs import filesystem, open_input, range_reader
 from ..errors import ConflictError
+from ..files import atomic_write_bytes
 from ..specfile import is_url
 from . import csv_chunks
 
@@ -44,33 +45,6 @@ def part_format(output_file_name: str) -> str:
 def part_path(parts_dir: Path, idx: int, fmt: str) -> Path:
     """Where mini-batch ``idx``'s part lives. Named by index, so a retry replaces, never duplicates."""
     return parts_dir / f"mb-{idx:07d}.{'parquet' if fmt == 'parquet' else 'txt'}"
-
-
-def atomic_write_bytes(path: Path, data: bytes, durable: bool = True, private: bool = False) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename.
-
-    The rename alone makes the write atomic for readers and safe against a killed process (the page
-    cache outlives it). ``durable`` also fsyncs, which only a power loss needs and which costs
-    about a millisecond per file: parts skip it, because a resumed job checks its committed parts
-    again (see :func:`part_is_committed`) and scores a lost one anew. ``private`` makes the file
-    readable by its owner only (mode 0600), from its creation.
-    """
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o666)
-    except OSError as exc:  # named after the file being written, not its temporary name
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # a full disk, a folder made read-only: leave no temporary file behind
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
 
 
 class EncodedLines(Sequence[str]):

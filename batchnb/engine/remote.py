@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cloud import fs
+from ..files import atomic_write_bytes
 from ..specfile import is_url
 from . import output
 from .worker import score_minibatch
@@ -220,7 +221,7 @@ def _write_inputs(folder: Path, inputs: dict[str, bytes]) -> dict[str, str]:
     for path, data in inputs.items():
         local = folder / uuid.uuid5(uuid.NAMESPACE_URL, path).hex / Path(path).name
         local.parent.mkdir(parents=True, exist_ok=True)
-        output.atomic_write_bytes(local, data, durable=False)
+        atomic_write_bytes(local, data, durable=False)
         where[path] = str(local)
     return where
 
@@ -264,7 +265,7 @@ def commit_returned(job_dir: Path, result: dict[str, Any]) -> None:
     if data is not None and name:
         parts = job_dir / "parts"
         parts.mkdir(parents=True, exist_ok=True)
-        output.atomic_write_bytes(parts / Path(name).name, data, durable=False)
+        atomic_write_bytes(parts / Path(name).name, data, durable=False)
     text = result.get("traceback") or (result.get("error") if result["status"] == "init_failed" else None)
     if text and result.get("worker"):
         folder = job_dir / "logs" / "user" / "error"

@@ -195,7 +195,7 @@ class Supervisor(Dispatcher):
         self.logs.event(f"planned {len(rows)} mini-batch(es) over {len(files)} file(s)")
 
     def _requeue_lost_parts(self) -> int:
-        """Parts are not fsynced (see output.atomic_write_bytes): re-queue committed mini-batches whose
+        """Parts are not fsynced (see files.atomic_write_bytes): re-queue committed mini-batches whose
         part is gone or truncated. One stat per part; returns how many were re-queued."""
         if self.settings["output_action"] != "append_row":
             return 0

@@ -38,9 +38,9 @@ from typing import Any
 
 from ..engine import lifecycle, state
 from ..engine.logs import JobLogs
-from ..engine.output import atomic_write_bytes
 from ..environments import interpreter_for
 from ..errors import BatchnbError
+from ..files import atomic_write_bytes
 from ..store import Store
 from .command import render_command
 from .runs import PipelineRuns

@@ -238,7 +238,7 @@ def _load_cached(path: Path) -> Any:
 
 
 def _store_cached(path: Path, estimator: Any) -> None:
-    from ..output import atomic_write_bytes
+    from ...files import atomic_write_bytes
 
     try:
         data = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
