@@ -254,28 +254,18 @@ class ComputeOperations:
 
 
 def _live_counts(workspace_root: Path, compute: str, pid: int) -> tuple[int, int] | None:
-    """An agent's worker processes (its zygotes' children, whether the agent started those zygotes or
-    adopted them) and the resident memory of it and all its processes, read now; None if it cannot be
-    read (then the agent's last heartbeat says)."""
+    """An agent's worker processes and resident memory, read now (see
+    :func:`batchnb.compute.zygote.agent_usage`); None if they cannot be read, or its workers are not
+    a zygote's (then the agent's last heartbeat says)."""
     import psutil
 
     from .compute import zygote
 
     try:
-        agent = psutil.Process(pid)
-        family = {p.pid: p for p in [agent, *agent.children(recursive=True)]}
-        zygotes = zygote.running_pids(workspace_root, compute)
-        if not zygotes:
-            return None  # workers started as fresh interpreters: the heartbeat counts them
-        count = 0
-        for forked in zygotes:
-            process = psutil.Process(forked)
-            workers = process.children()
-            family.update({p.pid: p for p in [process, *workers]})
-            count += len(workers)
-        return count, sum(p.memory_info().rss for p in family.values())
+        workers, rss = zygote.agent_usage(workspace_root, compute, pid)
     except psutil.Error:
         return None
+    return (workers, rss) if workers is not None else None
 
 
 __all__ = ["DEFAULT_COMPUTE", "ComputeOperations"]

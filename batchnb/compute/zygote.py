@@ -234,6 +234,34 @@ def code_identity() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def agent_usage(workspace_root: Path, compute: str, agent: int) -> tuple[int | None, int]:
+    """What the compute's agent ``agent`` runs now: its workers (its zygotes' children, whether it
+    started those zygotes or adopted them; None when it has no zygote, its workers being clean
+    interpreters) and the resident memory of the agent, its own processes, its zygotes and their
+    workers.
+
+    Raises:
+        psutil.Error: The agent is gone.
+    """
+    import psutil
+
+    me = psutil.Process(agent)
+    family = {p.pid: p for p in [me, *me.children(recursive=True)]}
+    zygotes = running_pids(workspace_root, compute)
+    workers = 0
+    for pid in zygotes:
+        with contextlib.suppress(psutil.Error):
+            process = psutil.Process(pid)
+            children = process.children()
+            family.update({p.pid: p for p in [process, *children]})
+            workers += len(children)
+    rss = 0
+    for process in family.values():
+        with contextlib.suppress(psutil.Error):
+            rss += process.memory_info().rss
+    return (workers if zygotes else None), rss
+
+
 def _adopt(found: dict[str, Any], record: Path, env: dict[str, str], modules: list[str]) -> _Lease | None:
     """A lease on the lingering zygote ``found``; None (and it is stopped) if it cannot serve."""
     if found.get("env") == env and found.get("code") == code_identity():

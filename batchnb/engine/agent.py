@@ -213,12 +213,13 @@ class Agent:
         """Stamp the agent's row (its workers and memory, for ``compute show``); see a stop request."""
         import psutil
 
+        from ..compute import zygote
+
         me = psutil.Process()
         store = Store(self.store.path)
         while not self.stopping.wait(state.HEARTBEAT_INTERVAL_S):
             try:
-                procs = {p.pid: p for p in [me, *me.children(recursive=True), *self._adopted()]}.values()
-                rss = sum(p.memory_info().rss for p in procs if p.is_running())
+                _, rss = zygote.agent_usage(self.root, self.name, me.pid)
                 workers = len(self.pool.pids()) if self.pool is not None else 0
                 address = self.cluster.running_address() if self.cluster is not None else None
                 with store.write() as tx:
@@ -239,20 +240,6 @@ class Agent:
             except Exception as exc:  # keep beating: a transient store error must not stop the agent
                 print(f"agent heartbeat error: {exc}", file=sys.stderr, flush=True)
         store.close()
-
-    def _adopted(self) -> list[Any]:
-        """Adopted zygotes and their workers: this agent's, though not its children."""
-        import psutil
-
-        from ..compute import zygote
-
-        found: list[Any] = []
-        for pid in zygote.pids() if self.pool is not None else ():
-            with contextlib.suppress(psutil.Error):
-                process = psutil.Process(pid)
-                if process.ppid() != os.getpid():
-                    found += [process, *process.children()]
-        return found
 
     # -- serving ----------------------------------------------------------------------------------
 
