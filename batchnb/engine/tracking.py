@@ -238,15 +238,20 @@ def _helper_process() -> Any:
     return ProcessPoolExecutor(max_workers=1, mp_context=zygote_client.context())
 
 
+def _client(uri: str) -> Any:
+    """An ``MlflowClient`` on ``uri``, within :data:`HTTP_LIMITS` unless the user set them."""
+    for key, value in HTTP_LIMITS.items():
+        os.environ.setdefault(key, value)
+    return tracking_store.client(uri)
+
+
 def _open(
     uri: str, run_id: str | None, experiment: str, job_name: str, tags: dict[str, str], params: dict[str, str]
 ) -> dict[str, Any]:
     """Create the job's run (or reopen ``run_id``) and log its parameters: in whichever process
     :meth:`JobRun._call` chose."""
-    for key, value in HTTP_LIMITS.items():
-        os.environ.setdefault(key, value)
     started = time.perf_counter()
-    client = tracking_store.client(uri)
+    client = _client(uri)
     imported = time.perf_counter() - started
     if run_id:
         client.update_run(run_id, status="RUNNING")
@@ -267,9 +272,7 @@ def _close(uri: str, run_id: str, metrics: dict[str, float], status: str, ended:
     """Log the job's totals into its run and end it with MLflow's status ``ended``."""
     from mlflow.entities import Metric, RunTag
 
-    for key, value in HTTP_LIMITS.items():
-        os.environ.setdefault(key, value)
-    client = tracking_store.client(uri)
+    client = _client(uri)
     now = int(time.time() * 1000)
     client.log_batch(
         run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()], tags=[RunTag("batchnb.status", status)]
