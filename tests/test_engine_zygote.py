@@ -163,6 +163,7 @@ def test_compute_stop_ends_the_zygote_a_killed_agent_left(client, deploy, csv_in
     stopped = client.computes.stop("local")
     assert stopped["stopping"] is True
     the_zygote.wait(10)
+    assert client.computes.stop("local")["stopping"] is False  # nothing is left to stop
     assert not list((client.workspace.root / "run").iterdir())
     assert client.jobs.get(job["name"])["status"] == "Interrupted"
 

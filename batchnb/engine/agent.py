@@ -136,7 +136,7 @@ def stop(workspace_root: Path, compute: str, timeout: float = 30.0) -> dict[str,
             from ..compute import zygote
 
             lingering = zygote.stop_lingering(workspace_root, compute)  # a lost agent's, left for the next
-            return {"name": compute, "stopping": lingering is not None, "agent": None}
+            return {"name": compute, "stopping": bool(lingering), "agent": None}
         with store.write() as tx:
             tx.execute("UPDATE agents SET stop_requested = 1 WHERE compute = ? AND pid = ?", (compute, row["pid"]))
     finally:
