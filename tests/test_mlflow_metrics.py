@@ -120,6 +120,7 @@ def test_a_scoring_script_logs_from_init_and_run_in_two_workers_into_the_jobs_ru
     run_id = _spec(client, job["name"])["mlflow_run_id"]
     run = _workspace_client(client).get_run(run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == job["name"]
+    assert run.data.params["endpoint"] == "ep-metrics" and run.data.params["mini_batch_size"] == "1"
     assert {k.removeprefix("init_") for k in run.data.tags if k.startswith("init_pid_")} == set(workers)
     assert sorted(p.name for p in met.iterdir()) == sorted(k.removeprefix("pid_") for k in workers)
     experiment = _workspace_client(client).get_experiment(run.info.experiment_id)
@@ -131,6 +132,57 @@ def test_a_scoring_script_logs_from_init_and_run_in_two_workers_into_the_jobs_ru
     listed = _cli("job", "list", workspace=client.workspace.root)
     assert listed.returncode == 0, listed.stderr
     assert "metrics" not in json.loads(listed.stdout)[0]  # job list reads no MLflow store
+
+
+INIT_LOGGING_SCRIPT = """
+import os
+
+import mlflow
+
+
+def init():
+    mlflow.log_metric("init_calls", 1)
+
+
+def run(mini_batch):
+    return [os.path.basename(p) for p in mini_batch]
+"""
+
+
+def test_jobs_on_a_warm_compute_each_log_into_their_own_run_and_compute_show_counts_only_workers(
+    client: BatchClient, model_dir: Path, csv_inputs: Callable[[int], Path], tmp_path: Path
+) -> None:
+    client.computes.create_or_update({"name": "warm", "type": "amlcompute", "idle_time_before_scale_down": 120})
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text(INIT_LOGGING_SCRIPT)
+    client.models.create_or_update({"name": "tiny", "path": str(model_dir)})
+    client.batch_endpoints.create_or_update({"name": "ep-warm"})
+    client.batch_deployments.create_or_update(
+        {
+            "name": "blue",
+            "endpoint_name": "ep-warm",
+            "model": "azureml:tiny@latest",
+            "compute": "azureml:warm",
+            "code_configuration": {"code": str(code), "scoring_script": "score.py"},
+            "settings": {"mini_batch_size": 1, "max_concurrency_per_instance": 2},
+        },
+        set_default=True,
+    )
+    runs, inputs = [], csv_inputs(4)
+    for _ in range(2):
+        job = client.batch_endpoints.invoke("ep-warm", input=str(inputs)).wait(timeout=180)
+        assert job["status"] == "Completed", job["error"]
+        runs.append(_spec(client, job["name"])["mlflow_run_id"])
+        # The agent keeps its two workers; the process it makes MLflow calls in is not one of them.
+        assert client.computes.show("warm")["agent"]["workers"] == 2
+    tracker = _workspace_client(client)
+    assert len(set(runs)) == 2
+    for run_id in runs:
+        run = tracker.get_run(run_id)
+        assert run.info.status == "FINISHED" and run.data.params["deployment"] == "blue"
+        assert run.data.metrics["init_calls"] == 1.0 and run.data.metrics["items_succeeded"] == 4.0
+    client.computes.stop("warm")
 
 
 RESUMED_SCRIPT = """

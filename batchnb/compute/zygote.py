@@ -235,8 +235,8 @@ def code_identity() -> str:
 
 
 def agent_usage(workspace_root: Path, compute: str, agent: int) -> tuple[int | None, int]:
-    """What the compute's agent ``agent`` runs now: its workers (its zygotes' children, whether it
-    started those zygotes or adopted them; None when it has no zygote, its workers being clean
+    """What the compute's agent ``agent`` runs now: its workers (its zygotes' children but their
+    helpers, whether it started those zygotes or adopted them; None when it has no zygote, its workers being clean
     interpreters) and the resident memory of the agent, its own processes, its zygotes and their
     workers.
 
@@ -245,20 +245,22 @@ def agent_usage(workspace_root: Path, compute: str, agent: int) -> tuple[int | N
     """
     import psutil
 
-    me = psutil.Process(agent)
-    family = {p.pid: p for p in [me, *me.children(recursive=True)]}
+    from ..processes import HELPER_NAME, children, descendants, name_of
+
+    me = psutil.Process(agent)  # raises if the agent is gone
+    family = {agent, *descendants(agent)}
     zygotes = running_pids(workspace_root, compute)
     workers = 0
     for pid in zygotes:
+        forked = children(pid)
+        family.update([pid, *forked])
+        for worker in forked:
+            family.update(descendants(worker))  # what a scoring script started
+        workers += sum(name_of(p) != HELPER_NAME for p in forked)
+    rss = me.memory_info().rss
+    for pid in family - {agent}:
         with contextlib.suppress(psutil.Error):
-            process = psutil.Process(pid)
-            children = process.children()
-            family.update({p.pid: p for p in [process, *children]})
-            workers += len(children)
-    rss = 0
-    for process in family.values():
-        with contextlib.suppress(psutil.Error):
-            rss += process.memory_info().rss
+            rss += psutil.Process(pid).memory_info().rss
     return (workers if zygotes else None), rss
 
 

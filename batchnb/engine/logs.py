@@ -70,8 +70,9 @@ class JobLogs:
             self._append(f"sys/node/{self.host}/{worker}.txt", "\n".join(lines))
 
     def progress(self, text: str) -> None:
-        """Rewrite ``job_progress_overview.txt``."""
-        atomic_write_bytes(self.root / "job_progress_overview.txt", text.encode())
+        """Rewrite ``job_progress_overview.txt``: without an fsync, being rewritten every second from
+        the store, which holds the progress for good."""
+        atomic_write_bytes(self.root / "job_progress_overview.txt", text.encode(), durable=False)
 
     def result(self, text: str) -> None:
         """Write ``job_result.txt``."""

@@ -135,7 +135,7 @@ class Supervisor(Dispatcher):
         # The script's init() may log: its run must exist by then. A resumed job's run does (its
         # id is in the spec, and reopening it only marks it running): no wait for mlflow's import.
         if self.spec.get("mlflow_in_code") and not self.tracking.run_id:
-            self.tracking.wait_started()
+            self.tracking.wait_created()
         return self.tracking.script_env()
 
     def _record_run_id(self, run_id: str) -> None:

@@ -12,10 +12,10 @@ failure is logged, never fatal: the job's output matters more than its bookkeepi
 
 The run is started in a background thread of the supervisor, so importing mlflow and opening the
 store (seconds, more for a new sqlite store) overlap the planning and the pool's start-up; ending
-the run waits for that start, and so does the first mini-batch of a script that imports mlflow
-(its ``init()`` must find the run), unless the run exists already (a resumed job's). On a local
-compute the MLflow calls themselves run in a process the agent's zygote forks (see
-:class:`JobRun`).
+the run waits for that start, and the first mini-batch of a script that imports mlflow waits for
+the run to be created (its ``init()`` must find the run), not for its parameters, unless the run
+exists already (a resumed job's). On a local compute the MLflow calls themselves run in a helper
+process the agent's zygote forks, kept for the agent's later jobs (see :class:`_Helper`).
 
 The run is written through ``MlflowClient`` rather than the fluent ``mlflow.start_run``: the fluent
 API ends its active run with status FINISHED at interpreter exit, which would mark the run of an
@@ -33,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..processes import HELPER_NAME, set_name
 from ..registry.mlflow_models import redact_uri
 from . import tracking_store
 
@@ -76,10 +77,10 @@ class JobRun:
     """The MLflow run of one job. Every method logs its failures and returns; none raises.
 
     On a local compute whose agent holds a zygote, the calls to MLflow are made in a process the
-    zygote forks (mlflow is imported there already when the job's code uses it): importing mlflow
-    in the agent would cost a second of CPU beside the job's workers, and hold the agent's
-    interpreter lock while its dispatch loop has mini-batches to hand out. Elsewhere (a Dask
-    compute, a pipeline's runner) they are made in the calling process.
+    zygote forks (:class:`_Helper`; mlflow is imported there already when the job's code uses it):
+    importing mlflow in the agent would cost a second of CPU beside the job's workers, and hold the
+    agent's interpreter lock while its dispatch loop has mini-batches to hand out. Elsewhere (a
+    Dask compute, a pipeline's runner) they are made in the calling process.
     """
 
     def __init__(self, spec: dict[str, Any], log: Callable[[str], None]) -> None:
@@ -89,7 +90,7 @@ class JobRun:
         self.run_id: str | None = spec.get("mlflow_run_id")
         self._opened = False
         self._thread: threading.Thread | None = None
-        self._helper: Any = None
+        self._created = threading.Event()  # the run exists (or will not): the script may log into it
 
     @property
     def enabled(self) -> bool:
@@ -100,23 +101,29 @@ class JobRun:
         self.log(f"MLflow tracking: {what}: {type(exc).__name__}: {exc}; the job goes on without it")
         self.uri = None
 
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` in the zygote's helper process if this agent has a zygote, else here."""
-        if self._helper is None:
-            self._helper = _helper_process() or False
-        if self._helper is False:
-            return fn(*args)
-        return self._helper.submit(fn, *args).result(START_WAIT_S)
+    @staticmethod
+    def _call(fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in the agent's helper process if it has a zygote, else here."""
+        return _HELPER.call(fn, *args)
 
     def start(self, job_name: str) -> str | None:
-        """Create the run (or, after a resume, reopen it) and log the job's parameters. Returns its id."""
+        """Create the run (or, after a resume, reopen it) and log the job's parameters. Returns its id.
+
+        The script's workers wait for the run to exist (:meth:`wait_created`), not for its
+        parameters: those are logged after, in a call of their own."""
+        try:
+            return self._start(job_name)
+        finally:
+            self._created.set()
+
+    def _start(self, job_name: str) -> str | None:
         if not self.enabled:
             return None
         assert self.uri is not None
         experiment = self.spec.get("experiment_name") or self.spec["endpoint"]
         try:
-            tags, params = self._tags(job_name), self._params()
-            opened = self._call(_open, self.uri, self.run_id, experiment, job_name, tags, params)
+            tags = self._tags(job_name)
+            opened = self._call(_open, self.uri, self.run_id, experiment, job_name, tags)
         except Exception as exc:
             self._disable("could not start the job's run", exc)
             return None
@@ -125,12 +132,15 @@ class JobRun:
             self.log(f"MLflow run {self.run_id} reopened at {redact_uri(self.uri)}")
             return self.run_id
         self.run_id = opened["run_id"]
+        self._created.set()
         self.log(
             f"MLflow run {self.run_id} at {redact_uri(self.uri)} "
             f"(import mlflow {opened['imported_s']:.2f} s, run created in {opened['created_s']:.2f} s)"
         )
-        if opened["params_error"]:  # the run exists: keep it, and end it with the job
-            self.log(f"MLflow tracking: could not log the job's parameters: {opened['params_error']}")
+        try:
+            self._call(_log_params, self.uri, self.run_id, self._params())
+        except Exception as exc:  # the run exists: keep it, and end it with the job
+            self.log(f"MLflow tracking: could not log the job's parameters: {type(exc).__name__}: {exc}")
         return self.run_id
 
     def start_in_background(self, job_name: str, on_started: Callable[[str], None]) -> None:
@@ -153,8 +163,13 @@ class JobRun:
         """The variables that let a scoring script log into this run (``{}`` while it has none)."""
         return tracking_store.script_env(self.uri, self.run_id) if self.enabled else {}
 
+    def wait_created(self) -> None:
+        """Wait for a background start to have created the run (or given up), at most START_WAIT_S."""
+        if self._thread is not None and not self._created.wait(START_WAIT_S):
+            self.log(f"MLflow tracking: the run was not created within {START_WAIT_S:g} s; the script gets no run")
+
     def wait_started(self) -> bool:
-        """Wait for a background start; False if it is still going after START_WAIT_S."""
+        """Wait for a background start, parameters included; False if it is still going after START_WAIT_S."""
         if self._thread is None:
             return True
         self._thread.join(START_WAIT_S)
@@ -220,22 +235,49 @@ class JobRun:
             self.log(f"MLflow run {self.run_id} ended {ended}")
         except Exception as exc:
             self._disable("could not log the job's totals", exc)
-        finally:
-            if self._helper:
-                self._helper.shutdown(wait=False, cancel_futures=True)
-            self._helper = None
 
 
-def _helper_process() -> Any:
-    """A one-process executor forked by this agent's zygote for batchnb's own interpreter, if it
-    holds one (a local compute's agent); None otherwise."""
-    from ..compute import zygote, zygote_client
+class _Helper:
+    """The processes an agent makes its MLflow calls in: forked by its zygote for batchnb's own
+    interpreter when it holds one (a local compute's agent), and kept for its later jobs, so that a
+    warm job's first mini-batch waits for one ``create_run``, not for a fork. Without a zygote
+    (a Dask compute, a pipeline's runner), calls are made in the calling process."""
 
-    if not zygote.holds(None):
-        return None
-    from concurrent.futures import ProcessPoolExecutor
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executor: Any = None
 
-    return ProcessPoolExecutor(max_workers=1, mp_context=zygote_client.context())
+    def _get(self) -> Any:
+        from ..compute import zygote, zygote_client
+
+        with self._lock:
+            if not zygote.holds(None):
+                return None
+            if self._executor is None:
+                from concurrent.futures import ProcessPoolExecutor
+
+                self._executor = ProcessPoolExecutor(
+                    max_workers=1, mp_context=zygote_client.context(), initializer=set_name, initargs=(HELPER_NAME,)
+                )
+            return self._executor
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        from concurrent.futures.process import BrokenProcessPool
+
+        executor = self._get()
+        if executor is None:
+            return fn(*args)
+        try:
+            return executor.submit(fn, *args).result(START_WAIT_S)
+        except BrokenProcessPool:  # its zygote was replaced, or it was killed: once more, anew
+            with self._lock:
+                if self._executor is executor:
+                    self._executor = None
+            executor = self._get()
+            return fn(*args) if executor is None else executor.submit(fn, *args).result(START_WAIT_S)
+
+
+_HELPER = _Helper()
 
 
 def _client(uri: str) -> Any:
@@ -245,11 +287,8 @@ def _client(uri: str) -> Any:
     return tracking_store.client(uri)
 
 
-def _open(
-    uri: str, run_id: str | None, experiment: str, job_name: str, tags: dict[str, str], params: dict[str, str]
-) -> dict[str, Any]:
-    """Create the job's run (or reopen ``run_id``) and log its parameters: in whichever process
-    :meth:`JobRun._call` chose."""
+def _open(uri: str, run_id: str | None, experiment: str, job_name: str, tags: dict[str, str]) -> dict[str, Any]:
+    """Create the job's run (or reopen ``run_id``): in whichever process :meth:`JobRun._call` chose."""
     started = time.perf_counter()
     client = _client(uri)
     imported = time.perf_counter() - started
@@ -257,15 +296,14 @@ def _open(
         client.update_run(run_id, status="RUNNING")
         return {"reopened": True, "run_id": run_id}
     run = client.create_run(tracking_store.experiment_id(client, experiment), run_name=job_name, tags=tags)
-    opened = {"reopened": False, "run_id": run.info.run_id, "imported_s": imported, "params_error": None,
-              "created_s": time.perf_counter() - started - imported}  # fmt: skip
-    try:
-        from mlflow.entities import Param
+    created = time.perf_counter() - started - imported
+    return {"reopened": False, "run_id": run.info.run_id, "imported_s": imported, "created_s": created}
 
-        client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
-    except Exception as exc:
-        opened["params_error"] = f"{type(exc).__name__}: {exc}"
-    return opened
+
+def _log_params(uri: str, run_id: str, params: dict[str, str]) -> None:
+    from mlflow.entities import Param
+
+    _client(uri).log_batch(run_id, params=[Param(k, v) for k, v in params.items()])
 
 
 def _close(uri: str, run_id: str, metrics: dict[str, float], status: str, ended: str) -> None:

@@ -160,6 +160,21 @@ def _load_script(context: dict[str, Any], module_name: str) -> types.ModuleType:
     return module
 
 
+def _forget_previous_run() -> None:
+    """Let this job's ``init()`` log into this job's MLflow run. MLflow's fluent API keeps the run
+    the first ``mlflow.log_*`` call opened (from ``MLFLOW_RUN_ID``) as the process's active run: in
+    a warm worker, that is an earlier job's. It is dropped from the stack, never ended: its job's
+    supervisor ends it, with that job's status. MLflow's own names, so any failure is ignored: an
+    MLflow without them keeps no such state."""
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    if fluent is None:
+        return
+    with suppress(Exception):
+        for stack in fluent._active_run_stack.get_all_thread_values().values():
+            stack.clear()
+        fluent._last_active_run_id.set(None)
+
+
 def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
     """Run ``init()`` once per job in this process, importing the script the first time. Returns
     None if it failed (the job then fails, as on Azure)."""
@@ -180,6 +195,7 @@ def _ensure_initialized(context: dict[str, Any]) -> types.ModuleType | None:
         os.environ.clear()
         os.environ.update(_STATE.base_env)
     _set_environment(context)
+    _forget_previous_run()
     # The job's datastores (and their credentials) are those of the workspace that holds its folder.
     root = Path(context["job_dir"]).parent.parent
     use_workspace(root)
