@@ -122,6 +122,14 @@ def setup(root: Path, sizes: workload.Sizes) -> Setup:
     return Setup(root, sizes, client, model, code, files)
 
 
+def limit_of(rounds: list[dict[str, Any]]) -> float:
+    """The limit over rounds: each way of doing the work (script, whole files) gets its median, and
+    the better median is the limit. The median of each round's better way would be biased upward:
+    the larger of two noisy figures is on average larger than either's typical value."""
+    ways = ("script_rows_per_cpu_s", "files_rows_per_cpu_s")
+    return CORES * max(med([r[way] for r in rounds]) for way in ways)
+
+
 def _limit_line(rates: dict[str, float], limit: float) -> None:
     for name, rate in rates.items():
         print(f"  {name}: {rate:,.0f} rows/s = {rate / limit:.2f} x the limit", flush=True)
@@ -161,7 +169,7 @@ def scenario_throughput(env: Setup, rounds: int, report: dict[str, Any]) -> None
         results = alternate(contenders, rounds)
     finally:
         live.close()
-    limit = med([r["limit_rows_per_s"] for r in results["limit"]])
+    limit = limit_of(results["limit"])
     rates = {name: rows / med([r["wall_s"] for r in results[name]]) for name in contenders if name != "limit"}
     out: dict[str, Any] = {"rows": rows, "limit_rows_per_s": limit, "rows_per_s": rates, "results": results}
     out["warm_vs_limit"] = rates["batchnb warm"] / limit
@@ -198,7 +206,7 @@ def scenario_concurrent(env: Setup, rounds: int, report: dict[str, Any]) -> None
         return {"wall_s": wall, "first_progress_1_s": first[0], "first_progress_2_s": first[1]}
 
     results = alternate({"limit": env.limit, "two jobs": together}, rounds)
-    limit = med([r["limit_rows_per_s"] for r in results["limit"]])
+    limit = limit_of(results["limit"])
     runs = results["two jobs"]
     rate = rows / med([r["wall_s"] for r in runs])
     # Both progressing from the start: neither job's first mini-batch waits for the other job.

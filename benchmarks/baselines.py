@@ -11,8 +11,9 @@
 * ``limit``: one process runs the scoring work both ways, the deployment's scoring script over the
   mini-batches and the joblib task over whole files, each written to Parquet, and measures its own
   CPU time, every thread included, on a second pass (the first untimed): the better of the two
-  rates is the rows per CPU-second of the scoring work alone, in a process as warm as any
-  contender's. ``cores ×`` that is what any contender can reach at most.
+  rates (over rounds, the better of their medians: see ``agent.limit_of``) is the rows per
+  CPU-second of the scoring work alone, in a process as warm as any contender's. ``cores ×`` that
+  is what any contender can reach at most.
 
 Each prints ``{"rows": n, ...}`` as its last line (``serve``: per run).
 
