@@ -236,9 +236,9 @@ def code_identity() -> str:
 
 def agent_usage(workspace_root: Path, compute: str, agent: int) -> tuple[int | None, int]:
     """What the compute's agent ``agent`` runs now: its workers (its zygotes' children but their
-    helpers, whether it started those zygotes or adopted them; None when it has no zygote, its workers being clean
-    interpreters) and the resident memory of the agent, its own processes, its zygotes and their
-    workers.
+    helpers, whether it started those zygotes or adopted them; None when it has no zygote, its
+    workers being clean interpreters) and the resident memory of the agent, its own processes, its
+    zygotes and what they forked.
 
     Raises:
         psutil.Error: The agent is gone.

@@ -238,7 +238,7 @@ class JobRun:
 
 
 class _Helper:
-    """The processes an agent makes its MLflow calls in: forked by its zygote for batchnb's own
+    """The process an agent makes its MLflow calls in: forked by its zygote for batchnb's own
     interpreter when it holds one (a local compute's agent), and kept for its later jobs, so that a
     warm job's first mini-batch waits for one ``create_run``, not for a fork. Without a zygote
     (a Dask compute, a pipeline's runner), calls are made in the calling process."""
