@@ -61,15 +61,21 @@ def csv_inputs(tmp_path: Path) -> Callable[[int], Path]:
 
 @pytest.fixture
 def deploy(client: BatchClient, model_dir: Path, tmp_path: Path) -> Callable[..., dict]:
-    """deploy(script_source, endpoint="ep-test", name="blue", **settings) -> the deployment record.
+    """deploy(script_source, endpoint="ep-test", name="blue", compute=None, **settings) -> the
+    deployment record.
 
     Writes the scoring script to its own code folder, registers the model (once), creates the
-    endpoint if needed and the deployment with the given settings.
+    endpoint if needed and the deployment with the given settings (on ``compute``, if given).
     """
     counter = {"n": 0}
 
     def make(
-        script: str, endpoint: str = "ep-test", name: str = "blue", set_default: bool = False, **settings: object
+        script: str,
+        endpoint: str = "ep-test",
+        name: str = "blue",
+        set_default: bool = False,
+        compute: str | None = None,
+        **settings: object,
     ) -> dict:
         counter["n"] += 1
         code = tmp_path / f"code{counter['n']}"
@@ -83,15 +89,15 @@ def deploy(client: BatchClient, model_dir: Path, tmp_path: Path) -> Callable[...
             client.batch_endpoints.get(endpoint)
         except Exception:
             client.batch_endpoints.create_or_update({"name": endpoint})
-        return client.batch_deployments.create_or_update(
-            {
-                "name": name,
-                "endpoint_name": endpoint,
-                "model": "azureml:tiny@latest",
-                "code_configuration": {"code": str(code), "scoring_script": "score.py"},
-                "settings": settings,
-            },
-            set_default=set_default,
-        )
+        spec = {
+            "name": name,
+            "endpoint_name": endpoint,
+            "model": "azureml:tiny@latest",
+            "code_configuration": {"code": str(code), "scoring_script": "score.py"},
+            "settings": settings,
+        }
+        if compute:
+            spec["compute"] = f"azureml:{compute}"
+        return client.batch_deployments.create_or_update(spec, set_default=set_default)
 
     return make

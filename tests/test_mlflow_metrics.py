@@ -150,25 +150,11 @@ def run(mini_batch):
 
 
 def test_jobs_on_a_warm_compute_each_log_into_their_own_run_and_compute_show_counts_only_workers(
-    client: BatchClient, model_dir: Path, csv_inputs: Callable[[int], Path], tmp_path: Path
+    client: BatchClient, deploy: Callable[..., dict], csv_inputs: Callable[[int], Path]
 ) -> None:
     client.computes.create_or_update({"name": "warm", "type": "amlcompute", "idle_time_before_scale_down": 120})
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "score.py").write_text(INIT_LOGGING_SCRIPT)
-    client.models.create_or_update({"name": "tiny", "path": str(model_dir)})
-    client.batch_endpoints.create_or_update({"name": "ep-warm"})
-    client.batch_deployments.create_or_update(
-        {
-            "name": "blue",
-            "endpoint_name": "ep-warm",
-            "model": "azureml:tiny@latest",
-            "compute": "azureml:warm",
-            "code_configuration": {"code": str(code), "scoring_script": "score.py"},
-            "settings": {"mini_batch_size": 1, "max_concurrency_per_instance": 2},
-        },
-        set_default=True,
-    )
+    settings = {"mini_batch_size": 1, "max_concurrency_per_instance": 2}
+    deploy(INIT_LOGGING_SCRIPT, endpoint="ep-warm", compute="warm", set_default=True, **settings)
     runs, inputs = [], csv_inputs(4)
     for _ in range(2):
         job = client.batch_endpoints.invoke("ep-warm", input=str(inputs)).wait(timeout=180)

@@ -337,11 +337,6 @@ def _kill(pid: int, sig: int = signal.SIGTERM) -> None:
         os.kill(pid, sig)
 
 
-def pids() -> list[int]:
-    """The pids of this agent's zygotes."""
-    return [held.pid for held in list(_leases.values())]
-
-
 def stop(kill: bool = False) -> None:
     """Stop this agent's zygotes and their workers (at once with ``kill``)."""
     with _lock:
