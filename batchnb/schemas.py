@@ -461,6 +461,9 @@ class ComputeSpec(_OpenSpec):
     tls_ca_file: str | None = None
     tls_client_cert: str | None = None
     tls_client_key: str | None = None
+    # types ssh and dask: how long a job waits for a cluster with no workers (an adaptive one may
+    # have scaled to zero) before it fails, in seconds; None: the default of batchnb.compute.dask.
+    no_workers_timeout: int | None = Field(default=None, ge=1)
 
     @field_validator("hosts", mode="before")
     @classmethod
@@ -479,6 +482,8 @@ class ComputeSpec(_OpenSpec):
             raise ValueError("a dask compute needs its scheduler's address (--address tcp://host:8786)")
         if self.type != "dask" and self.address:
             raise ValueError(f"address only applies to type dask, not {self.type}")
+        if self.no_workers_timeout is not None and self.type not in ("ssh", "dask"):
+            raise ValueError(f"no_workers_timeout only applies to types ssh and dask, not {self.type}")
         if self.address and "://" not in self.address:
             raise ValueError(f"address {self.address!r}: give the scheduler as tcp://host:port or tls://host:port")
         for key in ("password", "passphrase", "private_key"):

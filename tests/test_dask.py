@@ -50,9 +50,9 @@ def _no_leftover_processes() -> Iterator[None]:
         yield
 
 
-def _attach(client: BatchClient, cluster: Cluster, idle: int = 0) -> dict:
+def _attach(client: BatchClient, cluster: Cluster, idle: int = 0, **fields: object) -> dict:
     return client.computes.create_or_update(
-        {"name": "daskpool", "type": "dask", "address": cluster.address, "idle_time_before_scale_down": idle}
+        {"name": "daskpool", "type": "dask", "address": cluster.address, "idle_time_before_scale_down": idle, **fields}
     )
 
 
@@ -143,17 +143,21 @@ def test_compute_stop_leaves_the_cluster_running(client, deploy, csv_inputs, clu
     assert cluster.n_workers() == 2
 
 
-def test_a_cluster_whose_workers_all_die_fails_the_job_saying_so(client, deploy, csv_inputs, cluster, tmp_path) -> None:
-    _attach(client, cluster)
+def test_a_cluster_whose_workers_all_die_fails_the_job_after_its_no_workers_timeout(
+    client, deploy, csv_inputs, cluster, tmp_path
+) -> None:
+    _attach(client, cluster, no_workers_timeout=5)
     markers = _deploy(
         client, deploy, tmp_path, env={"SLEEP": "2"}, mini_batch_size=1, retry_settings={"max_retries": 1, "timeout": 3}
     )
     job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(4)))
     wait_until(lambda: next(iter(markers.glob("run-*")), None), 120, "a worker to start scoring")
+    killed_at = time.monotonic()
     cluster.kill_workers()
     job = client.jobs.wait(job["name"], timeout=240)  # bounded: never Running for ever
     assert job["status"] == "Failed"
-    assert f"the Dask cluster at {cluster.address} has had no workers" in job["error"]
+    assert f"the Dask cluster at {cluster.address} has had no workers for 5 s" in job["error"]
+    assert time.monotonic() - killed_at >= 5  # it waited for workers that long first
     assert cluster.scheduler.poll() is None
 
 
@@ -207,10 +211,13 @@ def test_the_cli_attaches_a_cluster_from_a_yaml_and_refuses_one_without_an_addre
     error_line(refused, "needs its scheduler's address", "--address")
     refused = run_cli("compute", "create", "-n", "nowhere", "--type", "dask", "--address", "127.0.0.1:8786", ws=ws)
     error_line(refused, "tcp://host:port")
+    refused = run_cli("compute", "create", "-n", "here", "--set", "no_workers_timeout=30", ws=ws)
+    error_line(refused, "no_workers_timeout only applies to types ssh and dask, not local")
     spec = tmp_path / "cluster.yml"
-    spec.write_text(f"name: shared\ntype: dask\naddress: {cluster.address}\n")
+    spec.write_text(f"name: shared\ntype: dask\naddress: {cluster.address}\nno_workers_timeout: 120\n")
     code, out, err = run_cli("compute", "create", "--file", str(spec), ws=ws)
     assert code == 0, err
+    assert '"no_workers_timeout": 120' in out
     code, out, err = run_cli("compute", "check", "-n", "shared", "-o", "json", ws=ws)
     assert code == 0, err
     assert '"threads": 1' in out and cluster.address in out

@@ -11,7 +11,8 @@ its agent instead; past that, both are used alike, through :class:`DaskWorkers`:
 - a mini-batch not back ``timeout`` plus a grace after its submission is expired (:meth:`DaskWorkers.expire`):
   the worker running it is restarted through its Nanny, and the dispatcher retries it; one that no
   worker ever took (every worker died) is retried the same way;
-- a cluster with no workers (its scheduler up) fails the job after ``NO_WORKERS_WAIT_S``, saying so;
+- a cluster with no workers (its scheduler up) fails the job after the compute's
+  ``no_workers_timeout`` (:data:`DEFAULT_NO_WORKERS_TIMEOUT_S` unless set), saying so;
 - a scheduler lost mid-job (killed, its host down, the network cut: the job's client loses its
   connection) interrupts the job at once with a :class:`batchnb.errors.ClusterLostError` naming the
   scheduler; the job keeps its committed mini-batches, and the compute's agent resumes it when the
@@ -38,7 +39,7 @@ from typing import Any
 from ..errors import ClusterLostError, ComputeError, MissingDependencyError
 
 # How long a job waits for a cluster without workers to get one before it fails.
-NO_WORKERS_WAIT_S = 60.0
+DEFAULT_NO_WORKERS_TIMEOUT_S = 60
 # How long the Nanny may take to restart a hung worker.
 RESTART_TIMEOUT_S = 60.0
 CONNECT_TIMEOUT_S = 30.0
@@ -249,17 +250,18 @@ class DaskWorkers:
         """Submit ``fn(*args)`` if the job has room on the cluster; None if not now.
 
         Raises:
-            ComputeError: The cluster has had no worker for ``NO_WORKERS_WAIT_S``.
+            ComputeError: The cluster has had no worker for the compute's ``no_workers_timeout``.
             ClusterLostError: The job's client lost its scheduler.
         """
         depth = self.depth()
         if depth == 0:
             now = time.monotonic()
             self._no_workers_since = self._no_workers_since or now
-            if now - self._no_workers_since > NO_WORKERS_WAIT_S:
+            limit = int(self.compute.get("no_workers_timeout") or DEFAULT_NO_WORKERS_TIMEOUT_S)
+            if now - self._no_workers_since > limit:
                 raise ComputeError(
                     f"compute {self.compute['name']}: the Dask cluster at {self.scheduler_address()} has had no "
-                    f"workers for {NO_WORKERS_WAIT_S:g} s; start workers for it, then invoke again"
+                    f"workers for {limit} s (its no_workers_timeout); start workers for it, then invoke again"
                 )
             return None
         self._no_workers_since = None
