@@ -166,7 +166,8 @@ def scenario_throughput(env: Setup, rounds: int, report: dict[str, Any]) -> None
         "joblib fresh": lambda: checked(run_baseline(["cold", *fresh], env.root / "fresh.log"), rows),
     }
     try:
-        results = alternate(contenders, rounds)
+        pairs = [("batchnb warm", "joblib live"), ("batchnb cold", "joblib fresh")]
+        results = alternate(contenders, rounds, pairs)
     finally:
         live.close()
     limit = limit_of(results["limit"])

@@ -222,12 +222,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--work", type=Path, default=None, help="where to build workloads (kept for reuse)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--mini-batch-rows",
+        type=int,
+        default=None,
+        help="the agent scenarios' mini-batch size in rows (default 100,000; 500,000: a file, as the loop's tasks)",
+    )
     args = parser.parse_args(argv)
     sizes = workload.Sizes.quick() if args.quick else workload.Sizes()
+    if args.mini_batch_rows:
+        sizes.mini_batch_rows = args.mini_batch_rows
     rounds = args.rounds or (1 if args.quick else 2)
     work = args.work or Path(tempfile.mkdtemp(prefix="batchnb-bench-"))
     print(f"batchnb benchmarks in {work}; {CORES} cores; load average {os.getloadavg()}", flush=True)
-    report: dict[str, Any] = {"cores": CORES, "quick": args.quick, "rounds": rounds}
+    report: dict[str, Any] = {"cores": CORES, "quick": args.quick, "rounds": rounds, "sizes": vars(sizes)}
     chosen = args.only.split(",")
     started = time.time()
     try:

@@ -169,17 +169,27 @@ def with_start_method(method: str, run: Callable[[], dict[str, Any]]) -> dict[st
             os.environ["BATCHNB_WORKER_START"] = saved
 
 
-def alternate(contenders: dict[str, Callable[[], dict[str, Any]]], rounds: int) -> dict[str, list[dict[str, Any]]]:
-    """Run every contender once per round, rotating the order each round (A B C, B C A, ...)."""
-    names = list(contenders)
-    results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+def alternate(
+    contenders: dict[str, Callable[[], dict[str, Any]]], rounds: int, pairs: list[tuple[str, str]] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Run every contender once per round, rotating the order each round (A B C, B C A, ...).
+
+    ``pairs``: contenders compared with each other run back to back, first one then the other in
+    turn (A B, then B A): the machine's speed drifts by the minute, and a ratio of two runs a
+    minute apart measures the drift as much as the contenders."""
+    paired = {name for pair in pairs or [] for name in pair}
+    groups: list[tuple[str, ...]] = [*(pairs or []), *((n,) for n in contenders if n not in paired)]
+    # In the contenders' order (the first of each group decides where it stands).
+    groups.sort(key=lambda g: list(contenders).index(g[0]))
+    results: dict[str, list[dict[str, Any]]] = {n: [] for n in contenders}
     for r in range(rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
-            result = contenders[name]()
-            results[name].append(result)
-            shown = ", ".join(f"{k} {v:.3f}" for k, v in result.items() if isinstance(v, float))
-            print(f"  round {r + 1} {name}: {shown}", flush=True)
+        turned = groups[r % len(groups) :] + groups[: r % len(groups)]
+        for group in turned:
+            for name in group if r % 2 == 0 else reversed(group):
+                result = contenders[name]()
+                results[name].append(result)
+                shown = ", ".join(f"{k} {v:.3f}" for k, v in result.items() if isinstance(v, float))
+                print(f"  round {r + 1} {name}: {shown}", flush=True)
     return results
 
 
