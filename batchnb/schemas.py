@@ -65,6 +65,15 @@ class _NameRuleError(ValueError):
     :class:`InvalidNameError`."""
 
 
+class _FieldRuleError(ValueError):
+    """A rule across fields (a model validator's), broken by ``field``: :func:`validate_spec` names
+    that field, as it names the field of a rule on one field, rather than the model as a whole."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def check_name(kind: str, value: str) -> str:
     """Return ``value`` if it is a valid ``kind`` name, else raise :class:`InvalidNameError` stating the rule.
 
@@ -261,19 +270,21 @@ class ModelDeploymentSettings(_Spec):
     def _lineage_needs_parquet(self) -> ModelDeploymentSettings:
         parquet = self.output_file_name.lower().endswith((".parquet", ".pqt"))
         if self.lineage_columns and not (parquet and self.output_action == "append_row"):
-            raise ValueError(
-                "lineage_columns: true needs a Parquet output (append_row with an output_file_name ending "
+            raise _FieldRuleError(
+                "lineage_columns",
+                "true needs a Parquet output (append_row with an output_file_name ending "
                 f"in .parquet; got {self.output_action} {self.output_file_name!r}): a text output keeps "
-                "Azure's fields"
+                "Azure's fields",
             )
         return self
 
     @model_validator(mode="after")
     def _size_needs_tabular(self) -> ModelDeploymentSettings:
         if isinstance(self.mini_batch_size, str) and self.mini_batch_mode != "tabular":
-            raise ValueError(
-                f"mini_batch_size {self.mini_batch_size!r} is a size, which only tabular mode "
-                "understands: set mini_batch_mode: tabular, or give a number of files"
+            raise _FieldRuleError(
+                "mini_batch_size",
+                f"{self.mini_batch_size!r} is a size, which only tabular mode "
+                "understands: set mini_batch_mode: tabular, or give a number of files",
             )
         return self
 
@@ -353,7 +364,7 @@ class PipelineComponentBatchDeploymentSpec(_Spec):
     @model_validator(mode="after")
     def _needs_component(self) -> PipelineComponentBatchDeploymentSpec:
         if self.component is None and self.job_definition is None:
-            raise ValueError("a pipeline deployment needs 'component' or 'job_definition'")
+            raise _FieldRuleError("component", "a pipeline deployment needs 'component' or 'job_definition'")
         return self
 
 
@@ -475,20 +486,22 @@ class ComputeSpec(_OpenSpec):
     @model_validator(mode="after")
     def _ssh_needs_hosts(self) -> ComputeSpec:
         if self.type == "ssh" and not self.hosts:
-            raise ValueError("an ssh compute needs hosts (--hosts h1,h2)")
+            raise _FieldRuleError("hosts", "an ssh compute needs hosts (--hosts h1,h2)")
         if self.type != "ssh" and self.hosts:
-            raise ValueError(f"hosts only apply to type ssh, not {self.type}")
+            raise _FieldRuleError("hosts", f"only apply to type ssh, not {self.type}")
         if self.type == "dask" and not self.address:
-            raise ValueError("a dask compute needs its scheduler's address (--address tcp://host:8786)")
+            raise _FieldRuleError("address", "a dask compute needs its scheduler's address (--address tcp://host:8786)")
         if self.type != "dask" and self.address:
-            raise ValueError(f"address only applies to type dask, not {self.type}")
+            raise _FieldRuleError("address", f"only applies to type dask, not {self.type}")
         if self.no_workers_timeout is not None and self.type not in ("ssh", "dask"):
-            raise ValueError(f"no_workers_timeout only applies to types ssh and dask, not {self.type}")
+            raise _FieldRuleError("no_workers_timeout", f"only applies to types ssh and dask, not {self.type}")
         if self.address and "://" not in self.address:
-            raise ValueError(f"address {self.address!r}: give the scheduler as tcp://host:port or tls://host:port")
+            raise _FieldRuleError(
+                "address", f"{self.address!r}: give the scheduler as tcp://host:port or tls://host:port"
+            )
         for key in ("password", "passphrase", "private_key"):
             if key in (self.model_extra or {}):
-                raise ValueError(f"{key}: batchnb stores no secrets; give ssh_key as a path or use an SSH agent")
+                raise _FieldRuleError(key, "batchnb stores no secrets; give ssh_key as a path or use an SSH agent")
         return self
 
 
@@ -538,7 +551,9 @@ def validate_spec(model: type[BaseModel], data: Any, source: str) -> Any:
         lines = []
         first_field = None
         for err in exc.errors():
-            where = _where(err["loc"]) or "(top level)"
+            rule = err.get("ctx", {}).get("error")
+            loc = (*err["loc"], rule.field) if isinstance(rule, _FieldRuleError) else err["loc"]
+            where = _where(loc) or "(top level)"
             first_field = first_field or where
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":

@@ -212,7 +212,7 @@ def test_the_cli_attaches_a_cluster_from_a_yaml_and_refuses_one_without_an_addre
     refused = run_cli("compute", "create", "-n", "nowhere", "--type", "dask", "--address", "127.0.0.1:8786", ws=ws)
     error_line(refused, "tcp://host:port")
     refused = run_cli("compute", "create", "-n", "here", "--set", "no_workers_timeout=30", ws=ws)
-    error_line(refused, "no_workers_timeout only applies to types ssh and dask, not local")
+    error_line(refused, "no_workers_timeout: only applies to types ssh and dask, not local")
     spec = tmp_path / "cluster.yml"
     spec.write_text(f"name: shared\ntype: dask\naddress: {cluster.address}\nno_workers_timeout: 120\n")
     code, out, err = run_cli("compute", "create", "--file", str(spec), ws=ws)

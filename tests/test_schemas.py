@@ -216,6 +216,20 @@ def test_mini_batch_size_given_as_text() -> None:
     assert tabular.settings.mini_batch_size == "64MB"
 
 
+@pytest.mark.parametrize(
+    ("settings", "field", "message"),
+    [
+        ({"mini_batch_size": "64MB"}, "settings.mini_batch_size", "'64MB' is a size, which only tabular mode"),
+        ({"lineage_columns": True}, "settings.lineage_columns", "true needs a Parquet output"),
+    ],
+)
+def test_a_rule_across_fields_names_the_field_that_breaks_it(settings: dict, field: str, message: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_deployment({**MINIMAL, "type": "model", "settings": settings}, "d.yml")
+    assert info.value.message.startswith(f"d.yml: {field}: {message}")
+    assert info.value.field == field
+
+
 def test_missing_required_key_is_named() -> None:
     with pytest.raises(ValidationError) as info:
         parse_deployment({"name": "blue", "type": "model"}, "deployment.yml")
