@@ -9,7 +9,8 @@
   once (untimed: loky's workers start and load the model) and says ``{"ready": true}``, then runs
   it once more for each ``run`` line on its stdin, answering each with one JSON line;
 * ``limit``: one process runs the scoring work both ways, the deployment's scoring script over the
-  mini-batches and the joblib task over whole files, each written to Parquet, and measures its own
+  mini-batches (planned and read by batchnb's own code) and the joblib task over whole files, each
+  written to Parquet, and measures its own
   CPU time, every thread included, on two passes of each way in turn (A B B A, after an untimed
   one of each): the better of the two
   rates (over rounds, the better of their medians: see ``agent.limit_of``) is the rows per
@@ -111,19 +112,22 @@ def limit(code_dir: str, model_dir: str, files: list[str], out: str, batch_rows:
     files after an untimed one of both, so that what a fresh process pays once (the allocator
     growing its heap, lazy set-ups in the libraries) is not counted as scoring work."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
+
+    from batchnb.engine import output, planner
 
     os.environ["AZUREML_MODEL_DIR"] = model_dir
     sys.path.insert(0, code_dir)
     import score  # the deployment's scoring script
 
     score.init()
+    # The mini-batches as batchnb plans them, each read by batchnb's own reader: what run() is given
+    # in a job, made as cheaply as batchnb makes it.
+    mini_batches = list(planner.plan_tabular_minibatches(files, batch_rows))
     ways = {
         "script": lambda: write_tables(
             (
-                pa.Table.from_pandas(score.run(batch.to_pandas()), preserve_index=False)
-                for path in files
-                for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+                pa.Table.from_pandas(score.run(output.read_tabular_chunks(chunks)), preserve_index=False)
+                for chunks in mini_batches
             ),
             out,
         ),

@@ -446,11 +446,15 @@ def read_tabular_chunks(chunks: list[dict[str, Any]]) -> Any:
             with contextlib.nullcontext(path) if not is_url(path) else open_input(path, read_ahead=False) as source:
                 pf = pq.ParquetFile(source)
                 groups = chunk["row_groups"]
+                table = pf.read() if groups is None else pf.read_row_groups(groups)
+                # One block per column, built as the Arrow table is freed: pandas' default copies
+                # every column once more into one 2-D block, which run() never needs and pays for
+                # on each mini-batch (an operation that wants it consolidates then).
+                frame = table.to_pandas(split_blocks=True, self_destruct=True)
+                del table
                 if groups is None:
-                    frame = pf.read().to_pandas()
                     sources.append((path, 0, len(frame)))
                 else:
-                    frame = pf.read_row_groups(groups).to_pandas()
                     sources.extend(_row_group_runs(path, pf.metadata, groups))
         frames.append(frame)
     result = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
