@@ -287,9 +287,20 @@ class JobOperations:
         if row["kind"] == "batch":
             agent.ensure(self._ws.root, row["compute"] or "local")
             return
+        from .pipelines import auto_resume
         from .pipelines.runner import start_runner
 
         start_runner(self._store, self._ws.root, name, job_dir)
+        auto_resume.resume_lost(self._store, self._ws, skip=name)  # where an agent would have started
+
+    def recover(self) -> builtins.list[str]:
+        """Start a runner again for every pipeline job whose runner died (a reboot, a killed
+        process), up to its ``max_auto_resumes``, as a compute's agent resumes its batch jobs (see
+        :mod:`batchnb.pipelines.auto_resume`). The Jupyter server extension calls this as it loads.
+        Returns the jobs resumed."""
+        from .pipelines import auto_resume
+
+        return auto_resume.resume_lost(self._store, self._ws)
 
     # -- reading --------------------------------------------------------------------------------
 

@@ -340,12 +340,15 @@ class ModelBatchDeploymentSpec(_Spec):
 
 
 class PipelineDeploymentSettings(_OpenSpec):
-    """``settings`` of a pipeline component deployment."""
+    """``settings`` of a pipeline component deployment (and of a pipeline job). ``max_auto_resumes``
+    is batchnb's: how many times a job whose runner was lost is started again by itself (see
+    :mod:`batchnb.pipelines.auto_resume`)."""
 
     default_compute: str | None = None
     default_datastore: str | None = None
     continue_on_step_failure: bool = False
     force_rerun: bool = False
+    max_auto_resumes: int = Field(default=3, ge=0, le=100)
 
 
 class PipelineComponentBatchDeploymentSpec(_Spec):

@@ -528,6 +528,69 @@ def test_resume_after_the_runner_is_killed_keeps_completed_steps(client: BatchCl
     assert second["step"] == "second"
 
 
+def _two_steps(runs: Path, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A pipeline whose second step, which needs the first's output, takes a few seconds; each step
+    counts its runs in ``runs``."""
+    first = {"command": f"echo x >> {runs}/first; echo one > ${{{{outputs.o}}}}/one.txt"}
+    second = {"command": f"echo x >> {runs}/second; sleep 3; cat ${{{{inputs.i}}}}/one.txt"}
+    return {
+        "type": "pipeline",
+        "settings": settings or {},
+        "jobs": {
+            "first": {"component": {**first, "outputs": {"o": {"type": "uri_folder"}}}},
+            "second": {
+                "component": {**second, "inputs": {"i": {"type": "uri_folder"}}},
+                "inputs": {"i": "${{parent.jobs.first.outputs.o}}"},
+            },
+        },
+    }
+
+
+def _kill_the_runner_mid_second_step(client: BatchClient, spec: dict[str, Any], runs: Path) -> str:
+    name = client.jobs.create_or_update(spec)["name"]
+    wait_until(lambda: (runs / "second").exists(), 30, "the second step to start")
+    runner_pid = wait_until(lambda: step_process(client, f"{name}-second")[0], 10, "the runner's pid")
+    runner = psutil.Process(runner_pid)
+    runner.kill()
+    runner.wait(10)
+    wait_until(lambda: client.jobs.get(name)["status"] == "Interrupted", 15, "the pipeline to read Interrupted")
+    return name
+
+
+def test_a_pipeline_job_whose_runner_died_is_resumed_by_itself(client: BatchClient, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with reaping():
+        name = _kill_the_runner_mid_second_step(client, _two_steps(runs), runs)
+        assert "resumes it" in client.jobs.get(name)["error"]
+        # What the Jupyter server extension does as it loads.
+        assert client.jobs.recover() == [name]
+        job = client.jobs.wait(name, timeout=60)
+        assert client.jobs.recover() == []
+    assert job["status"] == "Completed", job["error"]
+    assert (runs / "first").read_text().split() == ["x"]  # its completed step kept
+    assert (runs / "second").read_text().split() == ["x", "x"]
+    events = (Path(job["logs_dir"]) / "sys" / "master_role.txt").read_text()
+    assert "resumed automatically (automatic resume 1 of 3" in events
+
+
+def test_a_lost_pipeline_job_past_max_auto_resumes_waits_for_job_resume(client: BatchClient, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with reaping():
+        name = _kill_the_runner_mid_second_step(client, _two_steps(runs, {"max_auto_resumes": 0}), runs)
+        # The next pipeline job submitted looks for lost ones, as the next invoke starts a compute's agent.
+        other = client.jobs.create_or_update({"type": "pipeline", "jobs": {"only": {"component": {"command": "true"}}}})
+        assert client.jobs.wait(other["name"], timeout=60)["status"] == "Completed"
+        job = client.jobs.get(name)
+        assert job["status"] == "Interrupted"
+        assert "not resumed automatically: its runner was lost 1 times (max_auto_resumes 0)" in job["error"]
+        assert client.jobs.recover() == []  # said once, then left for `job resume`
+        client.jobs.resume(name)
+        assert client.jobs.wait(name, timeout=60)["status"] == "Completed"
+    assert (runs / "first").read_text().split() == ["x"]
+
+
 def test_cancel_stops_the_running_step(client: BatchClient, tmp_path: Path) -> None:
     spec = {"type": "pipeline", "jobs": {"long": {"component": {"command": f"touch {tmp_path}/started; sleep 60"}}}}
     with reaping():

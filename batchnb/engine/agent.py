@@ -19,7 +19,8 @@ The processes of batchnb, and how they talk to each other::
           workers started over SSH on the compute's hosts; for a dask compute, a cluster that
           already runs (batchnb.compute.dask), never started or stopped by the agent; each job's
           Dask client submits there
-    pipeline runner: python -m batchnb.pipelines.runner (one per pipeline job) → its steps' commands
+    pipeline runner: python -m batchnb.pipelines.runner (one per pipeline job) → its steps' commands;
+      a lost one is started again by the front ends (batchnb.pipelines.auto_resume)
 
 Everything durable is in the SQLite store (jobs, mini-batches, the agents' rows) and the job
 folders (parts, logs). The agent's workers end with it; its zygote ends with it when it exits, and

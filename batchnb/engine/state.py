@@ -78,7 +78,7 @@ def check_interrupted(store: Store, row: sqlite3.Row) -> str:
                 None
                 if new_status == CANCELED
                 else "the job's owner process stopped (heartbeat lost); "
-                + ("its compute's next agent resumes it, or run " if row["kind"] == "batch" else "run ")
+                + _who_resumes(row)
                 + f"`batchnb job resume -n {resumed}`",
                 new_status == INTERRUPTED,
                 row["name"],
@@ -87,6 +87,15 @@ def check_interrupted(store: Store, row: sqlite3.Row) -> str:
             ),
         ).rowcount
     return new_status if changed else status
+
+
+def _who_resumes(row: sqlite3.Row) -> str:
+    """What resumes a lost job by itself, as its error says (a pipeline's step goes with its pipeline)."""
+    if row["parent"]:
+        return "run "
+    if row["kind"] == "batch":
+        return "its compute's next agent resumes it, or run "
+    return "the next pipeline job or the Jupyter server's start resumes it, or run "
 
 
 def _agent_alive(store: Store, row: sqlite3.Row) -> bool:

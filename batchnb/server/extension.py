@@ -112,8 +112,11 @@ def setup(server_app: Any) -> None:
 def _recover(state: BatchnbServer, log: Any) -> None:
     try:
         started = state.client().computes.recover()
+        pipelines = state.client().jobs.recover()
     except Exception as exc:  # the server serves anyway; the user sees the jobs Interrupted
-        log.warning("batchnb: could not start the agents of computes with jobs left: %s", exc)
+        log.warning("batchnb: could not resume the jobs left by lost agents or runners: %s", exc)
         return
     if started:
         log.info("batchnb: started the agents of compute(s) %s, which had jobs left", ", ".join(started))
+    if pipelines:
+        log.info("batchnb: resumed pipeline job(s) %s, whose runner was lost", ", ".join(pipelines))
