@@ -93,9 +93,15 @@ def resume_lost(store: Store, compute: str, skip: set[str] | frozenset[str] = fr
                         "mini-batches are kept"
                     )
         except Exception as exc:  # it stays Interrupted, with the reason, for `job resume`
-            with store.write() as tx:
-                tx.execute(
-                    "UPDATE jobs SET lost = 0, error = ? WHERE name = ? AND lost = 1",
-                    (f"{(row['error'] or '').rstrip('. ')}; {exc}", row["name"]),
-                )
+            leave_for_job_resume(store, row, exc)
     return queued
+
+
+def leave_for_job_resume(store: Store, row: Any, why: Exception) -> None:
+    """A lost job not resumed by itself: no longer ``lost`` (nothing tries again), and its error
+    says why, after what stopped it."""
+    with store.write() as tx:
+        tx.execute(
+            "UPDATE jobs SET lost = 0, error = ? WHERE name = ? AND lost = 1",
+            (f"{(row['error'] or '').rstrip('. ')}; {why}", row["name"]),
+        )

@@ -16,7 +16,7 @@ import contextlib
 import json
 
 from ..engine import lifecycle, state
-from ..engine.auto_resume import DEFAULT_MAX_AUTO_RESUMES
+from ..engine.auto_resume import DEFAULT_MAX_AUTO_RESUMES, leave_for_job_resume
 from ..engine.logs import JobLogs
 from ..store import Store
 from ..workspace import Workspace
@@ -61,9 +61,5 @@ def resume_lost(store: Store, workspace: Workspace, skip: str | None = None) -> 
             start_runner(store, workspace.root, row["name"], job_dir)
             resumed.append(row["name"])
         except Exception as exc:  # it stays Interrupted, with the reason, for `job resume`
-            with store.write() as tx:
-                tx.execute(
-                    "UPDATE jobs SET lost = 0, error = ? WHERE name = ? AND lost = 1",
-                    (f"{(row['error'] or '').rstrip('. ')}; {exc}", row["name"]),
-                )
+            leave_for_job_resume(store, row, exc)
     return resumed
