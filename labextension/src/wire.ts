@@ -767,7 +767,9 @@ export interface CreatePipelineJob {
   [k: string]: unknown;
 }
 /**
- * ``settings`` of a pipeline component deployment.
+ * ``settings`` of a pipeline component deployment (and of a pipeline job). ``max_auto_resumes``
+ * is batchnb's: how many times a job whose runner was lost is started again by itself (see
+ * :mod:`batchnb.pipelines.auto_resume`).
  */
 export interface PipelineDeploymentSettings {
   $schema?: string | null;
@@ -775,6 +777,7 @@ export interface PipelineDeploymentSettings {
   default_datastore?: string | null;
   continue_on_step_failure?: boolean;
   force_rerun?: boolean;
+  max_auto_resumes?: number;
   [k: string]: unknown;
 }
 /**
