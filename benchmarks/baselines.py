@@ -113,7 +113,7 @@ def limit(code_dir: str, model_dir: str, files: list[str], out: str, batch_rows:
     growing its heap, lazy set-ups in the libraries) is not counted as scoring work."""
     import pyarrow as pa
 
-    from batchnb.engine import output, planner
+    from batchnb.engine import planner, tabular
 
     os.environ["AZUREML_MODEL_DIR"] = model_dir
     sys.path.insert(0, code_dir)
@@ -126,7 +126,7 @@ def limit(code_dir: str, model_dir: str, files: list[str], out: str, batch_rows:
     ways = {
         "script": lambda: write_tables(
             (
-                pa.Table.from_pandas(score.run(output.read_tabular_chunks(chunks)), preserve_index=False)
+                pa.Table.from_pandas(score.run(tabular.read_chunks(chunks)), preserve_index=False)
                 for chunks in mini_batches
             ),
             out,

@@ -33,7 +33,7 @@ from ..cloud.fs import download
 from ..confine import allowing
 from ..entities import Entity
 from ..errors import JobFailedError, ValidationError
-from . import output, planner, state
+from . import planner, state, tabular
 from .invoke import resolve_input
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def _sample_input(
             if left <= 0:
                 break
             chunks = next(planner.plan_tabular_minibatches([path], 1 << 30))
-            frame = output.read_tabular_chunks(chunks).head(left)
+            frame = tabular.read_chunks(chunks).head(left)
             frame.attrs.clear()
             copy = folder / f"{i:06d}-{Path(path).stem}.parquet"
             frame.to_parquet(copy, index=False)

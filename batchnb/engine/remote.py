@@ -34,7 +34,7 @@ from typing import Any
 from ..cloud import fs
 from ..files import atomic_write_bytes
 from ..specfile import is_url
-from . import output
+from . import output, tabular
 from .worker import score_minibatch
 
 
@@ -245,7 +245,7 @@ def shipped_input(context: dict[str, Any], items: list[Any]) -> Any:
         fetched = iter(fs.download([item for item in items if item not in where], Path(context["job_dir"]) / "inputs"))
         return [where[item] if item in where else next(fetched) for item in items]
     chunks = [{**chunk, "path": where.get(chunk["path"], chunk["path"])} for chunk in items]
-    frame = output.read_tabular_chunks(chunks)
+    frame = tabular.read_chunks(chunks)
     back = {local: path for path, local in where.items()}
     sources = frame.attrs.get("batchnb_sources") or []
     frame.attrs["batchnb_sources"] = [(back.get(path, path), first, count) for path, first, count in sources]

@@ -32,7 +32,7 @@ from typing import Any
 from ..cloud.fs import download, snapshot_datastores, use_workspace
 from ..compute.stdio import redirect_stdio
 from ..specfile import is_url
-from . import faults, output
+from . import faults, output, tabular
 
 RUN_RETURN_MESSAGE = (
     "The run() method in the entry script should return a list or a pandas DataFrame. The length of returned "
@@ -306,7 +306,7 @@ def _mini_batch_input(context: dict[str, Any], items: list[Any]) -> Any:
 
         return shipped_input(context, items)
     if context["mode"] == "tabular":
-        return output.read_tabular_chunks(items)
+        return tabular.read_chunks(items)
     return download(items, Path(context["job_dir"]) / "inputs")
 
 
