@@ -11,6 +11,7 @@ returns at once. Pipeline jobs and their steps are jobs too: the calls for them 
 from __future__ import annotations
 
 import builtins  # the operations have a method named list, which shadows the type
+import contextlib
 import json
 import shutil
 import sys
@@ -291,7 +292,10 @@ class JobOperations:
         from .pipelines.runner import start_runner
 
         start_runner(self._store, self._ws.root, name, job_dir)
-        auto_resume.resume_lost(self._store, self._ws, skip=name)  # where an agent would have started
+        # Where an agent would have started: other pipeline jobs whose runner was lost go on. Never
+        # at the cost of this job, which runs already: they are looked at again on the next occasion.
+        with contextlib.suppress(Exception):
+            auto_resume.resume_lost(self._store, self._ws, skip=name)
 
     def recover(self) -> builtins.list[str]:
         """Start a runner again for every pipeline job whose runner died (a reboot, a killed
