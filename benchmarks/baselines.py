@@ -10,12 +10,11 @@
   it once more for each ``run`` line on its stdin, answering each with one JSON line;
 * ``limit``: one process runs the scoring work both ways, the deployment's scoring script over the
   mini-batches (planned and read by batchnb's own code) and the joblib task over whole files, each
-  written to Parquet, and measures its own
-  CPU time, every thread included, on two passes of each way in turn (A B B A, after an untimed
-  one of each): the better of the two
-  rates (over rounds, the better of their medians: see ``agent.limit_of``) is the rows per
-  CPU-second of the scoring work alone, in a process as warm as any contender's. ``cores ×`` that
-  is what any contender can reach at most.
+  written to Parquet, and measures its own CPU time, every thread included, on two passes of each
+  way in turn (A B B A, after an untimed one of each): the better of the two rates (over rounds,
+  the better of their medians: see ``agent.limit_of``) is the rows per CPU-second of the scoring
+  work alone, in a process as warm as any contender's. ``cores ×`` that is what any contender can
+  reach at most.
 
 Each prints ``{"rows": n, ...}`` as its last line (``serve``: per run).
 
