@@ -174,12 +174,12 @@ class JobOperations:
                 set_values=[*(set_values or []), *overrides],
                 invoked_by=invoked_by,
                 dry_run=dry_run,
-                refused={"--mini-batch-size": mini_batch_size, "--instance-count": instance_count},
+                refused={
+                    "--mini-batch-size": mini_batch_size,
+                    "--instance-count": instance_count,
+                    "--incremental": incremental or None,
+                },
             )
-            if incremental:
-                raise ValidationError(
-                    "--incremental applies to model deployments, not pipeline ones", field="incremental"
-                )
             if isinstance(job_or_plan, dict):
                 return Entity(job_or_plan)
             self._spawn(job_or_plan)

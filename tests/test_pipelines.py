@@ -659,6 +659,9 @@ def test_pipeline_deployment_invoked_with_an_inputs_file(registered: BatchClient
     # Per-job settings of model deployments are refused, naming the flag.
     with pytest.raises(ValidationError, match="--mini-batch-size applies to model deployments"):
         client.batch_endpoints.invoke("heart-pipes", inputs=inputs_yml["inputs"], base_dir=project, mini_batch_size=3)
+    with pytest.raises(ValidationError, match="--incremental applies to model deployments"):
+        client.batch_endpoints.invoke("heart-pipes", inputs=inputs_yml["inputs"], base_dir=project, incremental=True)
+    assert [j["name"] for j in client.batch_endpoints.list_jobs("heart-pipes")] == [job["name"]]  # nothing recorded
     with pytest.raises(ValidationError, match=r"inputs\.scale: 'ten' is not a valid number"):
         client.batch_endpoints.invoke(
             "heart-pipes", inputs={**inputs_yml["inputs"], "scale": "ten"}, base_dir=project, dry_run=True
