@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from cli_helpers import run_cli
 from engine_helpers import lines, output_file, reaping, wait_until
 
 from batchnb.errors import InvalidStateError
@@ -145,6 +146,15 @@ def test_compute_start_then_stop_leaves_no_process_and_interrupts_the_running_jo
     ended = client.jobs.get(job["name"])
     assert ended["status"] == "Interrupted" and "was stopped" in ended["error"]
     assert _agent(client, compute) is None
+
+
+def test_compute_list_as_a_table_shows_the_running_agent(client, compute):
+    # The table's Agent column was always empty: the list's records never carried their agent.
+    started = client.computes.start(compute)["agent"]
+    code, out, err = run_cli("compute", "list", "-o", "table", ws=client.workspace.root)
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if line.split()[0] == compute)
+    assert f"pid {started['pid']}, " in row, out
 
 
 def test_two_jobs_share_the_capacity_and_both_advance(client, tmp_path, compute):

@@ -226,7 +226,8 @@ def compute_start(c: BatchClient, a: argparse.Namespace) -> Any:
 
 
 def compute_list(c: BatchClient, a: argparse.Namespace) -> Any:
-    return c.computes.list()
+    # Each with its agent, as compute show has it: the table's Agent column reads it.
+    return [c.computes.show(compute["name"]) for compute in c.computes.list()]
 
 
 def compute_delete(c: BatchClient, a: argparse.Namespace) -> Any:
