@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -155,6 +156,16 @@ def test_compute_list_as_a_table_shows_the_running_agent(client, compute):
     assert code == 0, err
     row = next(line for line in out.splitlines() if line.split()[0] == compute)
     assert f"pid {started['pid']}, " in row, out
+
+
+def test_compute_show_gives_the_agent_s_start_in_iso_8601(client, compute):
+    # It was the store's epoch seconds (1796307653.88...), in json, yaml, tsv and table alike.
+    client.computes.start(compute)
+    code, out, err = run_cli(
+        "compute", "show", "-n", compute, "--query", "agent.started", "-o", "tsv", ws=client.workspace.root
+    )
+    assert code == 0, err
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\n", out), out
 
 
 def test_two_jobs_share_the_capacity_and_both_advance(client, tmp_path, compute):
