@@ -207,6 +207,8 @@ def test_typo_in_deployment_yaml_names_the_key(ws: Path, project: Path) -> None:
         (("batch-endpoint", "show"), "--name/-n"),
         (("batch-endpoint", "create"), "-n/--name"),
         (("batch-endpoint", "list", "-o", "xml"), "invalid choice"),
+        # An unknown status listed no job, as if none had it (statuses are Azure's: Completed, ...).
+        (("job", "list", "--status", "completed"), "invalid choice: 'completed'"),
     ],
 )
 def test_usage_errors(ws: Path, args: tuple[str, ...], needle: str) -> None:
