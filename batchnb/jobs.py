@@ -89,7 +89,8 @@ class Job(Entity):
 
 def ended_error(job: dict[str, Any]) -> JobFailedError:
     """The error for a job that ended other than Completed (Failed, Canceled, Interrupted)."""
-    why = display.first_line(job["error"]) or "see its logs"
+    # With the exception, not only the first line: "init() ... failed in process12:" says no why.
+    why = display.error_summary(job["error"]) or "see its logs"
     return JobFailedError(f"job {job['name']} ended {job['status']}: {why}")
 
 

@@ -171,3 +171,19 @@ def test_a_failed_dry_run_exits_non_zero_with_the_error_last(
     assert "RuntimeError: no model file in AZUREML_MODEL_DIR" in record["error"]
     assert "init: about to fail" in result.stderr
     assert _last_line(result) == "ERROR: the dry run failed in init(): RuntimeError: no model file in AZUREML_MODEL_DIR"
+
+
+def test_the_error_line_of_a_job_whose_init_failed_says_why(
+    client: BatchClient, deploy: Callable[..., dict], csv_inputs: Callable[..., Path]
+) -> None:
+    # It ended at the colon of the error's first line ("... failed in process123:"), the exception
+    # left in the traceback below it.
+    deploy(INIT_FAILS, set_default=True)
+    result = run("batch-endpoint", "invoke", "-n", "ep-test", "--input", str(csv_inputs(2)), "--wait",
+                 ws=client.workspace.root)  # fmt: skip
+    assert result.returncode == 6
+    assert re.fullmatch(
+        r"ERROR: job batchjob-\w+ ended Failed: init\(\) of the scoring script failed in process\d+: "
+        r"RuntimeError: no model file in AZUREML_MODEL_DIR",
+        _last_line(result),
+    ), _last_line(result)
