@@ -209,6 +209,9 @@ def test_typo_in_deployment_yaml_names_the_key(ws: Path, project: Path) -> None:
         (("batch-endpoint", "list", "-o", "xml"), "invalid choice"),
         # An unknown status listed no job, as if none had it (statuses are Azure's: Completed, ...).
         (("job", "list", "--status", "completed"), "invalid choice: 'completed'"),
+        # -1 listed every job but the oldest (a slice), 0 every job.
+        (("job", "list", "--max-results", "-1"), "--max-results -1: give a number of jobs of at least 1"),
+        (("job", "list", "-r", "0"), "--max-results 0: give a number of jobs of at least 1"),
     ],
 )
 def test_usage_errors(ws: Path, args: tuple[str, ...], needle: str) -> None:
