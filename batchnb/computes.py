@@ -8,6 +8,7 @@ compute has processes to check and stop (:mod:`batchnb.compute`), which the regi
 from __future__ import annotations
 
 import builtins  # the operations have a method named list, which shadows the type
+import datetime as dt
 import json
 import os
 import time
@@ -185,7 +186,8 @@ class ComputeOperations:
         compute["agent"] = {
             "pid": row["pid"],
             "host": row["host"],
-            "started": row["created_at"],
+            # ISO 8601 as every other time a command prints (the store keeps epoch seconds).
+            "started": dt.datetime.fromtimestamp(row["created_at"], dt.timezone.utc).isoformat(timespec="seconds"),
             "workers": workers,
             "capacity": row["capacity"] or None,
             "running_jobs": running,

@@ -179,6 +179,21 @@ def first_line(text: str | None) -> str:
     return text.strip().splitlines()[0] if text and text.strip() else ""
 
 
+def error_summary(text: str | None) -> str:
+    """The first line of an error message, and when a traceback follows it, the exception the
+    traceback ends with if the first line does not say it (the first line names where a job failed,
+    often ending with a colon; the exception says why), or ``""``."""
+    lines = text.strip().splitlines() if text else []
+    if not lines:
+        return ""
+    if "Traceback (most recent call last):" in lines:
+        after = lines[lines.index("Traceback (most recent call last):") + 1 :]
+        raised = next((line for line in after if line and not line[0].isspace()), "")
+        if raised and raised != lines[0]:
+            return f"{lines[0]} {raised}"
+    return lines[0]
+
+
 def steps_summary(progress: dict[str, Any]) -> str:
     """A pipeline job's step counts in words: ``2/4 steps, 1 running, 1 failed``."""
     counts = progress.get("steps") or {}

@@ -12,6 +12,7 @@ handlers, widgets) can catch ``BatchnbError`` and show it the same way::
     ├── NotFoundError               exit 3, HTTP 404  an unknown endpoint, deployment, asset or job
     ├── ConflictError               exit 4, HTTP 409  already exists; an output file that exists
     │   └── InvalidStateError       exit 4, HTTP 409  an action the object's state forbids
+    │       └── JobWaitTimeoutError exit 4, HTTP 409  a job waited for has not ended within the timeout
     ├── MissingDependencyError      exit 5, HTTP 501  an optional extra is not installed
     ├── JobFailedError              exit 6, HTTP 500  a followed job did not complete; a dry run failed
     ├── WorkspaceError              exit 7, HTTP 500  the workspace or its store is unusable
@@ -104,6 +105,12 @@ class ConflictError(BatchnbError):
 
 class InvalidStateError(ConflictError):
     """An action that the current state of the object does not allow (e.g. resume a Completed job)."""
+
+
+class JobWaitTimeoutError(InvalidStateError, TimeoutError):
+    """A job waited for with a timeout had not ended when it ran out (the job goes on).
+
+    Also Python's ``TimeoutError``, which ``jobs.wait`` raised before it was one of batchnb's errors."""
 
 
 class MissingDependencyError(BatchnbError):

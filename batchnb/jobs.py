@@ -26,7 +26,14 @@ from .engine.invoke import BatchInvocation
 from .engine.logs import JobLogs, read_from
 from .engine.records import batch_job_record, invoked_by_default
 from .entities import Entity
-from .errors import ConflictError, InvalidStateError, JobFailedError, NotFoundError, ValidationError
+from .errors import (
+    ConflictError,
+    InvalidStateError,
+    JobFailedError,
+    JobWaitTimeoutError,
+    NotFoundError,
+    ValidationError,
+)
 from .specfile import is_url
 
 if TYPE_CHECKING:
@@ -82,7 +89,8 @@ class Job(Entity):
 
 def ended_error(job: dict[str, Any]) -> JobFailedError:
     """The error for a job that ended other than Completed (Failed, Canceled, Interrupted)."""
-    why = display.first_line(job["error"]) or "see its logs"
+    # With the exception, not only the first line: "init() ... failed in process12:" says no why.
+    why = display.error_summary(job["error"]) or "see its logs"
     return JobFailedError(f"job {job['name']} ended {job['status']}: {why}")
 
 
@@ -431,7 +439,8 @@ class JobOperations:
         return points
 
     def wait(self, name: str, timeout: float | None = None, raise_on_failure: bool = False, poll: float = 0.2) -> Job:
-        """Block until the job is Completed, Failed, Canceled or Interrupted; return it."""
+        """Block until the job is Completed, Failed, Canceled or Interrupted; return it. Past
+        ``timeout`` seconds, raises :class:`JobWaitTimeoutError` (a ``TimeoutError``)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self._peek(name)
@@ -439,7 +448,7 @@ class JobOperations:
                 job = self.get(name)
                 break
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {name} is still {job['status']} after {timeout} s")
+                raise JobWaitTimeoutError(f"job {name} is still {job['status']} after {timeout:g} s")
             time.sleep(poll)
         for hook in list(ON_JOB_END):
             hook(name)

@@ -195,7 +195,8 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], Path]:
 
 
 def parse_set(assignments: list[str] | None) -> list[tuple[str, Any]]:
-    """Parse az-style ``--set key.sub=value`` assignments. Values are YAML scalars (``3`` is an int)."""
+    """Parse az-style ``--set key.sub=value`` assignments. Values are YAML scalars (``3`` is an int),
+    but yes/no/on/off stay text."""
     out: list[tuple[str, Any]] = []
     for item in assignments or []:
         key, sep, raw = item.partition("=")
@@ -204,6 +205,10 @@ def parse_set(assignments: list[str] | None) -> list[tuple[str, Any]]:
         try:
             value = parse_yaml(raw, f"--set {key.strip()}") if raw.strip() else ""
         except ValidationError:
+            value = raw
+        if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+            # YAML 1.1 also reads yes/no/on/off as booleans: a string input set to "no" received
+            # "False". As in az, only true and false are booleans here.
             value = raw
         out.append((key.strip(), value))
     return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from cli_helpers import run_cli
 from engine_helpers import lines, output_file, reaping, wait_until
 
 from batchnb.errors import InvalidStateError
@@ -145,6 +147,25 @@ def test_compute_start_then_stop_leaves_no_process_and_interrupts_the_running_jo
     ended = client.jobs.get(job["name"])
     assert ended["status"] == "Interrupted" and "was stopped" in ended["error"]
     assert _agent(client, compute) is None
+
+
+def test_compute_list_as_a_table_shows_the_running_agent(client, compute):
+    # The table's Agent column was always empty: the list's records never carried their agent.
+    started = client.computes.start(compute)["agent"]
+    code, out, err = run_cli("compute", "list", "-o", "table", ws=client.workspace.root)
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if line.split()[0] == compute)
+    assert f"pid {started['pid']}, " in row, out
+
+
+def test_compute_show_gives_the_agent_s_start_in_iso_8601(client, compute):
+    # It was the store's epoch seconds (1796307653.88...), in json, yaml, tsv and table alike.
+    client.computes.start(compute)
+    code, out, err = run_cli(
+        "compute", "show", "-n", compute, "--query", "agent.started", "-o", "tsv", ws=client.workspace.root
+    )
+    assert code == 0, err
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00\n", out), out
 
 
 def test_two_jobs_share_the_capacity_and_both_advance(client, tmp_path, compute):

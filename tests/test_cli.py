@@ -207,6 +207,13 @@ def test_typo_in_deployment_yaml_names_the_key(ws: Path, project: Path) -> None:
         (("batch-endpoint", "show"), "--name/-n"),
         (("batch-endpoint", "create"), "-n/--name"),
         (("batch-endpoint", "list", "-o", "xml"), "invalid choice"),
+        # An unknown status listed no job, as if none had it (statuses are Azure's: Completed, ...).
+        (("job", "list", "--status", "completed"), "invalid choice: 'completed'"),
+        # -1 listed every job but the oldest (a slice), 0 every job.
+        (("job", "list", "--max-results", "-1"), "--max-results -1: give a number of jobs of at least 1"),
+        (("job", "list", "-r", "0"), "--max-results 0: give a number of jobs of at least 1"),
+        # The label was ignored: version 1 was shown, as if -l latest had not been given (az refuses both).
+        (("model", "show", "-n", "cli-model", "-v", "1", "-l", "latest"), "a version or a label, not both"),
     ],
 )
 def test_usage_errors(ws: Path, args: tuple[str, ...], needle: str) -> None:

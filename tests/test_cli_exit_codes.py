@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -99,6 +100,24 @@ def test_stream_of_a_canceled_job_exits_non_zero(
     assert _last_line(streamed).startswith(f"ERROR: job {name} ended Canceled")
 
 
+def test_wait_past_its_timeout_is_one_error_line_not_an_internal_error(
+    client: BatchClient, deploy: Callable[..., dict], csv_inputs: Callable[..., Path], tmp_path: Path
+) -> None:
+    # It printed "ERROR: internal error: TimeoutError: ..." and exited 1, the code of a bug.
+    release = tmp_path / "release"
+    deploy(HOLD, set_default=True, environment_variables={"RELEASE": str(release)}, retry_settings={"timeout": 600})
+    name = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(2)))["name"]
+    waited = run("job", "wait", "-n", name, "--timeout", "0.5", ws=client.workspace.root)
+    assert waited.returncode == 4, waited.stderr
+    assert re.fullmatch(f"ERROR: job {name} is still (Queued|Running) after 0.5 s\n", waited.stderr), waited.stderr
+    assert waited.stdout == ""
+    # The Python API still raises Python's TimeoutError.
+    with pytest.raises(TimeoutError):
+        client.jobs.wait(name, timeout=0.1)
+    release.touch()
+    assert client.jobs.wait(name, timeout=60)["status"] == "Completed"
+
+
 def test_invoke_stream_of_a_failing_deployment_ends_with_the_error(
     client: BatchClient, deploy: Callable[..., dict], csv_inputs: Callable[..., Path]
 ) -> None:
@@ -152,3 +171,19 @@ def test_a_failed_dry_run_exits_non_zero_with_the_error_last(
     assert "RuntimeError: no model file in AZUREML_MODEL_DIR" in record["error"]
     assert "init: about to fail" in result.stderr
     assert _last_line(result) == "ERROR: the dry run failed in init(): RuntimeError: no model file in AZUREML_MODEL_DIR"
+
+
+def test_the_error_line_of_a_job_whose_init_failed_says_why(
+    client: BatchClient, deploy: Callable[..., dict], csv_inputs: Callable[..., Path]
+) -> None:
+    # It ended at the colon of the error's first line ("... failed in process123:"), the exception
+    # left in the traceback below it.
+    deploy(INIT_FAILS, set_default=True)
+    result = run("batch-endpoint", "invoke", "-n", "ep-test", "--input", str(csv_inputs(2)), "--wait",
+                 ws=client.workspace.root)  # fmt: skip
+    assert result.returncode == 6
+    assert re.fullmatch(
+        r"ERROR: job batchjob-\w+ ended Failed: init\(\) of the scoring script failed in process\d+: "
+        r"RuntimeError: no model file in AZUREML_MODEL_DIR",
+        _last_line(result),
+    ), _last_line(result)

@@ -109,6 +109,12 @@ def test_the_cli_shows_failed_items_as_json_tsv_and_a_csv_file(client, scorer, c
         rows = list(csv.DictReader(fh))
     assert [(Path(r["item"]).name, r["why"], r["error_type"]) for r in rows] == [(_file(4), "raised", "ValueError")]
 
+    # A path ending in a slash is a folder, even one that does not exist yet (it was written as a file).
+    folder = cli("job", "failures", "-n", job["name"], "--download-path", f"{tmp_path / 'new-folder'}/", ws=ws)
+    assert folder.returncode == 0, folder.stderr
+    assert json.loads(folder.stdout)["path"] == str(tmp_path / "new-folder" / "failures.csv")
+    assert (tmp_path / "new-folder" / "failures.csv").is_file()
+
     missing = cli("job", "failures", "-n", "no-such-job", ws=ws)
     assert missing.returncode != 0 and missing.stderr.startswith("ERROR:") and "no-such-job" in missing.stderr
 

@@ -13,6 +13,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -231,13 +232,11 @@ jobs:
 """
 
 
-def test_a_hostile_value_from_the_command_line(tmp_path: Path) -> None:
-    mark = tmp_path / "pwned"
+def _say_project(tmp_path: Path) -> Callable[..., Any]:
+    """In tmp_path: say.yml and job.yml (its string input msg left to --set); returns ``cli(*args)``,
+    batchnb run there on the workspace tmp_path/ws, which checks it succeeded and parses its JSON."""
     (tmp_path / "say.yml").write_text(SAY_PIPELINE_YML.format(code=_code_folder(tmp_path)))
     (tmp_path / "job.yml").write_text("type: pipeline\ncomponent: say.yml\ninputs:\n  msg:\n    type: string\n")
-    (tmp_path / "deployment.yml").write_text("name: blue\nendpoint_name: says\ntype: pipeline\ncomponent: say.yml\n")
-    value = f'$(touch {mark}); it\'s "two words" *'
-    (tmp_path / "inputs.yml").write_text(json.dumps({"inputs": {"msg": {"type": "string", "default": value}}}))
     env = {**os.environ, "BATCHNB_WORKSPACE": str(tmp_path / "ws")}
 
     def cli(*args: str) -> Any:
@@ -247,12 +246,27 @@ def test_a_hostile_value_from_the_command_line(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
+    return cli
+
+
+def _say_from_the_command_line(cli: Callable[..., Any], value: str) -> dict[str, Any]:
+    """Runs job.yml with ``--set inputs.msg=value``; its one step, which received exactly ``value``."""
     with reaping():
         created = cli("job", "create", "-f", "job.yml", "--set", f"inputs.msg={value}")
         job = cli("job", "wait", "-n", created["name"])
     assert job["status"] == "Completed", job["error"]
     (step,) = cli("job", "list", "--parent-job-name", created["name"])
     assert json.loads((Path(step["outputs"]["o"]["path"]) / "argv.json").read_text("utf-8")) == [f"--msg={value}"]
+    return step
+
+
+def test_a_hostile_value_from_the_command_line(tmp_path: Path) -> None:
+    mark = tmp_path / "pwned"
+    cli = _say_project(tmp_path)
+    (tmp_path / "deployment.yml").write_text("name: blue\nendpoint_name: says\ntype: pipeline\ncomponent: say.yml\n")
+    value = f'$(touch {mark}); it\'s "two words" *'
+    (tmp_path / "inputs.yml").write_text(json.dumps({"inputs": {"msg": {"type": "string", "default": value}}}))
+    step = _say_from_the_command_line(cli, value)
     # job show and the step's log show the value as it was given, quoted for a shell.
     assert shlex.split(cli("job", "show", "-n", step["name"])["command"])[3] == f"--msg={value}"
     logged = Path(step["std_log"]).read_text("utf-8").splitlines()[0]
@@ -264,3 +278,9 @@ def test_a_hostile_value_from_the_command_line(tmp_path: Path) -> None:
     plan = cli("batch-endpoint", "invoke", "-n", "says", "-f", "inputs.yml", "--dry-run")
     assert shlex.split(plan["steps"][0]["command"])[3] == f"--msg={value}"
     assert not mark.exists()
+
+
+@pytest.mark.parametrize("value", ["no", "on"])
+def test_a_yes_no_word_from_the_command_line_reaches_a_string_input_as_that_word(value: str, tmp_path: Path) -> None:
+    # YAML 1.1 reads yes/no/on/off as booleans: the step received "False" or "True".
+    _say_from_the_command_line(_say_project(tmp_path), value)

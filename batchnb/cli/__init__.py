@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from ..engine.state import ALL as JOB_STATUSES
 from ..errors import BatchnbError, UsageError
 from . import commands as cmd
 from .render import FORMATS, check_query, render
@@ -326,7 +327,8 @@ GROUPS: dict[str, tuple[tuple[str, ...], str, dict[str, Command]]] = {
                 [
                     _a("--endpoint-name", "-e"),
                     _a("--deployment-name", "-d"),
-                    _a("--status"),
+                    # Azure's statuses, as written: any other value listed no job without a word.
+                    _a("--status", choices=JOB_STATUSES),
                     _a("--max-results", "-r", type=int),
                     _a("--parent-job-name", "-p"),
                 ],

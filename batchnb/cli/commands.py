@@ -226,7 +226,8 @@ def compute_start(c: BatchClient, a: argparse.Namespace) -> Any:
 
 
 def compute_list(c: BatchClient, a: argparse.Namespace) -> Any:
-    return c.computes.list()
+    # Each with its agent, as compute show has it: the table's Agent column reads it.
+    return [c.computes.show(compute["name"]) for compute in c.computes.list()]
 
 
 def compute_delete(c: BatchClient, a: argparse.Namespace) -> Any:
@@ -415,6 +416,9 @@ def job_show(c: BatchClient, a: argparse.Namespace) -> Any:
 
 
 def job_list(c: BatchClient, a: argparse.Namespace) -> Any:
+    # The limit slices the list: -1 dropped the oldest job, and 0 listed them all.
+    if a.max_results is not None and a.max_results < 1:
+        raise UsageError(f"--max-results {a.max_results}: give a number of jobs of at least 1")
     return c.jobs.list(
         endpoint_name=a.endpoint_name,
         deployment_name=a.deployment_name,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ..display import first_line
+from ..display import error_summary
 from .humanize import duration, parse_iso, when
 
 PIPED_WIDTH = 100
@@ -59,13 +59,7 @@ def cell(value: Any) -> str:
 def _one_line(text: str) -> str:
     """A multi-line text in one line: its first line, and the exception of a traceback in it (the
     first line names where a job failed, the exception why); ``…`` says that there is more."""
-    lines = text.strip().splitlines()
-    if "Traceback (most recent call last):" in lines:
-        after = lines[lines.index("Traceback (most recent call last):") + 1 :]
-        raised = next((line for line in after if line and not line[0].isspace()), "")
-        if raised and raised != lines[0]:
-            return f"{first_line(text)} {raised} …"
-    return f"{first_line(text)} …"
+    return f"{error_summary(text)} …"
 
 
 @dataclass(frozen=True)

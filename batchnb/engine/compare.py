@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..cloud.fs import download
 from ..confine import allowing
+from ..display import error_summary
 from ..entities import Entity
 from ..errors import JobFailedError, ValidationError
 from . import planner, state, tabular
@@ -114,7 +115,7 @@ def _run(
         on_job(deployment, job)
     job = client.jobs.wait(job["name"], timeout=timeout)
     if job["status"] != state.COMPLETED:
-        why = (job.get("error") or "see its logs").strip().splitlines()[0]
+        why = error_summary(job.get("error")) or "see its logs"  # with the exception: the first line may not say why
         raise JobFailedError(f"deployment {deployment}'s job {job['name']} ended {job['status']}: {why}")
     return job
 

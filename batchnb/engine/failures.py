@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -159,7 +160,8 @@ def scored_by_revision(db: sqlite3.Connection, job: str) -> dict[str, int]:
 def write_csv(rows: list[dict[str, Any]], path: str | Path) -> Path:
     """Write failed items to a CSV file (``path``, or ``failures.csv`` in that folder). Returns the file."""
     target = Path(path).expanduser()
-    if target.is_dir():
+    # Path() drops a trailing slash: "out/" names a folder even before it exists.
+    if target.is_dir() or str(path).endswith(("/", os.sep)):
         target = target / "failures.csv"
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")

@@ -88,6 +88,8 @@ class AssetOperations:
 
     def get(self, name: str, version: str | None = None, label: str | None = None) -> entities.Entity:
         """Return one version; with neither ``version`` nor ``label``, the latest."""
+        if version is not None and label is not None:  # the label was silently ignored; az refuses both
+            raise ValidationError(f"{self.kind} {name}: give a version or a label, not both")
         with self._store.read() as db:
             if version is not None:
                 row = db.execute(
