@@ -9,6 +9,7 @@ its jobs.
 from __future__ import annotations
 
 import builtins  # the operations have a method named list, which shadows the type
+import contextlib
 import json
 import sqlite3
 import time
@@ -291,23 +292,33 @@ class BatchDeploymentOperations:
                     f"{source}: model: {exc.message}; deploy it with a scoring script (code_configuration) instead",
                     field="model",
                 ) from None
+        inline_env = None
         if isinstance(dep.environment, dict):
             # Registered like an inline model, as Azure registers an anonymous environment; built
             # first (before the model: an environment that cannot be built registers nothing).
-            env = client.environments.create_or_update(
+            inline_env = client.environments.create_or_update(
                 {**dep.environment, "name": dep.environment.get("name") or f"{dep.endpoint_name}-{dep.name}-env"},
                 base_dir=base_dir,
             )
-            resolved["environment"] = f"{env['name']}:{env['version']}"
+            resolved["environment"] = f"{inline_env['name']}:{inline_env['version']}"
         if model is None:
             assert inline is not None
-            model = client.models.create_or_update(
-                {
-                    **inline.model_dump(mode="json", exclude_none=True),
-                    "name": inline.name or f"{dep.endpoint_name}-{dep.name}-model",
-                },
-                base_dir=base_dir,
-            )
+            try:
+                model = client.models.create_or_update(
+                    {
+                        **inline.model_dump(mode="json", exclude_none=True),
+                        "name": inline.name or f"{dep.endpoint_name}-{dep.name}-model",
+                    },
+                    base_dir=base_dir,
+                )
+            except Exception:
+                # The model is checked as it is registered, after the environment: a refused model
+                # must not leave that environment behind (the build runs outside any transaction, so
+                # the two cannot share one). No deployment uses the new version yet.
+                if inline_env is not None:
+                    with contextlib.suppress(Exception):
+                        client.environments.delete(inline_env["name"], inline_env["version"])
+                raise
         resolved.update(
             model=f"{model['name']}:{model['version']}", model_type=model["type"], model_dir=model["model_dir"]
         )

@@ -268,6 +268,21 @@ def test_refused_deployment_with_inline_model_registers_nothing(
     assert sorted(p.name for p in ready.workspace.models_dir.iterdir()) == ["tiny"]
 
 
+@pytest.mark.parametrize(
+    ("model", "why"),
+    [({"path": "no-such-model"}, "does not exist"), ({"path": "model", "type": "mlflow_model"}, "not an MLflow model")],
+)
+def test_refused_inline_model_registers_no_inline_environment(
+    ready: BatchClient, code: Path, model_dir: Path, model: dict, why: str
+) -> None:
+    dep = _dep("blue", code, model=model, environment={"image": "python:3.11"})
+    with pytest.raises(ValidationError, match=why):
+        ready.batch_deployments.create_or_update(dep, base_dir=model_dir.parent)
+    assert ready.environments.list() == []
+    assert [m.name for m in ready.models.list()] == ["tiny"]
+    assert ready.batch_deployments.list("ep-test") == []
+
+
 def test_inline_model_is_registered(ready: BatchClient, code: Path, model_dir: Path) -> None:
     dep = ready.batch_deployments.create_or_update(_dep("blue", code, model={"path": str(model_dir)}))
     assert dep.resolved["model"] == "ep-test-blue-model:1"
