@@ -25,6 +25,7 @@ from .schemas import (
     DeploymentSpec,
     InlineModel,
     ModelBatchDeploymentSpec,
+    ModelSpec,
     check_name,
     parse_deployment,
     validate_spec,
@@ -247,10 +248,19 @@ class BatchDeploymentOperations:
         # Every check runs before an inline model is registered, so a refused deployment registers nothing.
         inline = dep.model if isinstance(dep.model, InlineModel) else None
         model = None
-        if inline is not None and not is_mlflow_uri(inline.path) and not is_url(inline.path):
+        inline_spec: ModelSpec | None = None
+        if inline is not None:
             # Its path is refused now if it must be, not after the code folder has been copied.
-            resolve_local(inline.path, base_dir, "model.path")
-        if inline is None:
+            if not is_mlflow_uri(inline.path) and not is_url(inline.path):
+                resolve_local(inline.path, base_dir, "model.path")  # named as the deployment names it
+            inline_spec, _ = client.models.check(
+                {
+                    **inline.model_dump(mode="json", exclude_none=True),
+                    "name": inline.name or f"{dep.endpoint_name}-{dep.name}-model",
+                },
+                base_dir,
+            )
+        else:
             try:
                 model = client.models.resolve(str(dep.model))
             except NotFoundError as exc:
@@ -302,19 +312,14 @@ class BatchDeploymentOperations:
             )
             resolved["environment"] = f"{inline_env['name']}:{inline_env['version']}"
         if model is None:
-            assert inline is not None
+            assert inline_spec is not None
             try:
-                model = client.models.create_or_update(
-                    {
-                        **inline.model_dump(mode="json", exclude_none=True),
-                        "name": inline.name or f"{dep.endpoint_name}-{dep.name}-model",
-                    },
-                    base_dir=base_dir,
-                )
+                model = client.models.create_or_update(inline_spec, base_dir=base_dir)
             except Exception:
-                # The model is checked as it is registered, after the environment: a refused model
-                # must not leave that environment behind (the build runs outside any transaction, so
-                # the two cannot share one). No deployment uses the new version yet.
+                # Some checks are made only as the model is registered (its MLflow flavor, on the
+                # copy; its version, in the transaction): a model refused then must not leave the
+                # environment behind. The build runs outside any transaction, so the two cannot share
+                # one; no deployment uses the new version yet.
                 if inline_env is not None:
                     with contextlib.suppress(Exception):
                         client.environments.delete(inline_env["name"], inline_env["version"])
