@@ -61,15 +61,7 @@ class AssetOperations:
                 version = _next_version(tx, self.kind, name)
             else:
                 version = str(version)
-                check_name("version", version)
-                exists = tx.execute(
-                    "SELECT 1 FROM assets WHERE kind = ? AND name = ? AND version = ?", (self.kind, name, version)
-                ).fetchone()
-                if exists:
-                    raise ConflictError(
-                        f"{self.kind} {name} version {version} already exists; asset versions are immutable, "
-                        "so register a new version instead"
-                    )
+                self._refuse_taken(tx, name, version)
             spec = {**spec, "version": version}
             seq = tx.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM assets WHERE kind = ? AND name = ?", (self.kind, name)
@@ -82,6 +74,18 @@ class AssetOperations:
                 (self.kind, name, version, seq, json.dumps(spec), spec["created_at"]),
             )
         return self._entity(spec)
+
+    def _refuse_taken(self, db: sqlite3.Connection, name: str, version: str) -> None:
+        """Refuse a version that is not a valid name or that ``name`` already has."""
+        check_name("version", version)
+        exists = db.execute(
+            "SELECT 1 FROM assets WHERE kind = ? AND name = ? AND version = ?", (self.kind, name, version)
+        ).fetchone()
+        if exists:
+            raise ConflictError(
+                f"{self.kind} {name} version {version} already exists; asset versions are immutable, "
+                "so register a new version instead"
+            )
 
     def _entity(self, spec: dict[str, Any]) -> entities.Entity:
         return _ENTITY[self.kind]({**spec, "id": f"azureml:{spec['name']}:{spec['version']}"})
