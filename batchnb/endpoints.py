@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import entities
 from .errors import InvalidStateError, NotFoundError, ValidationError
-from .registry import snapshot_code
+from .registry.code import check_code, snapshot_folder
 from .registry.mlflow_models import check_pyfunc, is_mlflow_uri
 from .schemas import (
     BatchEndpointSpec,
@@ -278,14 +278,11 @@ class BatchDeploymentOperations:
         except NotFoundError as exc:
             raise NotFoundError(f"{source}: compute: {exc.message}") from None
         resolved["compute"] = compute["name"]
+        code_dir = None
         if dep.code_configuration is not None:
             code_dir = resolve_local(dep.code_configuration.code, base_dir, "code_configuration.code")
-            snap = snapshot_code(
-                code_dir, dep.code_configuration.scoring_script, client.workspace.code_dir, validate=not skip_validation
-            )
-            resolved.update(
-                code_dir=str(snap), scoring_script=dep.code_configuration.scoring_script, code_source=str(code_dir)
-            )
+            # Copied last, once nothing is left to refuse (an inline environment or model).
+            check_code(code_dir, dep.code_configuration.scoring_script, validate=not skip_validation)
         elif model_type != "mlflow_model":
             raise ValidationError(
                 f"{source}: code_configuration is required for a {model_type} model "
@@ -327,6 +324,12 @@ class BatchDeploymentOperations:
         resolved.update(
             model=f"{model['name']}:{model['version']}", model_type=model["type"], model_dir=model["model_dir"]
         )
+        if code_dir is not None:
+            assert dep.code_configuration is not None
+            snap = snapshot_folder(code_dir, client.workspace.code_dir, "code_configuration.code")
+            resolved.update(
+                code_dir=str(snap), scoring_script=dep.code_configuration.scoring_script, code_source=str(code_dir)
+            )
         return resolved
 
     def _resolve_pipeline_deployment(self, dep: Any, base_dir: Path | None, source: str) -> dict[str, Any]:

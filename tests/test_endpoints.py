@@ -305,6 +305,14 @@ def test_refused_inline_model_is_refused_before_the_code_folder_is_copied(
     assert [m.name for m in ready.models.list()] == ["tiny"]
 
 
+def test_a_refused_inline_environment_leaves_no_code_copied(ready: BatchClient, code: Path, tmp_path: Path) -> None:
+    dep = _dep("blue", code, environment={"conda_file": "no-such-conda.yml"})
+    with pytest.raises(ValidationError, match="no-such-conda"):
+        ready.batch_deployments.create_or_update(dep, base_dir=tmp_path)
+    assert list(ready.workspace.code_dir.iterdir()) == []
+    assert ready.environments.list() == []
+
+
 def test_inline_model_is_registered(ready: BatchClient, code: Path, model_dir: Path) -> None:
     dep = ready.batch_deployments.create_or_update(_dep("blue", code, model={"path": str(model_dir)}))
     assert dep.resolved["model"] == "ep-test-blue-model:1"

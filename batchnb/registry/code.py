@@ -71,13 +71,12 @@ def check_scoring_script(script: Path) -> None:
         )
 
 
-def snapshot_code(code_dir: Path, scoring_script: str, store_root: Path, *, validate: bool = True) -> Path:
-    """Copy ``code_dir`` into ``store_root/<sha256>`` (once per distinct content) and return that folder.
+def check_code(code_dir: Path, scoring_script: str, *, validate: bool = True) -> None:
+    """Every refusal :func:`snapshot_code` can make, without copying anything.
 
     Args:
         code_dir: The deployment's ``code_configuration.code`` folder, already resolved.
         scoring_script: The script's path relative to ``code_dir``.
-        store_root: The workspace's ``artifacts/code`` folder.
         validate: Check that the script parses and defines ``init`` and ``run``.
     """
     if not code_dir.is_dir():
@@ -94,6 +93,20 @@ def snapshot_code(code_dir: Path, scoring_script: str, store_root: Path, *, vali
         )
     if validate:
         check_scoring_script(script)
+    for path in _files(code_dir):
+        check_path(path, "code_configuration.code")
+
+
+def snapshot_code(code_dir: Path, scoring_script: str, store_root: Path, *, validate: bool = True) -> Path:
+    """Copy ``code_dir`` into ``store_root/<sha256>`` (once per distinct content) and return that folder.
+
+    Args:
+        code_dir: The deployment's ``code_configuration.code`` folder, already resolved.
+        scoring_script: The script's path relative to ``code_dir``.
+        store_root: The workspace's ``artifacts/code`` folder.
+        validate: Check that the script parses and defines ``init`` and ``run``.
+    """
+    check_code(code_dir, scoring_script, validate=validate)
     return snapshot_folder(code_dir, store_root, "code_configuration.code")
 
 
