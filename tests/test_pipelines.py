@@ -826,6 +826,18 @@ def test_steps_cannot_run_on_an_ssh_compute(client: BatchClient) -> None:
         client.jobs.create_or_update(spec)
 
 
+def test_a_taken_component_version_is_refused_before_its_code_is_copied(client: BatchClient, tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "run.py").write_text("print(1)\n")
+    component = {"name": "echo", "version": "1", "type": "command", "command": "python run.py", "code": str(code)}
+    client.components.create_or_update(component)
+    (code / "run.py").write_text("print(2)\n")
+    with pytest.raises(ConflictError, match="component echo version 1 already exists"):
+        client.components.create_or_update(component)
+    assert len(list(client.workspace.code_dir.iterdir())) == 1  # the first version's code only
+
+
 def test_canceling_an_interrupted_pipeline_settles_its_steps(client: BatchClient, tmp_path: Path) -> None:
     spec = {
         "type": "pipeline",
