@@ -337,6 +337,12 @@ class BatchDeploymentOperations:
         from .pipelines.operations import graph_from_job
         from .pipelines.resolve import Resolver
 
+        compute = dep.settings.default_compute
+        if compute:  # before the component is loaded, which copies its steps' code folders
+            try:
+                self._client.computes.resolve(compute)
+            except NotFoundError as exc:
+                raise NotFoundError(f"{source}: settings.default_compute: {exc.message}") from None
         if dep.job_definition is not None:
             graph = graph_from_job(self._client, dep.job_definition, f"{source}: job_definition")
         else:
@@ -347,12 +353,6 @@ class BatchDeploymentOperations:
                     f"got a {graph.get('type')} component",
                     field="component",
                 )
-        compute = dep.settings.default_compute
-        if compute:
-            try:
-                self._client.computes.resolve(compute)
-            except NotFoundError as exc:
-                raise NotFoundError(f"{source}: settings.default_compute: {exc.message}") from None
         ref = f"{graph.get('name')}:{graph.get('version')}" if graph.get("version") else graph.get("name")
         return {"component": graph, "component_ref": ref}
 

@@ -838,6 +838,21 @@ def test_a_taken_component_version_is_refused_before_its_code_is_copied(client: 
     assert len(list(client.workspace.code_dir.iterdir())) == 1  # the first version's code only
 
 
+def test_a_pipeline_deployment_on_an_unknown_compute_copies_no_code(client: BatchClient, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "run.py").write_text("print(1)\n")
+    client.batch_endpoints.create_or_update({"name": "pipes"})
+    deployment = {
+        "name": "nowhere",
+        "type": "pipeline",
+        "component": {"type": "pipeline", "jobs": {"a": {"component": {"code": "src", "command": "python run.py"}}}},
+        "settings": {"default_compute": "azureml:nope"},
+    }
+    with pytest.raises(NotFoundError, match=r"settings\.default_compute: compute nope does not exist"):
+        client.batch_deployments.create_or_update(deployment, endpoint_name="pipes", base_dir=tmp_path)
+    assert list(client.workspace.code_dir.iterdir()) == []
+
+
 def test_canceling_an_interrupted_pipeline_settles_its_steps(client: BatchClient, tmp_path: Path) -> None:
     spec = {
         "type": "pipeline",
