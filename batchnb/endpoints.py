@@ -346,13 +346,15 @@ class BatchDeploymentOperations:
         if dep.job_definition is not None:
             graph = graph_from_job(self._client, dep.job_definition, f"{source}: job_definition")
         else:
-            graph = Resolver(self._client).load(dep.component, base_dir, f"{source}: component")
+            resolver = Resolver(self._client)
+            graph = resolver.load(dep.component, base_dir, f"{source}: component")
             if graph.get("type") != "pipeline":
                 raise ValidationError(
                     f"{source}: component: a pipeline deployment needs a pipeline component, "
                     f"got a {graph.get('type')} component",
                     field="component",
                 )
+            resolver.place_code()
         ref = f"{graph.get('name')}:{graph.get('version')}" if graph.get("version") else graph.get("name")
         return {"component": graph, "component_ref": ref}
 

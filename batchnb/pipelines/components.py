@@ -47,5 +47,7 @@ class ComponentOperations(AssetOperations):
             # the version is recorded.
             with self._store.read() as db:
                 self._refuse_taken(db, str(spec["name"]), str(spec["version"]))
-        record = Resolver(self._client).resolve(dict(spec), base_dir, source)
+        resolver = Resolver(self._client)
+        record = resolver.resolve(dict(spec), base_dir, source)
+        resolver.place_code()
         return self._insert(record)
