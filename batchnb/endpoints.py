@@ -338,7 +338,7 @@ class BatchDeploymentOperations:
         from .pipelines.resolve import Resolver
 
         compute = dep.settings.default_compute
-        if compute:  # before the component is loaded, which copies its steps' code folders
+        if compute:
             try:
                 self._client.computes.resolve(compute)
             except NotFoundError as exc:

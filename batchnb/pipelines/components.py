@@ -43,8 +43,8 @@ class ComponentOperations(AssetOperations):
         if not spec.get("name"):
             raise ValidationError("component: name is required to register a component", field="name")
         if spec.get("version") is not None:
-            # Refused before resolving copies its code folder (which would stay); checked again as
-            # the version is recorded.
+            # Refused before its code folder is copied (which would stay); checked again as the
+            # version is recorded.
             with self._store.read() as db:
                 self._refuse_taken(db, str(spec["name"]), str(spec["version"]))
         resolver = Resolver(self._client)
