@@ -9,6 +9,7 @@ its jobs.
 from __future__ import annotations
 
 import builtins  # the operations have a method named list, which shadows the type
+import contextlib
 import json
 import sqlite3
 import time
@@ -17,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from . import entities
 from .errors import InvalidStateError, NotFoundError, ValidationError
-from .registry import snapshot_code
+from .registry.code import check_code, snapshot_folder
 from .registry.mlflow_models import check_pyfunc, is_mlflow_uri
 from .schemas import (
     BatchEndpointSpec,
     DeploymentSpec,
     InlineModel,
     ModelBatchDeploymentSpec,
+    ModelSpec,
     check_name,
     parse_deployment,
     validate_spec,
@@ -246,10 +248,19 @@ class BatchDeploymentOperations:
         # Every check runs before an inline model is registered, so a refused deployment registers nothing.
         inline = dep.model if isinstance(dep.model, InlineModel) else None
         model = None
-        if inline is not None and not is_mlflow_uri(inline.path) and not is_url(inline.path):
+        inline_spec: ModelSpec | None = None
+        if inline is not None:
             # Its path is refused now if it must be, not after the code folder has been copied.
-            resolve_local(inline.path, base_dir, "model.path")
-        if inline is None:
+            if not is_mlflow_uri(inline.path) and not is_url(inline.path):
+                resolve_local(inline.path, base_dir, "model.path")  # named as the deployment names it
+            inline_spec, _ = client.models.check(
+                {
+                    **inline.model_dump(mode="json", exclude_none=True),
+                    "name": inline.name or f"{dep.endpoint_name}-{dep.name}-model",
+                },
+                base_dir,
+            )
+        else:
             try:
                 model = client.models.resolve(str(dep.model))
             except NotFoundError as exc:
@@ -267,14 +278,11 @@ class BatchDeploymentOperations:
         except NotFoundError as exc:
             raise NotFoundError(f"{source}: compute: {exc.message}") from None
         resolved["compute"] = compute["name"]
+        code_dir = None
         if dep.code_configuration is not None:
             code_dir = resolve_local(dep.code_configuration.code, base_dir, "code_configuration.code")
-            snap = snapshot_code(
-                code_dir, dep.code_configuration.scoring_script, client.workspace.code_dir, validate=not skip_validation
-            )
-            resolved.update(
-                code_dir=str(snap), scoring_script=dep.code_configuration.scoring_script, code_source=str(code_dir)
-            )
+            # Copied last, once nothing is left to refuse (an inline environment or model).
+            check_code(code_dir, dep.code_configuration.scoring_script, validate=not skip_validation)
         elif model_type != "mlflow_model":
             raise ValidationError(
                 f"{source}: code_configuration is required for a {model_type} model "
@@ -291,26 +299,37 @@ class BatchDeploymentOperations:
                     f"{source}: model: {exc.message}; deploy it with a scoring script (code_configuration) instead",
                     field="model",
                 ) from None
+        inline_env = None
         if isinstance(dep.environment, dict):
             # Registered like an inline model, as Azure registers an anonymous environment; built
             # first (before the model: an environment that cannot be built registers nothing).
-            env = client.environments.create_or_update(
+            inline_env = client.environments.create_or_update(
                 {**dep.environment, "name": dep.environment.get("name") or f"{dep.endpoint_name}-{dep.name}-env"},
                 base_dir=base_dir,
             )
-            resolved["environment"] = f"{env['name']}:{env['version']}"
+            resolved["environment"] = f"{inline_env['name']}:{inline_env['version']}"
         if model is None:
-            assert inline is not None
-            model = client.models.create_or_update(
-                {
-                    **inline.model_dump(mode="json", exclude_none=True),
-                    "name": inline.name or f"{dep.endpoint_name}-{dep.name}-model",
-                },
-                base_dir=base_dir,
-            )
+            assert inline_spec is not None
+            try:
+                model = client.models.create_or_update(inline_spec, base_dir=base_dir)
+            except Exception:
+                # Some checks are made only as the model is registered (its MLflow flavor, on the
+                # copy; its version, in the transaction): a model refused then must not leave the
+                # environment behind. The build runs outside any transaction, so the two cannot share
+                # one; no deployment uses the new version yet.
+                if inline_env is not None:
+                    with contextlib.suppress(Exception):
+                        client.environments.delete(inline_env["name"], inline_env["version"])
+                raise
         resolved.update(
             model=f"{model['name']}:{model['version']}", model_type=model["type"], model_dir=model["model_dir"]
         )
+        if code_dir is not None:
+            assert dep.code_configuration is not None
+            snap = snapshot_folder(code_dir, client.workspace.code_dir, "code_configuration.code")
+            resolved.update(
+                code_dir=str(snap), scoring_script=dep.code_configuration.scoring_script, code_source=str(code_dir)
+            )
         return resolved
 
     def _resolve_pipeline_deployment(self, dep: Any, base_dir: Path | None, source: str) -> dict[str, Any]:
@@ -318,22 +337,24 @@ class BatchDeploymentOperations:
         from .pipelines.operations import graph_from_job
         from .pipelines.resolve import Resolver
 
-        if dep.job_definition is not None:
-            graph = graph_from_job(self._client, dep.job_definition, f"{source}: job_definition")
-        else:
-            graph = Resolver(self._client).load(dep.component, base_dir, f"{source}: component")
-            if graph.get("type") != "pipeline":
-                raise ValidationError(
-                    f"{source}: component: a pipeline deployment needs a pipeline component, "
-                    f"got a {graph.get('type')} component",
-                    field="component",
-                )
         compute = dep.settings.default_compute
         if compute:
             try:
                 self._client.computes.resolve(compute)
             except NotFoundError as exc:
                 raise NotFoundError(f"{source}: settings.default_compute: {exc.message}") from None
+        if dep.job_definition is not None:
+            graph = graph_from_job(self._client, dep.job_definition, f"{source}: job_definition")
+        else:
+            resolver = Resolver(self._client)
+            graph = resolver.load(dep.component, base_dir, f"{source}: component")
+            if graph.get("type") != "pipeline":
+                raise ValidationError(
+                    f"{source}: component: a pipeline deployment needs a pipeline component, "
+                    f"got a {graph.get('type')} component",
+                    field="component",
+                )
+            resolver.place_code()
         ref = f"{graph.get('name')}:{graph.get('version')}" if graph.get("version") else graph.get("name")
         return {"component": graph, "component_ref": ref}
 

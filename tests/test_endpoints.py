@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from batchnb import BatchClient
-from batchnb.errors import InvalidNameError, InvalidStateError, NotFoundError, ValidationError
+from batchnb.errors import ConflictError, InvalidNameError, InvalidStateError, NotFoundError, ValidationError
 
 SCRIPT = """\
 def init():
@@ -266,6 +266,51 @@ def test_refused_deployment_with_inline_model_registers_nothing(
         ready.batch_deployments.create_or_update(_dep("blue", code, model=inline))
     assert [m.name for m in ready.models.list()] == ["tiny"]
     assert sorted(p.name for p in ready.workspace.models_dir.iterdir()) == ["tiny"]
+
+
+@pytest.mark.parametrize(
+    ("model", "error"),
+    [
+        ({"path": "sklearn-only", "type": "mlflow_model"}, ValidationError),  # no pyfunc flavor: seen on the copy
+        ({"name": "tiny", "version": "1", "path": "model"}, ConflictError),  # taken: seen in the transaction
+    ],
+)
+def test_refused_inline_model_registers_no_inline_environment(
+    ready: BatchClient, code: Path, model_dir: Path, model: dict, error: type[Exception]
+) -> None:
+    (model_dir.parent / "sklearn-only").mkdir()
+    (model_dir.parent / "sklearn-only" / "MLmodel").write_text("flavors:\n  sklearn: {}\n")
+    dep = _dep("blue", code, model=model, environment={"image": "python:3.11"})
+    with pytest.raises(error):
+        ready.batch_deployments.create_or_update(dep, base_dir=model_dir.parent)
+    assert ready.environments.list() == []
+    assert [m.name for m in ready.models.list()] == ["tiny"]
+    assert ready.batch_deployments.list("ep-test") == []
+
+
+@pytest.mark.parametrize(
+    ("model", "why"),
+    [
+        ({"path": "no-such-model"}, "does not exist"),
+        ({"path": "model", "type": "mlflow_model"}, "not an MLflow model"),
+        ({"path": "https://example.com/model.pkl"}, "only local files and folders"),
+    ],
+)
+def test_refused_inline_model_is_refused_before_the_code_folder_is_copied(
+    ready: BatchClient, code: Path, model_dir: Path, model: dict, why: str
+) -> None:
+    with pytest.raises(ValidationError, match=why):
+        ready.batch_deployments.create_or_update(_dep("blue", code, model=model), base_dir=model_dir.parent)
+    assert list(ready.workspace.code_dir.iterdir()) == []
+    assert [m.name for m in ready.models.list()] == ["tiny"]
+
+
+def test_a_refused_inline_environment_leaves_no_code_copied(ready: BatchClient, code: Path, tmp_path: Path) -> None:
+    dep = _dep("blue", code, environment={"conda_file": "no-such-conda.yml"})
+    with pytest.raises(ValidationError, match="no-such-conda"):
+        ready.batch_deployments.create_or_update(dep, base_dir=tmp_path)
+    assert list(ready.workspace.code_dir.iterdir()) == []
+    assert ready.environments.list() == []
 
 
 def test_inline_model_is_registered(ready: BatchClient, code: Path, model_dir: Path) -> None:

@@ -23,7 +23,7 @@ from engine_helpers import lines, output_file
 from env_helpers import conda_file, job_spec, printed_by, tiny_wheel
 
 from batchnb import BatchClient
-from batchnb.errors import InvalidStateError
+from batchnb.errors import ConflictError, InvalidStateError
 
 # Returns, for each file, the version of tinypkg that init() imported.
 SCORE = """
@@ -161,6 +161,16 @@ def test_a_package_that_cannot_be_found_fails_environment_create_naming_it(tmp_p
     line = error_line(result, "environment broken: the build failed", "batchnb-no-such-package")
     assert result[0] == 2, line
     assert snapshot(ws) == before  # nothing recorded, no build left behind
+
+
+def test_a_version_already_taken_is_refused_before_the_build(client, tmp_path, wheels):
+    taken = _env(client, tmp_path, wheels, "taken", "tinypkg==1.0")
+    before = snapshot(client.workspace.root)
+    conda = conda_file(tmp_path / "again", wheels, "tinypkg==2.0")
+    with pytest.raises(ConflictError, match="environment taken version 1 already exists"):
+        client.environments.create_or_update({"name": "taken", "version": "1", "conda_file": str(conda)})
+    assert snapshot(client.workspace.root) == before  # nothing recorded, nothing built
+    assert [p.name for p in (client.workspace.root / "envs").iterdir()] == [taken["build"]["hash"]]
 
 
 def test_a_requirements_file_is_an_environment_too(client, tmp_path, wheels):

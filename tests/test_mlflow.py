@@ -398,6 +398,27 @@ def test_a_model_without_an_environment_gets_its_own_requirements(
     assert printed_by(spec["python"], "import tinypkg, sklearn; print(tinypkg.VERSION)") == "2.0"
 
 
+def test_an_invocation_named_as_another_job_is_refused_before_the_models_requirements_are_built(
+    client: BatchClient, flow: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from env_helpers import tiny_wheel
+
+    from batchnb.errors import ConflictError
+
+    wheels = tmp_path / "wheels"
+    tiny_wheel("tinypkg", "2.0", wheels)
+    monkeypatch.setenv("UV_FIND_LINKS", str(wheels))
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    data = _deploy_lr_requiring(client, flow, tmp_path, "lr-own", "tinypkg==2.0")
+    with reaping():
+        other = {"type": "pipeline", "jobs": {"a": {"component": {"command": "true"}}}}
+        client.jobs.create_or_update(other, name="taken").wait(timeout=60)
+    assert not (client.workspace.root / "envs").exists()
+    with pytest.raises(ConflictError, match="a job named taken already exists"):
+        client.batch_endpoints.invoke("ep-flow", input=str(data), job_name="taken")
+    assert not (client.workspace.root / "envs").exists()  # nothing built for a refused job
+
+
 def test_cli_model_create_from_a_uri_with_trust_types(flow: SimpleNamespace, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "BATCHNB_WORKSPACE"}
     env.update(BATCHNB_WORKSPACE=str(tmp_path / "ws"), MLFLOW_TRACKING_URI=flow.uri)

@@ -826,6 +826,75 @@ def test_steps_cannot_run_on_an_ssh_compute(client: BatchClient) -> None:
         client.jobs.create_or_update(spec)
 
 
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        {},  # input n is required but not bound
+        {"inputs": {"n": 1}, "outputs": {"o": "${{parent.outputs.nope}}"}},
+    ],
+)
+def test_a_refused_pipeline_copies_no_code(client: BatchClient, tmp_path: Path, mistake: dict[str, Any]) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "run.py").write_text("print(1)\n")
+    component = {
+        "code": "src",
+        "command": "python run.py ${{inputs.n}} ${{outputs.o}}",
+        "inputs": {"n": {"type": "integer"}},
+        "outputs": {"o": {"type": "uri_folder"}},
+    }
+    spec = {"type": "pipeline", "jobs": {"a": {"component": component, **mistake}}}
+    with pytest.raises(ValidationError):
+        client.jobs.create_or_update(spec, base_dir=tmp_path)
+    with pytest.raises(ValidationError):
+        client.components.create_or_update({**spec, "name": "refused"}, base_dir=tmp_path)
+    client.batch_endpoints.create_or_update({"name": "pipes"})
+    with pytest.raises(ValidationError):
+        client.batch_deployments.create_or_update(
+            {"name": "refused", "type": "pipeline", "component": spec}, endpoint_name="pipes", base_dir=tmp_path
+        )
+    assert list(client.workspace.code_dir.iterdir()) == []
+    assert job_count(client) == 0
+
+
+def test_a_pipeline_job_named_as_another_copies_no_code(client: BatchClient, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "run.py").write_text("print(1)\n")
+    with reaping():
+        first = {"type": "pipeline", "jobs": {"a": {"component": {"command": "true"}}}}
+        client.jobs.create_or_update(first, name="taken").wait(timeout=60)
+    spec = {"type": "pipeline", "jobs": {"a": {"component": {"code": "src", "command": "python run.py"}}}}
+    with pytest.raises(ConflictError, match="a job named taken already exists"):
+        client.jobs.create_or_update(spec, base_dir=tmp_path, name="taken")
+    assert list(client.workspace.code_dir.iterdir()) == []
+
+
+def test_a_taken_component_version_is_refused_before_its_code_is_copied(client: BatchClient, tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "run.py").write_text("print(1)\n")
+    component = {"name": "echo", "version": "1", "type": "command", "command": "python run.py", "code": str(code)}
+    client.components.create_or_update(component)
+    (code / "run.py").write_text("print(2)\n")
+    with pytest.raises(ConflictError, match="component echo version 1 already exists"):
+        client.components.create_or_update(component)
+    assert len(list(client.workspace.code_dir.iterdir())) == 1  # the first version's code only
+
+
+def test_a_pipeline_deployment_on_an_unknown_compute_copies_no_code(client: BatchClient, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "run.py").write_text("print(1)\n")
+    client.batch_endpoints.create_or_update({"name": "pipes"})
+    deployment = {
+        "name": "nowhere",
+        "type": "pipeline",
+        "component": {"type": "pipeline", "jobs": {"a": {"component": {"code": "src", "command": "python run.py"}}}},
+        "settings": {"default_compute": "azureml:nope"},
+    }
+    with pytest.raises(NotFoundError, match=r"settings\.default_compute: compute nope does not exist"):
+        client.batch_deployments.create_or_update(deployment, endpoint_name="pipes", base_dir=tmp_path)
+    assert list(client.workspace.code_dir.iterdir()) == []
+
+
 def test_canceling_an_interrupted_pipeline_settles_its_steps(client: BatchClient, tmp_path: Path) -> None:
     spec = {
         "type": "pipeline",

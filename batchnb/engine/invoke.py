@@ -141,6 +141,9 @@ class BatchInvocation:
             ),
         }
         # Last, once everything else is known to be right: the first job of an environment builds it.
+        with self._client.store.read() as db:  # checked again as the job is recorded
+            if db.execute("SELECT 1 FROM jobs WHERE name = ?", (name,)).fetchone():
+                raise ConflictError(f"a job named {name} already exists")
         build = self._environment_build(deployment)
         spec.update(
             environment=resolved.get("environment"),

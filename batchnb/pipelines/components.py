@@ -42,5 +42,12 @@ class ComponentOperations(AssetOperations):
             raise ValidationError(f"a component is a YAML mapping or a decorated function, not {type(spec).__name__}")
         if not spec.get("name"):
             raise ValidationError("component: name is required to register a component", field="name")
-        record = Resolver(self._client).resolve(dict(spec), base_dir, source)
+        if spec.get("version") is not None:
+            # Refused before its code folder is copied (which would stay); checked again as the
+            # version is recorded.
+            with self._store.read() as db:
+                self._refuse_taken(db, str(spec["name"]), str(spec["version"]))
+        resolver = Resolver(self._client)
+        record = resolver.resolve(dict(spec), base_dir, source)
+        resolver.place_code()
         return self._insert(record)

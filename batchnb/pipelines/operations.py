@@ -91,6 +91,7 @@ def create_job(
         base_dir=base_dir,
         invoked_by=invoked_by,
         source=source,
+        place_code=resolver.place_code,
     )
 
 

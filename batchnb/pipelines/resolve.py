@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, ValidationError
-from ..registry.code import snapshot_folder
+from ..registry.code import Snapshot, plan_snapshot
 from ..schemas import validate_spec
 from ..specfile import is_asset_ref, is_url, load_yaml, parse_datastore_uri, resolve_local
 from .spec import (
@@ -83,6 +83,13 @@ class Resolver:
 
     def __init__(self, client: BatchClient) -> None:
         self._client = client
+        self._snapshots: list[Snapshot] = []
+
+    def place_code(self) -> None:
+        """Copy the code folders of the components resolved so far into the workspace. The caller
+        calls it once nothing is left to refuse: a refused component or job leaves no copy behind."""
+        for snapshot in self._snapshots:
+            snapshot.place()
 
     # -- components -----------------------------------------------------------------------------
 
@@ -142,7 +149,9 @@ class Resolver:
                 raise ValidationError(
                     f"{source}: code folder {spec.code!r} does not exist (resolved to {folder})", field="code"
                 )
-            code_dir = str(snapshot_folder(folder, self._client.workspace.code_dir, f"{source}: code"))
+            snapshot = plan_snapshot(folder, self._client.workspace.code_dir, f"{source}: code")
+            self._snapshots.append(snapshot)
+            code_dir = str(snapshot.path)
         record = spec.model_dump(mode="json", exclude_none=True, by_alias=False)
         record.pop("schema_url", None)
         record.pop("code", None)

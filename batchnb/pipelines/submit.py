@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,9 +75,12 @@ class Submitter:
         invoked_by: str | None = None,
         source: str = "pipeline job",
         dry_run: bool = False,
+        place_code: Callable[[], None] | None = None,
     ) -> Any:
         """Record the pipeline job and its steps and return the job's name (the caller starts its
-        runner); with ``dry_run``, check and plan everything and return the plan, recording nothing."""
+        runner); with ``dry_run``, check and plan everything and return the plan, recording nothing.
+        ``place_code`` copies the steps' code folders (see :meth:`Resolver.place_code`): called once
+        everything is checked, before the job is recorded."""
         settings = dict(settings or {})
         name = check_name("job", job_name) if job_name else f"pipelinejob-{uuid.uuid4().hex[:12]}"
         given_in, given_out = dict(inputs or {}), dict(outputs or {})
@@ -112,6 +116,13 @@ class Submitter:
                     for s in graph["order"]
                 ],
             }
+        names = [name, *(b["name"] for b in steps.values())]
+        if place_code is not None:
+            with self._client.store.read() as db:
+                _refuse_taken(db, names)  # before the copy; again as the job is recorded
+            place_code()
+        for body in steps.values():  # read in the code as copied, which exists only now
+            body["mlflow_in_code"] = uses_mlflow(body["code_dir"], body["command_template"])
         ws = self._client.workspace
         spec = {
             "kind": "pipeline",
@@ -136,9 +147,7 @@ class Submitter:
 
         who = invoked_by or invoked_by_default()
         with self._client.store.write() as tx:
-            taken = [n for n in (name, *(b["name"] for b in steps.values())) if _exists(tx, n)]
-            if taken:
-                raise ConflictError(f"a job named {taken[0]} already exists")
+            _refuse_taken(tx, names)
             tx.execute(
                 "INSERT INTO jobs (name, kind, endpoint, deployment, status, spec, invoked_by, created_at, "
                 "heartbeat_at) VALUES (?, 'pipeline', ?, ?, ?, ?, ?, ?, ?)",
@@ -326,7 +335,6 @@ class Submitter:
                 "command_template": component["command"],
                 # shown, with the real values; the runner runs it with each value in an environment variable
                 "command": render_command(component["command"], step_ins, step_outs, where).shown,
-                "mlflow_in_code": uses_mlflow(component.get("code_dir"), component["command"]),
             }
         return planned
 
@@ -341,8 +349,10 @@ class Submitter:
             return None
 
 
-def _exists(tx: Any, name: str) -> bool:
-    return tx.execute("SELECT 1 FROM jobs WHERE name = ?", (name,)).fetchone() is not None
+def _refuse_taken(db: Any, names: list[str]) -> None:
+    taken = [n for n in names if db.execute("SELECT 1 FROM jobs WHERE name = ?", (n,)).fetchone() is not None]
+    if taken:
+        raise ConflictError(f"a job named {taken[0]} already exists")
 
 
 __all__ = ["NOT_STARTED", "Submitter"]

@@ -61,15 +61,7 @@ class AssetOperations:
                 version = _next_version(tx, self.kind, name)
             else:
                 version = str(version)
-                check_name("version", version)
-                exists = tx.execute(
-                    "SELECT 1 FROM assets WHERE kind = ? AND name = ? AND version = ?", (self.kind, name, version)
-                ).fetchone()
-                if exists:
-                    raise ConflictError(
-                        f"{self.kind} {name} version {version} already exists; asset versions are immutable, "
-                        "so register a new version instead"
-                    )
+                self._refuse_taken(tx, name, version)
             spec = {**spec, "version": version}
             seq = tx.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM assets WHERE kind = ? AND name = ?", (self.kind, name)
@@ -82,6 +74,18 @@ class AssetOperations:
                 (self.kind, name, version, seq, json.dumps(spec), spec["created_at"]),
             )
         return self._entity(spec)
+
+    def _refuse_taken(self, db: sqlite3.Connection, name: str, version: str) -> None:
+        """Refuse a version that is not a valid name or that ``name`` already has."""
+        check_name("version", version)
+        exists = db.execute(
+            "SELECT 1 FROM assets WHERE kind = ? AND name = ? AND version = ?", (self.kind, name, version)
+        ).fetchone()
+        if exists:
+            raise ConflictError(
+                f"{self.kind} {name} version {version} already exists; asset versions are immutable, "
+                "so register a new version instead"
+            )
 
     def _entity(self, spec: dict[str, Any]) -> entities.Entity:
         return _ENTITY[self.kind]({**spec, "id": f"azureml:{spec['name']}:{spec['version']}"})
@@ -134,24 +138,13 @@ class ModelOperations(AssetOperations):
 
     kind = "model"
 
-    def create_or_update(
-        self, spec: ModelSpec | dict[str, Any], base_dir: Path | None = None, *, trust_types: bool = False
-    ) -> entities.Entity:
-        """Register a new model version from a local file or folder, or an MLflow URI.
+    def check(self, spec: ModelSpec | dict[str, Any], base_dir: Path | None = None) -> tuple[ModelSpec, Path | None]:
+        """The checks :meth:`create_or_update` makes before it copies anything: the model (an MLflow
+        URI made an ``mlflow_model``) and its local file or folder (None for an MLflow URI).
 
-        Args:
-            spec: The model YAML as a mapping or a :class:`ModelSpec`. ``path`` is a local file or
-                folder, or ``runs:/<run>/<path>``, ``models:/<name>/<version>`` or
-                ``models:/<name>@<alias>``, resolved against the configured MLflow tracking URI
-                (``MLFLOW_TRACKING_URI`` or ``mlflow.set_tracking_uri``); a URI implies
-                ``type: mlflow_model``.
-            base_dir: Where a relative ``path`` resolves (the YAML file's folder).
-            trust_types: Trust the types a skops-serialized model needs (``--trust-types``); see
-                :mod:`batchnb.registry.mlflow_models`.
-
-        Either way the model is copied into the workspace (an MLflow URI is pinned: the version keeps
-        working if the run or registry entry goes away). An ``mlflow_model`` is checked (pyfunc
-        flavor, skops trust) on that copy before the version is recorded: a refusal records nothing.
+        Raises:
+            ValidationError: the path is a URL other than an MLflow URI, does not exist, cannot be
+                copied, or is not the MLflow model its type says.
         """
         model = spec if isinstance(spec, ModelSpec) else validate_spec(ModelSpec, spec, "model")
         uri = is_mlflow_uri(model.path)
@@ -185,6 +178,28 @@ class ModelOperations(AssetOperations):
                 )
             if source.is_dir():
                 check_tree(source, "path")  # copied with its symlinks followed
+        return model, source
+
+    def create_or_update(
+        self, spec: ModelSpec | dict[str, Any], base_dir: Path | None = None, *, trust_types: bool = False
+    ) -> entities.Entity:
+        """Register a new model version from a local file or folder, or an MLflow URI.
+
+        Args:
+            spec: The model YAML as a mapping or a :class:`ModelSpec`. ``path`` is a local file or
+                folder, or ``runs:/<run>/<path>``, ``models:/<name>/<version>`` or
+                ``models:/<name>@<alias>``, resolved against the configured MLflow tracking URI
+                (``MLFLOW_TRACKING_URI`` or ``mlflow.set_tracking_uri``); a URI implies
+                ``type: mlflow_model``.
+            base_dir: Where a relative ``path`` resolves (the YAML file's folder).
+            trust_types: Trust the types a skops-serialized model needs (``--trust-types``); see
+                :mod:`batchnb.registry.mlflow_models`.
+
+        Either way the model is copied into the workspace (an MLflow URI is pinned: the version keeps
+        working if the run or registry entry goes away). An ``mlflow_model`` is checked (pyfunc
+        flavor, skops trust) on that copy before the version is recorded: a refusal records nothing.
+        """
+        model, source = self.check(spec, base_dir)
         # Copy (or download) outside the transaction (it may be large); move into place inside it.
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self._ws.models_dir))
         try:

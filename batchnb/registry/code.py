@@ -7,6 +7,7 @@ import hashlib
 import shutil
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from ..confine import check_path
 from ..errors import ValidationError
@@ -71,13 +72,12 @@ def check_scoring_script(script: Path) -> None:
         )
 
 
-def snapshot_code(code_dir: Path, scoring_script: str, store_root: Path, *, validate: bool = True) -> Path:
-    """Copy ``code_dir`` into ``store_root/<sha256>`` (once per distinct content) and return that folder.
+def check_code(code_dir: Path, scoring_script: str, *, validate: bool = True) -> None:
+    """Every refusal :func:`snapshot_code` can make, without copying anything.
 
     Args:
         code_dir: The deployment's ``code_configuration.code`` folder, already resolved.
         scoring_script: The script's path relative to ``code_dir``.
-        store_root: The workspace's ``artifacts/code`` folder.
         validate: Check that the script parses and defines ``init`` and ``run``.
     """
     if not code_dir.is_dir():
@@ -94,11 +94,53 @@ def snapshot_code(code_dir: Path, scoring_script: str, store_root: Path, *, vali
         )
     if validate:
         check_scoring_script(script)
+    for path in _files(code_dir):
+        check_path(path, "code_configuration.code")
+
+
+def snapshot_code(code_dir: Path, scoring_script: str, store_root: Path, *, validate: bool = True) -> Path:
+    """Copy ``code_dir`` into ``store_root/<sha256>`` (once per distinct content) and return that folder.
+
+    Args:
+        code_dir: The deployment's ``code_configuration.code`` folder, already resolved.
+        scoring_script: The script's path relative to ``code_dir``.
+        store_root: The workspace's ``artifacts/code`` folder.
+        validate: Check that the script parses and defines ``init`` and ``run``.
+    """
+    check_code(code_dir, scoring_script, validate=validate)
     return snapshot_folder(code_dir, store_root, "code_configuration.code")
 
 
-def snapshot_folder(code_dir: Path, store_root: Path, field: str = "code") -> Path:
-    """Copy a folder into ``store_root/<sha256 of its files>`` (once per distinct content); return that folder.
+class Snapshot(NamedTuple):
+    """A folder's snapshot, checked and named (``path``) but not copied yet: :meth:`place` copies it."""
+
+    source: Path
+    files: list[Path]
+    path: Path
+
+    def place(self) -> Path:
+        """Copy the folder to ``path`` unless an identical snapshot is there already; return ``path``."""
+        if self.path.is_dir():
+            return self.path
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.path.parent))
+        try:
+            for path in self.files:
+                dest = staging / path.relative_to(self.source)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, dest)
+            try:
+                staging.rename(self.path)
+            except OSError:
+                if not self.path.is_dir():  # another process placed the same snapshot first: fine
+                    raise
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return self.path
+
+
+def plan_snapshot(code_dir: Path, store_root: Path, field: str = "code") -> Snapshot:
+    """Check a folder's files and name its snapshot ``store_root/<sha256 of its files>``, copying nothing.
 
     Args:
         code_dir: The folder, already resolved.
@@ -113,21 +155,10 @@ def snapshot_folder(code_dir: Path, store_root: Path, field: str = "code") -> Pa
     for path in files:
         digest.update(str(path.relative_to(code_dir)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
-    target = store_root / digest.hexdigest()[:32]
-    if target.is_dir():
-        return target
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=store_root))
-    try:
-        for path in files:
-            dest = staging / path.relative_to(code_dir)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, dest)
-        try:
-            staging.rename(target)
-        except OSError:
-            if not target.is_dir():  # another process placed the same snapshot first: fine
-                raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return Snapshot(code_dir, files, store_root / digest.hexdigest()[:32])
+
+
+def snapshot_folder(code_dir: Path, store_root: Path, field: str = "code") -> Path:
+    """Copy a folder into ``store_root/<sha256 of its files>`` (once per distinct content); return that
+    folder. The arguments are :func:`plan_snapshot`'s."""
+    return plan_snapshot(code_dir, store_root, field).place()

@@ -49,6 +49,11 @@ class EnvironmentOperations(AssetOperations):
                 message is the resolver's, naming the package.
         """
         env = spec if isinstance(spec, EnvironmentSpec) else validate_spec(EnvironmentSpec, spec, "environment")
+        if env.version is not None:
+            # Refused before a build that can take minutes and would stay behind; checked again
+            # as the version is recorded.
+            with self._store.read() as db:
+                self._refuse_taken(db, env.name, str(env.version))
         record = env.model_dump(mode="json", exclude_none=True)
         build_spec = self._build_spec(env, record, base_dir)
         record["build_spec"] = to_record(build_spec)
