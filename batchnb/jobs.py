@@ -607,11 +607,19 @@ class JobOperations:
                 raise InvalidStateError(f"job {name} is {job['status']}; its output is complete only once Completed")
             source = job["outputs"]["score"]["path"]
         target = Path(download_path).expanduser().resolve() / "named-outputs" / output_name
-        target.mkdir(parents=True, exist_ok=True)
+        # Looked for before the target is made: an output deleted since the job leaves no empty folder.
+        fs = None
         if is_url(source):
             from .cloud.fs import filesystem
 
             fs, root = filesystem(source, self._ws.root)
+            found = fs.exists(root)
+        else:
+            found = Path(source).exists()
+        if not found:
+            raise NotFoundError(f"job {name}'s output {output_name}: {source} does not exist")
+        target.mkdir(parents=True, exist_ok=True)
+        if fs is not None:
             fs.get(root.rstrip("/") + "/", str(target), recursive=True)
         elif Path(source).is_file():
             shutil.copy2(source, target / Path(source).name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import socket
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from engine_helpers import csv_rows, job_count, lines, output_file, reaping, wait_until
 
-from batchnb.errors import ConflictError
+from batchnb.errors import ConflictError, NotFoundError
 
 # Reads every CSV of the mini-batch and returns its rows: one output line per input row.
 ECHO = """
@@ -176,6 +177,22 @@ def test_output_path_is_honoured(client, deploy, csv_inputs, tmp_path):
     # Nothing was written to the default location.
     default = client.workspace.default_datastore_root / "azureml" / job["name"]
     assert not default.exists()
+
+
+def test_a_job_output_downloads_and_a_deleted_one_is_refused_by_name(client, deploy, csv_inputs, tmp_path):
+    deploy(ECHO, mini_batch_size=2)
+    job = client.batch_endpoints.invoke("ep-test", input=str(csv_inputs(5))).wait(timeout=120)
+    assert job["status"] == "Completed", job["error"]
+    out = Path(job["outputs"]["score"]["path"])
+    target = client.jobs.download(job["name"], tmp_path / "dl")
+    assert target == (tmp_path / "dl" / "named-outputs" / "score").resolve()
+    assert {f.name: f.read_bytes() for f in target.iterdir()} == {f.name: f.read_bytes() for f in out.iterdir()}
+    assert len(lines(target / "predictions.csv")) == 5
+
+    shutil.rmtree(out)  # the output removed by hand, or by another tool
+    with pytest.raises(NotFoundError, match=f"job {job['name']}'s output score: {out} does not exist"):
+        client.jobs.download(job["name"], tmp_path / "again")
+    assert not (tmp_path / "again").exists()  # no empty folder left behind
 
 
 def test_an_existing_output_file_is_refused_before_any_work(client, deploy, csv_inputs, tmp_path):
