@@ -24,10 +24,9 @@ from . import display
 from .engine import agent, attempts, failures, lifecycle, output, output_location, state
 from .engine.invoke import BatchInvocation
 from .engine.logs import JobLogs, read_from
-from .engine.records import batch_job_record, invoked_by_default
+from .engine.records import batch_job_record, invoked_by_default, refuse_taken_names
 from .entities import Entity
 from .errors import (
-    ConflictError,
     InvalidStateError,
     JobFailedError,
     JobWaitTimeoutError,
@@ -216,8 +215,7 @@ class JobOperations:
             spec["incremental"] = reuse.summary()
         now = time.time()
         with self._store.write() as tx:
-            if tx.execute("SELECT 1 FROM jobs WHERE name = ?", (name,)).fetchone():
-                raise ConflictError(f"a job named {name} already exists")
+            refuse_taken_names(tx, [name])
             tx.execute(
                 "INSERT INTO jobs (name, kind, endpoint, deployment, status, spec, invoked_by, created_at, "
                 "heartbeat_at) VALUES (?, 'batch', ?, ?, ?, ?, ?, ?, ?)",

@@ -28,6 +28,7 @@ from ..specfile import apply_set, is_asset_ref, is_url, parse_datastore_uri, par
 from ..storage import check_url_scheme, local_kind
 from . import isolated, lineage, output, output_location, planner, tracking, tracking_store
 from .drivers import DRIVERS_DIR, MLFLOW_DRIVER
+from .records import refuse_taken_names
 
 if TYPE_CHECKING:
     from ..client import BatchClient
@@ -142,8 +143,7 @@ class BatchInvocation:
         }
         # Last, once everything else is known to be right: the first job of an environment builds it.
         with self._client.store.read() as db:  # checked again as the job is recorded
-            if db.execute("SELECT 1 FROM jobs WHERE name = ?", (name,)).fetchone():
-                raise ConflictError(f"a job named {name} already exists")
+            refuse_taken_names(db, [name])
         build = self._environment_build(deployment)
         spec.update(
             environment=resolved.get("environment"),

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConflictError
 from . import failures, state
 
 if TYPE_CHECKING:
@@ -21,6 +22,14 @@ def invoked_by_default() -> str:
         return f"{getpass.getuser()}@{socket.gethostname()}"
     except Exception:  # getuser fails in some containers
         return f"unknown@{socket.gethostname()}"
+
+
+def refuse_taken_names(db: Any, names: list[str]) -> None:
+    """Refuse job names already in the store. Checked on a read before slow work (a build, a copy)
+    and again in the transaction that records the job."""
+    for name in names:
+        if db.execute("SELECT 1 FROM jobs WHERE name = ?", (name,)).fetchone():
+            raise ConflictError(f"a job named {name} already exists")
 
 
 def run_metrics(spec: dict[str, Any]) -> dict[str, float]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine import state
 from ..engine.invoke import resolve_input
+from ..engine.records import invoked_by_default, refuse_taken_names
 from ..engine.tracking import capture_tracking_uri
 from ..engine.tracking_store import job_tracking_uri, uses_mlflow
 from ..errors import ConflictError, NotFoundError, ValidationError
@@ -119,7 +120,7 @@ class Submitter:
         names = [name, *(b["name"] for b in steps.values())]
         if place_code is not None:
             with self._client.store.read() as db:
-                _refuse_taken(db, names)  # before the copy; again as the job is recorded
+                refuse_taken_names(db, names)  # before the copy; again as the job is recorded
             place_code()
         for body in steps.values():  # read in the code as copied, which exists only now
             body["mlflow_in_code"] = uses_mlflow(body["code_dir"], body["command_template"])
@@ -143,11 +144,9 @@ class Submitter:
             ),
         }
         now = time.time()
-        from ..engine.records import invoked_by_default
-
         who = invoked_by or invoked_by_default()
         with self._client.store.write() as tx:
-            _refuse_taken(tx, names)
+            refuse_taken_names(tx, names)
             tx.execute(
                 "INSERT INTO jobs (name, kind, endpoint, deployment, status, spec, invoked_by, created_at, "
                 "heartbeat_at) VALUES (?, 'pipeline', ?, ?, ?, ?, ?, ?, ?)",
@@ -347,12 +346,6 @@ class Submitter:
             return self._client.environments.resolve(ref).get("build_spec")  # type: ignore[no-any-return]
         except NotFoundError:
             return None
-
-
-def _refuse_taken(db: Any, names: list[str]) -> None:
-    taken = [n for n in names if db.execute("SELECT 1 FROM jobs WHERE name = ?", (n,)).fetchone() is not None]
-    if taken:
-        raise ConflictError(f"a job named {taken[0]} already exists")
 
 
 __all__ = ["NOT_STARTED", "Submitter"]
