@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         "--mini-batch-rows",
         type=int,
         default=None,
-        help="the agent scenarios' mini-batch size in rows (default 100,000; 500,000: a file, as the loop's tasks)",
+        help="the agent scenarios' mini-batch size in rows (default 100,000; throughput also runs a file per "
+        "mini-batch, the joblib loop's task)",
     )
     args = parser.parse_args(argv)
     sizes = workload.Sizes.quick() if args.quick else workload.Sizes()

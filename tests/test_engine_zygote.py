@@ -22,7 +22,7 @@ def init():
 def run(mini_batch):
     time.sleep(float(os.environ.get("SLEEP", "0")))
     record = {"pid": os.getpid(), "ppid": os.getppid(), "pandas": PANDAS_BEFORE_SCRIPT,
-              "omp": os.environ.get("OMP_NUM_THREADS")}
+              "omp": os.environ.get("OMP_NUM_THREADS"), "purge": os.environ.get("MIMALLOC_PURGE_DELAY")}
     with open(os.environ["TRACE"], "a") as fh:
         fh.write("".join(json.dumps({**record, "file": os.path.basename(f)}) + "\\n" for f in mini_batch))
     return [os.path.basename(f) for f in mini_batch]
@@ -86,8 +86,9 @@ def test_workers_are_forked_from_one_zygote_that_imported_the_data_stack(client,
     log = _zygote_log(job).read_text()
     assert f"zygote {parent}: imported batchnb.engine.worker, pandas, pyarrow.parquet" in log
     assert all(r["pandas"] for r in records)
-    # The thread settings reach forked workers too: the cores shared among the 2 workers.
+    # The thread and memory settings reach forked workers too: the cores shared among the 2 workers.
     assert {r["omp"] for r in records} == {str(max(1, (os.cpu_count() or 1) // 2))}
+    assert {r["purge"] for r in records} == {"-1"}  # as scoring-script.md says: Arrow keeps what it frees
     # The agent exited with the job (no idle time), and its zygote with it, record and all.
     wait_until(lambda: not psutil.pid_exists(parent), 30, "the zygote to exit after its agent")
     assert not list((client.workspace.root / "run").iterdir())

@@ -24,6 +24,7 @@ from multiprocessing import popen_fork, process, reduction, resource_tracker, sp
 from typing import Any
 
 from . import zygote
+from .base import keep_freed_memory
 from .zygote_server import read_signed
 
 # The descriptors a worker being forked inherits (set in the worker, by the zygote, before it runs).
@@ -136,7 +137,7 @@ def context(python: str | None = None) -> Any:
 
 
 def worker_started(env: dict[str, str], modules: tuple[str, ...]) -> None:
-    """Runs first in every worker: apply the thread settings, import ``modules`` (done already when
+    """Runs first in every worker: apply the thread and memory settings, import ``modules`` (done already when
     forked from the zygote), and end the worker when the process that started it dies.
 
     A worker's parent is its zygote, which kills the workers of an agent that is gone; a worker
@@ -144,6 +145,7 @@ def worker_started(env: dict[str, str], modules: tuple[str, ...]) -> None:
     """
 
     os.environ.update(env)
+    keep_freed_memory()
     parent = os.getppid()
 
     def watch() -> None:
